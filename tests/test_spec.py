@@ -1,0 +1,132 @@
+import json
+import subprocess
+import shutil
+
+import pytest
+
+from harness import spec
+from harness.errors import ConfigError
+
+
+def paths(config):
+    return [v.path for v in spec.validate(config)]
+
+
+def test_default_config_is_valid():
+    assert spec.validate(spec.default_config()) == []
+    assert spec.validate(spec.default_config(rootless=True)) == []
+
+
+@pytest.mark.skipif(shutil.which("runc") is None, reason="runc is not installed")
+@pytest.mark.parametrize("rootless", [False, True])
+def test_default_config_matches_runc_spec(tmp_path, rootless):
+    subprocess.run(["runc", "spec", *(["--rootless"] if rootless else [])], cwd=tmp_path, check=True)
+    theirs = json.loads((tmp_path / "config.json").read_text())
+    ours = spec.default_config(rootless=rootless)
+    # runc maps the calling user, as we do
+    assert ours == theirs
+
+
+def test_rootless_maps_given_ids():
+    config = spec.default_config(rootless=True, uid=1000, gid=100)
+    assert config["linux"]["uidMappings"] == [{"containerID": 0, "hostID": 1000, "size": 1}]
+    assert config["linux"]["gidMappings"] == [{"containerID": 0, "hostID": 100, "size": 1}]
+    assert "network" not in [ns["type"] for ns in config["linux"]["namespaces"]]
+
+
+def test_violations_name_json_paths():
+    c = spec.default_config()
+    del c["process"]["cwd"]
+    c["process"]["args"] = []
+    c["process"]["rlimits"].append({"type": "RLIMIT_NOFILE", "soft": 1, "hard": 2})
+    c["process"]["rlimits"].append({"type": "RLIMIT_BOGUS", "soft": -1, "hard": 2})
+    c["process"]["capabilities"]["effective"].append("CAP_MADE_UP")
+    c["linux"]["namespaces"].append({"type": "pid"})
+    c["linux"]["namespaces"].append({"type": "nope"})
+    c["mounts"][0]["destination"] = 5
+    c["process"]["env"].append("NOEQUALS")
+    c["hooks"] = {"prestart": [{"path": "relative/hook", "timeout": 0}]}
+    found = paths(c)
+    for expected in [
+        "$.process.cwd",
+        "$.process.args",
+        "$.process.rlimits[1].type",
+        "$.process.rlimits[2].type",
+        "$.process.rlimits[2].soft",
+        "$.process.capabilities.effective[3]",
+        "$.linux.namespaces[5].type",
+        "$.linux.namespaces[6].type",
+        "$.mounts[0].destination",
+        "$.process.env[2]",
+        "$.hooks.prestart[0].path",
+        "$.hooks.prestart[0].timeout",
+    ]:
+        assert expected in found, f"{expected} not reported; got {found}"
+
+
+def test_missing_required_top_level():
+    found = paths({})
+    assert "$.ociVersion" in found and "$.root" in found
+    assert paths([]) == ["$"]
+
+
+def test_bad_semver_and_types():
+    c = spec.default_config()
+    c["ociVersion"] = "one"
+    c["root"]["readonly"] = "yes"
+    c["process"]["user"]["uid"] = -1
+    c["process"]["terminal"] = 1
+    c["process"]["oomScoreAdj"] = 5000
+    c["linux"]["devices"] = [{"type": "x", "path": "dev/foo"}]
+    found = paths(c)
+    for expected in ["$.ociVersion", "$.root.readonly", "$.process.user.uid", "$.process.terminal", "$.process.oomScoreAdj", "$.linux.devices[0].type", "$.linux.devices[0].path"]:
+        assert expected in found, (expected, found)
+
+
+def test_bool_is_not_an_int():
+    c = spec.default_config()
+    c["process"]["user"]["uid"] = True
+    assert "$.process.user.uid" in paths(c)
+
+
+def test_unknown_properties_are_allowed():
+    c = spec.default_config()
+    c["org.example.future"] = {"x": 1}
+    c["process"]["somethingNew"] = True
+    assert spec.validate(c) == []
+
+
+def test_check_raises_with_every_violation():
+    c = spec.default_config()
+    c["process"]["args"] = []
+    del c["process"]["cwd"]
+    with pytest.raises(ConfigError) as err:
+        spec.check(c, source="b/config.json")
+    assert "b/config.json" in str(err.value) and "2 place(s)" in str(err.value)
+    assert "$.process.args" in str(err.value) and "$.process.cwd" in str(err.value)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        spec.load(tmp_path / "config.json")
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON at line 1"):
+        spec.load(tmp_path / "config.json")
+    (tmp_path / "config.json").write_text("[]")
+    with pytest.raises(ConfigError, match="must be a JSON object"):
+        spec.load(tmp_path / "config.json")
+
+
+def test_dump_is_atomic_and_round_trips(tmp_path):
+    c = spec.default_config()
+    spec.dump(c, tmp_path / "config.json")
+    assert spec.load(tmp_path / "config.json") == c
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+def test_set_namespace():
+    c = spec.default_config()
+    spec.set_namespace(c, "network", "/proc/1/ns/net")
+    assert {"type": "network", "path": "/proc/1/ns/net"} in c["linux"]["namespaces"]
+    spec.set_namespace(c, "network", present=False)
+    assert "network" not in [n["type"] for n in c["linux"]["namespaces"]]
