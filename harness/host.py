@@ -1,0 +1,87 @@
+"""Facts about the host that decide what a run can do and how to read its results."""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+
+def _unescape(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and i + 3 < len(field) + 0 and field[i + 1 : i + 4].isdigit():
+            out.append(chr(int(field[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Mount:
+    mount_id: int
+    parent_id: int
+    root: str
+    mount_point: str
+    options: tuple[str, ...]
+    fstype: str
+    source: str
+
+
+def mounts(pid: int | str = "self") -> list[Mount]:
+    """The mount table of a process, parsed from /proc/PID/mountinfo."""
+    result = []
+    for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        f = left.split()
+        r = right.split()
+        result.append(
+            Mount(int(f[0]), int(f[1]), _unescape(f[3]), _unescape(f[4]), tuple(f[5].split(",")), r[0], _unescape(r[1]))
+        )
+    return result
+
+
+@lru_cache(maxsize=1)
+def cgroup_mode() -> str:
+    """``"v2"`` (unified), ``"hybrid"`` (v1 controllers plus a v2 hierarchy) or ``"v1"``."""
+    table = {m.mount_point: m.fstype for m in mounts()}
+    if table.get("/sys/fs/cgroup") == "cgroup2":
+        return "v2"
+    if any(fs == "cgroup2" for fs in table.values()):
+        return "hybrid"
+    return "v1"
+
+
+def namespace_inodes(pid: int | str = "self") -> dict[str, int]:
+    """The inode of each /proc/PID/ns/* entry: two processes share a namespace iff the inodes match."""
+    base = Path(f"/proc/{pid}/ns")
+    return {entry.name: os.stat(entry).st_ino for entry in base.iterdir()}
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def user_namespaces_available() -> bool:
+    try:
+        return int(Path("/proc/sys/user/max_user_namespaces").read_text()) > 0
+    except (OSError, ValueError):
+        return False
+
+
+@lru_cache(maxsize=1)
+def facts() -> dict[str, str]:
+    """The environment block results carry: kernel, machine, cgroup mode."""
+    uname = platform.uname()
+    return {
+        "kernel": uname.release,
+        "machine": uname.machine,
+        "hostname": uname.node,
+        "cgroup_mode": cgroup_mode(),
+        "python": platform.python_version(),
+    }

@@ -1,0 +1,167 @@
+"""The runtime adapter, against fake runtimes (small scripts) that misbehave on purpose."""
+
+import json
+import os
+import stat
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness import host, runtime
+from harness.runtime import Container, Runtime, RuntimeCallError, RuntimeDefinition, RuntimeNotFound, RuntimeTimeout, State
+
+
+def fake_runtime(tmp_path: Path, body: str, name: str = "fakert") -> Path:
+    """A runtime binary whose behaviour is the Python ``body`` (argv in ``args``)."""
+    path = tmp_path / name
+    path.write_text(f"#!{sys.executable}\nimport sys, json, os, time\nargs = sys.argv[1:]\n" + textwrap.dedent(body))
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def make(tmp_path, body, **defn) -> Runtime:
+    binary = fake_runtime(tmp_path, body)
+    return Runtime(RuntimeDefinition(name="fakert", binary=str(binary), **defn), tmp_path / "state")
+
+
+def test_argv_has_global_args_and_state_root(tmp_path):
+    rt = make(tmp_path, "print(json.dumps(args))", global_args=("--network=none",), root_flag="--state-dir")
+    assert rt.argv("start", "x") == [rt.binary, "--network=none", "--state-dir", str(tmp_path / "state"), "start", "x"]
+    out = rt.call("start", "x").stdout.decode()
+    assert json.loads(out) == ["--network=none", "--state-dir", str(tmp_path / "state"), "start", "x"]
+
+
+def test_failed_call_carries_command_exit_code_and_stderr(tmp_path):
+    rt = make(tmp_path, "sys.stderr.write('container xyz does not exist\\n'); sys.exit(3)")
+    with pytest.raises(RuntimeCallError) as err:
+        rt.start("xyz")
+    e = err.value
+    assert e.returncode == 3 and "does not exist" in e.stderr
+    assert e.argv[-2:] == ["start", "xyz"]
+    assert "fakert" in str(e) and "exit code: 3" in str(e) and "does not exist" in str(e)
+
+
+def test_hanging_runtime_times_out(tmp_path):
+    rt = make(tmp_path, "time.sleep(60)")
+    rt.timeout = 0.5
+    with pytest.raises(RuntimeTimeout, match=r"no answer within 0.5 s"):
+        rt.state("x")
+
+
+@pytest.mark.parametrize(
+    "output, problem",
+    [("garbage{", "not JSON"), ("[1, 2]", "not a state object"), ('{"id": 5, "status": "running"}', "not a state object"), ("", "not JSON")],
+)
+def test_garbage_state_is_an_error_naming_the_runtime(tmp_path, output, problem):
+    rt = make(tmp_path, f"print({output!r})")
+    with pytest.raises(RuntimeCallError, match=problem) as err:
+        rt.state("x")
+    assert str(err.value).startswith("fakert:")
+
+
+def test_state_parses_fields():
+    st = State.parse(
+        json.dumps({"ociVersion": "1.0.2", "id": "a", "status": "created", "pid": 42, "bundle": "/b", "annotations": {"k": "v"}}),
+        runtime="r",
+        argv=[],
+    )
+    assert (st.oci_version, st.id, st.status, st.pid, st.bundle, st.annotations) == ("1.0.2", "a", "created", 42, "/b", {"k": "v"})
+    st = State.parse('{"id": "a", "status": "stopped", "pid": 0}', runtime="r", argv=[])
+    assert st.pid is None and st.bundle is None and st.annotations == {}
+
+
+def test_kill_passes_signal_names(tmp_path):
+    log = tmp_path / "log"
+    rt = make(tmp_path, f"open({str(log)!r}, 'a').write(' '.join(args[2:]) + '\\n')")
+    rt.kill("x", "SIGUSR1")
+    rt.kill("x", 9)
+    rt.kill("x")
+    assert log.read_text().splitlines() == ["kill x USR1", "kill x KILL", "kill x TERM"]
+
+
+def test_delete_force_flags_come_from_the_definition(tmp_path):
+    log = tmp_path / "log"
+    rt = make(tmp_path, f"open({str(log)!r}, 'a').write(' '.join(args[2:]) + '\\n')", delete_force=("-f",))
+    rt.delete("x")
+    rt.delete("x", force=True)
+    assert log.read_text().splitlines() == ["delete x", "delete -f x"]
+
+
+def test_missing_binary_is_runtime_not_found(tmp_path):
+    d = RuntimeDefinition(name="ghost", binary="ghost-runtime-not-installed", debian_package="ghost")
+    with pytest.raises(RuntimeNotFound, match="apt-get install ghost"):
+        Runtime(d, tmp_path)
+
+
+def test_resolve_known_names_paths_and_unknown(tmp_path):
+    assert runtime.resolve("runc").name == "runc"
+    assert runtime.resolve("crun").private_mount_namespace is not None
+    with pytest.raises(RuntimeNotFound, match="unknown runtime 'nope'.*known runtimes are .*runc"):
+        runtime.resolve("nope")
+    with pytest.raises(RuntimeNotFound, match="no executable file"):
+        runtime.resolve(str(tmp_path / "missing"))
+    binary = fake_runtime(tmp_path, "pass", name="myrt")
+    d = runtime.resolve(str(binary))
+    assert (d.name, d.binary) == ("myrt", str(binary))
+
+
+def test_a_binary_path_with_a_known_name_keeps_its_quirks(tmp_path):
+    binary = fake_runtime(tmp_path, "pass", name="runsc")
+    d = runtime.resolve(str(binary))
+    assert d.binary == str(binary) and "--network=none" in d.global_args
+
+
+def test_every_shipped_definition_loads():
+    defs = runtime.load_definitions()
+    assert {"runc", "crun", "runsc", "youki"} <= set(defs)
+    for d in defs.values():
+        assert d.binary and d.root_flag.startswith("-")
+
+
+def test_bad_definition_is_a_clear_error(tmp_path):
+    (tmp_path / "broken.toml").write_text("name = 'broken'\n")
+    with pytest.raises(runtime.HarnessError, match=r"broken.toml: missing or invalid field 'binary'"):
+        runtime.load_definitions(tmp_path)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to unshare the mount namespace")
+def test_private_mount_namespace_quirk_hides_mounts_from_the_runtime_only(tmp_path):
+    target = host.mounts()[-1].mount_point  # any mount point of ours will do
+    quirk = runtime.PrivateMountNamespace(frozenset({host.cgroup_mode()}), (target,), "test")
+    rt = make(tmp_path, "print(open('/proc/self/mountinfo').read())", private_mount_namespace=quirk)
+    inside = rt.call("x").stdout.decode()
+    assert f" {target} " not in inside, f"{target} is still mounted for the runtime"
+    assert target in [m.mount_point for m in host.mounts()], "the host lost the mount"
+    rt_plain = make(tmp_path, "print(open('/proc/self/mountinfo').read())")
+    assert f" {target} " in rt_plain.call("x").stdout.decode()
+
+
+def test_container_create_gives_stdio_files_and_separates_runtime_messages(tmp_path):
+    # A fake create: writes a message as the runtime, then "the container" writes later.
+    body = """
+    if args[2] == 'create':
+        sys.stderr.write('runtime: creating\\n'); sys.stderr.flush()
+        pid_file = args[args.index('--pid-file') + 1]
+        open(pid_file, 'w').write(str(os.getpid()))
+    elif args[2] == 'state':
+        print(json.dumps({'ociVersion': '1.0.2', 'id': args[-1], 'status': 'created', 'pid': 1}))
+    """
+    rt = make(tmp_path, body)
+    c = Container(rt, "c1", tmp_path, tmp_path / "io")
+    c.create()
+    assert c.create_stderr == "runtime: creating\n"
+    with open(c.stderr_path, "ab") as f:
+        f.write(b"from the container\n")
+    assert c.stderr() == "from the container\n"
+    assert c.pid and c.pid > 0
+
+
+def test_failed_create_reports_runtime_stderr(tmp_path):
+    rt = make(tmp_path, "sys.stderr.write('bad config: no rootfs\\n') if args[2] == 'create' else None; sys.exit(1)")
+    c = Container(rt, "c1", tmp_path, tmp_path / "io")
+    with pytest.raises(RuntimeCallError, match="create failed") as err:
+        c.create()
+    assert "bad config: no rootfs" in err.value.stderr and "bad config" in str(err.value)
+    assert not c.created
