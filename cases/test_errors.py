@@ -1,0 +1,107 @@
+"""Errors (runtime.md "Errors" and each operation): an operation that must fail exits non-zero
+and leaves the environment as if it had never been attempted."""
+
+import pytest
+
+from harness.runtime import RuntimeCallError
+
+pytestmark = pytest.mark.requires("root")
+
+
+def unknown_id(container_id):
+    return container_id() + "-never-created"
+
+
+@pytest.mark.spec("runtime.md", "query-state", "MUST", "querying the state of a container that does not exist generates an error")
+def test_state_of_unknown_container(runtime, container_id):
+    with pytest.raises(RuntimeCallError):
+        runtime.state(unknown_id(container_id))
+
+
+@pytest.mark.spec("runtime.md", "start", "MUST", "starting a container that does not exist generates an error")
+def test_start_unknown_container(runtime, container_id):
+    cid = unknown_id(container_id)
+    with pytest.raises(RuntimeCallError):
+        runtime.start(cid)
+    with pytest.raises(RuntimeCallError):
+        runtime.state(cid)
+
+
+@pytest.mark.spec("runtime.md", "delete", "MUST", "deleting a container that does not exist generates an error")
+def test_delete_unknown_container(runtime, container_id):
+    with pytest.raises(RuntimeCallError):
+        runtime.delete(unknown_id(container_id))
+
+
+@pytest.mark.spec("runtime.md", "kill", "MUST", "killing a container that does not exist generates an error")
+def test_kill_unknown_container(runtime, container_id):
+    with pytest.raises(RuntimeCallError):
+        runtime.kill(unknown_id(container_id), "TERM")
+
+
+@pytest.mark.spec("runtime.md", "create", "MUST", "create with an id already in use generates an error and no new container is created")
+def test_create_with_existing_id(runtime, bundle_factory, container_factory):
+    first = container_factory(bundle_factory("write", "/ran", "first"))
+    first.create()
+    before = first.state()
+    second_bundle = bundle_factory("write", "/ran", "second")
+    second = container_factory(second_bundle, id=first.id)
+    with pytest.raises(RuntimeCallError):
+        second.create()
+    after = first.state()
+    assert (after.status, after.pid, after.bundle) == (before.status, before.pid, before.bundle), "the failed create changed the existing container"
+    first.start()
+    first.wait()
+    assert (first.bundle / "rootfs" / "ran").read_text() == "first"
+    assert not (second_bundle.rootfs / "ran").exists(), "the second bundle's program ran"
+
+
+@pytest.mark.spec("runtime.md", "start", "MUST", "starting an already started container generates an error and has no effect on it")
+def test_start_twice(runtime, bundle_factory, container_factory):
+    c = container_factory(bundle_factory("pause"))
+    c.create()
+    c.start()
+    before = c.wait_status("running")
+    with pytest.raises(RuntimeCallError):
+        c.start()
+    after = c.state()
+    assert (after.status, after.pid) == ("running", before.pid), f"the second start changed the container: {after.raw}"
+    c.kill("TERM")
+    c.wait()
+    assert c.stdout() == "SIGTERM\n", "the process was disturbed by the second start"
+
+
+@pytest.mark.spec("runtime.md", "start", "MUST", "starting a stopped container generates an error")
+def test_start_stopped_container(runtime, bundle_factory, container_factory):
+    c = container_factory(bundle_factory("exit", "0"))
+    c.create()
+    c.start()
+    c.wait()
+    c.wait_status("stopped")
+    with pytest.raises(RuntimeCallError):
+        c.start()
+    assert c.state().status == "stopped"
+
+
+@pytest.mark.spec("runtime.md", "delete", "MUST", "deleting a container whose process is still running generates an error and leaves it running")
+def test_delete_running_container(runtime, bundle_factory, container_factory):
+    c = container_factory(bundle_factory("pause"))
+    c.create()
+    c.start()
+    before = c.wait_status("running")
+    with pytest.raises(RuntimeCallError):
+        c.delete()
+    after = c.state()
+    assert (after.status, after.pid) == ("running", before.pid)
+
+
+@pytest.mark.spec("runtime.md", "kill", "MUST", "sending a signal to a container that is neither created nor running generates an error")
+def test_kill_stopped_container(runtime, bundle_factory, container_factory):
+    c = container_factory(bundle_factory("exit", "0"))
+    c.create()
+    c.start()
+    c.wait()
+    c.wait_status("stopped")
+    with pytest.raises(RuntimeCallError):
+        c.kill("TERM")
+    assert c.state().status == "stopped"

@@ -1,0 +1,117 @@
+"""Lifecycle (runtime.md "Lifecycle", "Create", "Start", "Kill", "Delete"): create builds the
+container without running the user program; start runs it; kill signals it; delete removes it."""
+
+import os
+import signal
+
+import pytest
+
+from harness.runtime import RuntimeCallError
+
+pytestmark = pytest.mark.requires("root")
+
+
+@pytest.mark.spec("runtime.md", "create", "MUST", "after create the status is `created` and the user-specified code has not run")
+def test_create_does_not_run_user_program(runtime, bundle_factory, container_factory):
+    bundle = bundle_factory("write", "/ran", "yes")
+    marker = bundle.rootfs / "ran"
+    c = container_factory(bundle)
+    c.create()
+    state = c.state()
+    assert state.status == "created"
+    assert state.pid is not None, f"a created container has a pid on Linux; state was {state.raw}"
+    assert os.path.exists(f"/proc/{state.pid}"), f"the container's process {state.pid} does not exist"
+    assert not marker.exists(), "the user program ran at create"
+    c.start()
+    c.wait()
+    assert marker.read_text() == "yes", "the user program did not run after start"
+
+
+@pytest.mark.spec("runtime.md", "start", "MUST", "start runs the user-specified program and the status becomes `running`")
+def test_start_makes_it_running(runtime, bundle_factory, container_factory):
+    c = container_factory(bundle_factory("write", "/ready", "1", "pause"))
+    c.create()
+    c.start()
+    state = c.wait_status("running")
+    assert state.pid == c.pid, "the pid changed between create and start"
+    c.kill("TERM")
+    c.wait()
+
+
+@pytest.mark.spec("runtime.md", "kill", "MUST", "when the container's process has exited the status is `stopped`")
+def test_exited_process_is_stopped(runtime, bundle_factory, container_factory):
+    c = container_factory(bundle_factory("exit", "7"))
+    c.create()
+    c.start()
+    end = c.wait()
+    assert end.code in (7, None), f"expected exit status 7, got {end}"
+    c.wait_status("stopped")
+
+
+@pytest.mark.spec("runtime.md", "kill", "MUST", "kill sends the given signal (TERM) to the container's process")
+def test_kill_term_reaches_the_process(runtime, bundle_factory, container_factory):
+    bundle = bundle_factory("write", "/ready", "1", "pause")
+    c = container_factory(bundle)
+    c.create()
+    c.start()
+    c.wait_status("running")
+    c.kill("TERM")
+    end = c.wait()
+    assert c.stdout() == "SIGTERM\n", f"the process did not report SIGTERM; stdout {c.stdout()!r}"
+    assert end.code in (0, None)
+    c.wait_status("stopped")
+
+
+@pytest.mark.spec("runtime.md", "kill", "MUST", "kill sends KILL to the container's process; the status becomes `stopped`")
+def test_kill_kill_stops_the_process(runtime, bundle_factory, container_factory):
+    c = container_factory(bundle_factory("sleep", "600"))
+    c.create()
+    c.start()
+    c.wait_status("running")
+    c.kill("KILL")
+    end = c.wait(timeout=10)
+    assert end.signal in (signal.SIGKILL, None), f"expected death by SIGKILL, got {end}"
+    c.wait_status("stopped")
+
+
+@pytest.mark.spec("runtime.md", "kill", "MUST", "kill sends a catchable signal (USR1) of the caller's choice")
+def test_kill_usr1_reaches_the_process(runtime, bundle_factory, container_factory):
+    c = container_factory(bundle_factory("pause"))
+    c.create()
+    c.start()
+    c.wait_status("running")
+    c.kill("USR1")
+    c.wait()
+    assert c.stdout() == "SIGUSR1\n"
+
+
+@pytest.mark.spec("runtime.md", "delete", "MUST", "delete removes the container: its state can no longer be queried")
+def test_delete_removes_the_container(runtime, bundle_factory, container_factory):
+    c = container_factory(bundle_factory("exit", "0"))
+    c.create()
+    c.start()
+    c.wait()
+    c.wait_status("stopped")
+    c.delete()
+    with pytest.raises(RuntimeCallError):
+        runtime.state(c.id)
+
+
+@pytest.mark.spec("runtime.md", "delete", "MUST", "delete of a created (never started) container removes it and its process")
+def test_delete_created_container(runtime, bundle_factory, container_factory):
+    c = container_factory(bundle_factory("write", "/ran", "yes"))
+    c.create()
+    pid = c.pid
+    c.delete(force=True)
+    with pytest.raises(RuntimeCallError):
+        runtime.state(c.id)
+    assert not _alive(pid), f"the container's process {pid} is still alive after delete"
+    assert not (c.bundle / "rootfs" / "ran").exists(), "the user program ran although the container was never started"
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False

@@ -1,0 +1,69 @@
+"""State (runtime.md "State", "Query State"): what `state` reports about a container."""
+
+import os
+import re
+
+import pytest
+
+pytestmark = pytest.mark.requires("root")
+
+SEMVER = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+
+
+@pytest.fixture
+def created(runtime, bundle_factory, container_factory):
+    def annotate(config):
+        config["annotations"] = {"org.opencontainers.harness.case": "state", "com.example.empty": ""}
+
+    c = container_factory(bundle_factory("exit", "0", edit=annotate))
+    c.create()
+    return c
+
+
+@pytest.mark.spec("runtime.md", "state", "MUST", "state includes ociVersion, the OCI spec version used, as a string")
+def test_state_oci_version(created):
+    raw = created.state().raw
+    assert isinstance(raw.get("ociVersion"), str), f"ociVersion missing or not a string: {raw}"
+    assert SEMVER.match(raw["ociVersion"]), f"ociVersion {raw['ociVersion']!r} is not SemVer"
+
+
+@pytest.mark.spec("runtime.md", "state", "MUST", "state includes the container's id")
+def test_state_id(created):
+    assert created.state().raw.get("id") == created.id
+
+
+@pytest.mark.spec("runtime.md", "state", "MUST", "state includes status; after create it is `created`")
+def test_state_status_created(created):
+    assert created.state().raw.get("status") == "created"
+
+
+@pytest.mark.spec("runtime.md", "state", "MUST", "state includes pid, the container process's id as seen by the host (REQUIRED when created or running on Linux)")
+def test_state_pid_is_the_host_pid(created):
+    raw = created.state().raw
+    pid = raw.get("pid")
+    assert isinstance(pid, int) and pid > 0, f"pid missing or not a positive int: {raw}"
+    assert pid == created.pid, f"state pid {pid} differs from the --pid-file pid {created.pid}"
+    assert os.path.exists(f"/proc/{pid}"), f"no host process {pid}"
+
+
+@pytest.mark.spec("runtime.md", "state", "MUST", "state includes bundle, the absolute path of the bundle folder")
+def test_state_bundle_is_absolute(created):
+    raw = created.state().raw
+    bundle = raw.get("bundle")
+    assert isinstance(bundle, str), f"bundle missing: {raw}"
+    assert os.path.isabs(bundle), f"bundle {bundle!r} is not absolute"
+    assert os.path.realpath(bundle) == os.path.realpath(created.bundle)
+
+
+@pytest.mark.spec("runtime.md", "state", "MUST", "state includes the annotations given in config.json")
+def test_state_annotations(created):
+    raw = created.state().raw
+    assert raw.get("annotations") == {"org.opencontainers.harness.case": "state", "com.example.empty": ""}, f"state: {raw}"
+
+
+@pytest.mark.spec("runtime.md", "state", "MAY", "with no annotations the property is absent or an empty map")
+def test_state_without_annotations(runtime, bundle_factory, container_factory):
+    c = container_factory(bundle_factory("exit", "0"))
+    c.create()
+    raw = c.state().raw
+    assert raw.get("annotations", {}) in ({}, None), f"annotations appeared from nowhere: {raw.get('annotations')}"

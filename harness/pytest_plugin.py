@@ -1,0 +1,287 @@
+"""The pytest plugin: options, markers and fixtures for conformance cases.
+
+Options
+    ``--runtime NAME[,NAME...]`` runs every case that uses the ``runtime`` fixture once per runtime
+    (a name from runtimes/*.toml or a binary path; default ``$HARNESS_RUNTIME`` or runc).
+
+Markers
+    ``@pytest.mark.spec(file, section, level, text)`` names the spec requirement a case checks
+    (``level`` is the RFC 2119 keyword); it is recorded in the JUnit properties.
+    ``@pytest.mark.requires(*needs)`` skips with a stated reason when the host lacks one of:
+    ``root``, ``cgroup-v1``, ``cgroup-v2``, ``userns``.
+
+Fixtures
+    ``runtime`` (a :class:`~harness.runtime.Runtime` with its own state root per run and worker),
+    ``probe_binary``, ``bundle_factory`` (bundles in the test's tmp folder), ``container_factory``
+    (containers that are always removed, also when the case fails), ``host_namespaces``.
+
+Expected failures listed in a runtime's definition turn into strict xfails of that runtime's
+cases, with the definition's reason. When a case fails, the report shows the config.json of
+each container it made and what the runtime wrote to stderr.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import _linux, host, runtime as _runtime
+from .bundle import PROBE_PATH, Bundle, create_bundle
+from .errors import HarnessError
+
+_REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
+    "root": (host.is_root, "needs root"),
+    "cgroup-v1": (lambda: host.cgroup_mode() in ("v1", "hybrid"), "needs cgroup v1 controllers on the host"),
+    "cgroup-v2": (lambda: host.cgroup_mode() == "v2", "needs a cgroup v2 (unified) host"),
+    "userns": (host.user_namespaces_available, "needs user namespaces (/proc/sys/user/max_user_namespaces > 0)"),
+}
+
+_CONTAINERS = pytest.StashKey[list]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("oci-harness", "OCI runtime conformance")
+    group.addoption(
+        "--runtime",
+        default=os.environ.get("HARNESS_RUNTIME", "runc"),
+        help="runtimes to test, comma separated: names from runtimes/*.toml or binary paths (default: %(default)s)",
+    )
+    group.addoption("--runtime-timeout", type=float, default=None, help="timeout of each runtime call, in seconds")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "spec(file, section, level, text): the runtime-spec requirement a case checks")
+    config.addinivalue_line("markers", "requires(*needs): host capabilities a case needs (root, cgroup-v1, cgroup-v2, userns)")
+    names = [n.strip() for n in config.getoption("--runtime").split(",") if n.strip()]
+    defs: dict[str, _runtime.RuntimeDefinition] = {}
+    problems = []
+    for name in names:
+        try:
+            d = _runtime.resolve(name)
+        except HarnessError as err:
+            problems.append(str(err))
+            continue
+        defs[d.name] = d
+        if d.find_binary() is None:
+            hint = f": apt-get install {d.debian_package}" if d.debian_package else ""
+            problems.append(f"runtime {d.name!r}: binary {d.binary!r} is not installed{hint}")
+    config._harness_runtimes = defs  # type: ignore[attr-defined]
+    # Reported only if the run has cases that need a runtime: unit tests do not.
+    config._harness_runtime_problems = problems  # type: ignore[attr-defined]
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    config._harness_run_id = f"{uuid.uuid4().hex[:8]}-{worker}"  # type: ignore[attr-defined]
+    if host.is_root():
+        # Container inits are reparented to us once `create` returns: we can read exit statuses.
+        _linux.set_child_subreaper()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    base = _runtime.default_state_root_base()
+    run_id = getattr(config, "_harness_run_id", None)
+    if run_id:
+        shutil.rmtree(base / run_id, ignore_errors=True)
+        try:
+            base.rmdir()
+        except OSError:
+            pass
+    _runtime.reap_orphans()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "runtime" in metafunc.fixturenames:
+        names = list(metafunc.config._harness_runtimes)  # type: ignore[attr-defined]
+        metafunc.parametrize("runtime", names, indirect=True, ids=names)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    defs = config._harness_runtimes  # type: ignore[attr-defined]
+    problems = config._harness_runtime_problems  # type: ignore[attr-defined]
+    if problems and any("runtime" in getattr(item, "fixturenames", ()) for item in items):
+        raise pytest.UsageError("\n".join(problems))
+    for item in items:
+        for marker in item.iter_markers("requires"):
+            for need in marker.args:
+                if need not in _REQUIREMENTS:
+                    raise pytest.UsageError(f"{item.nodeid}: unknown requirement {need!r} (known: {', '.join(_REQUIREMENTS)})")
+                available, reason = _REQUIREMENTS[need]
+                if not available():
+                    item.add_marker(pytest.mark.skip(reason=reason))
+        for marker in item.iter_markers("spec"):
+            file, section, level = marker.args[:3]
+            item.user_properties.append(("spec", f"{file}#{section} {level}"))
+        callspec = getattr(item, "callspec", None)
+        name = callspec.params.get("runtime") if callspec else None
+        if name in defs:
+            reason = _expected_failure(defs[name], item)
+            if reason:
+                item.add_marker(pytest.mark.xfail(reason=f"{name}: {reason}", strict=True))
+
+
+def _expected_failure(definition: _runtime.RuntimeDefinition, item: pytest.Item) -> str | None:
+    """A definition lists failures by case name, optionally with its other parameters and file.
+
+    For ``cases/test_ns.py::test_x[runsc-ipc]`` the keys tried are ``cases/test_ns.py::test_x[ipc]``,
+    ``test_x[ipc]``, ``cases/test_ns.py::test_x`` and ``test_x``.
+    """
+    path, _, name = item.nodeid.split("[", 1)[0].rpartition("::")
+    params = item.callspec.id.split("-") if hasattr(item, "callspec") else []
+    if definition.name in params:
+        params.remove(definition.name)
+    names = [f"{name}[{'-'.join(params)}]"] if params else []
+    names.append(name)
+    for key in [f"{path}::{n}" for n in names] + names:
+        if key in definition.expected_failures:
+            return definition.expected_failures[key]
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    report = yield
+    if report.failed:
+        for container in item.stash.get(_CONTAINERS, []):
+            try:
+                config = container.bundle.joinpath("config.json").read_text()
+            except OSError as err:
+                config = f"(unreadable: {err})"
+            report.sections.append((f"harness: config.json of container {container.id}", config))
+            if container.create_stderr.strip():
+                report.sections.append((f"harness: {container.runtime.name} stderr at create of {container.id}", container.create_stderr))
+            out, err = container.stdout(), container.stderr()
+            if out.strip():
+                report.sections.append((f"harness: stdout of container {container.id}", out))
+            if err.strip():
+                report.sections.append((f"harness: stderr of container {container.id}", err))
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# Fixtures
+
+
+@pytest.fixture(scope="session")
+def _runtimes(request: pytest.FixtureRequest) -> dict[str, _runtime.Runtime]:
+    config = request.config
+    root = _runtime.default_state_root_base() / config._harness_run_id  # type: ignore[attr-defined]
+    timeout = config.getoption("--runtime-timeout")
+    return {name: _runtime.Runtime(d, root / name, timeout=timeout) for name, d in config._harness_runtimes.items()}  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def runtime(request: pytest.FixtureRequest, _runtimes: dict[str, _runtime.Runtime]) -> _runtime.Runtime:
+    """The runtime under test (cases run once per ``--runtime``)."""
+    return _runtimes[request.param]
+
+
+@pytest.fixture(scope="session")
+def probe_binary() -> Path:
+    from .probe import build_probe
+
+    try:
+        return build_probe()
+    except HarnessError as err:
+        pytest.exit(f"cannot build the probe: {err}", returncode=3)
+
+
+@pytest.fixture(scope="session")
+def host_namespaces() -> dict[str, int]:
+    """The namespace inodes of the test process, i.e. of the host."""
+    return host.namespace_inodes()
+
+
+BundleFactory = Callable[..., Bundle]
+
+
+@pytest.fixture
+def bundle_factory(tmp_path: Path, probe_binary: Path) -> BundleFactory:
+    """``bundle_factory(*probe_verbs, edit=None, rootfs="probe", **create_bundle_args)``.
+
+    Makes a bundle in the test's tmp folder whose process runs the probe with the given verbs
+    (``bundle_factory("report")``); ``edit(config)`` may change the config in place before it is
+    validated and written. The root filesystem is writable unless ``readonly=True``.
+    """
+    counter = itertools.count()
+
+    def make(*verbs: str, edit: Callable[[dict[str, Any]], None] | None = None, **kwargs: Any) -> Bundle:
+        kwargs.setdefault("readonly", False)
+        if verbs:
+            kwargs["args"] = [PROBE_PATH, *verbs]
+        bundle = create_bundle(tmp_path / f"bundle{next(counter)}", probe_binary=probe_binary, **kwargs)
+        if edit is not None:
+            bundle.edit(edit)
+        return bundle
+
+    return make
+
+
+_ids = itertools.count()
+
+
+@pytest.fixture
+def container_id(request: pytest.FixtureRequest) -> Callable[[], str]:
+    """Fresh container ids, unique per run and per xdist worker."""
+    run_id = request.config._harness_run_id  # type: ignore[attr-defined]
+    return lambda: f"h{run_id}-{next(_ids)}"
+
+
+@pytest.fixture
+def container_factory(request: pytest.FixtureRequest, runtime: _runtime.Runtime, tmp_path: Path, container_id: Callable[[], str]) -> Iterator[Callable[[Bundle], _runtime.Container]]:
+    """``container_factory(bundle)``: a :class:`Container` on the runtime under test, not yet created.
+
+    Every container made here is killed and deleted at teardown, whatever the case did.
+    """
+    made: list[_runtime.Container] = []
+    request.node.stash[_CONTAINERS] = made
+
+    def make(bundle: Bundle, *, id: str | None = None) -> _runtime.Container:
+        c = _runtime.Container(runtime, id or container_id(), bundle.path, tmp_path / "io")
+        made.append(c)
+        return c
+
+    yield make
+    errors = []
+    for c in reversed(made):
+        try:
+            c.cleanup()
+        except HarnessError as err:
+            errors.append(str(err))
+    if errors:
+        pytest.fail("cleanup failed, containers may be left behind:\n" + "\n".join(errors))
+
+
+@pytest.fixture
+def run_probe(bundle_factory: BundleFactory, container_factory: Callable[[Bundle], _runtime.Container]) -> Callable[..., tuple[_runtime.Container, Any]]:
+    """``run_probe(*verbs, edit=None)``: run a probe container to its end; returns (container, parsed stdout).
+
+    With the ``report`` verb the parsed stdout is the report (a dict); otherwise the raw text.
+    The container has exited but is not yet deleted.
+    """
+
+    def run(*verbs: str, edit: Callable[[dict[str, Any]], None] | None = None, timeout: float = 30.0) -> tuple[_runtime.Container, Any]:
+        bundle = bundle_factory(*verbs, edit=edit)
+        c = container_factory(bundle)
+        c.create()
+        c.start()
+        end = c.wait(timeout=timeout)
+        out = c.stdout()
+        if end.code not in (0, None):
+            raise AssertionError(f"probe {' '.join(verbs)} exited with {end}; stderr: {c.stderr()!r}")
+        if verbs and verbs[0] == "report":
+            from .probe import parse_report
+
+            return c, parse_report(out)
+        return c, out
+
+    return run
+
+
+def dump_config(config: dict[str, Any]) -> str:
+    return json.dumps(config, indent=2)

@@ -1,0 +1,149 @@
+"""The pytest plugin, exercised with pytester against a fake runtime definition."""
+
+import sys
+import textwrap
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+FAKE = r'''#!PYTHON
+import json, os, sys
+args = sys.argv[1:]
+root = args[args.index("--root") + 1]
+cmd, rest = args[2], args[3:]
+os.makedirs(root, exist_ok=True)
+cid = rest[-1]
+path = os.path.join(root, cid + ".json")
+if cmd == "create":
+    if os.path.exists(path):
+        sys.exit("exists")
+    json.dump({"ociVersion": "1.0.2", "id": cid, "status": "created", "pid": os.getpid(), "bundle": rest[rest.index("--bundle") + 1]}, open(path, "w"))
+    open(rest[rest.index("--pid-file") + 1], "w").write(str(os.getpid()))
+    sys.stderr.write("fake: created " + cid + "\n")
+elif cmd == "state":
+    if not os.path.exists(path):
+        sys.exit("no such container")
+    print(open(path).read())
+elif cmd == "delete":
+    os.unlink(path)
+'''
+
+
+@pytest.fixture
+def fake_env(pytester, monkeypatch, tmp_path):
+    defs = tmp_path / "defs"
+    defs.mkdir()
+    binary = tmp_path / "fakert"
+    binary.write_text(FAKE.replace("PYTHON", sys.executable))
+    binary.chmod(0o755)
+    (defs / "fake.toml").write_text(textwrap.dedent(f'''
+        name = "fake"
+        binary = "{binary}"
+        [expected_failures]
+        "test_known_bug" = "fake deviates (runtime.md#create)"
+        "test_param[b]" = "only b deviates"
+    '''))
+    (defs / "other.toml").write_text(f'name = "other"\nbinary = "{binary}"\n')
+    monkeypatch.setenv("HARNESS_RUNTIMES_DIR", str(defs))
+    monkeypatch.setenv("HARNESS_STATE_DIR", str(tmp_path / "state"))
+    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
+    return pytester
+
+
+def test_cases_run_once_per_runtime_and_expected_failures_are_strict(fake_env):
+    fake_env.makepyfile(
+        test_cases="""
+        import pytest
+
+        def test_ok(runtime):
+            assert runtime.name in ("fake", "other")
+
+        def test_known_bug(runtime):
+            assert runtime.name != "fake"
+
+        def test_fixed_bug_is_reported(runtime):
+            pass
+
+        @pytest.mark.parametrize("p", ["a", "b"])
+        def test_param(runtime, p):
+            assert not (runtime.name == "fake" and p == "b")
+        """
+    )
+    result = fake_env.runpytest("--runtime", "fake,other", "-rxX")
+    result.assert_outcomes(passed=8, xfailed=2)
+    result.stdout.fnmatch_lines(["*XFAIL*test_known_bug[[]fake[]]*fake deviates*", "*XFAIL*test_param[[]fake-b[]]*only b deviates*"])
+
+
+def test_an_expected_failure_that_passes_fails_the_run(fake_env):
+    fake_env.makepyfile(test_cases="def test_known_bug(runtime):\n    pass\n")
+    result = fake_env.runpytest("--runtime", "fake")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*XPASS(strict)*"])
+
+
+def test_requires_skips_with_reason(fake_env, monkeypatch):
+    from harness import host
+
+    fake_env.makepyfile(
+        test_cases="""
+        import pytest
+
+        @pytest.mark.requires("cgroup-v2")
+        def test_v2():
+            pass
+
+        @pytest.mark.requires("cgroup-v1")
+        def test_v1():
+            pass
+        """
+    )
+    result = fake_env.runpytest("-rs")
+    expected_skip = "cgroup v2 (unified)" if host.cgroup_mode() != "v2" else "cgroup v1"
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines([f"*{expected_skip}*"])
+
+
+def test_unknown_requirement_is_a_usage_error(fake_env):
+    fake_env.makepyfile(test_cases="import pytest\n@pytest.mark.requires('quantum')\ndef test_x():\n    pass\n")
+    result = fake_env.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown requirement 'quantum'*"])
+
+
+def test_unknown_runtime_is_a_usage_error(fake_env):
+    fake_env.makepyfile(test_cases="def test_x(runtime):\n    pass\n")
+    result = fake_env.runpytest("--runtime", "nonesuch")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown runtime 'nonesuch'*"])
+
+
+def test_failure_shows_config_and_runtime_stderr_and_containers_are_removed(fake_env, tmp_path):
+    fake_env.makepyfile(
+        test_cases="""
+        def test_fails(runtime, bundle_factory, container_factory):
+            c = container_factory(bundle_factory("hostname", edit=lambda cfg: cfg.__setitem__("hostname", "MARKER-HOST")))
+            c.create()
+            assert c.state().status == "running", "expected running"
+        """
+    )
+    result = fake_env.runpytest("--runtime", "fake")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*harness: config.json of container*", "*MARKER-HOST*", "*harness: fake stderr at create*", "*fake: created*"])
+    leftovers = list((tmp_path / "state").rglob("*.json"))
+    assert leftovers == [], f"containers left behind: {leftovers}"
+
+
+def test_spec_marker_lands_in_junit(fake_env, tmp_path):
+    fake_env.makepyfile(
+        test_cases="""
+        import pytest
+
+        @pytest.mark.spec("runtime.md", "create", "MUST", "create makes a container")
+        def test_x():
+            pass
+        """
+    )
+    junit = tmp_path / "junit.xml"
+    fake_env.runpytest(f"--junitxml={junit}").assert_outcomes(passed=1)
+    assert 'name="spec" value="runtime.md#create MUST"' in junit.read_text()
