@@ -1,0 +1,97 @@
+"""Sessions: `nox -s conformance` (the suite against a runtime), `nox -s tests` (the harness's
+own tests), `nox -s ci` (both, what .ci/run and the README's test command run).
+
+Each session installs the harness into its virtualenv. The conformance sessions also make sure
+the system packages they need are there (the runtime binaries, a C compiler and static libc for
+the probe): when one is missing and we are root on a Debian-like host, they apt-get install it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import nox
+
+nox.options.sessions = ["tests", "conformance"]
+nox.options.reuse_existing_virtualenvs = True
+
+#: The runtime `nox -s conformance` tests when no --runtime is given.
+DEFAULT_RUNTIME = "runc"
+#: The runtimes the CI job tests.
+CI_RUNTIMES = "runc,crun"
+RESULTS = "results"
+
+
+def install(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+
+
+def requested_runtimes(posargs: list[str], default: str) -> tuple[list[str], list[str]]:
+    """The runtime names in posargs (``--runtime A,B`` or ``--runtime=A,B``) and posargs with a default added."""
+    for i, arg in enumerate(posargs):
+        if arg == "--runtime" and i + 1 < len(posargs):
+            return posargs[i + 1].split(","), posargs
+        if arg.startswith("--runtime="):
+            return arg.split("=", 1)[1].split(","), posargs
+    return default.split(","), ["--runtime", default, *posargs]
+
+
+def ensure_system_packages(session: nox.Session, runtimes: list[str]) -> None:
+    """apt-get install what the conformance suite needs and the host lacks (root, Debian only)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from harness import runtime as rt
+
+    missing = []
+    if not (shutil.which("cc") or shutil.which("gcc")) or not any(
+        os.path.exists(p) for p in ("/usr/lib/x86_64-linux-gnu/libc.a", "/usr/lib/aarch64-linux-gnu/libc.a", "/usr/lib64/libc.a", "/usr/lib/libc.a")
+    ):
+        missing += ["gcc", "libc6-dev"]
+    defs = rt.load_definitions()
+    for name in runtimes:
+        d = defs.get(name)
+        if d is not None and d.find_binary() is None and d.debian_package:
+            missing.append(d.debian_package)
+    if not missing:
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        session.warn(f"missing system packages {missing}; install them (as root: apt-get install {' '.join(missing)})")
+        return
+    session.log(f"installing system packages: {' '.join(missing)}")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-qq", external=True, env=env)
+    session.run("apt-get", "install", "-y", "-qq", *missing, external=True, env=env)
+
+
+def run_conformance(session: nox.Session, posargs: list[str], default: str, junit: str) -> None:
+    runtimes, args = requested_runtimes(posargs, default)
+    ensure_system_packages(session, runtimes)
+    os.makedirs(RESULTS, exist_ok=True)
+    session.run("pytest", "cases", "-n", "auto", f"--junitxml={RESULTS}/{junit}", *args)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The harness's own tests (tests/)."""
+    install(session)
+    os.makedirs(RESULTS, exist_ok=True)
+    session.run("pytest", "tests", f"--junitxml={RESULTS}/tests.xml", *session.posargs)
+
+
+@nox.session
+def conformance(session: nox.Session) -> None:
+    """The conformance suite (cases/) against --runtime (default: runc)."""
+    install(session)
+    run_conformance(session, session.posargs, DEFAULT_RUNTIME, "conformance.xml")
+
+
+@nox.session
+def ci(session: nox.Session) -> None:
+    """Everything CI checks: the harness's tests, then the conformance suite on runc and crun."""
+    install(session)
+    runtimes, _ = requested_runtimes([], CI_RUNTIMES)
+    ensure_system_packages(session, runtimes)
+    os.makedirs(RESULTS, exist_ok=True)
+    session.run("pytest", "tests", f"--junitxml={RESULTS}/tests.xml", "--runtime", CI_RUNTIMES, *session.posargs)
+    run_conformance(session, ["--runtime", CI_RUNTIMES, *session.posargs], CI_RUNTIMES, "conformance.xml")
