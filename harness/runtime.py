@@ -25,6 +25,7 @@ import signal as _signal
 import subprocess
 import time
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -404,6 +405,7 @@ class Container:
         self.exit: Exit | None = None
         self.create_stderr = ""
         self._stderr_offset = 0
+        self._pid_start: int | None = None  # start time of self.pid: tells it from a reused pid
 
     def __enter__(self) -> "Container":
         return self
@@ -426,6 +428,7 @@ class Container:
             self.pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             self.pid = self.runtime.state(self.id).pid
+        self._pid_start = _start_time(self.pid)
 
     def start(self, *, timeout: float | None = None) -> None:
         self.runtime.start(self.id, timeout=timeout)
@@ -524,7 +527,19 @@ class Container:
                     if self._exists():
                         raise
         self.created = False
+        self._kill_if_left_behind()
         self._reap()
+
+    def _kill_if_left_behind(self) -> None:
+        """End the container's process if it outlived its container (the runtime lost track of it)."""
+        if self.pid is None or self._pid_start is None or not _alive(self.pid) or _start_time(self.pid) != self._pid_start:
+            return
+        warnings.warn(f"{self.runtime.name}: container {self.id} is gone but its process {self.pid} still runs; killing it", stacklevel=2)
+        try:
+            os.kill(self.pid, _signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        _poll(lambda: not _alive(self.pid), 5.0)
 
     def _exists(self) -> bool:
         try:
@@ -585,6 +600,16 @@ def _is_child(pid: int) -> bool:
     except OSError:
         return False
     return int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid()
+
+
+def _start_time(pid: int | None) -> int | None:
+    """A process's start time in clock ticks since boot (/proc/PID/stat field 22), or None."""
+    if pid is None:
+        return None
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _alive(pid: int | None) -> bool:

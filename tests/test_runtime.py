@@ -165,3 +165,23 @@ def test_failed_create_reports_runtime_stderr(tmp_path):
         c.create()
     assert "bad config: no rootfs" in err.value.stderr and "bad config" in str(err.value)
     assert not c.created
+
+
+def test_cleanup_kills_a_process_the_runtime_lost_track_of(tmp_path):
+    # create starts a long-lived detached "container" process, then the runtime forgets it.
+    body = """
+    import subprocess
+    if args[2] == 'create':
+        p = subprocess.Popen(['sleep', '300'], start_new_session=True)
+        open(args[args.index('--pid-file') + 1], 'w').write(str(p.pid))
+    else:
+        sys.exit('no such container')
+    """
+    rt = make(tmp_path, body)
+    c = Container(rt, "lost", tmp_path, tmp_path / "io")
+    c.create()
+    pid = c.pid
+    assert runtime._alive(pid)
+    with pytest.warns(UserWarning, match="still runs; killing it"):
+        c.cleanup()
+    assert not runtime._alive(pid), f"process {pid} was left running"
