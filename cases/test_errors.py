@@ -12,13 +12,13 @@ def unknown_id(container_id):
     return container_id() + "-never-created"
 
 
-@pytest.mark.spec("runtime.md", "query-state", "MUST", "querying the state of a container that does not exist generates an error")
+@pytest.mark.spec("runtime.query-state.unknown-id")
 def test_state_of_unknown_container(runtime, container_id):
     with pytest.raises(RuntimeCallError):
         runtime.state(unknown_id(container_id))
 
 
-@pytest.mark.spec("runtime.md", "start", "MUST", "starting a container that does not exist generates an error")
+@pytest.mark.spec("runtime.start.unknown-id", "runtime.errors.no-change")
 def test_start_unknown_container(runtime, container_id):
     cid = unknown_id(container_id)
     with pytest.raises(RuntimeCallError):
@@ -27,19 +27,19 @@ def test_start_unknown_container(runtime, container_id):
         runtime.state(cid)
 
 
-@pytest.mark.spec("runtime.md", "delete", "MUST", "deleting a container that does not exist generates an error")
+@pytest.mark.spec("runtime.delete.unknown-id")
 def test_delete_unknown_container(runtime, container_id):
     with pytest.raises(RuntimeCallError):
         runtime.delete(unknown_id(container_id))
 
 
-@pytest.mark.spec("runtime.md", "kill", "MUST", "killing a container that does not exist generates an error")
+@pytest.mark.spec("runtime.kill.unknown-id")
 def test_kill_unknown_container(runtime, container_id):
     with pytest.raises(RuntimeCallError):
         runtime.kill(unknown_id(container_id), "TERM")
 
 
-@pytest.mark.spec("runtime.md", "create", "MUST", "create with an id already in use generates an error and no new container is created")
+@pytest.mark.spec("runtime.create.id-not-unique", "runtime.state.id-unique", "runtime.errors.no-change")
 def test_create_with_existing_id(runtime, bundle_factory, container_factory):
     first = container_factory(bundle_factory("write", "/ran", "first"))
     first.create()
@@ -56,7 +56,7 @@ def test_create_with_existing_id(runtime, bundle_factory, container_factory):
     assert not (second_bundle.rootfs / "ran").exists(), "the second bundle's program ran"
 
 
-@pytest.mark.spec("runtime.md", "start", "MUST", "starting an already started container generates an error and has no effect on it")
+@pytest.mark.spec("runtime.start.not-created", "runtime.errors.no-change")
 def test_start_twice(runtime, bundle_factory, container_factory):
     c = container_factory(bundle_factory("pause"))
     c.create()
@@ -71,7 +71,7 @@ def test_start_twice(runtime, bundle_factory, container_factory):
     assert c.stdout() == "SIGTERM\n", "the process was disturbed by the second start"
 
 
-@pytest.mark.spec("runtime.md", "start", "MUST", "starting a stopped container generates an error")
+@pytest.mark.spec("runtime.start.not-created")
 def test_start_stopped_container(runtime, bundle_factory, container_factory):
     c = container_factory(bundle_factory("exit", "0"))
     c.create()
@@ -83,7 +83,7 @@ def test_start_stopped_container(runtime, bundle_factory, container_factory):
     assert c.state().status == "stopped"
 
 
-@pytest.mark.spec("runtime.md", "delete", "MUST", "deleting a container whose process is still running generates an error and leaves it running")
+@pytest.mark.spec("runtime.delete.not-stopped", "runtime.errors.no-change")
 def test_delete_running_container(runtime, bundle_factory, container_factory):
     c = container_factory(bundle_factory("pause"))
     c.create()
@@ -95,7 +95,7 @@ def test_delete_running_container(runtime, bundle_factory, container_factory):
     assert (after.status, after.pid) == ("running", before.pid)
 
 
-@pytest.mark.spec("runtime.md", "kill", "MUST", "sending a signal to a container that is neither created nor running generates an error")
+@pytest.mark.spec("runtime.kill.not-created-or-running")
 def test_kill_stopped_container(runtime, bundle_factory, container_factory):
     c = container_factory(bundle_factory("exit", "0"))
     c.create()

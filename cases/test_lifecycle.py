@@ -11,7 +11,7 @@ from harness.runtime import RuntimeCallError
 pytestmark = pytest.mark.requires("root")
 
 
-@pytest.mark.spec("runtime.md", "create", "MUST", "after create the status is `created` and the user-specified code has not run")
+@pytest.mark.spec("runtime.lifecycle.no-user-program-at-create", "runtime.create.args-not-applied", "runtime.create.status-created", "runtime.lifecycle.run-user-program")
 def test_create_does_not_run_user_program(runtime, bundle_factory, container_factory):
     bundle = bundle_factory("write", "/ran", "yes")
     marker = bundle.rootfs / "ran"
@@ -27,7 +27,7 @@ def test_create_does_not_run_user_program(runtime, bundle_factory, container_fac
     assert marker.read_text() == "yes", "the user program did not run after start"
 
 
-@pytest.mark.spec("runtime.md", "start", "MUST", "start runs the user-specified program and the status becomes `running`")
+@pytest.mark.spec("runtime.start.runs-program", "runtime.scope.operations", "runtime.operations.supported")
 def test_start_makes_it_running(runtime, bundle_factory, container_factory):
     c = container_factory(bundle_factory("write", "/ready", "1", "pause"))
     c.create()
@@ -38,7 +38,7 @@ def test_start_makes_it_running(runtime, bundle_factory, container_factory):
     c.wait()
 
 
-@pytest.mark.spec("runtime.md", "kill", "MUST", "when the container's process has exited the status is `stopped`")
+@pytest.mark.spec("runtime.state.status-stopped")
 def test_exited_process_is_stopped(runtime, bundle_factory, container_factory):
     c = container_factory(bundle_factory("exit", "7"))
     c.create()
@@ -48,7 +48,7 @@ def test_exited_process_is_stopped(runtime, bundle_factory, container_factory):
     c.wait_status("stopped")
 
 
-@pytest.mark.spec("runtime.md", "kill", "MUST", "kill sends the given signal (TERM) to the container's process")
+@pytest.mark.spec("runtime.kill.sends-signal", "runtime.state.status-stopped")
 def test_kill_term_reaches_the_process(runtime, bundle_factory, container_factory):
     bundle = bundle_factory("write", "/ready", "1", "pause")
     c = container_factory(bundle)
@@ -62,7 +62,7 @@ def test_kill_term_reaches_the_process(runtime, bundle_factory, container_factor
     c.wait_status("stopped")
 
 
-@pytest.mark.spec("runtime.md", "kill", "MUST", "kill sends KILL to the container's process; the status becomes `stopped`")
+@pytest.mark.spec("runtime.kill.sends-signal", "runtime.state.status-stopped")
 def test_kill_kill_stops_the_process(runtime, bundle_factory, container_factory):
     c = container_factory(bundle_factory("sleep", "600"))
     c.create()
@@ -74,7 +74,7 @@ def test_kill_kill_stops_the_process(runtime, bundle_factory, container_factory)
     c.wait_status("stopped")
 
 
-@pytest.mark.spec("runtime.md", "kill", "MUST", "kill sends a catchable signal (USR1) of the caller's choice")
+@pytest.mark.spec("runtime.kill.sends-signal")
 def test_kill_usr1_reaches_the_process(runtime, bundle_factory, container_factory):
     c = container_factory(bundle_factory("pause"))
     c.create()
@@ -85,7 +85,7 @@ def test_kill_usr1_reaches_the_process(runtime, bundle_factory, container_factor
     assert c.stdout() == "SIGUSR1\n"
 
 
-@pytest.mark.spec("runtime.md", "delete", "MUST", "delete removes the container: its state can no longer be queried")
+@pytest.mark.spec("runtime.delete.removes-resources", "runtime.lifecycle.destroy")
 def test_delete_removes_the_container(runtime, bundle_factory, container_factory):
     c = container_factory(bundle_factory("exit", "0"))
     c.create()
@@ -97,7 +97,7 @@ def test_delete_removes_the_container(runtime, bundle_factory, container_factory
         runtime.state(c.id)
 
 
-@pytest.mark.spec("runtime.md", "delete", "MUST", "delete of a created (never started) container removes it and its process")
+@pytest.mark.spec("runtime.delete.removes-resources", "runtime.lifecycle.destroy")
 def test_delete_created_container(runtime, bundle_factory, container_factory):
     c = container_factory(bundle_factory("write", "/ran", "yes"))
     c.create()

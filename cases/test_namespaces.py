@@ -14,7 +14,7 @@ DEFAULT_NEW = ["pid", "network", "ipc", "uts", "mount"]
 
 
 @pytest.mark.parametrize("ns_type", DEFAULT_NEW)
-@pytest.mark.spec("config-linux.md", "namespaces", "MUST", "a listed namespace without a path is a new namespace (seen from inside)")
+@pytest.mark.spec("linux.namespaces.new")
 def test_new_namespace_inside(runtime, run_probe, host_namespaces, ns_type):
     _, report = run_probe("report")
     name = NS_FILE[ns_type]
@@ -24,7 +24,7 @@ def test_new_namespace_inside(runtime, run_probe, host_namespaces, ns_type):
 
 
 @pytest.mark.parametrize("ns_type", DEFAULT_NEW)
-@pytest.mark.spec("config-linux.md", "namespaces", "MUST", "a listed namespace without a path is a new namespace (seen from the host via the state pid)")
+@pytest.mark.spec("linux.namespaces.new")
 def test_new_namespace_outside(runtime, bundle_factory, container_factory, host_namespaces, ns_type):
     c = container_factory(bundle_factory("exit", "0"))
     c.create()
@@ -35,7 +35,7 @@ def test_new_namespace_outside(runtime, bundle_factory, container_factory, host_
 
 
 @pytest.mark.parametrize("ns_type", ["network", "ipc", "uts"])
-@pytest.mark.spec("config-linux.md", "namespaces", "MUST", "a namespace type not listed is inherited from the runtime's namespace")
+@pytest.mark.spec("linux.namespaces.inherit")
 def test_unlisted_namespace_is_inherited(runtime, run_probe, host_namespaces, ns_type):
     def drop(config):
         spec.set_namespace(config, ns_type, present=False)
@@ -47,7 +47,7 @@ def test_unlisted_namespace_is_inherited(runtime, run_probe, host_namespaces, ns
     assert report["namespaces"].get(name) == host_namespaces[name], f"{ns_type} namespace was not inherited from the host"
 
 
-@pytest.mark.spec("config-linux.md", "namespaces", "MUST", "in a new pid namespace the container's process is pid 1")
+@pytest.mark.spec("linux.namespaces.pid-isolation")
 def test_process_is_pid_1(runtime, run_probe):
     _, report = run_probe("report")
     assert report["pid"] == 1, f"the container's process is pid {report['pid']} inside its pid namespace"

@@ -20,24 +20,24 @@ def created(runtime, bundle_factory, container_factory):
     return c
 
 
-@pytest.mark.spec("runtime.md", "state", "MUST", "state includes ociVersion, the OCI spec version used, as a string")
+@pytest.mark.spec("runtime.state.oci-version", "runtime.query-state.returns-state")
 def test_state_oci_version(created):
     raw = created.state().raw
     assert isinstance(raw.get("ociVersion"), str), f"ociVersion missing or not a string: {raw}"
     assert SEMVER.match(raw["ociVersion"]), f"ociVersion {raw['ociVersion']!r} is not SemVer"
 
 
-@pytest.mark.spec("runtime.md", "state", "MUST", "state includes the container's id")
+@pytest.mark.spec("runtime.state.id")
 def test_state_id(created):
     assert created.state().raw.get("id") == created.id
 
 
-@pytest.mark.spec("runtime.md", "state", "MUST", "state includes status; after create it is `created`")
+@pytest.mark.spec("runtime.state.status", "runtime.create.status-created")
 def test_state_status_created(created):
     assert created.state().raw.get("status") == "created"
 
 
-@pytest.mark.spec("runtime.md", "state", "MUST", "state includes pid, the container process's id as seen by the host (REQUIRED when created or running on Linux)")
+@pytest.mark.spec("runtime.state.pid")
 def test_state_pid_is_the_host_pid(created):
     raw = created.state().raw
     pid = raw.get("pid")
@@ -46,7 +46,7 @@ def test_state_pid_is_the_host_pid(created):
     assert os.path.exists(f"/proc/{pid}"), f"no host process {pid}"
 
 
-@pytest.mark.spec("runtime.md", "state", "MUST", "state includes bundle, the absolute path of the bundle folder")
+@pytest.mark.spec("runtime.state.bundle")
 def test_state_bundle_is_absolute(created):
     raw = created.state().raw
     bundle = raw.get("bundle")
@@ -55,13 +55,13 @@ def test_state_bundle_is_absolute(created):
     assert os.path.realpath(bundle) == os.path.realpath(created.bundle)
 
 
-@pytest.mark.spec("runtime.md", "state", "MUST", "state includes the annotations given in config.json")
+@pytest.mark.spec("runtime.state.annotations")
 def test_state_annotations(created):
     raw = created.state().raw
     assert raw.get("annotations") == {"org.opencontainers.harness.case": "state", "com.example.empty": ""}, f"state: {raw}"
 
 
-@pytest.mark.spec("runtime.md", "state", "MAY", "with no annotations the property is absent or an empty map")
+@pytest.mark.spec("runtime.state.annotations")
 def test_state_without_annotations(runtime, bundle_factory, container_factory):
     c = container_factory(bundle_factory("exit", "0"))
     c.create()

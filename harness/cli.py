@@ -119,6 +119,34 @@ def cmd_runtimes(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_requirements(args: argparse.Namespace) -> int:
+    import json
+
+    from . import requirements
+
+    rows = requirements.coverage(requirements.collect_cases(Path(args.cases)))
+    if args.json:
+        print(json.dumps([{**r.requirement.__dict__, "status": r.status, "cases": r.cases} for r in rows], indent=2))
+        return 0
+    shown = [r for r in rows if not args.uncovered or not r.cases]
+    width = max((len(r.requirement.id) for r in shown), default=10)
+    for r in shown:
+        req = r.requirement
+        where = ", ".join(c.split("/")[-1] for c in r.cases) if r.cases else (f"not testable: {req.why}" if not req.testable else "NOT COVERED")
+        print(f"{req.id:<{width}}  {req.level:<10}  {req.anchor:<40}  {where}")
+    print()
+    print("Totals (covered/total)")
+    per_file: dict[str, dict[str, tuple[int, int]]] = {}
+    for (file, strength), counts in requirements.totals(rows).items():
+        per_file.setdefault(file, {})[strength] = counts
+    for file, levels in per_file.items():
+        cells = "   ".join(f"{lvl}: {levels[lvl][0]}/{levels[lvl][1]}" for lvl in ("MUST", "SHOULD", "MAY") if lvl in levels)
+        print(f"  {file:<18} {cells}")
+    covered = sum(1 for r in rows if r.cases)
+    print(f"  {'all':<18} {covered}/{len(rows)} requirements covered")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description="OCI runtime-spec conformance and benchmarking harness")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -145,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait-timeout", type=float, default=3600.0, metavar="S", help="how long to wait for the container to exit")
     p.add_argument("--stdin", action="store_true", help="pass this process's stdin to the container (default: /dev/null)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("requirements", help="the spec requirement catalogue and which cases cover it")
+    p.add_argument("--cases", default="cases", metavar="DIR", help="the folder of conformance cases (default: cases)")
+    p.add_argument("--uncovered", action="store_true", help="list only requirements no case covers")
+    p.add_argument("--json", action="store_true", help="the catalogue with coverage as JSON")
+    p.set_defaults(func=cmd_requirements)
 
     p = sub.add_parser("runtimes", help="list the runtime definitions, their binaries and versions")
     p.set_defaults(func=cmd_runtimes)

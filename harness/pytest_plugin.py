@@ -5,8 +5,9 @@ Options
     (a name from runtimes/*.toml or a binary path; default ``$HARNESS_RUNTIME`` or runc).
 
 Markers
-    ``@pytest.mark.spec(file, section, level, text)`` names the spec requirement a case checks
-    (``level`` is the RFC 2119 keyword); it is recorded in the JUnit properties.
+    ``@pytest.mark.spec(*ids)`` names the requirements a case checks, by their ids in the
+    catalogue (:mod:`harness.requirements`, which gives spec file, section and RFC 2119 level);
+    an unknown id is a usage error. They are recorded in the JUnit properties.
     ``@pytest.mark.requires(*needs)`` skips with a stated reason when the host lacks one of:
     ``root``, ``cgroup-v1``, ``cgroup-v2``, ``userns``.
 
@@ -33,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from . import _linux, host, runtime as _runtime
+from . import _linux, host, requirements, runtime as _runtime
 from .bundle import PROBE_PATH, Bundle, create_bundle
 from .errors import HarnessError
 
@@ -58,7 +59,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "spec(file, section, level, text): the runtime-spec requirement a case checks")
+    config.addinivalue_line("markers", "spec(*ids): the catalogue ids of the spec requirements a case checks")
     config.addinivalue_line("markers", "requires(*needs): host capabilities a case needs (root, cgroup-v1, cgroup-v2, userns)")
     names = [n.strip() for n in config.getoption("--runtime").split(",") if n.strip()]
     defs: dict[str, _runtime.RuntimeDefinition] = {}
@@ -104,7 +105,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     defs = config._harness_runtimes  # type: ignore[attr-defined]
     problems = config._harness_runtime_problems  # type: ignore[attr-defined]
-    if problems and any("runtime" in getattr(item, "fixturenames", ()) for item in items):
+    if problems and not config.option.collectonly and any("runtime" in getattr(item, "fixturenames", ()) for item in items):
         raise pytest.UsageError("\n".join(problems))
     for item in items:
         for marker in item.iter_markers("requires"):
@@ -114,15 +115,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 available, reason = _REQUIREMENTS[need]
                 if not available():
                     item.add_marker(pytest.mark.skip(reason=reason))
-        for marker in item.iter_markers("spec"):
-            file, section, level = marker.args[:3]
-            item.user_properties.append(("spec", f"{file}#{section} {level}"))
+        for req in case_requirements(item):
+            item.user_properties.append(("requirement", f"{req.id} ({req.level}, {req.anchor})"))
         callspec = getattr(item, "callspec", None)
         name = callspec.params.get("runtime") if callspec else None
         if name in defs:
             reason = _expected_failure(defs[name], item)
             if reason:
                 item.add_marker(pytest.mark.xfail(reason=f"{name}: {reason}", strict=True))
+
+
+def case_requirements(item: pytest.Item) -> list[requirements.Requirement]:
+    """The catalogue entries a case names with ``spec(...)``; an unknown id is a usage error."""
+    catalogue = requirements.catalogue()
+    found = []
+    for marker in item.iter_markers("spec"):
+        if not marker.args:
+            raise pytest.UsageError(f"{item.nodeid}: spec() needs at least one requirement id")
+        for rid in marker.args:
+            if rid not in catalogue:
+                raise pytest.UsageError(f"{item.nodeid}: unknown requirement id {rid!r} (see harness/requirements/*.toml)")
+            found.append(catalogue[rid])
+    return found
 
 
 def _expected_failure(definition: _runtime.RuntimeDefinition, item: pytest.Item) -> str | None:

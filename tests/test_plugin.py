@@ -139,11 +139,18 @@ def test_spec_marker_lands_in_junit(fake_env, tmp_path):
         test_cases="""
         import pytest
 
-        @pytest.mark.spec("runtime.md", "create", "MUST", "create makes a container")
+        @pytest.mark.spec("runtime.create.status-created")
         def test_x():
             pass
         """
     )
     junit = tmp_path / "junit.xml"
     fake_env.runpytest(f"--junitxml={junit}").assert_outcomes(passed=1)
-    assert 'name="spec" value="runtime.md#create MUST"' in junit.read_text()
+    assert 'name="requirement" value="runtime.create.status-created (MUST, runtime.md#create)"' in junit.read_text()
+
+
+def test_unknown_requirement_id_is_a_usage_error(fake_env):
+    fake_env.makepyfile(test_cases="import pytest\n@pytest.mark.spec('no.such.requirement')\ndef test_x():\n    pass\n")
+    result = fake_env.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown requirement id 'no.such.requirement'*"])
