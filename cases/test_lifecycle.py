@@ -6,6 +6,7 @@ import signal
 
 import pytest
 
+from harness import host
 from harness.runtime import RuntimeCallError
 
 pytestmark = pytest.mark.requires("root")
@@ -115,3 +116,52 @@ def _alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except OSError:
         return False
+
+
+@pytest.mark.spec("runtime.lifecycle.config-changes-ignored")
+def test_config_changes_after_create_do_not_apply(runtime, bundle_factory, container_factory):
+    bundle = bundle_factory("hostname", edit=lambda config: config.__setitem__("hostname", "before-create"))
+    c = container_factory(bundle)
+    c.create()
+
+    def change(config):
+        config["hostname"] = "after-create"
+        config["process"]["args"] = ["/probe", "write", "/changed", "yes"]
+
+    bundle.edit(change)
+    c.start()
+    c.wait()
+    assert c.stdout() == "before-create\n", f"the container followed the edited config.json: stdout {c.stdout()!r}"
+    assert not (bundle.rootfs / "changed").exists(), "the edited process.args ran"
+
+
+@pytest.mark.spec("runtime.delete.only-own-resources")
+def test_delete_leaves_bind_mounted_host_folder(runtime, bundle_factory, container_factory, tmp_path):
+    shared = tmp_path / "host-folder"
+    shared.mkdir()
+    (shared / "keep").write_text("host data")
+
+    def bind(config):
+        config["mounts"].append({"destination": "/shared", "type": "bind", "source": str(shared), "options": ["rbind", "rw"]})
+
+    c = container_factory(bundle_factory("write", "/shared/from-container", "x", edit=bind))
+    c.create()
+    c.start()
+    c.wait()
+    c.wait_status("stopped")
+    c.delete()
+    assert (shared / "keep").read_text() == "host data", "delete removed a host file it did not create"
+    assert (shared / "from-container").read_text() == "x"
+    assert str(shared) not in {m.mount_point for m in host.mounts()}, "a container mount leaked into the host"
+
+
+@pytest.mark.spec("runtime.delete.id-reusable")
+def test_id_can_be_reused_after_delete(runtime, bundle_factory, container_factory):
+    first = container_factory(bundle_factory("exit", "0"))
+    first.create()
+    first.delete(force=True)
+    second = container_factory(bundle_factory("hostname"), id=first.id)
+    second.create()
+    second.start()
+    second.wait()
+    assert second.stdout() == "oci-harness\n"

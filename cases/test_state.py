@@ -67,3 +67,23 @@ def test_state_without_annotations(runtime, bundle_factory, container_factory):
     c.create()
     raw = c.state().raw
     assert raw.get("annotations", {}) in ({}, None), f"annotations appeared from nowhere: {raw.get('annotations')}"
+
+
+@pytest.mark.spec("runtime.state.schema")
+def test_state_types_follow_the_schema(runtime, bundle_factory, container_factory):
+    c = container_factory(bundle_factory("pause"))
+    c.create()
+    for phase in ("created", "running"):
+        if phase == "running":
+            c.start()
+            c.wait_status("running")
+        raw = c.state().raw
+        assert isinstance(raw.get("ociVersion"), str) and SEMVER.match(raw["ociVersion"]), raw
+        assert isinstance(raw.get("id"), str), raw
+        assert raw.get("status") in ("creating", "created", "running", "stopped") or isinstance(raw.get("status"), str), raw
+        assert isinstance(raw.get("pid"), int) and raw["pid"] > 0, f"{phase}: pid must be a positive int: {raw}"
+        assert isinstance(raw.get("bundle"), str), raw
+        ann = raw.get("annotations", {})
+        assert ann is None or (isinstance(ann, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in ann.items())), raw
+    c.kill("KILL")
+    c.wait()
