@@ -64,11 +64,11 @@ def ensure_system_packages(session: nox.Session, runtimes: list[str]) -> None:
     session.run("apt-get", "install", "-y", "-qq", *missing, external=True, env=env)
 
 
-def run_conformance(session: nox.Session, posargs: list[str], default: str, junit: str) -> None:
+def run_conformance(session: nox.Session, posargs: list[str], default: str) -> None:
+    """Results (results.jsonl, junit.xml, conformance.tap) go to results/conformance/."""
     runtimes, args = requested_runtimes(posargs, default)
     ensure_system_packages(session, runtimes)
-    os.makedirs(RESULTS, exist_ok=True)
-    session.run("pytest", "cases", "-n", "auto", f"--junitxml={RESULTS}/{junit}", *args)
+    session.run("pytest", "cases", "-n", "auto", f"--results={RESULTS}/conformance", *args)
 
 
 @nox.session
@@ -83,7 +83,7 @@ def tests(session: nox.Session) -> None:
 def conformance(session: nox.Session) -> None:
     """The conformance suite (cases/) against --runtime (default: runc)."""
     install(session)
-    run_conformance(session, session.posargs, DEFAULT_RUNTIME, "conformance.xml")
+    run_conformance(session, session.posargs, DEFAULT_RUNTIME)
 
 
 @nox.session
@@ -94,4 +94,4 @@ def ci(session: nox.Session) -> None:
     ensure_system_packages(session, runtimes)
     os.makedirs(RESULTS, exist_ok=True)
     session.run("pytest", "tests", f"--junitxml={RESULTS}/tests.xml", "--runtime", CI_RUNTIMES, *session.posargs)
-    run_conformance(session, ["--runtime", CI_RUNTIMES, *session.posargs], CI_RUNTIMES, "conformance.xml")
+    run_conformance(session, ["--runtime", CI_RUNTIMES, *session.posargs], CI_RUNTIMES)

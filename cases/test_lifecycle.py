@@ -2,6 +2,7 @@
 container without running the user program; start runs it; kill signals it; delete removes it."""
 
 import os
+import subprocess
 import signal
 
 import pytest
@@ -165,3 +166,19 @@ def test_id_can_be_reused_after_delete(runtime, bundle_factory, container_factor
     second.start()
     second.wait()
     assert second.stdout() == "oci-harness\n"
+
+
+@pytest.mark.spec("runtime.create.applies-config", "runtime.lifecycle.create-environment")
+def test_config_is_applied_at_create(runtime, bundle_factory, container_factory):
+    def configure(config):
+        config["hostname"] = "applied-at-create"
+        config["mounts"].append({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]})
+
+    c = container_factory(bundle_factory("exit", "0", edit=configure))
+    c.create()
+    pid = c.state().pid
+    seen = subprocess.run(["nsenter", "--target", str(pid), "--uts", "hostname"], capture_output=True, text=True, timeout=10)
+    assert seen.stdout.strip() == "applied-at-create", f"hostname of the created container: {seen.stdout!r} {seen.stderr!r}"
+    mounts = {m.mount_point: m.fstype for m in host.mounts(pid)}
+    assert mounts.get("/scratch") == "tmpfs", f"the configured tmpfs is not mounted at create; mount points: {sorted(mounts)}"
+    assert mounts.get("/proc") == "proc", "/proc is not mounted at create"

@@ -56,9 +56,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="runtimes to test, comma separated: names from runtimes/*.toml or binary paths (default: %(default)s)",
     )
     group.addoption("--runtime-timeout", type=float, default=None, help="timeout of each runtime call, in seconds")
+    group.addoption(
+        "--results",
+        metavar="DIR",
+        default=None,
+        help="write results.jsonl (one record per case and runtime), junit.xml, conformance.tap and environment.json into DIR",
+    )
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    results_dir = config.getoption("--results")
+    if results_dir and not hasattr(config, "workerinput"):
+        Path(results_dir).mkdir(parents=True, exist_ok=True)
+        if not config.option.xmlpath:
+            config.option.xmlpath = str(Path(results_dir) / "junit.xml")
+        config.pluginmanager.register(_Recorder(config, Path(results_dir)), "oci-harness-results")
     config.addinivalue_line("markers", "spec(*ids): the catalogue ids of the spec requirements a case checks")
     config.addinivalue_line("markers", "requires(*needs): host capabilities a case needs (root, cgroup-v1, cgroup-v2, userns)")
     names = [n.strip() for n in config.getoption("--runtime").split(",") if n.strip()]
@@ -117,8 +130,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     item.add_marker(pytest.mark.skip(reason=reason))
         for req in case_requirements(item):
             item.user_properties.append(("requirement", f"{req.id} ({req.level}, {req.anchor})"))
+            item.user_properties.append(("requirement_id", req.id))
         callspec = getattr(item, "callspec", None)
         name = callspec.params.get("runtime") if callspec else None
+        if name is not None:
+            item.user_properties.append(("runtime", name))
         if name in defs:
             reason = _expected_failure(defs[name], item)
             if reason:
@@ -299,3 +315,85 @@ def run_probe(bundle_factory: BundleFactory, container_factory: Callable[[Bundle
 
 def dump_config(config: dict[str, Any]) -> str:
     return json.dumps(config, indent=2)
+
+
+# --------------------------------------------------------------------------------------------
+# Result files (--results DIR)
+
+
+class _Recorder:
+    """Collects one record per case and runtime from the reports (also those of xdist workers)."""
+
+    def __init__(self, config: pytest.Config, directory: Path):
+        self.config = config
+        self.directory = directory
+        self.records: dict[str, dict[str, Any]] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        props = dict((k, v) for k, v in report.user_properties if k != "requirement_id")
+        rec = self.records.get(report.nodeid)
+        if rec is None:
+            catalogue = requirements.catalogue()
+            ids = [v for k, v in report.user_properties if k == "requirement_id"]
+            path, _, name = report.nodeid.partition("::")
+            rec = self.records[report.nodeid] = {
+                "schema": "oci-harness/conformance-result/1",
+                "case": report.nodeid,
+                "file": path,
+                "name": name.split("[", 1)[0],
+                "runtime": props.get("runtime"),
+                "requirements": [
+                    {"id": i, "level": catalogue[i].level, "anchor": catalogue[i].anchor, "text": catalogue[i].text} for i in ids if i in catalogue
+                ],
+                "outcome": "passed",
+                "duration": 0.0,
+                "reason": None,
+                "message": None,
+                "sections": {},
+            }
+        rec["duration"] = round(rec["duration"] + report.duration, 6)
+        xfail_reason = getattr(report, "wasxfail", None)
+        if report.when == "call":
+            if report.skipped and xfail_reason is not None:
+                rec["outcome"], rec["reason"] = "xfailed", xfail_reason
+            elif report.passed and xfail_reason is not None:
+                rec["outcome"], rec["reason"] = "xpassed", xfail_reason
+            elif report.failed:
+                rec["outcome"] = "failed"
+            elif report.skipped:
+                rec["outcome"], rec["reason"] = "skipped", _skip_reason(report)
+        elif report.skipped and report.when == "setup":
+            if xfail_reason is not None:
+                rec["outcome"], rec["reason"] = "xfailed", xfail_reason
+            else:
+                rec["outcome"], rec["reason"] = "skipped", _skip_reason(report)
+        elif report.failed:
+            rec["outcome"] = "error" if rec["outcome"] in ("passed", "xfailed") else rec["outcome"]
+        if report.failed:
+            rec["message"] = ((rec["message"] + "\n") if rec["message"] else "") + report.longreprtext
+            rec["sections"].update({title: text for title, text in report.sections if title.startswith("harness:")})
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        from . import results
+
+        versions = {}
+        for name, d in getattr(self.config, "_harness_runtimes", {}).items():
+            try:
+                versions[name] = _runtime.Runtime(d, Path("/nonexistent")).version()
+            except HarnessError:
+                versions[name] = ""
+        env = results.environment(versions)
+        records = sorted(self.records.values(), key=lambda r: r["case"])
+        for r in records:
+            r["runtime_version"] = versions.get(r["runtime"] or "", None)
+            r["host"] = {k: env[k] for k in ("kernel", "machine", "cgroup_mode")}
+        results.write_jsonl(records, self.directory / "results.jsonl")
+        results.write_tap(records, self.directory / "conformance.tap")
+        (self.directory / "environment.json").write_text(json.dumps(env, indent=2) + "\n")
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr or "")

@@ -1,5 +1,6 @@
 """The pytest plugin, exercised with pytester against a fake runtime definition."""
 
+import json
 import sys
 import textwrap
 
@@ -154,3 +155,38 @@ def test_unknown_requirement_id_is_a_usage_error(fake_env):
     result = fake_env.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unknown requirement id 'no.such.requirement'*"])
+
+
+def test_results_dir_gets_jsonl_junit_tap(fake_env, tmp_path):
+    fake_env.makepyfile(
+        test_cases="""
+        import pytest
+
+        @pytest.mark.spec("runtime.create.status-created")
+        def test_ok(runtime):
+            pass
+
+        def test_known_bug(runtime):
+            assert False, "deviates"
+
+        def test_bad(runtime):
+            assert 1 == 2, "expected 1, got 2"
+
+        @pytest.mark.requires("cgroup-v1", "cgroup-v2")
+        def test_skipped(runtime):
+            pass
+        """
+    )
+    out = tmp_path / "results"
+    fake_env.runpytest("--runtime", "fake", f"--results={out}")
+    from harness import results
+
+    records = {r["name"]: r for r in results.read_jsonl(out / "results.jsonl")}
+    assert {n: r["outcome"] for n, r in records.items()} == {"test_ok": "passed", "test_known_bug": "xfailed", "test_bad": "failed", "test_skipped": "skipped"}
+    assert records["test_ok"]["requirements"][0]["id"] == "runtime.create.status-created"
+    assert records["test_ok"]["runtime"] == "fake"
+    assert "expected 1, got 2" in records["test_bad"]["message"]
+    assert "fake deviates" in records["test_known_bug"]["reason"]
+    assert (out / "junit.xml").read_text().count("<testcase") == 4
+    assert "not ok" in (out / "conformance.tap").read_text()
+    assert json.loads((out / "environment.json").read_text())["runtimes"].keys() == {"fake"}
