@@ -32,8 +32,13 @@ def cmd_spec(args: argparse.Namespace) -> int:
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
-    from .bundle import create_bundle
+    from .bundle import create_bundle, remove_bundle
 
+    if args.remove:
+        remove_bundle(Path(args.dir))
+        return 0
+    if args.mode and not args.image:
+        raise HarnessError("--mode goes with --image (a raw or overlay bundle from an OCI image)")
     bundle = create_bundle(
         Path(args.dir),
         rootfs=args.rootfs,
@@ -42,8 +47,111 @@ def cmd_bundle(args: argparse.Namespace) -> int:
         args=args.process_args or None,
         readonly=not args.writable,
         install_probe=not args.no_probe,
+        image=args.image,
+        mode=args.mode or "raw",
     )
     print(bundle.path)
+    return 0
+
+
+def _image_ref(text: str) -> tuple[Path, str | None]:
+    from .image import parse_reference
+
+    return parse_reference(text)
+
+
+def cmd_image_build(args: argparse.Namespace) -> int:
+    import json
+
+    from .image import ImageBuilder, Layout
+
+    path, tag = _image_ref(args.ref)
+    layout = Layout.init(path)
+    builder = ImageBuilder(layout, compress=not args.no_gzip)
+    if args.from_image:
+        builder.from_image(layout.resolve(args.from_image))
+    else:
+        builder.base(args.base, rootfs_tar=Path(args.rootfs_tar) if args.rootfs_tar else None)
+    for kind, value in args.layers or []:
+        if kind == "folder":
+            builder.add_folder(Path(value))
+        else:
+            try:
+                changes = json.loads(Path(value).read_text())
+            except (OSError, ValueError) as err:
+                raise HarnessError(f"cannot read the changes file {value}: {err}") from None
+            if not isinstance(changes, list):
+                raise HarnessError(f"{value}: a changes file holds a JSON list of changes")
+            builder.add_changes(changes, created_by=f"changes {Path(value).name}")
+    cfg = builder.config
+    if args.env:
+        cfg["Env"] = [e for e in cfg.get("Env", []) if e.split("=", 1)[0] not in {x.split("=", 1)[0] for x in args.env}] + args.env
+    for key, value in (("Entrypoint", args.entrypoint), ("Cmd", args.cmd)):
+        if value is not None:
+            cfg[key] = json.loads(value) if value.startswith("[") else value.split()
+    if args.workdir is not None:
+        cfg["WorkingDir"] = args.workdir
+    if args.user is not None:
+        cfg["User"] = args.user
+    labels = dict(kv.split("=", 1) for kv in args.label or [] if "=" in kv)
+    image = builder.commit(tag, labels=labels or None)
+    print(f"{path}:{tag}" if tag else f"{path}@{image.digest}")
+    return 0
+
+
+def cmd_image_generate(args: argparse.Namespace) -> int:
+    from .image import Layout, generate_image
+
+    path, tag = _image_ref(args.ref)
+    if tag is None:
+        raise HarnessError("name the image as LAYOUT:TAG")
+    size: int | tuple[int, int] = args.size
+    if args.max_size:
+        size = (args.size, args.max_size)
+    image = generate_image(Layout.init(path), tag, layers=args.layers, files=args.files, size=size,
+                           seed=args.seed, base=args.base,
+                           rootfs_tar=Path(args.rootfs_tar) if args.rootfs_tar else None,
+                           churn=not args.no_churn, compress=not args.no_gzip)
+    print(f"{path}:{tag} {image.digest}")
+    return 0
+
+
+def cmd_image_ls(args: argparse.Namespace) -> int:
+    from .image import Layout
+
+    layout = Layout.open(args.layout)
+    rows = [("TAG", "DIGEST", "LAYERS", "SIZE")]
+    for tag, desc in layout.images():
+        try:
+            image = layout.load_image(desc)
+            layers, size = str(len(image.layers)), str(sum(d.size for d in image.layers))
+        except HarnessError as err:
+            layers, size = "?", f"({err})"
+        rows.append((tag or "<none>", desc.digest[:19], layers, size))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}")
+    return 0
+
+
+def cmd_image_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from .image import Layout
+
+    path, tag = _image_ref(args.ref)
+    image = Layout.open(path).resolve(tag)
+    out = {
+        "ref": image.ref,
+        "digest": image.digest,
+        "config_digest": image.config_desc.digest,
+        "layers": [{"digest": d.digest, "size": d.size, "mediaType": d.media_type, "diff_id": i}
+                   for d, i in zip(image.layers, image.diff_ids)],
+        "config": image.config.get("config") or {},
+        "architecture": image.config.get("architecture"),
+        "os": image.config.get("os"),
+    }
+    print(json.dumps(out, indent=2))
     return 0
 
 
@@ -147,6 +255,38 @@ def cmd_requirements(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    import json
+
+    from . import _linux, diff, runtime
+
+    names = [n for n in args.runtime.split(",") if n]
+    if len(names) != 2:
+        raise HarnessError(f"--runtime needs exactly two runtimes, like runc,crun (got {args.runtime!r})")
+    variants = diff.VARIANTS
+    if args.variant:
+        unknown = sorted(set(args.variant) - set(variants))
+        if unknown:
+            raise HarnessError(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(variants)}")
+        variants = {v: diff.VARIANTS[v] for v in args.variant}
+    _linux.set_child_subreaper()
+    base = runtime.default_state_root_base() / f"diff-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    rts = [runtime.Runtime(runtime.resolve(n), base / n) for n in names]
+    try:
+        with tempfile.TemporaryDirectory(prefix="harness-diff-") as tmp:
+            found = diff.compare(rts, Path(tmp), variants)
+    finally:
+        _remove_empty_tree(base)
+    if args.json:
+        print(json.dumps({v: [d.__dict__ for d in ds] for v, ds in found.items()}, indent=2))
+    else:
+        for variant, ds in found.items():
+            print(f"{variant}: {'same' if not ds else f'{len(ds)} difference(s)'}")
+            for d in ds:
+                print(f"  {d.path}\n    {rts[0].name}: {json.dumps(d.a)}\n    {rts[1].name}: {json.dumps(d.b)}")
+    return 1 if any(found.values()) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description="OCI runtime-spec conformance and benchmarking harness")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -163,7 +303,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hostname", metavar="NAME", help="the container's hostname")
     p.add_argument("--writable", action="store_true", help="a writable root filesystem (default: read-only, like runc spec)")
     p.add_argument("--no-probe", action="store_true", help="do not install the probe at /probe")
+    p.add_argument("--image", metavar="LAYOUT[:TAG]", help="make the root filesystem from an OCI image layout")
+    p.add_argument("--mode", choices=("raw", "overlay"), help="with --image: flatten the layers (raw, default) or mount them with overlayfs")
+    p.add_argument("--remove", action="store_true", help="unmount and remove the bundle DIR instead of making one")
     p.set_defaults(func=cmd_bundle)
+
+    p = sub.add_parser("image", help="OCI images: build, generate, list, inspect")
+    isub = p.add_subparsers(dest="image_command", required=True, metavar="SUBCOMMAND")
+
+    class _Layer(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+            kind = "folder" if option_string == "--layer" else "changes"
+            items = getattr(namespace, "layers", None) or []
+            namespace.layers = items + [(kind, values)]
+
+    q = isub.add_parser("build", help="build an image into a layout: a base plus layers", usage="harness image build LAYOUT:TAG [--base SOURCE] [--layer DIR | --changes FILE]...")
+    q.add_argument("ref", metavar="LAYOUT:TAG", help="the layout folder (made if new) and the tag to give the image")
+    q.add_argument("--base", default="alpine", metavar="SOURCE", help="alpine (default), scratch, a tarball or a folder")
+    q.add_argument("--rootfs-tar", metavar="PATH", help="with --base alpine: a local minirootfs tarball")
+    q.add_argument("--from", dest="from_image", metavar="TAG", help="start from the image TAG of the same layout instead of --base")
+    q.add_argument("--layer", action=_Layer, dest="layers", metavar="DIR", help="a layer: the folder is the new root filesystem; its difference is stored (repeatable)")
+    q.add_argument("--changes", action=_Layer, dest="layers", metavar="FILE", help="a layer from a JSON list of changes (file, dir, symlink, hardlink, delete, opaque...; repeatable)")
+    q.add_argument("--env", action="append", metavar="K=V", help="set an environment variable in the image config")
+    q.add_argument("--entrypoint", metavar="CMD", help="the Entrypoint (a JSON list or words)")
+    q.add_argument("--cmd", metavar="CMD", help="the Cmd (a JSON list or words)")
+    q.add_argument("--workdir", metavar="DIR", help="the WorkingDir")
+    q.add_argument("--user", metavar="USER[:GROUP]", help="the User")
+    q.add_argument("--label", action="append", metavar="K=V", help="a label (becomes a bundle annotation)")
+    q.add_argument("--no-gzip", action="store_true", help="store new layers as plain tar")
+    q.set_defaults(func=cmd_image_build)
+
+    q = isub.add_parser("generate", help="a reproducible benchmark image: N layers of M files")
+    q.add_argument("ref", metavar="LAYOUT:TAG")
+    q.add_argument("--layers", type=int, default=8, metavar="N")
+    q.add_argument("--files", type=int, default=16, metavar="M", help="files per layer")
+    q.add_argument("--size", type=int, default=4096, metavar="BYTES", help="file size (the minimum with --max-size)")
+    q.add_argument("--max-size", type=int, metavar="BYTES", help="draw sizes between --size and this")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--base", default="scratch", metavar="SOURCE", help="scratch (default), alpine, a tarball or a folder")
+    q.add_argument("--rootfs-tar", metavar="PATH")
+    q.add_argument("--no-churn", action="store_true", help="no deletions, overwrites or opaque folders")
+    q.add_argument("--no-gzip", action="store_true")
+    q.set_defaults(func=cmd_image_generate)
+
+    q = isub.add_parser("ls", help="list the images of a layout")
+    q.add_argument("layout", metavar="LAYOUT")
+    q.set_defaults(func=cmd_image_ls)
+
+    q = isub.add_parser("inspect", help="print an image's manifest summary and config as JSON")
+    q.add_argument("ref", metavar="LAYOUT[:TAG]")
+    q.set_defaults(func=cmd_image_inspect)
 
     p = sub.add_parser("run", help="create, start and wait for a container, then delete it; exits with its exit code")
     p.add_argument("bundle", metavar="BUNDLE")
@@ -179,6 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--uncovered", action="store_true", help="list only requirements no case covers")
     p.add_argument("--json", action="store_true", help="the catalogue with coverage as JSON")
     p.set_defaults(func=cmd_requirements)
+
+    p = sub.add_parser("diff", help="run the same bundles on two runtimes and show where what the containers saw differs")
+    p.add_argument("--runtime", "-r", required=True, metavar="A,B", help="the two runtimes to compare")
+    p.add_argument("--variant", action="append", metavar="NAME", help="compare only these bundle variants (repeatable)")
+    p.add_argument("--json", action="store_true", help="the differences as JSON")
+    p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser("runtimes", help="list the runtime definitions, their binaries and versions")
     p.set_defaults(func=cmd_runtimes)

@@ -57,6 +57,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--runtime-timeout", type=float, default=None, help="timeout of each runtime call, in seconds")
     group.addoption(
+        "--diff",
+        metavar="A,B",
+        default=None,
+        help="also run the differential cases: the same bundles on runtimes A and B must give the same view inside",
+    )
+    group.addoption(
         "--results",
         metavar="DIR",
         default=None,
