@@ -246,6 +246,13 @@ class Runtime:
     def __repr__(self) -> str:
         return f"Runtime({self.name!r}, root={str(self.state_root)!r})"
 
+    @property
+    def in_private_mount_namespace(self) -> bool:
+        """Whether the adapter runs this runtime in a private mount namespace on this host (a
+        quirk of its definition): mounts and mount namespaces made on the host are then not
+        seen by the runtime the way they would be otherwise."""
+        return self._preexec is not None
+
     def argv(self, *args: str) -> list[str]:
         """The full command line for a runtime subcommand."""
         return [self.binary, *self.definition.global_args, self.definition.root_flag, str(self.state_root), *args]

@@ -26,7 +26,7 @@ from pathlib import Path
 from ..errors import HarnessError
 
 LEVELS = ("MUST", "MUST NOT", "REQUIRED", "SHALL", "SHALL NOT", "SHOULD", "SHOULD NOT", "RECOMMENDED", "MAY", "OPTIONAL")
-SPEC_FILES = ("runtime.md", "config.md", "config-linux.md", "features.md", "features-linux.md", "bundle.md")
+SPEC_FILES = ("runtime.md", "runtime-linux.md", "config.md", "config-linux.md", "features.md", "features-linux.md", "bundle.md")
 HERE = Path(__file__).resolve().parent
 
 

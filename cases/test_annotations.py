@@ -1,0 +1,120 @@
+"""Annotations, extensibility and valid values (config.md "Annotations", "Extensibility", "Valid
+values"): unknown annotation keys and unknown properties are ignored, never an error; invalid
+values are an error."""
+
+import pytest
+
+from harness import spec
+from harness.probe import parse_report
+from harness.runtime import RuntimeCallError
+
+pytestmark = pytest.mark.requires("root")
+
+
+def write_unchecked(bundle, change):
+    """Write a config the harness's own validation would refuse: the runtime must judge it."""
+    config = bundle.config()
+    change(config)
+    spec.dump(config, bundle.config_path)
+
+
+ANNOTATIONS = {
+    "com.example.never-heard-of-it": "x",
+    "org.opencontainers.image.os": "linux",
+    "org.opencontainers.harness.structured": '{"a": [1, 2]}',
+    "com.example.empty-value": "",
+    "com.example.ünïcode": "välue",
+}
+
+
+@pytest.mark.spec("config.annotations.unknown-keys", "runtime.state.annotations")
+def test_unknown_annotation_keys_are_accepted(runtime, bundle_factory, container_factory):
+    c = container_factory(bundle_factory("exit", "0", edit=lambda config: config.update(annotations=dict(ANNOTATIONS))))
+    try:
+        c.create()
+    except RuntimeCallError as err:
+        pytest.fail(f"unknown annotation keys must not be an error; create failed: {err}")
+    got = c.state().raw.get("annotations")
+    assert got == ANNOTATIONS, f"state annotations: expected {ANNOTATIONS}, got {got}"
+    c.start()
+    end = c.wait()
+    assert end.code in (0, None), f"the process exited {end}"
+
+
+def add_unknown_properties(config):
+    config["org.example.unknownTopLevel"] = {"nested": [1, {"deeper": True}]}
+    config["process"]["unknownProcessField"] = "ignored"
+    config["process"]["user"]["unknownUserField"] = 7
+    config["process"]["capabilities"]["unknownSet"] = ["CAP_SYS_ADMIN"]
+    config["process"]["rlimits"][0]["unknownRlimitField"] = 1
+    config["root"]["unknownRootField"] = False
+    config["mounts"][0]["unknownMountField"] = "x"
+    config["linux"]["unknownLinuxField"] = {"a": 1}
+
+
+# What the process sees; unknown properties must change none of it.
+OBSERVED = ("uid", "gid", "groups", "umask", "cwd", "env", "rlimits", "capabilities", "no_new_privs", "hostname", "oom_score_adj")
+
+
+@pytest.mark.spec("config.extensibility.ignore-unknown")
+def test_unknown_properties_are_ignored(runtime, bundle_factory, container_factory):
+    plain = container_factory(bundle_factory("report"))
+    plain.create()
+    plain.start()
+    plain.wait()
+    bundle = bundle_factory("report")
+    write_unchecked(bundle, add_unknown_properties)
+    c = container_factory(bundle)
+    try:
+        c.create()
+        c.start()
+    except RuntimeCallError as err:
+        pytest.fail(f"unknown properties must be ignored, not an error: {err}")
+    end = c.wait()
+    assert end.code in (0, None), f"the process exited {end}: {c.stderr()!r}"
+    expected, got = parse_report(plain.stdout()), parse_report(c.stdout())
+    changed = {key: {"without": expected[key], "with": got[key]} for key in OBSERVED if expected[key] != got[key]}
+    assert not changed, f"unknown properties changed what the process sees: {changed}"
+
+
+def _set(path, value):
+    def change(config):
+        *parents, last = path
+        node = config
+        for key in parents:
+            node = node[key]
+        node[last] = value
+
+    return change
+
+
+INVALID = [
+    pytest.param(_set(("process", "terminal"), "no"), id="terminal-string"),
+    pytest.param(_set(("process", "user", "uid"), "root"), id="uid-string"),
+    pytest.param(_set(("process", "user", "uid"), -1), id="uid-negative"),
+    pytest.param(_set(("process", "args"), "/probe"), id="args-string"),
+    pytest.param(_set(("process", "env"), "PATH=/bin"), id="env-string"),
+    pytest.param(_set(("root", "readonly"), "yes"), id="readonly-string"),
+    pytest.param(_set(("annotations",), {"": "empty key"}), id="annotation-empty-key", marks=pytest.mark.spec("config.annotations.empty-key")),
+    pytest.param(_set(("annotations",), {"com.example.number": 1}), id="annotation-value-not-string"),
+]
+
+
+@pytest.mark.parametrize("change", INVALID)
+@pytest.mark.spec("config.valid-values.error")
+def test_invalid_value_is_an_error(runtime, bundle_factory, container_factory, change):
+    bundle = bundle_factory("exit", "0")
+    write_unchecked(bundle, change)
+    c = container_factory(bundle)
+    try:
+        c.create()
+    except RuntimeCallError:
+        with pytest.raises(RuntimeCallError):
+            runtime.state(c.id)  # generating an error leaves no container (runtime.md#errors)
+        return
+    try:
+        c.start()
+    except RuntimeCallError:
+        return
+    end = c.wait()
+    pytest.fail(f"an invalid value was accepted: create and start succeeded and the process ended with {end}")

@@ -1,0 +1,224 @@
+"""Seccomp (config-linux.md "Seccomp"): the profile puts a filter on the container process;
+matched calls get the rule's action (an errno, or death by SIGSYS), arguments narrow a rule, and
+what the runtime cannot apply is an error. The probe's `report` calls getcwd (its "cwd" and the
+error recorded when that fails) and reads the seccomp mode from /proc/self/status."""
+
+import errno
+import os
+import signal
+
+import pytest
+
+from harness import spec
+from harness.probe import parse_report
+from harness.runtime import RuntimeCallError
+
+pytestmark = pytest.mark.requires("root")
+
+ALLOW, ERRNO = "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO"
+O_CREAT = 0o100  # asm-generic value, x86_64 and arm64 alike
+
+
+def profile(*rules, **fields):
+    return {"defaultAction": ALLOW, **fields, "syscalls": list(rules)}
+
+
+def with_seccomp(seccomp):
+    return lambda config: config["linux"].__setitem__("seccomp", seccomp)
+
+
+def assert_create_fails(runtime, bundle, container_factory, why):
+    c = container_factory(bundle)
+    with pytest.raises(RuntimeCallError):
+        c.create()
+        pytest.fail(f"create succeeded although {why}")
+    with pytest.raises(RuntimeCallError):
+        runtime.state(c.id)
+        pytest.fail(f"a container exists after the failed create ({why})")
+
+
+@pytest.mark.spec("linux.seccomp.applied")
+def test_seccomp_filter_installed(runtime, run_probe):
+    _, report = run_probe("report", edit=with_seccomp(profile({"names": ["getcwd"], "action": ERRNO})))
+    assert report["seccomp"] == 2, f"the process's seccomp mode is {report['seccomp']}, expected 2 (filter)"
+
+
+@pytest.mark.spec("linux.seccomp.errno-ret")
+def test_errno_rule_returns_errno_ret(runtime, run_probe):
+    _, report = run_probe("report", edit=with_seccomp(profile({"names": ["getcwd"], "action": ERRNO, "errnoRet": errno.EOPNOTSUPP})))
+    expected = f"getcwd: {os.strerror(errno.EOPNOTSUPP)}"
+    assert report["cwd"] is None and report["errors"].get("cwd") == expected, (
+        f"getcwd should fail with {expected!r}; cwd {report['cwd']!r}, error {report['errors'].get('cwd')!r}"
+    )
+
+
+@pytest.mark.spec("linux.seccomp.errno-ret-default")
+def test_errno_rule_defaults_to_eperm(runtime, run_probe):
+    _, report = run_probe("report", edit=with_seccomp(profile({"names": ["getcwd"], "action": ERRNO})))
+    expected = f"getcwd: {os.strerror(errno.EPERM)}"
+    assert report["cwd"] is None and report["errors"].get("cwd") == expected, (
+        f"getcwd should fail with {expected!r}; cwd {report['cwd']!r}, error {report['errors'].get('cwd')!r}"
+    )
+
+
+@pytest.mark.spec("linux.seccomp.args")
+def test_rule_arguments_narrow_the_match(runtime, bundle_factory, container_factory):
+    # openat(dirfd, path, flags, mode): refuse only the opens that create (flags & O_CREAT).
+    rule = {
+        "names": ["openat"],
+        "action": ERRNO,
+        "errnoRet": errno.EMLINK,
+        "args": [{"index": 2, "value": O_CREAT, "valueTwo": O_CREAT, "op": "SCMP_CMP_MASKED_EQ"}],
+    }
+    c = container_factory(bundle_factory("cat", "/proc/self/comm", "write", "/made", "x", edit=with_seccomp(profile(rule))))
+    c.create()
+    c.start()
+    end = c.wait()
+    assert c.stdout() == "probe\n", f"an open without O_CREAT was refused too: stdout {c.stdout()!r}, stderr {c.stderr()!r}"
+    assert end.code == 1 and os.strerror(errno.EMLINK) in c.stderr(), (
+        f"the creating open should fail with {os.strerror(errno.EMLINK)!r}; exit {end}, stderr {c.stderr()!r}"
+    )
+    assert not (c.bundle / "rootfs" / "made").exists()
+
+
+@pytest.mark.spec("linux.seccomp.actions")
+def test_kill_process_action(runtime, bundle_factory, container_factory):
+    rule = {"names": ["getcwd"], "action": "SCMP_ACT_KILL_PROCESS"}
+    c = container_factory(bundle_factory("report", edit=with_seccomp(profile(rule))))
+    c.create()
+    c.start()
+    end = c.wait()
+    assert end.signal == signal.SIGSYS, f"the process should die of SIGSYS at getcwd; it ended with {end}"
+
+
+@pytest.mark.parametrize("action", ["SCMP_ACT_ALLOW", "SCMP_ACT_KILL"])
+@pytest.mark.spec("linux.seccomp.errno-unsupported", "runtime.errors.no-change")
+def test_errno_ret_on_action_without_errno_is_an_error(runtime, bundle_factory, container_factory, action):
+    rule = {"names": ["getcwd"], "action": action, "errnoRet": errno.EPERM}
+    bundle = bundle_factory("exit", "0", edit=with_seccomp(profile(rule)))
+    assert_create_fails(runtime, bundle, container_factory, f"errnoRet is given for {action}, which returns no errno")
+
+
+@pytest.mark.spec("linux.seccomp.default-errno-unsupported", "runtime.errors.no-change")
+def test_default_errno_ret_with_allow_is_an_error(runtime, bundle_factory, container_factory):
+    bundle = bundle_factory("exit", "0", edit=with_seccomp(profile(defaultErrnoRet=errno.EPERM)))
+    assert_create_fails(runtime, bundle, container_factory, "defaultErrnoRet is given with defaultAction SCMP_ACT_ALLOW")
+
+
+UNKNOWN = {
+    "action": profile({"names": ["getcwd"], "action": "SCMP_ACT_NO_SUCH_ACTION"}),
+    "default-action": {"defaultAction": "SCMP_ACT_NO_SUCH_ACTION"},
+    "architecture": profile({"names": ["getcwd"], "action": ERRNO}, architectures=["SCMP_ARCH_NO_SUCH_ARCH"]),
+    "operator": profile({"names": ["getcwd"], "action": ERRNO, "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_NO_SUCH_OP"}]}),
+}
+
+
+@pytest.mark.parametrize("what", list(UNKNOWN))
+@pytest.mark.spec("runtime.create.cannot-apply", "runtime.lifecycle.create-error", "runtime.errors.no-change")
+def test_unknown_seccomp_constant_is_an_error(runtime, bundle_factory, container_factory, what):
+    bundle = bundle_factory("exit", "0", edit=with_seccomp(UNKNOWN[what]))
+    assert_create_fails(runtime, bundle, container_factory, f"the profile holds an unknown {what}")
+
+
+# --------------------------------------------------------------------------------------------
+# SCMP_ACT_NOTIFY: the container process state goes to a seccomp agent at listenerPath
+
+
+class Agent:
+    """A seccomp agent: accepts connections on a unix socket and keeps what each one carried.
+
+    It closes every received seccomp fd at once, so notified calls fail with ENOSYS instead of
+    waiting for an answer.
+    """
+
+    def __init__(self, path):
+        import socket
+        import threading
+
+        self.path = str(path)
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(self.path)
+        self.server.listen(4)
+        self.server.settimeout(0.2)
+        self.connections = []  # (payload bytes, fd count, number of messages carrying fds)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        import array
+        import socket
+
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(10)
+                payload, fds, messages_with_fds = b"", 0, 0
+                try:
+                    while True:
+                        data, ancdata, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(16 * 4))
+                        for level, kind, blob in ancdata:
+                            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                                received = array.array("i")
+                                received.frombytes(blob[: len(blob) - len(blob) % 4])
+                                for fd in received:
+                                    os.close(fd)
+                                fds += len(received)
+                                messages_with_fds += 1
+                        if not data:
+                            break
+                        payload += data
+                except OSError:
+                    pass
+                self.connections.append((payload, fds, messages_with_fds))
+
+    def close(self):
+        self._stop.set()
+        self.server.close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def seccomp_agent(tmp_path):
+    agent = Agent(tmp_path / "agent.sock")
+    yield agent
+    agent.close()
+
+
+def notify_profile(listener_path):
+    return profile({"names": ["getcwd"], "action": "SCMP_ACT_NOTIFY"}, listenerPath=str(listener_path), listenerMetadata="case=notify")
+
+
+@pytest.mark.spec("linux.seccomp.listener-socket", "linux.seccomp.listener-one-state", "linux.seccomp.process-state-format")
+def test_notify_sends_process_state_to_listener(runtime, bundle_factory, container_factory, seccomp_agent):
+    import json
+
+    c = container_factory(bundle_factory("report", edit=with_seccomp(notify_profile(seccomp_agent.path))))
+    c.create()
+    c.start()
+    end = c.wait()
+    assert end.code == 0, f"the probe ended with {end}; stderr {c.stderr()!r}"
+    report = parse_report(c.stdout())
+    assert len(seccomp_agent.connections) == 1, f"expected one connection to the agent, got {len(seccomp_agent.connections)}"
+    payload, fds, messages_with_fds = seccomp_agent.connections[0]
+    state = json.loads(payload)
+    assert state.get("fds") == ["seccompFd"] and fds == 1, f"expected one fd named seccompFd; state fds {state.get('fds')}, {fds} fds received"
+    assert messages_with_fds == 1
+    assert state.get("pid") == c.pid, f"state pid {state.get('pid')}, container pid {c.pid}"
+    assert state.get("metadata") == "case=notify", f"metadata {state.get('metadata')!r}"
+    assert isinstance(state.get("ociVersion"), str)
+    assert state.get("state", {}).get("id") == c.id, f"the container state sent is {state.get('state')}"
+    assert report["errors"].get("cwd") == f"getcwd: {os.strerror(errno.ENOSYS)}", (
+        f"with the agent gone, the notified getcwd should fail with ENOSYS; cwd error {report['errors'].get('cwd')!r}"
+    )
+
+
+@pytest.mark.spec("linux.seccomp.listener-send-fails", "runtime.errors.no-change")
+def test_notify_without_listener_is_an_error(runtime, bundle_factory, container_factory, tmp_path):
+    bundle = bundle_factory("exit", "0", edit=with_seccomp(notify_profile(tmp_path / "nobody-listens.sock")))
+    assert_create_fails(runtime, bundle, container_factory, "nothing listens at listenerPath")

@@ -1,0 +1,73 @@
+"""Sysctl (config-linux.md "Sysctl"): the kernel parameters in linux.sysctl are set for the
+container, in its own namespaces, and the host keeps its values. Read inside with the probe's
+`cat /proc/sys/...`; a parameter the runtime cannot set is an error (runtime.md "Create")."""
+
+from pathlib import Path
+
+import pytest
+
+from harness.runtime import RuntimeCallError
+
+pytestmark = pytest.mark.requires("root")
+
+# (key, the namespace it belongs to)
+PARAMETERS = [("kernel.shm_rmid_forced", "ipc"), ("net.ipv4.ip_forward", "network"), ("net.ipv4.tcp_keepalive_time", "network")]
+
+
+def proc_path(key):
+    return "/proc/sys/" + key.replace(".", "/")
+
+
+def other_value(key):
+    """A valid value that differs from the host's."""
+    current = Path(proc_path(key)).read_text().strip()
+    if key == "net.ipv4.tcp_keepalive_time":
+        return str(int(current) + 17)
+    return "0" if current == "1" else "1"
+
+
+@pytest.mark.parametrize("key", [k for k, _ in PARAMETERS])
+@pytest.mark.spec("linux.sysctl.applied")
+def test_sysctl_applied(runtime, run_probe, key):
+    value = other_value(key)
+    _, out = run_probe("cat", proc_path(key), edit=lambda config: config["linux"].__setitem__("sysctl", {key: value}))
+    assert out.strip() == value, f"{key} reads {out.strip()!r} inside the container, expected {value!r}"
+
+
+@pytest.fixture
+def restore_host_sysctl():
+    """Puts back host values a misbehaving runtime changed."""
+    saved = {}
+
+    def remember(key):
+        saved[key] = Path(proc_path(key)).read_text()
+
+    yield remember
+    for key, value in saved.items():
+        if Path(proc_path(key)).read_text() != value:
+            Path(proc_path(key)).write_text(value)
+
+
+@pytest.mark.parametrize("key", [k for k, _ in PARAMETERS])
+@pytest.mark.spec("linux.sysctl.container-only")
+def test_sysctl_leaves_host_unchanged(runtime, run_probe, restore_host_sysctl, key):
+    restore_host_sysctl(key)
+    before = Path(proc_path(key)).read_text().strip()
+    value = other_value(key)
+    _, out = run_probe("cat", proc_path(key), edit=lambda config: config["linux"].__setitem__("sysctl", {key: value}))
+    after = Path(proc_path(key)).read_text().strip()
+    assert out.strip() == value, f"the sysctl was not applied inside ({out.strip()!r}), so this case proves nothing"
+    assert after == before, f"the host's {key} changed from {before!r} to {after!r}"
+
+
+@pytest.mark.parametrize("sysctl", [{"net.ipv4.no_such_parameter": "1"}, {"net.ipv4.ip_forward": "banana"}], ids=["unknown-key", "invalid-value"])
+@pytest.mark.spec("runtime.create.cannot-apply", "runtime.lifecycle.create-error", "runtime.errors.no-change")
+def test_sysctl_that_cannot_be_set_is_an_error(runtime, bundle_factory, container_factory, sysctl):
+    bundle = bundle_factory("write", "/ran", "yes", edit=lambda config: config["linux"].__setitem__("sysctl", sysctl))
+    c = container_factory(bundle)
+    with pytest.raises(RuntimeCallError):
+        c.create()
+        pytest.fail(f"create succeeded although sysctl {sysctl} cannot be set")
+    with pytest.raises(RuntimeCallError):
+        runtime.state(c.id)
+    assert not (bundle.rootfs / "ran").exists()
