@@ -46,6 +46,18 @@ _REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
 }
 
 _CONTAINERS = pytest.StashKey[list]()
+_PROFILE = "oci-quick"
+
+
+def hypothesis_settings() -> Any:
+    """The hypothesis settings for property-based cases: ``oci-quick`` (CI: few examples, the
+    same ones every run) or, with ``--deep``, ``oci-deep`` (many random examples)."""
+    from hypothesis import HealthCheck, settings
+
+    common = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], print_blob=True)
+    settings.register_profile("oci-quick", max_examples=12, derandomize=True, **common)
+    settings.register_profile("oci-deep", max_examples=300, **common)
+    return settings.get_profile(_PROFILE)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -62,6 +74,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="also run the differential cases: the same bundles on runtimes A and B must give the same view inside",
     )
+    group.addoption("--deep", action="store_true", help="property-based cases run the deep hypothesis profile (many more examples)")
     group.addoption(
         "--results",
         metavar="DIR",
@@ -96,6 +109,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config._harness_runtimes = defs  # type: ignore[attr-defined]
     # Reported only if the run has cases that need a runtime: unit tests do not.
     config._harness_runtime_problems = problems  # type: ignore[attr-defined]
+    global _PROFILE
+    _PROFILE = "oci-deep" if config.getoption("--deep") else "oci-quick"
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     config._harness_run_id = f"{uuid.uuid4().hex[:8]}-{worker}"  # type: ignore[attr-defined]
     if host.is_root():

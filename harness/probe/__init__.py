@@ -37,7 +37,7 @@ CFLAGS: tuple[str, ...] = ("-static", "-O2", "-Wall", "-Wextra")
 REPORT_KEYS: tuple[str, ...] = (
     "pid", "ppid", "hostname", "domainname", "uname",
     "uid", "euid", "suid", "gid", "egid", "sgid", "groups",
-    "cwd", "env", "umask", "rlimits", "capabilities", "capabilities_raw",
+    "argv", "cwd", "env", "umask", "rlimits", "capabilities", "capabilities_raw",
     "no_new_privs", "seccomp", "oom_score_adj", "namespaces", "mounts", "cgroups", "errors",
 )  # fmt: skip
 

@@ -60,6 +60,10 @@
 
 extern char **environ;
 
+/* The process's own arguments, for the report's "argv" (set first thing in main). */
+static int probe_argc;
+static char **probe_argv;
+
 /* ------------------------------------------------------------------------------------- */
 /* A tiny JSON emitter writing to stdout.                                                 */
 /* ------------------------------------------------------------------------------------- */
@@ -413,6 +417,12 @@ static void report_ids(void)
 
 static void report_process(void)
 {
+    json_key("argv");
+    json_array_begin();
+    for (int i = 0; i < probe_argc; i++)
+        json_string(probe_argv[i]);
+    json_array_end();
+
     json_key("cwd");
     char *cwd = getcwd(NULL, 0);
     if (cwd) {
@@ -869,6 +879,13 @@ static int fail(const char *verb, const char *arg, int error)
     return 1;
 }
 
+/* note TEXT: does nothing; lets a config carry arbitrary arguments that the report shows. */
+static int verb_note(char **args)
+{
+    (void)args;
+    return 0;
+}
+
 static int verb_hostname(char **args)
 {
     (void)args;
@@ -1175,6 +1192,7 @@ static const struct verb {
     {"write", 2, NULL, verb_write, "write FILE TEXT   create/truncate FILE and write TEXT"},
     {"ls", 1, NULL, verb_ls, "ls DIR            print the names in DIR, sorted"},
     {"stat", 1, NULL, verb_stat, "stat PATH         print lstat(PATH) as JSON"},
+    {"note", 1, NULL, verb_note, "note TEXT         do nothing (carries TEXT in argv)"},
 };
 
 static int usage(void)
@@ -1195,6 +1213,8 @@ static const struct verb *find_verb(const char *name)
 
 int main(int argc, char **argv)
 {
+    probe_argc = argc;
+    probe_argv = argv;
     if (argc < 2)
         return usage();
 

@@ -1,0 +1,93 @@
+"""Property-based cases: generated configs, checked against what the probe sees.
+
+Valid configs (hostname, env, args, cwd, uid/gid/groups, umask, rlimits, tmpfs and bind mounts
+at generated paths, annotations) must be applied exactly; invalid ones (each breaking one rule
+the runtime must enforce) must make create fail, say why, and leave nothing behind. A failure
+is shrunk by hypothesis; the minimal config is printed with the falsifying example.
+Few examples in CI (`oci-quick`, the same ones every run); many with ``--deep``.
+"""
+
+import itertools
+import json
+import os
+
+import pytest
+from hypothesis import given, note
+
+from harness import host
+from harness.bundle import create_bundle
+from harness.probe import parse_report
+from harness.pytest_plugin import hypothesis_settings
+from harness.runtime import Container, RuntimeCallError
+from harness.strategies import INVALID, tokens, wishes
+
+pytestmark = pytest.mark.requires("root")
+_n = itertools.count()
+
+
+@pytest.mark.spec("runtime.lifecycle.create-environment", "runtime.create.applies-config", "runtime.lifecycle.run-user-program", "config.hostname.applied", "runtime.state.annotations")
+@hypothesis_settings()
+@given(wish=wishes())
+def test_generated_config_is_applied(runtime, probe_binary, container_id, tmp_path, wish):
+    n = next(_n)
+    binds = {}
+    for dest in wish.binds:
+        src = tmp_path / f"bind{n}-{len(binds)}"
+        src.mkdir()
+        binds[dest] = str(src)
+    bundle = create_bundle(tmp_path / f"b{n}", readonly=False, probe_binary=probe_binary)
+    os.makedirs(bundle.rootfs / wish.cwd.lstrip("/"), mode=0o755, exist_ok=True)
+    config = bundle.edit(lambda c: wish.apply(c, binds))
+    note("config.json: " + json.dumps(config))
+    with Container(runtime, container_id(), bundle.path, tmp_path / "io") as c:
+        c.create()
+        state = c.state()
+        c.start()
+        end = c.wait()
+        assert end.code in (0, None), f"probe failed: {end}, stderr {c.stderr()!r}"
+        report = parse_report(c.stdout())
+    process = config["process"]
+    assert report["hostname"] == wish.hostname
+    assert report["argv"] == process["args"], "the process got other arguments than process.args"
+    assert report["env"] == process["env"], "the environment is not exactly process.env"
+    assert report["cwd"] == wish.cwd
+    assert (report["uid"], report["euid"], report["gid"], report["egid"]) == (wish.uid, wish.uid, wish.gid, wish.gid)
+    assert sorted(report["groups"]) == sorted(wish.groups), "supplementary groups are not exactly additionalGids"
+    assert report["umask"] == wish.umask
+    for rl in wish.rlimits:
+        seen = report["rlimits"][rl["type"]]
+        assert (seen["soft"], seen["hard"]) == (rl["soft"], rl["hard"]), f"{rl['type']}: wanted {rl}, saw {seen}"
+    mounts = {m["mount_point"]: m for m in report["mounts"]}
+    for dest, size in wish.tmpfs:
+        assert dest in mounts and mounts[dest]["fstype"] == "tmpfs", f"no tmpfs at {dest}"
+        assert f"size={size}k" in mounts[dest]["super_options"], f"tmpfs at {dest}: {mounts[dest]['super_options']}"
+    for dest in wish.binds:
+        assert dest in mounts, f"no bind mount at {dest}"
+        assert "ro" in mounts[dest]["options"], f"bind mount at {dest} is not read-only: {mounts[dest]['options']}"
+    assert state.raw.get("annotations", {}) == wish.annotations
+
+
+@pytest.mark.parametrize("name", sorted(INVALID))
+@pytest.mark.spec("runtime.create.cannot-apply", "runtime.lifecycle.create-error", "runtime.errors.no-change")
+@hypothesis_settings()
+@given(token=tokens)
+def test_invalid_config_is_refused_and_leaves_nothing(runtime, probe_binary, container_id, tmp_path, name, token):
+    n = next(_n)
+    bundle = create_bundle(tmp_path / f"b{n}", args=["/probe", "write", "/ran", "yes"], readonly=False, probe_binary=probe_binary)
+    config = bundle.config()
+    INVALID[name](config, token)
+    bundle.config_path.write_text(json.dumps(config))  # unchecked on purpose: the runtime must refuse it
+    note(f"mutation {name}; config.json: " + json.dumps(config))
+    mounts_before = sorted((m.mount_point, m.fstype) for m in host.mounts())
+    state_before = sorted(os.listdir(runtime.state_root)) if runtime.state_root.exists() else []
+    cid = container_id()
+    with Container(runtime, cid, bundle.path, tmp_path / "io") as c:
+        with pytest.raises(RuntimeCallError) as err:
+            c.create()
+        assert err.value.stderr.strip(), f"create refused the config ({name}) without saying why"
+        with pytest.raises(RuntimeCallError):
+            runtime.state(cid)
+    state_after = sorted(os.listdir(runtime.state_root)) if runtime.state_root.exists() else []
+    assert state_after == state_before, f"the failed create left state behind: {sorted(set(state_after) - set(state_before))}"
+    assert sorted((m.mount_point, m.fstype) for m in host.mounts()) == mounts_before, "the failed create left mounts behind"
+    assert not (bundle.rootfs / "ran").exists(), "the user program ran"
