@@ -137,9 +137,16 @@ class RuntimeDefinition:
             raise HarnessError(f"runtime definition {path}: missing or invalid field {err}") from None
 
     def find_binary(self) -> str | None:
-        """The absolute path of the binary, or None if it is not installed."""
+        """The absolute path of the binary, or None if it is not installed.
+
+        A relative path with a slash (``reference/bin/oci-reference``) is relative to the folder
+        of the definition file; a bare name is looked up in PATH (and the sbin folders).
+        """
         if "/" in self.binary:
-            return self.binary if os.access(self.binary, os.X_OK) else None
+            path = self.binary
+            if not os.path.isabs(path) and self.source is not None:
+                path = str(self.source.parent / path)
+            return path if os.access(path, os.X_OK) and not os.path.isdir(path) else None
         return shutil.which(self.binary) or next(
             (str(p) for p in (Path("/usr/sbin") / self.binary, Path("/usr/local/sbin") / self.binary) if os.access(p, os.X_OK)),
             None,

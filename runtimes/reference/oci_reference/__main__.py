@@ -1,0 +1,5 @@
+import sys
+
+from oci_reference.cli import main
+
+sys.exit(main())

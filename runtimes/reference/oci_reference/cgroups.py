@@ -1,0 +1,386 @@
+"""Control groups: one small interface over cgroup v1 (incl. hybrid) and pure cgroup v2.
+
+    cg = cgroups.create(cgroups_path, container_id, resources)   # in the runtime
+    cg.join(0)                                                   # in the container process
+    cg.pids(); cg.destroy()                                      # at delete
+    cgroups.Cgroup.from_dict(cg.to_dict())                       # kept in state.json
+
+The mode is detected at run time: /sys/fs/cgroup/cgroup.controllers exists only on pure v2.
+"""
+
+import os
+
+from oci_reference.errors import RuntimeFailure
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def is_v2():
+    return os.path.exists(CGROUP_ROOT + "/cgroup.controllers")
+
+
+def _mountinfo():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            lf = left.split()
+            rf = right.split()
+            if len(lf) < 5 or len(rf) < 3:
+                continue
+            yield lf[4].replace("\\040", " "), rf[0], rf[2]
+
+
+def _known_controllers():
+    names = set()
+    try:
+        with open("/proc/cgroups") as f:
+            for line in f:
+                if not line.startswith("#"):
+                    names.add(line.split()[0])
+    except OSError:
+        pass
+    return names
+
+
+def v1_hierarchies():
+    """[(mountpoint, [controllers or name=...]), ...] for cgroup v1 plus the hybrid v2 mount."""
+    out = []
+    known = _known_controllers()
+    for mp, fstype, sopts in _mountinfo():
+        if not mp.startswith(CGROUP_ROOT + "/"):
+            continue
+        if fstype == "cgroup":
+            ctrls = [o for o in sopts.split(",") if o in known or o.startswith("name=")]
+            out.append((mp, ctrls))
+        elif fstype == "cgroup2":
+            out.append((mp, []))
+    return out
+
+
+def _write(path, value):
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as e:
+        raise RuntimeFailure(f"cgroup: cannot write {value!r} to {path}: {e.strerror}") from None
+
+
+def _exists(d, name):
+    return os.path.exists(os.path.join(d, name))
+
+
+class Cgroup:
+    def __init__(self, version, dirs, created):
+        self.version = version  # 1 or 2
+        self.dirs = dirs  # {hierarchy key: absolute directory}
+        self.created = created  # directories this container created (removed at delete)
+
+    def to_dict(self):
+        return {"version": self.version, "dirs": self.dirs, "created": self.created}
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(d["version"], d["dirs"], d["created"])
+
+    def mount_sources(self):
+        """What the container's cgroup mount shows: [(name, host dir, [symlink names])]."""
+        if self.version == 2:
+            return [("", self.dirs[""], [])]
+        return [(k, d, k.split(",") if "," in k else []) for k, d in self.dirs.items()]
+
+    def join(self, pid=0):
+        for d in self.dirs.values():
+            _write(os.path.join(d, "cgroup.procs"), str(pid))
+
+    def pids(self):
+        out = set()
+        for d in self.dirs.values():
+            try:
+                with open(os.path.join(d, "cgroup.procs")) as f:
+                    out.update(int(x) for x in f.read().split())
+            except OSError:
+                pass
+        return sorted(out)
+
+    def destroy(self, timeout=5.0):
+        import time
+        deadline = time.monotonic() + timeout
+        leaves = set(self.dirs.values())
+        for d in sorted(self.created, key=len, reverse=True):
+            while True:
+                try:
+                    os.rmdir(d)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as e:
+                    if d not in leaves:
+                        break  # a shared parent still in use by other containers
+                    if time.monotonic() > deadline:
+                        raise RuntimeFailure(f"cgroup: cannot remove {d}: {e.strerror}") from None
+                    time.sleep(0.005)
+
+
+def warm_up():
+    """Start moving this process into the cgroup it is already in, on a thread.
+
+    The kernel's first cgroup migration after a quiet period waits for an RCU grace
+    period (~10 ms here) inside cgroup.procs writes; later ones within that window are
+    cheap.  Doing a no-op migration now overlaps that wait with config parsing and
+    fork, so the container's real join is fast.  Failures are ignored.
+    """
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return
+    target = None
+    for line in lines:
+        num, ctrls, path = line.split(":", 2)
+        if num == "0" and not ctrls:
+            for base in (CGROUP_ROOT + "/unified", CGROUP_ROOT):
+                if os.path.exists(base + "/cgroup.procs"):
+                    target = base + path
+                    break
+        if target:
+            break
+    if target is None:
+        for line in lines:
+            num, ctrls, path = line.split(":", 2)
+            if ctrls and "," not in ctrls and not ctrls.startswith("name="):
+                if os.path.isdir(f"{CGROUP_ROOT}/{ctrls}"):
+                    target = f"{CGROUP_ROOT}/{ctrls}{path}"
+                    break
+    if target is None:
+        return
+    procs = os.path.join(target, "cgroup.procs")
+    pid = str(os.getpid())
+
+    def run():
+        try:
+            fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, pid.encode())
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+
+    import _thread
+    _thread.start_new_thread(run, ())
+
+
+def _group_path(cgroups_path, cid):
+    p = cgroups_path or f"/oci-reference/{cid}"
+    p = "/" + p.strip("/")
+    if ".." in p.split("/"):
+        raise RuntimeFailure(f"linux.cgroupsPath: {p} must not contain '..'")
+    return p
+
+
+def _mkdirs(base, rel, created, on_new=None):
+    cur = base
+    for part in rel.strip("/").split("/"):
+        parent = cur
+        cur = os.path.join(cur, part)
+        try:
+            os.mkdir(cur, 0o755)
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise RuntimeFailure(f"cgroup: cannot create {cur}: {e.strerror}") from None
+        created.append(cur)
+        if on_new:
+            on_new(parent, cur)
+    return cur
+
+
+def create(cgroups_path, cid, resources):
+    rel = _group_path(cgroups_path, cid)
+    created = []
+    try:
+        if is_v2():
+            cg = Cgroup(2, {"": _mkdirs(CGROUP_ROOT, rel, created, _v2_enable)}, created)
+            _apply_v2(cg.dirs[""], resources)
+        else:
+            dirs = {}
+
+            def cpuset_init(parent, cur):
+                for f in ("cpuset.cpus", "cpuset.mems"):
+                    if _exists(cur, f):
+                        with open(os.path.join(cur, f)) as fh:
+                            if fh.read().strip():
+                                continue
+                        with open(os.path.join(parent, f)) as fh:
+                            _write(os.path.join(cur, f), fh.read().strip())
+
+            for mp, ctrls in v1_hierarchies():
+                hook = cpuset_init if "cpuset" in ctrls else None
+                dirs[os.path.basename(mp)] = _mkdirs(mp, rel, created, hook)
+            cg = Cgroup(1, dirs, created)
+            _apply_v1(cg, resources)
+        return cg
+    except BaseException:
+        Cgroup(0, {}, created).destroy(timeout=1.0)
+        raise
+
+
+# --- v2 --------------------------------------------------------------------------------
+_V2_CONTROLLERS = ("cpu", "cpuset", "memory", "pids", "io")
+
+
+def _v2_enable(parent, cur):
+    try:
+        with open(os.path.join(parent, "cgroup.controllers")) as f:
+            avail = f.read().split()
+    except OSError:
+        return
+    for c in _V2_CONTROLLERS:
+        if c in avail:
+            try:
+                with open(os.path.join(parent, "cgroup.subtree_control"), "w") as f:
+                    f.write("+" + c)
+            except OSError:
+                pass
+
+
+def _max(v):
+    return "max" if v is None or v < 0 else str(v)
+
+
+def _apply_v2(d, r):
+    mem = r.get("memory") or {}
+    for k in ("swappiness", "disableOOMKiller", "kernel", "kernelTCP"):
+        if mem.get(k) not in (None, False):
+            raise RuntimeFailure(f"linux.resources.memory.{k} cannot be applied on cgroup v2")
+    if "limit" in mem:
+        _write(os.path.join(d, "memory.max"), _max(mem["limit"]))
+    if "reservation" in mem:
+        _write(os.path.join(d, "memory.low"), _max(mem["reservation"]))
+    if "swap" in mem:
+        sw = mem["swap"]
+        lim = mem.get("limit")
+        if sw < 0:
+            val = "max"
+        elif lim is not None and lim >= 0:
+            val = str(max(sw - lim, 0))
+        else:
+            raise RuntimeFailure("linux.resources.memory.swap needs memory.limit on cgroup v2")
+        _write(os.path.join(d, "memory.swap.max"), val)
+    pids = r.get("pids")
+    if pids:
+        lim = pids["limit"]
+        _write(os.path.join(d, "pids.max"), "max" if lim <= 0 else str(lim))
+    cpu = r.get("cpu") or {}
+    for k in ("realtimeRuntime", "realtimePeriod"):
+        if cpu.get(k) not in (None, 0):
+            raise RuntimeFailure(f"linux.resources.cpu.{k} cannot be applied on cgroup v2")
+    if cpu.get("shares"):
+        s = cpu["shares"]
+        _write(os.path.join(d, "cpu.weight"), str(1 + ((max(s, 2) - 2) * 9999) // 262142))
+    if "quota" in cpu or "period" in cpu:
+        q = cpu.get("quota")
+        _write(os.path.join(d, "cpu.max"), f"{_max(q)} {cpu.get('period') or 100000}")
+    if "burst" in cpu:
+        _write(os.path.join(d, "cpu.max.burst"), str(cpu["burst"]))
+    if "idle" in cpu:
+        _write(os.path.join(d, "cpu.idle"), str(cpu["idle"]))
+    if "cpus" in cpu:
+        _write(os.path.join(d, "cpuset.cpus"), cpu["cpus"])
+    if "mems" in cpu:
+        _write(os.path.join(d, "cpuset.mems"), cpu["mems"])
+    # device rules need an eBPF program on v2; not implemented (documented in README)
+    for k, v in (r.get("unified") or {}).items():
+        _write(os.path.join(d, k), v)
+
+
+# --- v1 --------------------------------------------------------------------------------
+def _apply_v1(cg, r):
+    if r.get("unified"):
+        raise RuntimeFailure("linux.resources.unified needs cgroup v2")
+    dirs = cg.dirs
+
+    def need(ctrl, what):
+        d = dirs.get(ctrl)
+        if d is None:
+            for k, v in dirs.items():
+                if ctrl in k.split(","):
+                    return v
+            raise RuntimeFailure(f"{what}: the {ctrl} cgroup controller is not available")
+        return d
+
+    mem = r.get("memory") or {}
+    if mem:
+        d = need("memory", "linux.resources.memory")
+        if "limit" in mem:
+            _write(os.path.join(d, "memory.limit_in_bytes"), str(mem["limit"]))
+        if "swap" in mem:
+            if not _exists(d, "memory.memsw.limit_in_bytes"):
+                raise RuntimeFailure("linux.resources.memory.swap: swap accounting is not enabled")
+            _write(os.path.join(d, "memory.memsw.limit_in_bytes"), str(mem["swap"]))
+        if "reservation" in mem:
+            _write(os.path.join(d, "memory.soft_limit_in_bytes"), str(mem["reservation"]))
+        if "swappiness" in mem:
+            _write(os.path.join(d, "memory.swappiness"), str(mem["swappiness"]))
+        if mem.get("disableOOMKiller"):
+            _write(os.path.join(d, "memory.oom_control"), "1")
+        for k, f in (("kernel", "memory.kmem.limit_in_bytes"), ("kernelTCP", "memory.kmem.tcp.limit_in_bytes")):
+            if k in mem:
+                if not _exists(d, f):
+                    raise RuntimeFailure(f"linux.resources.memory.{k} is not supported by this kernel")
+                _write(os.path.join(d, f), str(mem[k]))
+    pids = r.get("pids")
+    if pids:
+        d = need("pids", "linux.resources.pids")
+        lim = pids["limit"]
+        _write(os.path.join(d, "pids.max"), "max" if lim <= 0 else str(lim))
+    cpu = r.get("cpu") or {}
+    if any(k in cpu for k in ("shares", "quota", "period", "realtimeRuntime", "realtimePeriod", "burst", "idle")):
+        d = need("cpu", "linux.resources.cpu")
+        if "idle" in cpu:
+            raise RuntimeFailure("linux.resources.cpu.idle needs cgroup v2")
+        if cpu.get("shares"):
+            _write(os.path.join(d, "cpu.shares"), str(cpu["shares"]))
+        if cpu.get("period"):
+            _write(os.path.join(d, "cpu.cfs_period_us"), str(cpu["period"]))
+        if "quota" in cpu:
+            _write(os.path.join(d, "cpu.cfs_quota_us"), str(cpu["quota"]))
+        if "burst" in cpu:
+            _write(os.path.join(d, "cpu.cfs_burst_us"), str(cpu["burst"]))
+        if cpu.get("realtimePeriod"):
+            _write(os.path.join(d, "cpu.rt_period_us"), str(cpu["realtimePeriod"]))
+        if "realtimeRuntime" in cpu:
+            _write(os.path.join(d, "cpu.rt_runtime_us"), str(cpu["realtimeRuntime"]))
+    if "cpus" in cpu or "mems" in cpu:
+        d = need("cpuset", "linux.resources.cpu.cpus")
+        if "cpus" in cpu:
+            _write(os.path.join(d, "cpuset.cpus"), cpu["cpus"])
+        if "mems" in cpu:
+            _write(os.path.join(d, "cpuset.mems"), cpu["mems"])
+
+
+def device_rules_v1(cg, rules, extra_devices):
+    """Apply linux.resources.devices on v1, then allow the devices every container needs."""
+    if cg.version != 1 or not rules:
+        return
+    d = None
+    for k, v in cg.dirs.items():
+        if "devices" in k.split(","):
+            d = v
+    if d is None:
+        raise RuntimeFailure("linux.resources.devices: the devices cgroup controller is not available")
+
+    def rule(typ, major, minor, access):
+        return f"{typ} {'*' if major is None or major < 0 else major}:{'*' if minor is None or minor < 0 else minor} {access}"
+
+    for r in rules:
+        _write(os.path.join(d, "devices.allow" if r["allow"] else "devices.deny"),
+               rule(r["type"], r["major"], r["minor"], r["access"]))
+    defaults = [("c", None, None, "m"), ("b", None, None, "m"), ("c", 1, 3, "rwm"), ("c", 1, 5, "rwm"),
+                ("c", 1, 7, "rwm"), ("c", 1, 8, "rwm"), ("c", 1, 9, "rwm"), ("c", 5, 0, "rwm"),
+                ("c", 5, 1, "rwm"), ("c", 5, 2, "rwm"), ("c", 136, None, "rwm"), ("c", 10, 200, "rwm")]
+    for dev in extra_devices:
+        if dev["type"] in ("c", "u", "b"):
+            defaults.append(("b" if dev["type"] == "b" else "c", dev["major"], dev["minor"], "rwm"))
+    for typ, ma, mi, acc in defaults:
+        _write(os.path.join(d, "devices.allow"), rule(typ, ma, mi, acc))

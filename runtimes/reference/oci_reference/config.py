@@ -1,0 +1,537 @@
+"""Reading and validating config.json.
+
+Unknown properties are ignored (config.md "Extensibility"); a known property with a value
+the runtime cannot accept, or cannot apply, is an error that names its JSON path.
+The result is a `Config` whose attributes are the checked, normalised values.
+"""
+
+import os
+
+from oci_reference import jsonlite
+from oci_reference.caps import CAPABILITIES, CAP_SETS
+from oci_reference.errors import ConfigError, RuntimeFailure
+
+NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
+HOOK_NAMES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+PROPAGATIONS = ("private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable")
+DEVICE_TYPES = ("c", "b", "u", "p")
+RLIMITS = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
+    "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
+U64_MAX = (1 << 64) - 1
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+# --- small typed getters -----------------------------------------------------------------
+def _obj(v, path, required=False):
+    if v is None:
+        if required:
+            raise ConfigError(path, "is required")
+        return None
+    if not isinstance(v, dict):
+        raise ConfigError(path, "must be an object")
+    return v
+
+
+def _str(v, path, required=False):
+    if v is None:
+        if required:
+            raise ConfigError(path, "is required")
+        return None
+    if not isinstance(v, str):
+        raise ConfigError(path, "must be a string")
+    return v
+
+
+def _bool(v, path):
+    if v is None:
+        return False
+    if not isinstance(v, bool):
+        raise ConfigError(path, "must be a boolean")
+    return v
+
+
+def _int(v, path, required=False, lo=None, hi=None):
+    if v is None:
+        if required:
+            raise ConfigError(path, "is required")
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ConfigError(path, "must be an integer")
+    if lo is not None and v < lo:
+        raise ConfigError(path, f"must be >= {lo}")
+    if hi is not None and v > hi:
+        raise ConfigError(path, f"must be <= {hi}")
+    return v
+
+
+def _list(v, path):
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise ConfigError(path, "must be an array")
+    return v
+
+
+def _strlist(v, path):
+    items = _list(v, path)
+    for i, s in enumerate(items):
+        if not isinstance(s, str):
+            raise ConfigError(f"{path}[{i}]", "must be a string")
+    return items
+
+
+def _unsupported(v, path, what=None):
+    """A known property this runtime cannot apply: error if it asks for anything."""
+    if v not in (None, "", [], {}):
+        raise ConfigError(path, f"{what or 'this property'} is not supported by oci-reference")
+
+
+class Config:
+    """Validated contents of config.json."""
+
+    def __init__(self):
+        self.raw = {}
+        self.bundle = ""
+        self.oci_version = ""
+        self.root_path = ""
+        self.root_readonly = False
+        self.mounts = []
+        self.process = None
+        self.hostname = None
+        self.domainname = None
+        self.hooks = {}
+        self.annotations = {}
+        self.namespaces = []  # list of (type, path or None)
+        self.uid_mappings = []
+        self.gid_mappings = []
+        self.time_offsets = {}
+        self.devices = []
+        self.cgroups_path = None
+        self.resources = {}
+        self.rootfs_propagation = None
+        self.seccomp = None
+        self.sysctl = {}
+        self.masked_paths = []
+        self.readonly_paths = []
+        self.personality = None
+
+    def ns(self, kind):
+        """(present, path) for a namespace type."""
+        for t, p in self.namespaces:
+            if t == kind:
+                return True, p
+        return False, None
+
+    def new_ns(self, kind):
+        present, path = self.ns(kind)
+        return present and not path
+
+
+def load(bundle):
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise RuntimeFailure(f"no config.json in bundle {bundle}") from None
+    except OSError as e:
+        raise RuntimeFailure(f"cannot read {path}: {e.strerror}") from None
+    try:
+        raw = jsonlite.loads(data)
+    except ValueError as e:
+        raise RuntimeFailure(f"config.json: invalid JSON: {e}") from None
+    return validate(raw, bundle)
+
+
+def validate(raw, bundle):
+    if not isinstance(raw, dict):
+        raise ConfigError("(document)", "must be a JSON object")
+    c = Config()
+    c.raw = raw
+    c.bundle = bundle
+
+    v = _str(raw.get("ociVersion"), "ociVersion", required=True)
+    parts = v.split("-", 1)[0].split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise ConfigError("ociVersion", f"{v!r} is not a SemVer version")
+    if parts[0] != "1":
+        raise ConfigError("ociVersion", f"version {v} is not supported (this runtime implements 1.x)")
+    c.oci_version = v
+
+    root = _obj(raw.get("root"), "root", required=True)
+    rp = _str(root.get("path"), "root.path", required=True)
+    if not rp:
+        raise ConfigError("root.path", "must not be empty")
+    c.root_path = os.path.normpath(os.path.join(bundle, rp))
+    if not os.path.isdir(c.root_path):
+        raise ConfigError("root.path", f"{c.root_path} is not a directory")
+    c.root_readonly = _bool(root.get("readonly"), "root.readonly")
+
+    for i, m in enumerate(_list(raw.get("mounts"), "mounts")):
+        c.mounts.append(_mount(m, f"mounts[{i}]", bundle))
+
+    if raw.get("process") is not None:
+        c.process = _process(_obj(raw["process"], "process"))
+
+    c.hostname = _str(raw.get("hostname"), "hostname")
+    c.domainname = _str(raw.get("domainname"), "domainname")
+
+    hooks = _obj(raw.get("hooks"), "hooks") or {}
+    for name in HOOK_NAMES:
+        lst = []
+        for i, h in enumerate(_list(hooks.get(name), f"hooks.{name}")):
+            p = f"hooks.{name}[{i}]"
+            _obj(h, p)
+            hp = _str(h.get("path"), p + ".path", required=True)
+            if not hp.startswith("/"):
+                raise ConfigError(p + ".path", "must be an absolute path")
+            hook = {"path": hp, "args": _strlist(h.get("args"), p + ".args"),
+                    "env": _strlist(h.get("env"), p + ".env")}
+            t = _int(h.get("timeout"), p + ".timeout")
+            if t is not None:
+                if t <= 0:
+                    raise ConfigError(p + ".timeout", "must be greater than zero")
+                hook["timeout"] = t
+            lst.append(hook)
+        if lst:
+            c.hooks[name] = lst
+
+    ann = _obj(raw.get("annotations"), "annotations") or {}
+    for k, val in ann.items():
+        if not k:
+            raise ConfigError("annotations", "keys must not be empty")
+        if not isinstance(val, str):
+            raise ConfigError(f"annotations.{k}", "must be a string")
+    c.annotations = ann
+
+    linux = _obj(raw.get("linux"), "linux")
+    if linux is not None:
+        _linux(c, linux)
+
+    _cross_checks(c)
+    return c
+
+
+def _mount(m, p, bundle):
+    _obj(m, p)
+    dest = _str(m.get("destination"), p + ".destination", required=True)
+    if not dest:
+        raise ConfigError(p + ".destination", "must not be empty")
+    if not dest.startswith("/"):
+        dest = "/" + dest  # relative destinations are taken relative to the container's /
+    typ = _str(m.get("type"), p + ".type") or ""
+    src = _str(m.get("source"), p + ".source") or ""
+    opts = _strlist(m.get("options"), p + ".options")
+    _unsupported(m.get("uidMappings"), p + ".uidMappings", "idmapped mounts")
+    _unsupported(m.get("gidMappings"), p + ".gidMappings", "idmapped mounts")
+    for o in opts:
+        if o in ("idmap", "ridmap", "tmpcopyup"):
+            raise ConfigError(p + ".options", f"mount option {o!r} is not supported by oci-reference")
+    bind = typ == "bind" or "bind" in opts or "rbind" in opts
+    if bind:
+        if not src:
+            raise ConfigError(p + ".source", "a bind mount needs a source")
+        src = os.path.normpath(os.path.join(bundle, src))
+    return {"destination": os.path.normpath(dest), "type": typ, "source": src, "options": opts,
+            "bind": bind}
+
+
+def _process(pr):
+    p = {}
+    p["terminal"] = _bool(pr.get("terminal"), "process.terminal")
+    cs = _obj(pr.get("consoleSize"), "process.consoleSize")
+    if cs is not None:
+        p["consoleSize"] = (_int(cs.get("height"), "process.consoleSize.height", True, 0, 65535),
+                            _int(cs.get("width"), "process.consoleSize.width", True, 0, 65535))
+    cwd = _str(pr.get("cwd"), "process.cwd", required=True)
+    if not cwd.startswith("/"):
+        raise ConfigError("process.cwd", "must be an absolute path")
+    p["cwd"] = cwd
+    p["env"] = _strlist(pr.get("env"), "process.env")
+    args = _strlist(pr.get("args"), "process.args")
+    if not args:
+        raise ConfigError("process.args", "must hold at least one entry")
+    if not args[0]:
+        raise ConfigError("process.args[0]", "must not be empty")
+    p["args"] = args
+
+    seen = set()
+    rl = []
+    for i, r in enumerate(_list(pr.get("rlimits"), "process.rlimits")):
+        rp = f"process.rlimits[{i}]"
+        _obj(r, rp)
+        t = _str(r.get("type"), rp + ".type", required=True)
+        if t not in RLIMITS:
+            raise ConfigError(rp + ".type", f"unknown rlimit {t!r}")
+        if t in seen:
+            raise ConfigError(rp + ".type", f"duplicate rlimit {t}")
+        seen.add(t)
+        soft = _int(r.get("soft"), rp + ".soft", True, 0, U64_MAX)
+        hard = _int(r.get("hard"), rp + ".hard", True, 0, U64_MAX)
+        if soft > hard:
+            raise ConfigError(rp, "soft limit is greater than the hard limit")
+        rl.append((RLIMITS[t], soft, hard))
+    p["rlimits"] = rl
+
+    capso = _obj(pr.get("capabilities"), "process.capabilities")
+    if capso is not None:
+        caps = {}
+        for s in CAP_SETS:
+            names = _strlist(capso.get(s), f"process.capabilities.{s}")
+            for n in names:
+                if n not in CAPABILITIES:
+                    raise ConfigError(f"process.capabilities.{s}", f"unknown capability {n!r}")
+            caps[s] = names
+        p["capabilities"] = caps
+    else:
+        p["capabilities"] = None
+    p["noNewPrivileges"] = _bool(pr.get("noNewPrivileges"), "process.noNewPrivileges")
+    p["oomScoreAdj"] = _int(pr.get("oomScoreAdj"), "process.oomScoreAdj", lo=-1000, hi=1000)
+
+    user = _obj(pr.get("user"), "process.user") or {}
+    p["uid"] = _int(user.get("uid"), "process.user.uid", lo=0, hi=0xFFFFFFFE) or 0
+    p["gid"] = _int(user.get("gid"), "process.user.gid", lo=0, hi=0xFFFFFFFE) or 0
+    um = _int(user.get("umask"), "process.user.umask", lo=0, hi=0o777)
+    p["umask"] = 0o022 if um is None else um
+    gids = _list(user.get("additionalGids"), "process.user.additionalGids")
+    for i, g in enumerate(gids):
+        _int(g, f"process.user.additionalGids[{i}]", lo=0, hi=0xFFFFFFFE)
+    p["additionalGids"] = gids
+    _unsupported(user.get("username"), "process.user.username", "user names")
+
+    _unsupported(pr.get("apparmorProfile"), "process.apparmorProfile", "AppArmor")
+    _unsupported(pr.get("selinuxLabel"), "process.selinuxLabel", "SELinux")
+    _unsupported(pr.get("execCPUAffinity"), "process.execCPUAffinity", "execCPUAffinity")
+
+    io = _obj(pr.get("ioPriority"), "process.ioPriority")
+    if io is not None:
+        classes = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+        cl = _str(io.get("class"), "process.ioPriority.class", required=True)
+        if cl not in classes:
+            raise ConfigError("process.ioPriority.class", f"unknown class {cl!r}")
+        prio = _int(io.get("priority"), "process.ioPriority.priority", lo=0, hi=7) or 0
+        p["ioPriority"] = (classes[cl] << 13) | prio
+
+    sch = _obj(pr.get("scheduler"), "process.scheduler")
+    if sch is not None:
+        policies = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, "SCHED_IDLE": 5}
+        pol = _str(sch.get("policy"), "process.scheduler.policy", required=True)
+        if pol not in policies:
+            raise ConfigError("process.scheduler.policy", f"policy {pol!r} is not supported")
+        _unsupported(sch.get("flags"), "process.scheduler.flags", "scheduler flags")
+        for k in ("runtime", "deadline", "period"):
+            _unsupported(sch.get(k), f"process.scheduler.{k}", "deadline scheduling")
+        p["scheduler"] = (policies[pol], _int(sch.get("nice"), "process.scheduler.nice", lo=-20, hi=19),
+                          _int(sch.get("priority"), "process.scheduler.priority", lo=0, hi=99) or 0)
+    return p
+
+
+def _ns_list(c, linux):
+    seen = set()
+    for i, n in enumerate(_list(linux.get("namespaces"), "linux.namespaces")):
+        p = f"linux.namespaces[{i}]"
+        _obj(n, p)
+        t = _str(n.get("type"), p + ".type", required=True)
+        if t not in NAMESPACE_TYPES:
+            raise ConfigError(p + ".type", f"unknown namespace type {t!r}")
+        if t in seen:
+            raise ConfigError(p + ".type", f"namespace type {t!r} is listed twice")
+        seen.add(t)
+        path = _str(n.get("path"), p + ".path") or None
+        if path is not None and not os.path.exists(path):
+            raise ConfigError(p + ".path", f"{path} does not exist")
+        c.namespaces.append((t, path))
+
+
+def _idmap(v, p):
+    out = []
+    for i, m in enumerate(_list(v, p)):
+        mp = f"{p}[{i}]"
+        _obj(m, mp)
+        out.append((_int(m.get("containerID"), mp + ".containerID", True, 0, 0xFFFFFFFF),
+                    _int(m.get("hostID"), mp + ".hostID", True, 0, 0xFFFFFFFF),
+                    _int(m.get("size"), mp + ".size", True, 1, 0xFFFFFFFF)))
+    return out
+
+
+def _linux(c, linux):
+    _ns_list(c, linux)
+    c.uid_mappings = _idmap(linux.get("uidMappings"), "linux.uidMappings")
+    c.gid_mappings = _idmap(linux.get("gidMappings"), "linux.gidMappings")
+
+    to = _obj(linux.get("timeOffsets"), "linux.timeOffsets") or {}
+    for clock, off in to.items():
+        p = f"linux.timeOffsets.{clock}"
+        if clock not in ("monotonic", "boottime"):
+            raise ConfigError(p, "only monotonic and boottime clocks can be offset")
+        _obj(off, p)
+        c.time_offsets[clock] = (_int(off.get("secs"), p + ".secs") or 0,
+                                 _int(off.get("nanosecs"), p + ".nanosecs", lo=0, hi=999999999) or 0)
+
+    for i, d in enumerate(_list(linux.get("devices"), "linux.devices")):
+        p = f"linux.devices[{i}]"
+        _obj(d, p)
+        path = _str(d.get("path"), p + ".path", required=True)
+        if not path.startswith("/"):
+            raise ConfigError(p + ".path", "must be an absolute path")
+        typ = _str(d.get("type"), p + ".type", required=True)
+        if typ not in DEVICE_TYPES:
+            raise ConfigError(p + ".type", f"unknown device type {typ!r}")
+        major = _int(d.get("major"), p + ".major", typ != "p", 0)
+        minor = _int(d.get("minor"), p + ".minor", typ != "p", 0)
+        mode = _int(d.get("fileMode"), p + ".fileMode", lo=0, hi=0o7777)
+        c.devices.append({"path": os.path.normpath(path), "type": typ, "major": major or 0,
+                          "minor": minor or 0, "fileMode": 0o666 if mode is None else mode,
+                          "uid": _int(d.get("uid"), p + ".uid", lo=0) or 0,
+                          "gid": _int(d.get("gid"), p + ".gid", lo=0) or 0})
+
+    cp = _str(linux.get("cgroupsPath"), "linux.cgroupsPath")
+    if cp:
+        if ":" in cp:
+            raise ConfigError("linux.cgroupsPath", "systemd-style cgroup paths (slice:prefix:name) are not supported")
+        c.cgroups_path = cp
+    c.resources = _resources(_obj(linux.get("resources"), "linux.resources") or {})
+
+    prop = _str(linux.get("rootfsPropagation"), "linux.rootfsPropagation")
+    if prop:
+        if prop not in PROPAGATIONS:
+            raise ConfigError("linux.rootfsPropagation", f"unknown propagation {prop!r}")
+        c.rootfs_propagation = prop
+
+    sc = _obj(linux.get("seccomp"), "linux.seccomp")
+    if sc is not None:
+        from oci_reference import seccomp
+        c.seccomp = seccomp.validate(sc)
+
+    sy = _obj(linux.get("sysctl"), "linux.sysctl") or {}
+    for k, val in sy.items():
+        if not isinstance(val, str):
+            raise ConfigError(f"linux.sysctl.{k}", "must be a string")
+        if not k or ".." in k or k.startswith((".", "/")):
+            raise ConfigError(f"linux.sysctl.{k}", "invalid sysctl name")
+    c.sysctl = sy
+
+    c.masked_paths = _strlist(linux.get("maskedPaths"), "linux.maskedPaths")
+    c.readonly_paths = _strlist(linux.get("readonlyPaths"), "linux.readonlyPaths")
+    for lst, p in ((c.masked_paths, "linux.maskedPaths"), (c.readonly_paths, "linux.readonlyPaths")):
+        for i, s in enumerate(lst):
+            if not s.startswith("/"):
+                raise ConfigError(f"{p}[{i}]", "must be an absolute path")
+
+    _unsupported(linux.get("mountLabel"), "linux.mountLabel", "SELinux mount labels")
+    _unsupported(linux.get("intelRdt"), "linux.intelRdt", "Intel RDT")
+
+    pers = _obj(linux.get("personality"), "linux.personality")
+    if pers is not None:
+        dom = _str(pers.get("domain"), "linux.personality.domain", required=True)
+        domains = {"LINUX": 0x0000, "LINUX32": 0x0008}
+        if dom not in domains:
+            raise ConfigError("linux.personality.domain", f"unknown domain {dom!r}")
+        _unsupported(pers.get("flags"), "linux.personality.flags", "personality flags")
+        c.personality = domains[dom]
+
+
+def _resources(r):
+    out = {}
+    mem = _obj(r.get("memory"), "linux.resources.memory")
+    if mem:
+        m = {}
+        for k in ("limit", "reservation", "swap", "kernel", "kernelTCP"):
+            v = _int(mem.get(k), f"linux.resources.memory.{k}", lo=-1)
+            if v is not None:
+                m[k] = v
+        sw = _int(mem.get("swappiness"), "linux.resources.memory.swappiness", lo=0, hi=100)
+        if sw is not None:
+            m["swappiness"] = sw
+        if mem.get("disableOOMKiller") is not None:
+            m["disableOOMKiller"] = _bool(mem.get("disableOOMKiller"), "linux.resources.memory.disableOOMKiller")
+        if mem.get("useHierarchy") is not None:
+            m["useHierarchy"] = _bool(mem.get("useHierarchy"), "linux.resources.memory.useHierarchy")
+        if mem.get("checkBeforeUpdate") is not None:
+            _bool(mem.get("checkBeforeUpdate"), "linux.resources.memory.checkBeforeUpdate")
+        if m:
+            out["memory"] = m
+    cpu = _obj(r.get("cpu"), "linux.resources.cpu")
+    if cpu:
+        cc = {}
+        for k in ("shares", "quota", "period", "realtimeRuntime", "realtimePeriod", "burst"):
+            v = _int(cpu.get(k), f"linux.resources.cpu.{k}", lo=-1)
+            if v is not None:
+                cc[k] = v
+        for k in ("cpus", "mems"):
+            v = _str(cpu.get(k), f"linux.resources.cpu.{k}")
+            if v:
+                cc[k] = v
+        if cpu.get("idle") is not None:
+            cc["idle"] = _int(cpu.get("idle"), "linux.resources.cpu.idle", lo=0, hi=1)
+        if cc:
+            out["cpu"] = cc
+    pids = _obj(r.get("pids"), "linux.resources.pids")
+    if pids and pids.get("limit") is not None:
+        out["pids"] = {"limit": _int(pids.get("limit"), "linux.resources.pids.limit")}
+    devs = []
+    for i, d in enumerate(_list(r.get("devices"), "linux.resources.devices")):
+        p = f"linux.resources.devices[{i}]"
+        _obj(d, p)
+        if not isinstance(d.get("allow"), bool):
+            raise ConfigError(p + ".allow", "is required and must be a boolean")
+        typ = _str(d.get("type"), p + ".type") or "a"
+        if typ not in ("a", "c", "b"):
+            raise ConfigError(p + ".type", f"unknown device type {typ!r}")
+        access = _str(d.get("access"), p + ".access") or "rwm"
+        if not access or any(ch not in "rwm" for ch in access):
+            raise ConfigError(p + ".access", f"invalid access {access!r}")
+        devs.append({"allow": d["allow"], "type": typ, "major": _int(d.get("major"), p + ".major"),
+                     "minor": _int(d.get("minor"), p + ".minor"), "access": access})
+    if devs:
+        out["devices"] = devs
+    uni = _obj(r.get("unified"), "linux.resources.unified")
+    if uni:
+        for k, v in uni.items():
+            if not isinstance(v, str):
+                raise ConfigError(f"linux.resources.unified.{k}", "must be a string")
+            if "/" in k or k.startswith("."):
+                raise ConfigError(f"linux.resources.unified.{k}", "invalid cgroup file name")
+        out["unified"] = uni
+    for k in ("blockIO", "hugepageLimits", "network", "rdma"):
+        _unsupported(r.get(k), f"linux.resources.{k}", k)
+    return out
+
+
+# sysctls that are namespaced, and the namespace they need
+_IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+
+
+def _cross_checks(c):
+    if c.process is None:
+        raise ConfigError("process", "is required (this runtime needs it at create)")
+    if c.uid_mappings or c.gid_mappings:
+        if not c.new_ns("user"):
+            raise ConfigError("linux.uidMappings", "mappings need a new user namespace")
+    if c.new_ns("user") and not (c.uid_mappings and c.gid_mappings):
+        raise ConfigError("linux.uidMappings", "a new user namespace needs uidMappings and gidMappings")
+    if c.time_offsets and not c.new_ns("time"):
+        raise ConfigError("linux.timeOffsets", "time offsets need a new time namespace")
+    if c.hostname and not c.ns("uts")[0]:
+        raise ConfigError("hostname", "cannot set the hostname without a UTS namespace")
+    if c.domainname and not c.ns("uts")[0]:
+        raise ConfigError("domainname", "cannot set the domainname without a UTS namespace")
+    if not c.ns("mount")[0]:
+        raise ConfigError("linux.namespaces", "oci-reference needs a mount namespace")
+    for k in c.sysctl:
+        if k in _IPC_SYSCTLS or k.startswith("fs.mqueue."):
+            if not c.ns("ipc")[0]:
+                raise ConfigError(f"linux.sysctl.{k}", "needs an IPC namespace")
+        elif k.startswith("net."):
+            if not c.ns("network")[0]:
+                raise ConfigError(f"linux.sysctl.{k}", "needs a network namespace")
+        elif k in ("kernel.hostname", "kernel.domainname"):
+            if not c.ns("uts")[0]:
+                raise ConfigError(f"linux.sysctl.{k}", "needs a UTS namespace")
+        else:
+            raise ConfigError(f"linux.sysctl.{k}", "is not a namespaced sysctl")

@@ -1,0 +1,645 @@
+"""The lifecycle operations: create, start, kill, delete, run.
+
+Processes during `create` (C = the create command):
+
+    C ──fork──► P1: joins the cgroup and the namespaces given by path, unshares the new ones
+                │   (user first, so C can write the id maps), writes time offsets, then
+                └──fork──► P2 = container init (pid 1 of a new pid namespace), P1 exits.
+
+P2 builds the rootfs (mounts, devices, pivot_root), applies the process attributes, tells C
+"ready" and blocks in accept() on <state dir>/start.sock.  `start` connects and sends "S";
+P2 runs the startContainer hooks and execve()s args[0]; the CLOEXEC connection closes at
+exec, which is how `start` learns that the user program runs.  C and P1/P2 talk over a
+SOCK_SEQPACKET pair, one message per send:
+
+    child -> C:  U (write my id maps)  P<pid> (init's host pid)  H (run createRuntime hooks)
+                 T + fd (console master)  R (ready)  E<message> (failed)
+    C -> child:  u  g<pid>  h  t
+"""
+
+import os
+import sys
+import _socket
+
+from oci_reference import state as statemod
+from oci_reference.errors import RuntimeFailure
+
+_SIGKILL = 9
+
+
+def _errmsg(e):
+    if isinstance(e, RuntimeFailure):
+        return str(e)
+    if isinstance(e, OSError):
+        msg = e.strerror or str(e)
+        if e.filename is not None:
+            msg = f"{msg}: {e.filename}"
+        return msg
+    return f"{type(e).__name__}: {e}"
+
+
+def _now_iso():
+    import time
+    ns = time.time_ns()
+    sec, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{frac:09d}Z"
+
+
+def _unix_addr(d, name):
+    """A socket address for d/name, going through /proc/self/fd when the path is long."""
+    p = os.path.join(d, name)
+    if len(os.fsencode(p)) < 100:
+        return p, -1
+    fd = os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return f"/proc/self/fd/{fd}/{name}", fd
+
+
+def _send_fd(sock, data, fd):
+    sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))])
+
+
+def _recv(sock):
+    data, anc, _flags, _addr = sock.recvmsg(65536, _socket.CMSG_SPACE(4))
+    fd = -1
+    for level, typ, cdata in anc:
+        if level == _socket.SOL_SOCKET and typ == _socket.SCM_RIGHTS and len(cdata) >= 4:
+            fd = int.from_bytes(cdata[:4], sys.byteorder)
+    return data, fd
+
+
+def _write_atomic(path, text):
+    path = os.path.abspath(path)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _wait_dead(pid, start_time, timeout=10.0):
+    import time
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while statemod.is_alive(pid, start_time):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
+    return True
+
+
+def _kill_cgroup(cg, timeout=10.0):
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = cg.pids()
+        if not pids:
+            return
+        for p in pids:
+            try:
+                os.kill(p, _SIGKILL)
+            except ProcessLookupError:
+                pass
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.002)
+
+
+# ======================================================================================
+# create
+# ======================================================================================
+def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_fds=0,
+           warn=None, subreaper=False):
+    statemod.validate_id(cid)
+    from oci_reference import cgroups
+
+    cgroups.warm_up()  # overlaps the kernel's first-migration cost with the work below
+    bundle = os.path.abspath(bundle or os.getcwd())
+    from oci_reference import config
+
+    cfg = config.load(bundle)
+    p = cfg.process
+    if p["terminal"] and not console_socket:
+        raise RuntimeFailure("process.terminal is true: --console-socket is required")
+    if console_socket and not p["terminal"]:
+        raise RuntimeFailure("--console-socket given but process.terminal is false")
+
+    os.makedirs(root, 0o700, exist_ok=True)
+    d = os.path.join(root, cid)
+    try:
+        os.mkdir(d, 0o700)
+    except FileExistsError:
+        raise RuntimeFailure(f"container {cid} already exists") from None
+
+    st = {
+        "ociVersion": cfg.oci_version,
+        "id": cid,
+        "status": "creating",
+        "pid": 0,
+        "bundle": bundle,
+        "rootfs": cfg.root_path,
+        "created": _now_iso(),
+        "annotations": cfg.annotations,
+        "startTime": None,
+        "pidns": cfg.new_ns("pid"),
+        "cgroup": None,
+        "hooks": {k: v for k, v in cfg.hooks.items() if k in ("poststart", "poststop")},
+    }
+    cg = None
+    pid1 = 0
+    pid1_reaped = False
+    init_pid = 0
+    parent_sock = None
+    try:
+        addr, afd = _unix_addr(d, statemod.START_SOCKET)
+        listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
+            listener.bind(addr)
+        finally:
+            if afd >= 0:
+                os.close(afd)
+        listener.listen(1)
+        parent_sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # P1 starts at once: it loads ctypes and the setup modules while this process
+        # creates the cgroup; it waits for "c" before joining it.
+        pid1 = os.fork()
+        if pid1 == 0:
+            parent_sock.close()
+            _child_main(cfg, cid, child_sock, listener, preserve_fds)
+            os._exit(1)  # not reached
+        child_sock.close()
+        listener.close()
+
+        cg = cgroups.create(cfg.cgroups_path, cid, cfg.resources)
+        st["cgroup"] = cg.to_dict()
+        cgroups.device_rules_v1(cg, cfg.resources.get("devices"), cfg.devices)
+        if subreaper:
+            from oci_reference import linux
+            linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+        from oci_reference import jsonlite
+        parent_sock.send(b"c" + jsonlite.dumps(cg.to_dict()).encode())
+        statemod.save(root, st)
+
+        while True:
+            msg, fd = _recv(parent_sock)
+            if not msg:
+                raise RuntimeFailure("container init exited unexpectedly")
+            tag, body = msg[:1], msg[1:]
+            if tag == b"E":
+                raise RuntimeFailure(body.decode(errors="replace"))
+            if tag == b"U":
+                _write_id_maps(pid1, cfg)
+                parent_sock.send(b"u")
+            elif tag == b"P":
+                init_pid = int(body)
+                parent_sock.send(b"g%d" % init_pid)
+                os.waitpid(pid1, 0)
+                pid1_reaped = True
+                info = statemod.proc_stat(init_pid)
+                if info is None:
+                    raise RuntimeFailure("container init exited unexpectedly")
+                st["pid"] = init_pid
+                st["startTime"] = info[1]
+            elif tag == b"H":
+                from oci_reference import hooks
+                statemod.save(root, st)
+                hs = statemod.hook_state(st, "creating")
+                hooks.run_hooks(cfg.hooks, "prestart", hs)
+                hooks.run_hooks(cfg.hooks, "createRuntime", hs)
+                parent_sock.send(b"h")
+            elif tag == b"T":
+                try:
+                    _send_console(console_socket, fd, body)
+                finally:
+                    if fd >= 0:
+                        os.close(fd)
+                parent_sock.send(b"t")
+            elif tag == b"R":
+                break
+            else:
+                raise RuntimeFailure(f"unexpected message from container init: {msg!r}")
+        parent_sock.close()
+        parent_sock = None
+        st["status"] = "created"
+        statemod.save(root, st)
+        if pid_file:
+            _write_atomic(pid_file, str(init_pid))
+        return st
+    except BaseException:
+        if parent_sock is not None:
+            parent_sock.close()
+        if pid1 and not pid1_reaped:
+            try:
+                os.kill(pid1, _SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(pid1, 0)
+        if init_pid:
+            try:
+                os.kill(init_pid, _SIGKILL)
+            except ProcessLookupError:
+                pass
+            if subreaper:
+                try:
+                    os.waitpid(init_pid, 0)
+                except ChildProcessError:
+                    pass
+            _wait_dead(init_pid, st["startTime"])
+        if cg is not None:
+            try:
+                _kill_cgroup(cg)
+                cg.destroy()
+            except RuntimeFailure as e:
+                if warn:
+                    warn(str(e))
+        statemod.remove_dir(d)
+        raise
+
+
+def _write_id_maps(pid, cfg):
+    def fmt(m):
+        return "".join(f"{c} {h} {s}\n" for c, h, s in m)
+
+    try:
+        with open(f"/proc/{pid}/uid_map", "w") as f:
+            f.write(fmt(cfg.uid_mappings))
+        with open(f"/proc/{pid}/gid_map", "w") as f:
+            f.write(fmt(cfg.gid_mappings))
+    except OSError as e:
+        raise RuntimeFailure(f"linux.uidMappings/gidMappings: cannot write id maps: {e.strerror}") from None
+
+
+def _send_console(path, fd, name):
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        try:
+            s.connect(path)
+        except OSError as e:
+            raise RuntimeFailure(f"--console-socket {path}: {e.strerror}") from None
+        _send_fd(s, name or b"/dev/ptmx", fd)
+    finally:
+        s.close()
+
+
+# --------------------------------------------------------------------------------------
+# in the children
+# --------------------------------------------------------------------------------------
+def _child_main(cfg, cid, sock, listener, preserve_fds):
+    """P1: cgroup, namespaces; fork the init; report its pid; exit."""
+    try:
+        from oci_reference import caps, cgroups, jsonlite, linux, mounts, process  # noqa: F401
+
+        last_cap = caps.last_cap()
+        if cfg.seccomp is not None:
+            from oci_reference import seccomp
+            if not seccomp.available():
+                raise RuntimeFailure("linux.seccomp is set but libseccomp.so.2 cannot be loaded")
+        msg = sock.recv(65536)
+        if msg[:1] != b"c":
+            os._exit(1)
+        cg = cgroups.Cgroup.from_dict(jsonlite.loads(msg[1:]))
+        cg.join(0)
+        cgroup_sources = cg.mount_sources()
+        joins = []
+        for t, path in cfg.namespaces:
+            if path:
+                try:
+                    joins.append((t, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
+                except OSError as e:
+                    raise RuntimeFailure(f"linux.namespaces: cannot open {t} namespace {path}: {e.strerror}") from None
+        order = {"user": 0, "mount": 2}
+        joins.sort(key=lambda j: order.get(j[0], 1))
+        for t, fd in joins:
+            try:
+                linux.setns(fd, linux.NAMESPACE_FLAGS[t])
+            except OSError as e:
+                raise RuntimeFailure(f"linux.namespaces: cannot join {t} namespace: {e.strerror}") from None
+            os.close(fd)
+        if cfg.new_ns("user"):
+            linux.unshare(linux.CLONE_NEWUSER)
+            sock.send(b"U")
+            if sock.recv(16) != b"u":
+                os._exit(1)
+            try:
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
+            except OSError:
+                pass
+            # an id change clears "dumpable", which makes /proc/self/* root-owned (host)
+            linux.prctl(linux.PR_SET_DUMPABLE, 1)
+        flags = 0
+        for t, path in cfg.namespaces:
+            if not path and t != "user":
+                flags |= linux.NAMESPACE_FLAGS[t]
+        try:
+            linux.unshare(flags)
+        except OSError as e:
+            raise RuntimeFailure(f"linux.namespaces: unshare: {e.strerror}") from None
+        if cfg.time_offsets:
+            lines = "".join(f"{clk} {s} {ns}\n" for clk, (s, ns) in cfg.time_offsets.items())
+            try:
+                with open("/proc/self/timens_offsets", "w") as f:
+                    f.write(lines)
+            except OSError as e:
+                raise RuntimeFailure(f"linux.timeOffsets: {e.strerror}") from None
+        pid2 = os.fork()
+        if pid2 == 0:
+            _init_main(cfg, cid, sock, listener, cgroup_sources, preserve_fds, last_cap)
+            os._exit(1)  # not reached
+        sock.send(b"P%d" % pid2)
+        os._exit(0)
+    except BaseException as e:
+        try:
+            sock.send(b"E" + _errmsg(e).encode())
+        finally:
+            os._exit(1)
+
+
+def _exit_on_signal(signum, frame):
+    os._exit(128 + signum)
+
+
+_TERMINATING = (1, 2, 3, 10, 12, 14, 15)  # HUP INT QUIT USR1 USR2 ALRM TERM
+
+
+def _init_main(cfg, cid, sock, listener, cgroup_sources, preserve_fds, last_cap):
+    """P2, the container init: build the container, block until start, exec."""
+    conn = None
+    host_pid = 0
+    try:
+        import _signal
+
+        def parent_pid():
+            # C answers P1's "P" with "g<pid>"; read it before the first exchange with C
+            nonlocal host_pid
+            if not host_pid:
+                msg = sock.recv(64)
+                if msg[:1] != b"g":
+                    os._exit(1)
+                host_pid = int(msg[1:])
+            return host_pid
+
+        if os.getpid() == 1:
+            # pid 1 of a namespace ignores signals it has no handler for; until exec,
+            # let the usual terminating signals end it
+            for s in _TERMINATING:
+                _signal.signal(s, _exit_on_signal)
+        os.setsid()
+        old_umask = os.umask(0)
+        keep = 3 + preserve_fds
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd >= keep:
+                try:
+                    os.set_inheritable(fd, False)
+                except OSError:
+                    pass
+        p = cfg.process
+        from oci_reference import linux, process
+        from oci_reference.mounts import RootfsBuilder
+
+        if p["oomScoreAdj"] is not None:
+            process.set_oom_score_adj(p["oomScoreAdj"])
+        if cfg.hostname is not None and cfg.ns("uts")[0]:
+            linux.sethostname(cfg.hostname)
+        if cfg.domainname is not None and cfg.ns("uts")[0]:
+            linux.setdomainname(cfg.domainname)
+        # after pivot_root the host's Python library is out of reach: import now
+        if p["rlimits"]:
+            import resource  # noqa: F401  (process.set_rlimits)
+        if cfg.hooks.get("startContainer"):
+            from oci_reference import hooks  # noqa: F401
+            if any(h.get("timeout") for h in cfg.hooks["startContainer"]):
+                import select  # noqa: F401
+                import time  # noqa: F401
+        if p["terminal"]:
+            import fcntl  # noqa: F401
+            import termios  # noqa: F401
+        install_seccomp = None
+        if cfg.seccomp is not None:
+            from oci_reference import seccomp
+            install_seccomp = seccomp.build(cfg.seccomp, p["noNewPrivileges"])
+        builder = RootfsBuilder(cfg, cfg.ns("user")[0], cgroup_sources or [])
+        builder.prepare()
+        parent_pid()
+        if cfg.hooks.get("prestart") or cfg.hooks.get("createRuntime"):
+            sock.send(b"H")
+            if sock.recv(16) != b"h":
+                os._exit(1)
+        if cfg.hooks.get("createContainer"):
+            from oci_reference import hooks
+            hs = {"ociVersion": cfg.oci_version, "id": cid, "status": "creating", "pid": host_pid,
+                  "bundle": cfg.bundle, "annotations": cfg.annotations}
+            hooks.run_hooks(cfg.hooks, "createContainer", hs)
+        builder.pivot()
+        for k, v in cfg.sysctl.items():
+            try:
+                with open("/proc/sys/" + k.replace(".", "/"), "w") as f:
+                    f.write(v)
+            except OSError as e:
+                raise RuntimeFailure(f"linux.sysctl.{k}: {e.strerror}") from None
+        if not os.path.isdir(p["cwd"]):
+            try:  # before the rootfs may turn read-only
+                os.makedirs(p["cwd"], 0o755, exist_ok=True)
+            except OSError as e:
+                raise RuntimeFailure(f"process.cwd {p['cwd']}: {e.strerror}") from None
+        builder.finish()
+        if cfg.personality is not None:
+            linux.personality(cfg.personality)
+        if "ioPriority" in p:
+            linux.ioprio_set(1, 0, p["ioPriority"])
+        if "scheduler" in p:
+            policy, nice, prio = p["scheduler"]
+            os.sched_setscheduler(0, policy, os.sched_param(prio))
+            if nice is not None:
+                os.setpriority(os.PRIO_PROCESS, 0, nice)
+        process.set_rlimits(p["rlimits"])
+        if p["terminal"]:
+            parent_pid()
+            _setup_terminal(p, sock)
+        if p["noNewPrivileges"]:
+            linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+        elif install_seccomp is not None:
+            install_seccomp()  # needs CAP_SYS_ADMIN without no_new_privs: before dropping caps
+            install_seccomp = None
+        process.set_identity_and_caps(p, last_cap)
+        process.chdir(p["cwd"])
+        exe = process.find_executable(p["args"][0], p["env"])
+        env = process.env_dict(p["env"])
+        os.umask(p["umask"])
+        del old_umask
+        parent_pid()
+        sock.send(b"R")
+        sock.close()
+        sock = None
+
+        cfd, _ = listener._accept()
+        conn = _socket.socket(fileno=cfd)
+        listener.close()
+        if conn.recv(16) != b"S":
+            os._exit(1)
+        if cfg.hooks.get("startContainer"):
+            from oci_reference import hooks
+            hs = {"ociVersion": cfg.oci_version, "id": cid, "status": "created", "pid": host_pid,
+                  "bundle": cfg.bundle, "annotations": cfg.annotations}
+            hooks.run_hooks(cfg.hooks, "startContainer", hs)
+        if install_seccomp is not None:
+            install_seccomp()
+        for s in _TERMINATING + (13, 25):  # + PIPE, XFSZ that Python ignores
+            _signal.signal(s, _signal.SIG_DFL)
+        os.execve(exe, p["args"], env)
+    except BaseException as e:
+        target = conn if conn is not None else sock
+        try:
+            if target is not None:
+                target.send(b"E" + _errmsg(e).encode())
+        finally:
+            os._exit(1)
+
+
+def _setup_terminal(p, sock):
+    import fcntl
+    import termios
+
+    master, slave = os.openpty()
+    if "consoleSize" in p:
+        h, w = p["consoleSize"]
+        fcntl.ioctl(master, termios.TIOCSWINSZ, h.to_bytes(2, sys.byteorder) + w.to_bytes(2, sys.byteorder) + bytes(4))
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    name = os.ttyname(slave)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
+    _send_fd(sock, b"T" + name.encode(), master)
+    os.close(master)
+    if sock.recv(16) != b"t":
+        os._exit(1)
+
+
+# ======================================================================================
+# start, kill, delete, run
+# ======================================================================================
+def start(root, cid, warn=None):
+    st = statemod.load(root, cid)
+    s = statemod.status(st)
+    if s != "created":
+        raise RuntimeFailure(f"container {cid} is {s}, not created: cannot start it")
+    d = os.path.join(root, cid)
+    addr, afd = _unix_addr(d, statemod.START_SOCKET)
+    conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        try:
+            conn.connect(addr)
+        except OSError as e:
+            raise RuntimeFailure(f"container {cid}: cannot reach its init: {e.strerror}") from None
+        finally:
+            if afd >= 0:
+                os.close(afd)
+        conn.send(b"S")
+        reply = conn.recv(65536)
+    finally:
+        conn.close()
+    if reply[:1] == b"E":
+        st["status"] = "stopped"
+        statemod.save(root, st)
+        raise RuntimeFailure(reply[1:].decode(errors="replace"))
+    st["status"] = "running"
+    statemod.save(root, st)
+    try:
+        os.unlink(os.path.join(d, statemod.START_SOCKET))
+    except FileNotFoundError:
+        pass
+    if st.get("hooks", {}).get("poststart"):
+        from oci_reference import hooks
+        hooks.run_hooks_warn(st["hooks"], "poststart", statemod.hook_state(st, "running"), warn or (lambda m: None))
+    return st
+
+
+def kill(root, cid, sig, all_processes=False):
+    st = statemod.load(root, cid)
+    s = statemod.status(st)
+    if s not in ("created", "running"):
+        raise RuntimeFailure(f"container {cid} is {s}: cannot send it a signal")
+    try:
+        os.kill(st["pid"], sig)
+    except ProcessLookupError:
+        raise RuntimeFailure(f"container {cid} is not running") from None
+    if all_processes and st.get("cgroup"):
+        from oci_reference.cgroups import Cgroup
+        for p in Cgroup.from_dict(st["cgroup"]).pids():
+            try:
+                os.kill(p, sig)
+            except ProcessLookupError:
+                pass
+
+
+def delete(root, cid, force=False, warn=None):
+    st = statemod.load(root, cid)
+    s = statemod.status(st)
+    if s != "stopped" and not force:
+        raise RuntimeFailure(f"container {cid} is {s}: cannot delete it (stop it first, or use --force)")
+    pid = st.get("pid") or 0
+    if pid and statemod.is_alive(pid, st.get("startTime")):
+        try:
+            os.kill(pid, _SIGKILL)
+        except ProcessLookupError:
+            pass
+        if not _wait_dead(pid, st.get("startTime")):
+            raise RuntimeFailure(f"container {cid}: process {pid} did not die")
+    if st.get("cgroup"):
+        from oci_reference.cgroups import Cgroup
+        cg = Cgroup.from_dict(st["cgroup"])
+        _kill_cgroup(cg)
+        cg.destroy()
+    statemod.remove_dir(os.path.join(root, cid))
+    if st.get("hooks", {}).get("poststop"):
+        from oci_reference import hooks
+        hooks.run_hooks_warn(st["hooks"], "poststop", statemod.hook_state(st, "stopped"), warn or (lambda m: None))
+
+
+def run(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_fds=0, detach=False, warn=None):
+    st = create(root, cid, bundle, pid_file, console_socket, preserve_fds, warn, subreaper=not detach)
+    pid = st["pid"]
+    try:
+        start(root, cid, warn)
+    except BaseException:
+        try:
+            delete(root, cid, force=True, warn=warn)
+        finally:
+            _reap(pid, detach)
+        raise
+    if detach:
+        return 0
+    import _signal
+
+    def forward(signum, frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for s in (1, 2, 3, 10, 12, 15, 28):
+        _signal.signal(s, forward)
+    status = _reap(pid, False)
+    code = 255
+    if status is not None:
+        if os.WIFEXITED(status):
+            code = os.WEXITSTATUS(status)
+        elif os.WIFSIGNALED(status):
+            code = 128 + os.WTERMSIG(status)
+    delete(root, cid, force=True, warn=warn)
+    return code
+
+
+def _reap(pid, detach):
+    if detach:
+        return None
+    while True:
+        try:
+            wpid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return None
+        if wpid == pid:
+            return status

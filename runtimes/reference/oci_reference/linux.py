@@ -1,0 +1,274 @@
+"""Thin ctypes wrappers around the Linux system calls Python's `os` module lacks.
+
+Every wrapper raises OSError (with errno set) on failure, naming the call and its target.
+"""
+
+import ctypes
+import os
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+# --- constants -------------------------------------------------------------------------
+CLONE_NEWTIME = 0x00000080
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+NAMESPACE_FLAGS = {
+    "pid": CLONE_NEWPID,
+    "network": CLONE_NEWNET,
+    "mount": CLONE_NEWNS,
+    "ipc": CLONE_NEWIPC,
+    "uts": CLONE_NEWUTS,
+    "user": CLONE_NEWUSER,
+    "cgroup": CLONE_NEWCGROUP,
+    "time": CLONE_NEWTIME,
+}
+# the name of each namespace under /proc/<pid>/ns/
+NAMESPACE_PROC_NAMES = {
+    "pid": "pid",
+    "network": "net",
+    "mount": "mnt",
+    "ipc": "ipc",
+    "uts": "uts",
+    "user": "user",
+    "cgroup": "cgroup",
+    "time": "time",
+}
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_SYNCHRONOUS = 16
+MS_REMOUNT = 32
+MS_MANDLOCK = 64
+MS_DIRSYNC = 128
+MS_NOSYMFOLLOW = 256
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_SILENT = 32768
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_I_VERSION = 1 << 23
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
+MS_PROPAGATION = MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE
+
+MNT_DETACH = 2
+
+# statvfs f_flag bits
+ST_RDONLY = 1
+ST_NOSUID = 2
+ST_NODEV = 4
+ST_NOEXEC = 8
+ST_NOATIME = 1024
+ST_NODIRATIME = 2048
+ST_RELATIME = 4096
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_SET_NAME = 15
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+# open_how.resolve flags for openat2
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+
+# mount_setattr
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_RELATIME = 0x0
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+
+# x86_64 system call numbers (the runtime targets x86_64; others via libc where possible)
+SYS_capget = 125
+SYS_capset = 126
+SYS_pivot_root = 155
+SYS_ioprio_set = 251
+SYS_openat2 = 437
+SYS_mount_setattr = 442
+
+_c_ulong = ctypes.c_ulong
+_c_char_p = ctypes.c_char_p
+
+_mount = _libc.mount
+_mount.argtypes = (_c_char_p, _c_char_p, _c_char_p, _c_ulong, _c_char_p)
+_umount2 = _libc.umount2
+_umount2.argtypes = (_c_char_p, ctypes.c_int)
+_unshare = _libc.unshare
+_unshare.argtypes = (ctypes.c_int,)
+_setns = _libc.setns
+_setns.argtypes = (ctypes.c_int, ctypes.c_int)
+_sethostname = _libc.sethostname
+_sethostname.argtypes = (_c_char_p, ctypes.c_size_t)
+_setdomainname = _libc.setdomainname
+_setdomainname.argtypes = (_c_char_p, ctypes.c_size_t)
+_prctl = _libc.prctl
+_prctl.argtypes = (ctypes.c_int, _c_ulong, _c_ulong, _c_ulong, _c_ulong)
+_personality = _libc.personality
+_personality.argtypes = (_c_ulong,)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+
+
+def _enc(s):
+    if s is None:
+        return None
+    if isinstance(s, bytes):
+        return s
+    return os.fsencode(s)
+
+
+def _fail(what, target=None):
+    e = ctypes.get_errno()
+    msg = f"{what} {target}: {os.strerror(e)}" if target is not None else f"{what}: {os.strerror(e)}"
+    raise OSError(e, msg)
+
+
+def mount(source, target, fstype, flags=0, data=None):
+    if _mount(_enc(source), _enc(target), _enc(fstype), flags, _enc(data)) != 0:
+        _fail("mount", target)
+
+
+def umount2(target, flags=0):
+    if _umount2(_enc(target), flags) != 0:
+        _fail("umount2", target)
+
+
+def unshare(flags):
+    if _unshare(flags) != 0:
+        _fail("unshare")
+
+
+def setns(fd, nstype=0):
+    if _setns(fd, nstype) != 0:
+        _fail("setns")
+
+
+def pivot_root(new_root, put_old):
+    if _syscall(SYS_pivot_root, _enc(new_root), _enc(put_old)) != 0:
+        _fail("pivot_root", new_root)
+
+
+def sethostname(name):
+    b = _enc(name)
+    if _sethostname(b, len(b)) != 0:
+        _fail("sethostname")
+
+
+def setdomainname(name):
+    b = _enc(name)
+    if _setdomainname(b, len(b)) != 0:
+        _fail("setdomainname")
+
+
+def prctl(option, a2=0, a3=0, a4=0, a5=0):
+    r = _prctl(option, a2, a3, a4, a5)
+    if r < 0:
+        _fail(f"prctl({option})")
+    return r
+
+
+def personality(persona):
+    if _personality(persona) == -1:
+        _fail("personality")
+
+
+def ioprio_set(which, who, prio):
+    if _syscall(SYS_ioprio_set, ctypes.c_int(which), ctypes.c_int(who), ctypes.c_int(prio)) != 0:
+        _fail("ioprio_set")
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dirfd, path, flags, resolve, mode=0):
+    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+    fd = _syscall(SYS_openat2, ctypes.c_int(dirfd), _enc(path), ctypes.byref(how), ctypes.c_size_t(24))
+    if fd < 0:
+        _fail("openat2", path)
+    return fd
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+def mount_setattr(fd, attr_set, attr_clr, recursive=True, propagation=0):
+    attr = _MountAttr(attr_set, attr_clr, propagation, 0)
+    flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+    if _syscall(SYS_mount_setattr, ctypes.c_int(fd), b"", ctypes.c_uint(flags),
+                ctypes.byref(attr), ctypes.c_size_t(32)) != 0:
+        _fail("mount_setattr")
+
+
+# --- capabilities ----------------------------------------------------------------------
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def capset(effective, permitted, inheritable):
+    """Set the three capability sets of this thread from 64-bit masks."""
+    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    for i in (0, 1):
+        sh = 32 * i
+        data[i].effective = (effective >> sh) & 0xFFFFFFFF
+        data[i].permitted = (permitted >> sh) & 0xFFFFFFFF
+        data[i].inheritable = (inheritable >> sh) & 0xFFFFFFFF
+    if _syscall(SYS_capset, ctypes.byref(hdr), data) != 0:
+        _fail("capset")
+
+
+def capget():
+    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    if _syscall(SYS_capget, ctypes.byref(hdr), data) != 0:
+        _fail("capget")
+    eff = data[0].effective | (data[1].effective << 32)
+    prm = data[0].permitted | (data[1].permitted << 32)
+    inh = data[0].inheritable | (data[1].inheritable << 32)
+    return eff, prm, inh

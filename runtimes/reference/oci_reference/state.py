@@ -1,0 +1,142 @@
+"""Container state on disk (<root>/<id>/state.json) and the status state machine.
+
+Status is derived, not trusted: the stored value says how far the lifecycle got
+(creating -> created -> running), and liveness of the recorded pid (checked against the
+process start time saved at create, so a reused pid is not mistaken for the container)
+turns any of them into `stopped`.
+"""
+
+import os
+
+from oci_reference import jsonlite
+from oci_reference.errors import RuntimeFailure
+
+STATE_FILE = "state.json"
+START_SOCKET = "start.sock"
+
+
+def validate_id(cid):
+    if not cid:
+        raise RuntimeFailure("container id must not be empty")
+    if cid in (".", "..") or len(cid) > 1024:
+        raise RuntimeFailure(f"invalid container id {cid!r}")
+    for ch in cid:
+        if not (ch.isascii() and (ch.isalnum() or ch in "_.+-")):
+            raise RuntimeFailure(f"invalid container id {cid!r}: must match ^[A-Za-z0-9_.+-]+$")
+
+
+def container_dir(root, cid):
+    validate_id(cid)
+    return os.path.join(root, cid)
+
+
+def proc_stat(pid):
+    """Return (state letter, start time) of /proc/<pid>, or None if it does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    except OSError:
+        return None
+    rest = data[data.rindex(b")") + 2:].split()
+    # rest[0] is field 3 (state); field 22 (starttime) is rest[19]
+    return rest[0].decode(), int(rest[19])
+
+
+def is_alive(pid, start_time):
+    if not pid or pid <= 0:
+        return False
+    st = proc_stat(pid)
+    if st is None:
+        return False
+    letter, started = st
+    if letter in ("Z", "X", "x"):
+        return False
+    if start_time is not None and started != start_time:
+        return False
+    return True
+
+
+def load(root, cid):
+    d = container_dir(root, cid)
+    try:
+        with open(os.path.join(d, STATE_FILE), "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise RuntimeFailure(f"container {cid} does not exist") from None
+    except NotADirectoryError:
+        raise RuntimeFailure(f"container {cid} does not exist") from None
+    try:
+        return jsonlite.loads(data)
+    except ValueError as e:
+        raise RuntimeFailure(f"container {cid}: corrupt state file: {e}") from None
+
+
+def remove_dir(d):
+    """Remove a container's state directory (flat: files and the socket), quietly."""
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        return
+    for n in names:
+        try:
+            os.unlink(os.path.join(d, n))
+        except IsADirectoryError:
+            remove_dir(os.path.join(d, n))
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(d)
+    except FileNotFoundError:
+        pass
+
+
+def save(root, st):
+    d = os.path.join(root, st["id"])
+    tmp = os.path.join(d, f".{STATE_FILE}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, jsonlite.dumps(st).encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, os.path.join(d, STATE_FILE))
+
+
+def status(st):
+    stored = st.get("status", "creating")
+    if stored == "stopped":
+        return "stopped"
+    pid = st.get("pid") or 0
+    if not pid:
+        return stored
+    if not is_alive(pid, st.get("startTime")):
+        return "stopped"
+    return stored
+
+
+def public(st, status_value=None):
+    """The state document per the runtime spec (what `state` prints and hooks receive)."""
+    s = status_value or status(st)
+    return {
+        "ociVersion": st.get("ociVersion", ""),
+        "id": st["id"],
+        "status": s,
+        "pid": st.get("pid", 0) if s != "stopped" else 0,
+        "bundle": st.get("bundle", ""),
+        "rootfs": st.get("rootfs", ""),
+        "created": st.get("created", ""),
+        "annotations": st.get("annotations") or {},
+    }
+
+
+def hook_state(st, status_value):
+    """State for hooks: the pid stays in, whatever the status."""
+    return {
+        "ociVersion": st.get("ociVersion", ""),
+        "id": st["id"],
+        "status": status_value,
+        "pid": st.get("pid", 0),
+        "bundle": st.get("bundle", ""),
+        "annotations": st.get("annotations") or {},
+    }

@@ -1,0 +1,168 @@
+"""Unit tests: config validation, JSON, signals, ids and the status state machine."""
+
+import json
+import os
+import time
+
+import pytest
+
+from conftest import base_config
+from oci_reference import config, jsonlite, signals, state
+from oci_reference.errors import ConfigError, RuntimeFailure
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    (tmp_path / "rootfs").mkdir()
+    return tmp_path
+
+
+def check(bundle, cfg):
+    return config.validate(json.loads(json.dumps(cfg)), str(bundle))
+
+
+def test_valid_config_is_normalised(bundle):
+    c = check(bundle, base_config(["/hello"]))
+    assert c.root_path == str(bundle / "rootfs")
+    assert c.process["args"] == ["/hello"]
+    assert c.process["umask"] == 0o022
+    assert c.new_ns("pid") and not c.ns("user")[0]
+    assert c.mounts[0]["destination"] == "/proc"
+
+
+def test_unknown_properties_are_ignored(bundle):
+    cfg = base_config(["/hello"])
+    cfg["somethingNew"] = {"x": 1}
+    cfg["process"]["futureField"] = True
+    cfg["linux"]["netDevices"] = {"eth0": {}}
+    check(bundle, cfg)
+
+
+@pytest.mark.parametrize("edit, path", [
+    (lambda c: c["process"].__setitem__("cwd", "relative"), "process.cwd"),
+    (lambda c: c["process"].__setitem__("args", []), "process.args"),
+    (lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}), "process.rlimits[1].type"),
+    (lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_NOFILE", "soft": 1, "hard": 1}), "process.rlimits[1].type"),
+    (lambda c: c["process"]["capabilities"]["bounding"].append("CAP_NOPE"), "process.capabilities.bounding"),
+    (lambda c: c["linux"]["namespaces"].append({"type": "pid"}), "linux.namespaces[5].type"),
+    (lambda c: c["linux"]["namespaces"].append({"type": "bogus"}), "linux.namespaces[5].type"),
+    (lambda c: c.__setitem__("ociVersion", "2.0.0"), "ociVersion"),
+    (lambda c: c["root"].__setitem__("path", "missing"), "root.path"),
+    (lambda c: c["process"].__setitem__("terminal", "yes"), "process.terminal"),
+    (lambda c: c["mounts"].append({"destination": "/x", "type": "none", "options": ["bind"]}), "mounts[5].source"),
+    (lambda c: c["process"].__setitem__("selinuxLabel", "x"), "process.selinuxLabel"),
+    (lambda c: c["linux"].__setitem__("sysctl", {"kernel.panic": "1"}), "linux.sysctl.kernel.panic"),
+    (lambda c: c["linux"].__setitem__("rootfsPropagation", "sideways"), "linux.rootfsPropagation"),
+    (lambda c: c.__setitem__("hooks", {"prestart": [{"path": "rel"}]}), "hooks.prestart[0].path"),
+    (lambda c: c.__setitem__("hooks", {"poststop": [{"path": "/bin/true", "timeout": 0}]}), "hooks.poststop[0].timeout"),
+])
+def test_invalid_values_name_their_path(bundle, edit, path):
+    cfg = base_config(["/hello"])
+    edit(cfg)
+    with pytest.raises(ConfigError) as e:
+        check(bundle, cfg)
+    assert e.value.path == path, str(e.value)
+
+
+def test_hostname_needs_uts_namespace(bundle):
+    cfg = base_config(["/hello"])
+    cfg["linux"]["namespaces"] = [{"type": "mount"}]
+    with pytest.raises(ConfigError, match="hostname"):
+        check(bundle, cfg)
+    cfg["hostname"] = None
+    cfg["domainname"] = "example.org"
+    with pytest.raises(ConfigError, match="domainname"):
+        check(bundle, cfg)
+
+
+def test_user_namespace_needs_mappings(bundle):
+    cfg = base_config(["/hello"])
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    with pytest.raises(ConfigError, match="uidMappings"):
+        check(bundle, cfg)
+
+
+def test_seccomp_validation(bundle):
+    cfg = base_config(["/hello"])
+    cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_NOPE"}
+    with pytest.raises(ConfigError, match="linux.seccomp.defaultAction"):
+        check(bundle, cfg)
+    cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                               "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO",
+                                             "args": [{"index": 9, "value": 1, "op": "SCMP_CMP_EQ"}]}]}
+    with pytest.raises(ConfigError, match=r"syscalls\[0\]\.args\[0\]\.index"):
+        check(bundle, cfg)
+
+
+def test_jsonlite_round_trip():
+    doc = {"a": [1, 2.5, True, None, "é\n\"x\""], "b": {}, "c": [], "n": -3}
+    for indent in (None, 2):
+        text = jsonlite.dumps(doc, indent=indent)
+        assert json.loads(text) == doc
+        assert jsonlite.loads(text) == doc
+    for bad in ("{", "[1,]", "1 2", ""):
+        with pytest.raises(ValueError):
+            jsonlite.loads(bad)
+
+
+@pytest.mark.parametrize("text, num", [("TERM", 15), ("SIGTERM", 15), ("sigkill", 9), ("9", 9),
+                                       ("SIGRTMIN+2", 36), ("USR1", 10)])
+def test_signal_names(text, num):
+    assert signals.parse(text) == num
+
+
+@pytest.mark.parametrize("bad", ["", "NOPE", "0", "65", "SIGRTMAX+1"])
+def test_bad_signals(bad):
+    with pytest.raises(RuntimeFailure):
+        signals.parse(bad)
+
+
+@pytest.mark.parametrize("cid", ["a", "A-b_c.d+e", "x" * 100])
+def test_valid_ids(cid):
+    state.validate_id(cid)
+
+
+@pytest.mark.parametrize("cid", ["", ".", "..", "a/b", "a b", "é", "a\n"])
+def test_invalid_ids(cid):
+    with pytest.raises(RuntimeFailure):
+        state.validate_id(cid)
+
+
+def test_status_follows_the_process(tmp_path):
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(30)
+        os._exit(0)
+    try:
+        start = state.proc_stat(pid)[1]
+        st = {"id": "x", "status": "created", "pid": pid, "startTime": start}
+        assert state.status(st) == "created"
+        st["status"] = "running"
+        assert state.status(st) == "running"
+        # a different start time means the pid was reused: the container is gone
+        assert state.status(dict(st, startTime=start + 1)) == "stopped"
+        os.kill(pid, 9)
+        deadline = time.monotonic() + 10
+        while state.proc_stat(pid)[0] != "Z":  # unreaped: a zombie counts as exited
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        assert state.status(st) == "stopped"
+        assert state.public(st)["status"] == "stopped"
+    finally:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+    assert state.status(st) == "stopped"
+
+
+def test_state_save_and_load(tmp_path):
+    (tmp_path / "c1").mkdir()
+    st = {"ociVersion": "1.2.0", "id": "c1", "status": "created", "pid": 0, "bundle": "/b", "annotations": {"k": "v"}}
+    state.save(str(tmp_path), st)
+    assert state.load(str(tmp_path), "c1") == st
+    with pytest.raises(RuntimeFailure, match="does not exist"):
+        state.load(str(tmp_path), "c2")
+    pub = state.public(st)
+    assert set(pub) >= {"ociVersion", "id", "status", "pid", "bundle", "annotations"}
