@@ -165,10 +165,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     definition = runtime.resolve(args.runtime)
     # Adopt the container's init once `create` returns, so its exit status is ours to read.
     _linux.set_child_subreaper()
+    from .journal import Journal
+
     container_id = args.id or f"harness-run-{uuid.uuid4().hex[:12]}"
     with tempfile.TemporaryDirectory(prefix="harness-run-") as tmp:
         state_root = runtime.default_state_root_base() / f"run-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        journal = Journal()
+        journal.record("state_root", str(state_root))
         rt = runtime.Runtime(definition, state_root, timeout=args.timeout)
+        rt.journal = journal
         container = runtime.Container(rt, container_id, bundle, Path(tmp))
         interrupted = False
 
@@ -187,6 +192,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, old)
             container.cleanup()
             _remove_empty_tree(state_root)
+            journal.release("state_root", str(state_root))
+            journal.close()
         if interrupted:
             print(f"harness: interrupted; container {container_id} removed", file=sys.stderr)
             return 130
@@ -270,13 +277,21 @@ def cmd_diff(args: argparse.Namespace) -> int:
             raise HarnessError(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(variants)}")
         variants = {v: diff.VARIANTS[v] for v in args.variant}
     _linux.set_child_subreaper()
+    from .journal import Journal
+
     base = runtime.default_state_root_base() / f"diff-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    journal = Journal()
+    journal.record("state_root", str(base))
     rts = [runtime.Runtime(runtime.resolve(n), base / n) for n in names]
+    for rt in rts:
+        rt.journal = journal
     try:
         with tempfile.TemporaryDirectory(prefix="harness-diff-") as tmp:
             found = diff.compare(rts, Path(tmp), variants)
     finally:
         _remove_empty_tree(base)
+        journal.release("state_root", str(base))
+        journal.close()
     if args.json:
         print(json.dumps({v: [d.__dict__ for d in ds] for v, ds in found.items()}, indent=2))
     else:
@@ -285,6 +300,21 @@ def cmd_diff(args: argparse.Namespace) -> int:
             for d in ds:
                 print(f"  {d.path}\n    {rts[0].name}: {json.dumps(d.a)}\n    {rts[1].name}: {json.dumps(d.b)}")
     return 1 if any(found.values()) else 0
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from . import journal
+
+    report = journal.cleanup(dry_run=args.dry_run, include_live=args.force)
+    for line in report.removed:
+        print(("" if args.dry_run else "removed ") + line)
+    for line in report.skipped:
+        print(f"left alone: {line} (use --force to clean it anyway)")
+    for line in report.errors:
+        print(f"harness: could not remove {line}", file=sys.stderr)
+    if not (report.removed or report.skipped or report.errors):
+        print("nothing to clean up")
+    return 1 if report.errors else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -374,6 +404,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", action="append", metavar="NAME", help="compare only these bundle variants (repeatable)")
     p.add_argument("--json", action="store_true", help="the differences as JSON")
     p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("cleanup", help="remove what killed runs left behind (containers, processes, mounts, state), from their journals")
+    p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    p.add_argument("--force", action="store_true", help="also clean up after runs that are still going")
+    p.set_defaults(func=cmd_cleanup)
 
     p = sub.add_parser("runtimes", help="list the runtime definitions, their binaries and versions")
     p.set_defaults(func=cmd_runtimes)

@@ -123,10 +123,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     run_id = getattr(config, "_harness_run_id", None)
     if run_id:
         shutil.rmtree(base / run_id, ignore_errors=True)
-        try:
-            base.rmdir()
-        except OSError:
-            pass
+    journal = getattr(config, "_harness_journal", None)
+    if journal is not None:
+        journal.release("state_root", str(base / run_id))
+        journal.close()
+        for folder in (journal.directory, base):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
     _runtime.reap_orphans()
 
 
@@ -220,10 +225,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 
 @pytest.fixture(scope="session")
 def _runtimes(request: pytest.FixtureRequest) -> dict[str, _runtime.Runtime]:
+    from .journal import Journal
+
     config = request.config
     root = _runtime.default_state_root_base() / config._harness_run_id  # type: ignore[attr-defined]
+    # Everything the run creates is journaled, so `harness cleanup` can remove what a killed
+    # run (kill -9) left behind.
+    journal = config._harness_journal = Journal(config._harness_run_id)  # type: ignore[attr-defined]
+    journal.record("state_root", str(root))
     timeout = config.getoption("--runtime-timeout")
-    return {name: _runtime.Runtime(d, root / name, timeout=timeout) for name, d in config._harness_runtimes.items()}  # type: ignore[attr-defined]
+    runtimes = {name: _runtime.Runtime(d, root / name, timeout=timeout) for name, d in config._harness_runtimes.items()}  # type: ignore[attr-defined]
+    for rt in runtimes.values():
+        rt.journal = journal
+    return runtimes
 
 
 @pytest.fixture

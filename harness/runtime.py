@@ -247,6 +247,8 @@ class Runtime:
         self.binary = binary
         self.state_root = Path(state_root)
         self.timeout = timeout if timeout is not None else definition.timeout
+        #: where containers made through this runtime are recorded (see harness.journal)
+        self.journal: Any = None
         pmn = definition.private_mount_namespace
         self._preexec = partial(_linux.private_mount_namespace, pmn.unmount) if pmn and pmn.applies() else None
 
@@ -427,7 +429,15 @@ class Container:
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
 
+    def _journal(self, **details: Any) -> None:
+        journal = self.runtime.journal
+        if journal is not None:
+            d = self.runtime.definition
+            ref = d.name if d.source is not None else self.runtime.binary
+            journal.record("container", self.id, runtime=ref, state_root=str(self.runtime.state_root), **details)
+
     def create(self, *, stdin: Any = subprocess.DEVNULL, timeout: float | None = None) -> None:
+        self._journal()  # before: a run killed during create must still find it
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             try:
                 self.runtime.create(self.id, self.bundle, pid_file=self.pid_file, stdin=stdin, stdout=out, stderr=err, timeout=timeout)
@@ -443,6 +453,7 @@ class Container:
         except (OSError, ValueError):
             self.pid = self.runtime.state(self.id).pid
         self._pid_start = _start_time(self.pid)
+        self._journal(pid=self.pid, pid_start=self._pid_start)
 
     def start(self, *, timeout: float | None = None) -> None:
         self.runtime.start(self.id, timeout=timeout)
@@ -543,6 +554,8 @@ class Container:
         self.created = False
         self._kill_if_left_behind()
         self._reap()
+        if self.runtime.journal is not None:
+            self.runtime.journal.release("container", self.id)
 
     def _kill_if_left_behind(self) -> None:
         """End the container's process if it outlived its container (the runtime lost track of it)."""

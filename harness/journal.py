@@ -1,0 +1,195 @@
+"""The run journal: what a run created on the host, so that nothing is left behind.
+
+Every run (a pytest session or xdist worker, a ``harness run``, a ``harness diff``) appends to
+its own file ``<state base>/journal/<run>.jsonl`` a line *before* it creates something
+(a container, a state root, a mount, a folder) and a ``released`` line once it has removed it.
+The first line names the owner process (pid and start time). ``harness cleanup`` reads the
+journals whose owner is gone (killed with SIGKILL, crashed, lost power) and removes what was
+never released: containers (force-deleted with the runtime that made them, and their process
+killed if it outlived them), mounts, folders; then the journal itself.
+
+Lines are appended with O_APPEND in one write each, so a journal is never half a line short
+of what happened, whatever kills the writer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def journal_dir() -> Path:
+    from .runtime import default_state_root_base
+
+    return default_state_root_base() / "journal"
+
+
+def _start_time(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _alive(pid: int, start: int | None) -> bool:
+    """The process exists, is not a zombie, and is the same one (not a reused pid)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[0] not in ("Z", "X") and (start is None or int(fields[19]) == start)
+
+
+class Journal:
+    """The journal of one run. ``record`` before creating, ``release`` after removing."""
+
+    def __init__(self, name: str | None = None, directory: Path | None = None):
+        self.directory = Path(directory) if directory else journal_dir()
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.name = name or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.path = self.directory / f"{self.name}.jsonl"
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        self._write({"kind": "owner", "pid": os.getpid(), "start": _start_time(os.getpid()), "time": time.time()})
+
+    def _write(self, entry: dict[str, Any]) -> None:
+        os.write(self._fd, (json.dumps(entry, sort_keys=True) + "\n").encode())
+
+    def record(self, kind: str, key: str, **details: Any) -> None:
+        self._write({"kind": kind, "key": key, **details})
+
+    def release(self, kind: str, key: str) -> None:
+        self._write({"kind": "released", "of": kind, "key": key})
+
+    def close(self, *, remove: bool = True) -> None:
+        """End the run; the file is removed when everything it recorded was released."""
+        if self._fd < 0:
+            return
+        os.close(self._fd)
+        self._fd = -1
+        if remove and not read(self.path).pending:
+            self.path.unlink(missing_ok=True)
+
+
+@dataclass
+class Entries:
+    owner: dict[str, Any]
+    pending: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def owner_alive(self) -> bool:
+        return bool(self.owner) and _alive(self.owner["pid"], self.owner.get("start"))
+
+
+def read(path: Path) -> Entries:
+    """The owner and the entries not released, in the order they were recorded."""
+    owner: dict[str, Any] = {}
+    pending: dict[tuple[str, str], dict[str, Any]] = {}
+    for line in Path(path).read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash: what it recorded was not created yet
+        if entry.get("kind") == "owner":
+            owner = entry
+        elif entry.get("kind") == "released":
+            pending.pop((entry.get("of"), entry.get("key")), None)
+        else:
+            pending[(entry.get("kind"), entry.get("key"))] = entry
+    return Entries(owner, list(pending.values()))
+
+
+@dataclass
+class CleanupReport:
+    removed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # journals of runs still going
+    errors: list[str] = field(default_factory=list)
+
+
+def cleanup(directory: Path | None = None, *, dry_run: bool = False, include_live: bool = False) -> CleanupReport:
+    """Remove what dead runs left behind, newest entries first (containers before their state roots)."""
+    directory = Path(directory) if directory else journal_dir()
+    report = CleanupReport()
+    if not directory.is_dir():
+        return report
+    for path in sorted(directory.glob("*.jsonl")):
+        entries = read(path)
+        if entries.owner_alive and not include_live:
+            report.skipped.append(f"{path.name}: run {entries.owner.get('pid')} is still going")
+            continue
+        failed = False
+        for entry in reversed(entries.pending):
+            what = f"{entry['kind']} {entry['key']}"
+            if dry_run:
+                report.removed.append(f"would remove {what}")
+                continue
+            try:
+                _remove(entry)
+                report.removed.append(what)
+            except Exception as err:  # noqa: BLE001 - one stubborn entry must not stop the rest
+                failed = True
+                report.errors.append(f"{what}: {err}")
+        if not dry_run and not failed:
+            path.unlink(missing_ok=True)
+    return report
+
+
+def _remove(entry: dict[str, Any]) -> None:
+    kind = entry["kind"]
+    if kind == "container":
+        _remove_container(entry)
+    elif kind == "process":
+        _kill(entry["pid"], entry.get("start"))
+    elif kind == "mount":
+        from . import _linux, host
+
+        if entry["key"] in {m.mount_point for m in host.mounts()}:
+            _linux.umount2(entry["key"], _linux.MNT_DETACH)
+    elif kind in ("folder", "state_root"):
+        shutil.rmtree(entry["key"], ignore_errors=True)
+    else:
+        raise ValueError(f"unknown journal entry kind {kind!r}")
+
+
+def _remove_container(entry: dict[str, Any]) -> None:
+    from .runtime import Runtime, RuntimeCallError, resolve
+
+    definition = resolve(entry["runtime"])
+    rt = Runtime(definition, Path(entry["state_root"]))
+    cid = entry["key"]
+    try:
+        rt.state(cid, timeout=10)
+        exists = True
+    except RuntimeCallError:
+        exists = False
+    if exists:
+        try:
+            rt.delete(cid, force=True, timeout=30)
+        except RuntimeCallError:
+            try:
+                rt.kill(cid, "KILL", timeout=10)
+            except RuntimeCallError:
+                pass
+            rt.delete(cid, force=True, timeout=30)
+    if entry.get("pid"):
+        _kill(entry["pid"], entry.get("pid_start"))
+
+
+def _kill(pid: int, start: int | None) -> None:
+    """SIGKILL a process the journal recorded, only if it is still that very process."""
+    if start is None or not _alive(pid, start):
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 5
+    while _alive(pid, start) and time.monotonic() < deadline:
+        time.sleep(0.01)
