@@ -438,6 +438,7 @@ class Container:
 
     def create(self, *, stdin: Any = subprocess.DEVNULL, timeout: float | None = None) -> None:
         self._journal()  # before: a run killed during create must still find it
+        started = _boot_ticks()
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             try:
                 self.runtime.create(self.id, self.bundle, pid_file=self.pid_file, stdin=stdin, stdout=out, stderr=err, timeout=timeout)
@@ -453,6 +454,9 @@ class Container:
         except (OSError, ValueError):
             self.pid = self.runtime.state(self.id).pid
         self._pid_start = _start_time(self.pid)
+        if not _made_since(self.pid, self._pid_start, started):
+            # Not a process this create made (a runtime reporting a wrong pid): never signal it.
+            self._pid_start = None
         self._journal(pid=self.pid, pid_start=self._pid_start)
 
     def start(self, *, timeout: float | None = None) -> None:
@@ -492,6 +496,10 @@ class Container:
             return self.exit
         if self.pid is None:
             raise HarnessError(f"container {self.id}: no pid to wait for (was it created?)")
+        if self._pid_start is None:
+            raise HarnessError(
+                f"{self.runtime.name}: container {self.id} has pid {self.pid}, which is not a process its create made; cannot wait for it"
+            )
         deadline = time.monotonic() + timeout
         offsets = [0, self._stderr_offset]
         try:
@@ -570,7 +578,7 @@ class Container:
 
     def _exists(self) -> bool:
         try:
-            self.runtime.state(self.id, timeout=10)
+            self.runtime.state(self.id, timeout=min(10.0, self.runtime.timeout))
             return True
         except RuntimeCallError:
             return False
@@ -627,6 +635,27 @@ def _is_child(pid: int) -> bool:
     except OSError:
         return False
     return int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid()
+
+
+def _boot_ticks() -> int:
+    """Now, in the clock ticks since boot that /proc/PID/stat start times use."""
+    return int(float(Path("/proc/uptime").read_text().split()[0]) * os.sysconf("SC_CLK_TCK"))
+
+
+def _ancestors() -> set[int]:
+    pids, pid = set(), os.getpid()
+    while pid > 1:
+        pids.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return pids
+
+
+def _made_since(pid: int | None, start: int | None, ticks: int) -> bool:
+    """Whether ``pid`` is a process started at or after ``ticks`` and is not us or an ancestor."""
+    return pid is not None and start is not None and start >= ticks - 1 and pid not in _ancestors()
 
 
 def _start_time(pid: int | None) -> int | None:

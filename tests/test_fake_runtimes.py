@@ -1,0 +1,84 @@
+"""Runtimes that misbehave: each makes the cases fail with a clear message, and the run goes on.
+
+Real conformance cases (cases/test_state.py, cases/test_errors.py) run under pytester
+against fake runtime binaries: one that hangs, one that crashes, one that prints garbage as its
+state, one that exits 0 without doing anything.
+"""
+
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+ROOT = Path(__file__).resolve().parents[1]
+
+FAKES = {
+    # every command sleeps far past the per-call timeout
+    "hangs": "import time; time.sleep(600)",
+    # dies of SIGSEGV at once
+    "crashes": "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)",
+    # create 'works' but names the harness itself as the container's pid; state prints garbage
+    "garbage": """
+        import os, sys
+        args = sys.argv[1:]
+        if 'create' in args:
+            open(args[args.index('--pid-file') + 1], 'w').write(str(os.getppid()))
+        elif 'state' in args:
+            print('{"id": "x", "status": 12, <<<not json')
+        """,
+    # accepts everything, does nothing, prints nothing
+    "does-nothing": "pass",
+}
+EXPECTED = {
+    "hangs": "no answer within 0.5 s (killed)",
+    "crashes": "exit code: -11",
+    "garbage": "state output is not JSON",
+    "does-nothing": "state output is not JSON",
+}
+
+
+@pytest.fixture
+def fake_runtimes(pytester, tmp_path, monkeypatch):
+    defs = tmp_path / "defs"
+    defs.mkdir()
+    for name, body in FAKES.items():
+        binary = tmp_path / f"fake-{name}"
+        binary.write_text(f"#!{sys.executable}\n" + textwrap.dedent(body))
+        binary.chmod(0o755)
+        (defs / f"{name}.toml").write_text(f'name = "{name}"\nbinary = "{binary}"\n')
+    monkeypatch.setenv("HARNESS_RUNTIMES_DIR", str(defs))
+    monkeypatch.setenv("HARNESS_STATE_DIR", str(tmp_path / "state"))
+    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
+    for case_file in ("test_state.py", "test_errors.py"):
+        pytester.makepyfile(**{case_file[:-3]: (ROOT / "cases" / case_file).read_text()})
+    return pytester
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the cases need root")
+@pytest.mark.parametrize("fake", sorted(FAKES))
+def test_misbehaving_runtime_fails_cases_clearly_and_the_run_goes_on(fake_runtimes, fake, tmp_path):
+    result = fake_runtimes.runpytest("--runtime", fake, "--runtime-timeout", "0.5", "-p", "no:cacheprovider")
+    outcomes = result.parseoutcomes()
+    collected = sum(outcomes.get(k, 0) for k in ("passed", "failed", "errors", "skipped", "xfailed"))
+    assert collected >= 20, f"the run did not go on through the cases: {outcomes}"
+    assert outcomes.get("failed", 0) + outcomes.get("errors", 0) >= 10, f"a misbehaving runtime passed cases: {outcomes}"
+    out = result.stdout.str()
+    assert EXPECTED[fake] in out, f"no clear message ({EXPECTED[fake]!r}) in the output"
+    assert f"{fake}: " in out, "the message does not name the runtime"
+    assert not list((tmp_path / "state").rglob("*.json")), "state left behind"
+
+
+def test_a_wrong_pid_from_a_runtime_is_never_killed(tmp_path):
+    """The 'garbage' runtime names the harness's own process as the container: cleanup must not kill it."""
+    from harness.runtime import Container, Runtime, RuntimeDefinition
+
+    binary = tmp_path / "liar"
+    binary.write_text(f"#!{sys.executable}\n" + textwrap.dedent(FAKES["garbage"]))
+    binary.chmod(0o755)
+    c = Container(Runtime(RuntimeDefinition(name="liar", binary=str(binary)), tmp_path / "state", timeout=5), "c1", tmp_path, tmp_path / "io")
+    c.create()
+    assert c.pid == os.getpid()
+    c.cleanup()  # would SIGKILL this very test process if the pid were trusted
