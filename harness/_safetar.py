@@ -37,7 +37,8 @@ from typing import BinaryIO
 
 from harness.errors import RootfsError
 
-__all__ = ["EntryMeta", "ExtractResult", "TreeWriter", "extract", "normalize_name"]
+__all__ = ["EntryMeta", "ExtractResult", "TreeWriter", "apply_archive", "extract", "normalize_name",
+           "write_member"]
 
 _CHUNK = 1 << 20
 _WALK_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -350,6 +351,89 @@ class TreeWriter:
         self._finish_at(parent, name, meta, label, chmod=True)
         self._xattrs_unsupported(meta, label, "special file")
 
+    # -- looking and removing (layer whiteouts) -----------------------------------------------------
+    def _existing_parent(self, parents: Parts, what: str) -> int | None:
+        """A descriptor of the existing folder ``parents`` (owned by the stack), or None when a
+        component is missing or not a folder. A symlink on the way is refused: following it could
+        reach outside the target."""
+        try:
+            return self._parent(parents, create=False, what=what)
+        except RootfsError as err:
+            if "is a symlink" in str(err):
+                raise
+            return None
+
+    def lookup(self, parts: Parts, label: str) -> os.stat_result | None:
+        """``lstat`` of ``parts`` (never followed), or None if it does not exist. A symlink among
+        its parents raises :class:`RootfsError` naming ``label``."""
+        if not parts:
+            return os.fstat(self._root_fd)
+        parent = self._existing_parent(parts[:-1], f"refusing archive entry {label!r}")
+        if parent is None:
+            return None
+        try:
+            return os.lstat(parts[-1], dir_fd=parent)
+        except FileNotFoundError:
+            return None
+
+    def remove(self, parts: Parts, label: str) -> bool:
+        """Remove ``parts`` (a folder with everything in it) if it exists; whether it did. Never
+        follows a symlink: a symlink is removed itself, one among the parents is refused."""
+        if not parts:
+            raise RootfsError(f"refusing archive entry {label!r}: it would remove the target itself")
+        parent = self._existing_parent(parts[:-1], f"refusing archive entry {label!r}")
+        if parent is None:
+            return False
+        try:
+            self._remove(parent, parts[-1], parts)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def listdir(self, parts: Parts, label: str) -> list[str]:
+        """The names in the folder ``parts`` (empty if it is missing or not a folder)."""
+        if parts:
+            parent = self._existing_parent(parts[:-1], f"refusing archive entry {label!r}")
+            if parent is None:
+                return []
+            try:
+                fd = os.open(parts[-1], _DIR_FLAGS, dir_fd=parent)
+            except OSError:
+                try:
+                    st = os.lstat(parts[-1], dir_fd=parent)
+                except OSError:
+                    return []
+                if stat.S_ISLNK(st.st_mode):
+                    raise RootfsError(
+                        f"refusing archive entry {label!r}: {'/'.join(parts)!r} is a symlink, and "
+                        "following it could reach outside the target") from None
+                return []
+        else:
+            fd = os.dup(self._root_fd)
+        try:
+            return os.listdir(fd)
+        finally:
+            os.close(fd)
+
+    def set_dir_xattr(self, parts: Parts, key: str, value: bytes, label: str) -> None:
+        """Set one extended attribute on the existing folder ``parts``; a refusal is an error
+        (this is for attributes the tree needs, such as overlayfs's opaque marker)."""
+        if parts:
+            parent = self._parent(parts[:-1], create=False, what=f"refusing archive entry {label!r}")
+            fd = os.open(parts[-1], _DIR_FLAGS, dir_fd=parent)
+        else:
+            fd = os.dup(self._root_fd)
+        try:
+            os.setxattr(fd, key, value)
+        except OSError as err:
+            raise RootfsError(f"cannot set xattr {key} on {label!r}: {err.strerror}") from None
+        finally:
+            os.close(fd)
+
+    def open_private(self, parts: Parts, label: str) -> int:
+        """A descriptor (``O_PATH``) of the folder ``parts`` for the caller to close."""
+        return self._resolve_private(parts, f"refusing archive entry {label!r}")
+
     def finish(self) -> None:
         """Apply folder owners, modes and times, deepest first, then report owner failures."""
         for parts in sorted(self._dirs, key=len, reverse=True):
@@ -525,7 +609,8 @@ def _type_name(info: tarfile.TarInfo) -> str:
     return info.type.decode("ascii", "backslashreplace")
 
 
-def _extract_member(tf: tarfile.TarFile, info: tarfile.TarInfo, writer: TreeWriter) -> None:
+def write_member(tf: tarfile.TarFile, info: tarfile.TarInfo, writer: TreeWriter) -> None:
+    """Create the archive member ``info`` (data read from ``tf``) through ``writer``."""
     label = info.name
     parts = normalize_name(info.name)
     meta = _meta(info)
@@ -614,34 +699,9 @@ def extract(archive: Path | BinaryIO, target: Path) -> ExtractResult:
         source = archive
 
     result = ExtractResult()
-    current = ""
-
-    def corrupt(reason: object) -> RootfsError:
-        return RootfsError(f"{label} is not a readable tar archive (truncated or corrupt): "
-                           f"{reason}; download it again")
-
     try:
         with TreeWriter(target, result) as writer:
-            reader: _Reader | None = None
-            try:
-                reader = _decompressed(source, label)
-                tf = tarfile.TarFile(fileobj=reader, mode="r")  # type: ignore[arg-type]
-                while (info := tf.next()) is not None:
-                    tf.members = []  # keep memory flat on big archives
-                    current = info.name
-                    result.entries += 1
-                    _extract_member(tf, info, writer)
-                current = ""
-                _check_end(reader, tf)
-            except (tarfile.TarError, _Corrupt, EOFError, zlib.error) as err:
-                where = f" (at entry {current!r})" if current else ""
-                raise corrupt(f"{err}{where}") from None
-            except OSError as err:
-                raise RootfsError(f"cannot extract archive entry {current!r} from {label} into "
-                                  f"{target}: {err.strerror or err}") from None
-            finally:
-                if reader is not None:
-                    reader.close()
+            apply_archive(source, writer, label=label)
             try:
                 writer.finish()
             except OSError as err:
@@ -650,3 +710,45 @@ def extract(archive: Path | BinaryIO, target: Path) -> ExtractResult:
         if opened is not None:
             opened.close()
     return result
+
+
+Handler = Callable[[tarfile.TarFile, tarfile.TarInfo, TreeWriter], None]
+
+
+def apply_archive(source: BinaryIO, writer: TreeWriter, *, label: str,
+                  handle: Handler = write_member) -> None:
+    """Read the tar archive ``source`` (plain, gzip, bzip2 or xz) member by member and pass each
+    to ``handle(tf, info, writer)`` (default :func:`write_member`); counts members in
+    ``writer.result``. Does not call ``writer.finish()``.
+
+    A truncated or corrupt archive (also one whose decompressor checks fail at the end) raises
+    :class:`RootfsError` naming ``label`` and the member being read; so does an ``OSError`` while
+    writing a member.
+    """
+    current = ""
+    result = writer.result
+
+    def corrupt(reason: object) -> RootfsError:
+        return RootfsError(f"{label} is not a readable tar archive (truncated or corrupt): "
+                           f"{reason}; download it again")
+
+    reader: _Reader | None = None
+    try:
+        reader = _decompressed(source, label)
+        tf = tarfile.TarFile(fileobj=reader, mode="r")  # type: ignore[arg-type]
+        while (info := tf.next()) is not None:
+            tf.members = []  # keep memory flat on big archives
+            current = info.name
+            result.entries += 1
+            handle(tf, info, writer)
+        current = ""
+        _check_end(reader, tf)
+    except (tarfile.TarError, _Corrupt, EOFError, zlib.error) as err:
+        where = f" (at entry {current!r})" if current else ""
+        raise corrupt(f"{err}{where}") from None
+    except OSError as err:
+        raise RootfsError(f"cannot extract archive entry {current!r} from {label}: "
+                          f"{err.strerror or err}") from None
+    finally:
+        if reader is not None:
+            reader.close()

@@ -1,0 +1,187 @@
+"""Bundles made from OCI images: the root filesystem a container sees is the same whether the
+bundle flattens the image's layers (raw) or mounts them with overlayfs (overlay), for images with
+deletions, opaque folders, hard and symbolic links, device nodes and many layers.
+
+The probe (``/probe``) looks from inside the container: ``stat`` of every path, ``ls`` of every
+folder, ``cat`` of the files the derived layers touched; the two modes must agree on all of it
+(inode and device numbers aside, which differ by nature).
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.bundle import create_bundle, remove_bundle
+from harness.image import ImageBuilder, LayerStore, Layout, generate_image
+
+pytestmark = pytest.mark.requires("root")
+
+SHARED_ROOTFS = Path(__file__).resolve().parents[2] / "shared" / "rootfs"
+ALPINE = SHARED_ROOTFS / "alpine-minirootfs-3.20.3-x86_64.tar.gz"
+
+DERIVED = [
+    [  # layer 1: a tree with every kind of entry
+        {"op": "dir", "path": "data", "mode": 0o755, "uid": 7, "gid": 8},
+        {"op": "dir", "path": "data/keep"},
+        {"op": "file", "path": "data/keep/a", "content": "a\n"},
+        {"op": "file", "path": "data/gone", "content": "gone\n"},
+        {"op": "dir", "path": "data/opaque"},
+        {"op": "file", "path": "data/opaque/old", "content": "old\n"},
+        {"op": "file", "path": "data/target", "content": "target\n", "mode": 0o4755},
+        {"op": "symlink", "path": "data/sym", "target": "keep/a"},
+        {"op": "char", "path": "data/null", "major": 1, "minor": 3},
+        {"op": "fifo", "path": "data/fifo"},
+    ],
+    [  # layer 2: deletions, an opaque folder, a folder deleted and made again, a hard link
+        {"op": "delete", "path": "data/gone"},
+        {"op": "opaque", "path": "data/opaque"},
+        {"op": "file", "path": "data/opaque/new", "content": "new\n"},
+        {"op": "hardlink", "path": "data/link", "target": "data/target"},
+        {"op": "delete", "path": "data/keep"},
+        {"op": "dir", "path": "data/keep"},
+        {"op": "file", "path": "data/keep/b", "content": "b\n"},
+        {"op": "delete", "path": "etc/motd"},
+        {"op": "opaque", "path": "media"},
+    ],
+    [  # layer 3: a deleted file comes back, a hard link into the base layer
+        {"op": "file", "path": "data/gone", "content": "back\n"},
+        {"op": "delete", "path": "data/fifo"},
+        {"op": "hardlink", "path": "data/sh", "target": "bin/busybox"},
+    ],
+]
+
+
+@pytest.fixture(scope="session")
+def image_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("images")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def layer_store(image_dir):
+    return LayerStore(image_dir / "store")
+
+
+@pytest.fixture(scope="session")
+def alpine_image(image_dir):
+    if not ALPINE.exists():
+        pytest.skip(f"the Alpine minirootfs tarball is not at {ALPINE}")
+    builder = ImageBuilder(Layout.init(image_dir / "layout"))
+    builder.base("alpine", rootfs_tar=ALPINE)
+    for i, changes in enumerate(DERIVED):
+        builder.add_changes(changes, created_by=f"derived layer {i + 1}")
+    return builder.commit("alpine-derived")
+
+
+@pytest.fixture(scope="session")
+def deep_image(image_dir):
+    return generate_image(Layout.init(image_dir / "layout"), "deep", layers=64, files=3,
+                          size=(0, 2048), seed=1234)
+
+
+@pytest.fixture
+def image_bundle(tmp_path, probe_binary, layer_store):
+    """``image_bundle(image, mode, args)``: a bundle removed (and unmounted) at teardown."""
+    made = []
+
+    def make(image, mode, args):
+        path = tmp_path / f"{mode}-{len(made)}"
+        made.append(path)
+        return create_bundle(path, image=image, mode=mode, store=layer_store,
+                             probe_binary=probe_binary, args=args, readonly=True)
+
+    yield make
+    for path in made:
+        remove_bundle(path)
+    with open("/proc/self/mountinfo") as f:
+        left = [line.split()[4] for line in f if line.split()[4].startswith(str(tmp_path))]
+    assert left == [], f"mounts left behind: {left}"
+
+
+def run(container_factory, bundle, timeout=60.0):
+    c = container_factory(bundle)
+    c.create()
+    c.start()
+    end = c.wait(timeout=timeout)
+    assert end.code == 0, f"{bundle.config()['process']['args'][:4]}... exited with {end}; stderr: {c.stderr()!r}"
+    return c.stdout()
+
+
+def host_paths(root: Path) -> tuple[list[str], list[str], list[str]]:
+    """(every path, every folder, every regular file) of ``root``, as container paths."""
+    paths, dirs, files = [], ["/"], []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            host = os.path.join(dirpath, name)
+            inner = "/" + os.path.relpath(host, root)
+            paths.append(inner)
+            if name in dirnames and not os.path.islink(host):
+                dirs.append(inner)
+            elif os.path.isfile(host) and not os.path.islink(host):
+                files.append(inner)
+    return paths, dirs, files
+
+
+def view(container_factory, image_bundle, image, mode, paths, dirs, files):
+    """What the probe sees in a bundle of ``mode``: stats (without inode and device), folder
+    listings and file contents."""
+    args = ["/probe"] + [a for p in paths for a in ("stat", p)]
+    stats = {}
+    for line in run(container_factory, image_bundle(image, mode, args)).splitlines():
+        st = json.loads(line)
+        stats[st.pop("path")] = st
+    inodes = {p: (s.pop("ino"), s.pop("dev")) for p, s in stats.items()}
+    args = ["/probe"] + [a for d in dirs for a in ("ls", d)] + [a for f in files for a in ("cat", f)]
+    text = run(container_factory, image_bundle(image, mode, args))
+    return stats, inodes, text
+
+
+def reference_tree(image, tmp_path, probe_binary, layer_store):
+    ref = create_bundle(tmp_path / "reference", image=image, mode="raw", store=layer_store,
+                        probe_binary=probe_binary, args=["/probe", "hostname"])
+    try:
+        return host_paths(ref.rootfs)
+    finally:
+        remove_bundle(ref.path)
+
+
+@pytest.mark.spec("config.root.path-relative")
+def test_alpine_image_same_view_raw_and_overlay(runtime, container_factory, image_bundle, alpine_image, tmp_path, probe_binary, layer_store):
+    paths, dirs, files = reference_tree(alpine_image, tmp_path, probe_binary, layer_store)
+    assert "/data/opaque/new" in paths and "/data/gone" in paths and "/etc/motd" not in paths
+    files = [f for f in files if f.startswith(("/data/", "/etc/"))]
+    raw = view(container_factory, image_bundle, alpine_image, "raw", paths, dirs, files)
+    ovl = view(container_factory, image_bundle, alpine_image, "overlay", paths, dirs, files)
+    for path in paths:
+        assert ovl[0].get(path) == raw[0].get(path), f"{path}: overlay sees {ovl[0].get(path)}, raw sees {raw[0].get(path)}"
+    assert ovl[2] == raw[2], "folder listings or file contents differ between overlay and raw"
+    for stats, inodes, _ in (raw, ovl):
+        assert inodes["/data/link"] == inodes["/data/target"], "a hard link is not one inode"
+        assert inodes["/data/sh"] == inodes["/bin/busybox"], "a hard link into the base layer is not one inode"
+        assert stats["/data/null"]["type"] == "char" and stats["/data/null"]["rdev_minor"] == 3
+        assert stats["/data/target"]["mode"] == 0o4755
+        assert (stats["/data"]["uid"], stats["/data"]["gid"], stats["/data"]["mode"]) == (7, 8, 0o755)
+    assert "/data/fifo" not in raw[0] and "/data/keep/a" not in raw[0]
+
+
+@pytest.mark.spec("config.root.path-relative")
+@pytest.mark.parametrize("mode", ["raw", "overlay"])
+def test_alpine_shell_runs(runtime, container_factory, image_bundle, alpine_image, mode):
+    script = "cat /etc/alpine-release; ls /data/opaque /data/keep; cat /data/gone; id -u"
+    out = run(container_factory, image_bundle(alpine_image, mode, ["/bin/sh", "-c", script]))
+    assert out == "3.20.3\n/data/keep:\nb\n\n/data/opaque:\nnew\nback\n0\n"
+
+
+@pytest.mark.spec("config.root.path-relative")
+def test_deep_image_same_view_raw_and_overlay(runtime, container_factory, image_bundle, deep_image, tmp_path, probe_binary, layer_store):
+    paths, dirs, files = reference_tree(deep_image, tmp_path, probe_binary, layer_store)
+    files = [f for f in files if f != "/probe"]
+    raw = view(container_factory, image_bundle, deep_image, "raw", paths, dirs, files)
+    ovl = view(container_factory, image_bundle, deep_image, "overlay", paths, dirs, files)
+    assert ovl[0] == raw[0]
+    assert ovl[2] == raw[2]
