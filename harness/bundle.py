@@ -373,9 +373,9 @@ class _OpenHow(ctypes.Structure):
     _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
 
-def _read_in_root(root: Path, relpath: str) -> bytes | None:
-    """The content of ``relpath`` inside ``root``, with symlinks resolved as if ``root`` were
-    ``/`` (openat2 ``RESOLVE_IN_ROOT``); None if it does not exist or is not a file."""
+def _open_in_root(root: Path, relpath: str) -> int | None:
+    """An fd of ``relpath`` inside ``root``, with symlinks resolved as if ``root`` were ``/``
+    (openat2 ``RESOLVE_IN_ROOT``, or a walk that follows no symlink); None if it does not exist."""
     from . import _linux
 
     try:
@@ -390,24 +390,63 @@ def _read_in_root(root: Path, relpath: str) -> bytes | None:
         fd = libc.syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(root_fd),
                           relpath.encode(), ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
         if fd < 0:
-            err = ctypes.get_errno()
-            if err != errno.ENOSYS:
+            if ctypes.get_errno() != errno.ENOSYS:
                 return None
-            # No openat2: walk without following any symlink.
-            fd = root_fd_walk(root_fd, relpath)
-            if fd is None:
-                return None
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return None
-            chunks = []
-            while chunk := os.read(fd, 1 << 16):
-                chunks.append(chunk)
-            return b"".join(chunks)
-        finally:
-            os.close(fd)
+            return root_fd_walk(root_fd, relpath)
+        return fd
     finally:
         os.close(root_fd)
+
+
+def _read_in_root(root: Path, relpath: str) -> bytes | None:
+    """The content of ``relpath`` inside ``root`` (see :func:`_open_in_root`); None if it does
+    not exist or is not a file."""
+    fd = _open_in_root(root, relpath)
+    if fd is None:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _executable_in_root(root: Path, relpath: str) -> bool:
+    fd = _open_in_root(root, relpath)
+    if fd is None:
+        return False
+    try:
+        st = os.fstat(fd)
+        return stat.S_ISREG(st.st_mode) and bool(st.st_mode & 0o111)
+    finally:
+        os.close(fd)
+
+
+def check_runnable(bundle: Bundle) -> None:
+    """Refuse, with one clear message, a bundle a runtime could only fail on: an invalid config,
+    a missing rootfs, or a program (process.args[0]) that is not in the rootfs."""
+    config = bundle.config()
+    spec.check(config, source=str(bundle.config_path))
+    root = bundle.rootfs
+    if not root.is_dir():
+        raise BundleError(f"{bundle.path}: the root filesystem {root} (root.path in config.json) is not a folder")
+    args = config.get("process", {}).get("args") or []
+    if not args:
+        return
+    program = args[0]
+    if program.startswith("/"):
+        candidates = [program]
+    else:
+        env_path = next((e.split("=", 1)[1] for e in config["process"].get("env", []) if e.startswith("PATH=")), "")
+        candidates = [f"{d.rstrip('/')}/{program}" for d in env_path.split(":") if d.startswith("/")]
+    if not any(_executable_in_root(root, c) for c in candidates):
+        hint = " (make the bundle with `harness bundle`, which installs the probe, or drop --no-probe)" if program == PROBE_PATH else ""
+        where = program if program.startswith("/") else f"{program} in PATH {':'.join(c.rsplit('/', 1)[0] for c in candidates) or '(none)'}"
+        raise BundleError(f"{bundle.path}: the rootfs has no executable {where}, the container's program{hint}")
 
 
 def root_fd_walk(root_fd: int, relpath: str) -> int | None:

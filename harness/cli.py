@@ -161,7 +161,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     bundle = Path(args.bundle)
     if not bundle.is_dir():
         raise HarnessError(f"{bundle}: no such bundle folder")
-    spec.check(spec.load(bundle / "config.json"), source=str(bundle / "config.json"))
+    from .bundle import Bundle, check_runnable
+
+    check_runnable(Bundle(bundle))
     definition = runtime.resolve(args.runtime)
     # Adopt the container's init once `create` returns, so its exit status is ours to read.
     _linux.set_child_subreaper()
