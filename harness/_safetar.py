@@ -80,12 +80,18 @@ class EntryMeta:
 Parts = tuple[str, ...]
 
 
+PATH_MAX = 4096
+
+
 def normalize_name(name: str) -> Parts:
     """The components of an archive entry name, or :class:`RootfsError` if it would leave the
     target. ``./`` prefixes, empty and ``.`` components are dropped; the root entry gives ``()``.
     """
     if "\0" in name:
         raise RootfsError(f"refusing archive entry {name!r}: its name contains a NUL byte")
+    if len(name.encode(errors="surrogateescape")) > PATH_MAX:
+        # No real file has such a path; unpacking it would build a huge tree of folders.
+        raise RootfsError(f"refusing archive entry {name[:60]!r}...: its name is {len(name)} characters long, more than PATH_MAX ({PATH_MAX})")
     if name.startswith("/"):
         raise RootfsError(f"refusing archive entry {name!r}: it would write outside the target")
     parts = tuple(p for p in name.split("/") if p not in ("", "."))
