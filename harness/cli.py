@@ -252,15 +252,20 @@ def cmd_requirements(args: argparse.Namespace) -> int:
         where = ", ".join(c.split("/")[-1] for c in r.cases) if r.cases else (f"not testable: {req.why}" if not req.testable else "NOT COVERED")
         print(f"{req.id:<{width}}  {req.level:<10}  {req.anchor:<40}  {where}")
     print()
-    print("Totals (covered/total)")
-    per_file: dict[str, dict[str, tuple[int, int]]] = {}
+    print("Totals: covered/total (not testable on this kind of host)")
+    per_file: dict[str, dict[str, tuple[int, int, int]]] = {}
     for (file, strength), counts in requirements.totals(rows).items():
         per_file.setdefault(file, {})[strength] = counts
     for file, levels in per_file.items():
-        cells = "   ".join(f"{lvl}: {levels[lvl][0]}/{levels[lvl][1]}" for lvl in ("MUST", "SHOULD", "MAY") if lvl in levels)
+        cells = "   ".join(
+            f"{lvl}: {levels[lvl][0]}/{levels[lvl][1]}" + (f" ({levels[lvl][2]})" if levels[lvl][2] else "")
+            for lvl in ("MUST", "SHOULD", "MAY")
+            if lvl in levels
+        )
         print(f"  {file:<18} {cells}")
     covered = sum(1 for r in rows if r.cases)
-    print(f"  {'all':<18} {covered}/{len(rows)} requirements covered")
+    untestable = sum(1 for r in rows if not r.cases and not r.requirement.testable)
+    print(f"  {'all':<18} {covered}/{len(rows)} requirements covered, {untestable} not testable here, {len(rows) - covered - untestable} not covered")
     return 0
 
 
@@ -414,6 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("runtimes", help="list the runtime definitions, their binaries and versions")
     p.set_defaults(func=cmd_runtimes)
+    from .bench._cli import register as register_bench
+    register_bench(sub)
+    from .report._cli import register as register_report
+    register_report(sub)
     return parser
 
 

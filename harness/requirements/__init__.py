@@ -115,15 +115,17 @@ def coverage(case_ids: dict[str, list[str]], reqs: dict[str, Requirement] | None
     return [Coverage(r, sorted(case_ids.get(r.id, []))) for r in reqs.values()]
 
 
-def totals(rows: list[Coverage]) -> dict[tuple[str, str], tuple[int, int]]:
-    """``{(spec file, strength): (covered, total)}``."""
-    acc: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+def totals(rows: list[Coverage]) -> dict[tuple[str, str], tuple[int, int, int]]:
+    """``{(spec file, strength): (covered, total, not testable here)}``."""
+    acc: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     for row in rows:
         key = (row.requirement.file, row.requirement.strength)
         acc[key][1] += 1
         if row.cases:
             acc[key][0] += 1
-    return {k: (v[0], v[1]) for k, v in sorted(acc.items())}
+        elif not row.requirement.testable:
+            acc[key][2] += 1
+    return {k: (v[0], v[1], v[2]) for k, v in sorted(acc.items())}
 
 
 def collect_cases(cases_dir: Path) -> dict[str, list[str]]:
