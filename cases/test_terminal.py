@@ -93,10 +93,7 @@ def console():
 
 def create_with_console(c, console):
     """``create --console-socket``: the runtime sends the pty master to ``console``."""
-    with open(c.stdout_path, "wb") as out, open(c.stderr_path, "wb") as err:
-        c.runtime.create(c.id, c.bundle, pid_file=c.pid_file, stdout=out, stderr=err, extra=("--console-socket", console.path))
-    c.created = True
-    c.pid = int(c.pid_file.read_text())
+    c.create(extra=("--console-socket", console.path))
     return console.receive()
 
 

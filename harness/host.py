@@ -13,7 +13,7 @@ def _unescape(field: str) -> str:
     # mountinfo escapes space, tab, newline and backslash as \ooo
     out, i = [], 0
     while i < len(field):
-        if field[i] == "\\" and i + 3 < len(field) + 0 and field[i + 1 : i + 4].isdigit():
+        if field[i] == "\\" and i + 3 < len(field) and field[i + 1 : i + 4].isdigit():
             out.append(chr(int(field[i + 1 : i + 4], 8)))
             i += 4
         else:
@@ -31,6 +31,7 @@ class Mount:
     options: tuple[str, ...]
     fstype: str
     source: str
+    super_options: tuple[str, ...] = ()
 
 
 def mounts(pid: int | str = "self") -> list[Mount]:
@@ -41,7 +42,10 @@ def mounts(pid: int | str = "self") -> list[Mount]:
         f = left.split()
         r = right.split()
         result.append(
-            Mount(int(f[0]), int(f[1]), _unescape(f[3]), _unescape(f[4]), tuple(f[5].split(",")), r[0], _unescape(r[1]))
+            Mount(
+                int(f[0]), int(f[1]), _unescape(f[3]), _unescape(f[4]), tuple(f[5].split(",")), r[0], _unescape(r[1]),
+                tuple(r[2].split(",")) if len(r) > 2 else (),
+            )
         )
     return result
 

@@ -180,6 +180,9 @@ def _remove_container(entry: dict[str, Any]) -> None:
             rt.delete(cid, force=True, timeout=30)
     if entry.get("pid"):
         _kill(entry["pid"], entry.get("pid_start"))
+    from .runtime import remove_empty_cgroups
+
+    remove_empty_cgroups([Path(p) for p in entry.get("cgroups", [])])
 
 
 def _kill(pid: int, start: int | None) -> None:

@@ -422,6 +422,7 @@ class Container:
         self.create_stderr = ""
         self._stderr_offset = 0
         self._pid_start: int | None = None  # start time of self.pid: tells it from a reused pid
+        self.cgroups: list[Path] = []  # host cgroup folders named after this container
 
     def __enter__(self) -> "Container":
         return self
@@ -436,12 +437,13 @@ class Container:
             ref = d.name if d.source is not None else self.runtime.binary
             journal.record("container", self.id, runtime=ref, state_root=str(self.runtime.state_root), **details)
 
-    def create(self, *, stdin: Any = subprocess.DEVNULL, timeout: float | None = None) -> None:
+    def create(self, *, stdin: Any = subprocess.DEVNULL, timeout: float | None = None, extra: tuple[str, ...] = ()) -> None:
+        """``create`` with stdio in files; ``extra`` are more create options (``--console-socket P``)."""
         self._journal()  # before: a run killed during create must still find it
         started = _boot_ticks()
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             try:
-                self.runtime.create(self.id, self.bundle, pid_file=self.pid_file, stdin=stdin, stdout=out, stderr=err, timeout=timeout)
+                self.runtime.create(self.id, self.bundle, pid_file=self.pid_file, stdin=stdin, stdout=out, stderr=err, extra=extra, timeout=timeout)
             except RuntimeCallError as failure:
                 failure.stderr = self.stderr_path.read_text(errors="replace")
                 self.created = self._exists()
@@ -457,7 +459,8 @@ class Container:
         if not _made_since(self.pid, self._pid_start, started):
             # Not a process this create made (a runtime reporting a wrong pid): never signal it.
             self._pid_start = None
-        self._journal(pid=self.pid, pid_start=self._pid_start)
+        self.cgroups = _own_cgroups(self.pid, self.id) if self._pid_start is not None else []
+        self._journal(pid=self.pid, pid_start=self._pid_start, cgroups=[str(p) for p in self.cgroups])
 
     def start(self, *, timeout: float | None = None) -> None:
         self.runtime.start(self.id, timeout=timeout)
@@ -562,6 +565,7 @@ class Container:
         self.created = False
         self._kill_if_left_behind()
         self._reap()
+        remove_empty_cgroups(self.cgroups)
         if self.runtime.journal is not None:
             self.runtime.journal.release("container", self.id)
 
@@ -635,6 +639,41 @@ def _is_child(pid: int) -> bool:
     except OSError:
         return False
     return int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid()
+
+
+def _own_cgroups(pid: int | None, container_id: str) -> list[Path]:
+    """The host cgroup folders of ``pid`` whose name is the container id (the ones a runtime
+    made for this container, whatever its layout), deepest first."""
+    found = []
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return []
+    mounts = [m for m in host.mounts() if m.fstype in ("cgroup", "cgroup2")]
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if not path.rstrip("/").endswith("/" + container_id):
+            continue
+        for m in mounts:
+            # v1 "4:memory:/p" or "9:name=systemd:/p" lives on the mount with those options;
+            # v2 "0::/p" on the cgroup2 mount.
+            if (m.fstype == "cgroup2") if not controllers else set(controllers.split(",")) <= set(m.super_options):
+                found.append(Path(m.mount_point) / path.lstrip("/"))
+    return sorted(set(found), key=lambda p: -len(p.parts))
+
+
+def remove_empty_cgroups(folders: list[Path], timeout: float = 5.0) -> None:
+    """rmdir the cgroup folders a runtime left behind, once their last process has gone (the
+    kernel refuses populated ones; a killed container's helpers may take a moment to exit)."""
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        procs = folder / "cgroup.procs"
+        _poll(lambda: not procs.exists() or not procs.read_text().strip(), timeout)
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
 
 
 def _boot_ticks() -> int:

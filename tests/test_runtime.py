@@ -185,3 +185,31 @@ def test_cleanup_kills_a_process_the_runtime_lost_track_of(tmp_path):
     with pytest.warns(UserWarning, match="still runs; killing it"):
         c.cleanup()
     assert not runtime._alive(pid), f"process {pid} was left running"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make cgroups")
+def test_cleanup_removes_the_cgroups_of_a_lost_container(tmp_path):
+    mounts = [m for m in host.mounts() if m.fstype in ("cgroup", "cgroup2")]
+    base = next((m.mount_point for m in mounts if "pids" in m.super_options), None) or next(m.mount_point for m in mounts if m.fstype == "cgroup2")
+    cid = f"lostcg-{os.getpid()}"
+    body = f"""
+    import subprocess
+    if args[2] == 'create':
+        os.makedirs({base!r} + '/{cid}', exist_ok=True)
+        p = subprocess.Popen(['sleep', '300'], start_new_session=True)
+        open({base!r} + '/{cid}/cgroup.procs', 'w').write(str(p.pid))
+        open(args[args.index('--pid-file') + 1], 'w').write(str(p.pid))
+    else:
+        sys.exit('no such container')
+    """
+    rt = make(tmp_path, body)
+    c = Container(rt, cid, tmp_path, tmp_path / "io")
+    try:
+        c.create()
+        assert Path(base, cid) in c.cgroups
+        with pytest.warns(UserWarning):
+            c.cleanup()
+        assert not Path(base, cid).exists(), "the lost container's cgroup was left behind"
+    finally:
+        if Path(base, cid).exists():
+            Path(base, cid).rmdir()
