@@ -256,6 +256,12 @@ class Runtime:
         return f"Runtime({self.name!r}, root={str(self.state_root)!r})"
 
     @property
+    def preexec_fn(self) -> Any:
+        """What runs in the runtime's process between fork and exec (a definition's quirk, or
+        None): for callers that start the runtime themselves, like the benchmarks' timer."""
+        return self._preexec
+
+    @property
     def in_private_mount_namespace(self) -> bool:
         """Whether the adapter runs this runtime in a private mount namespace on this host (a
         quirk of its definition): mounts and mount namespaces made on the host are then not

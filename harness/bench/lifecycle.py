@@ -1,0 +1,266 @@
+"""Lifecycle latency: ``run`` and each phase per runtime, two floors, and a concurrency sweep.
+
+Timing (see :mod:`._timing`): wall time of the runtime process alone, from just before fork to
+the reaping of its exit, on the monotonic clock; no shell. Command lines come from
+``Runtime.argv`` and the runtime's quirks apply (crun's private mount namespace on hybrid
+cgroup hosts runs in the child before exec, and is part of crun's time).
+
+* ``run``: ``RUNTIME run --bundle B ID`` on a bundle whose process is ``/probe exit 0``, with
+  the harness not a child subreaper meanwhile (as from a shell; see ``_timing.not_subreaper``).
+* ``create``, ``start``, ``state``, ``kill``, ``delete``: one sequence on a bundle whose process
+  is ``/probe pause`` (it blocks signals from its first instruction and reports the one it
+  gets, so the ``kill TERM`` cannot race the start): create, start, state, kill TERM, wait
+  for the exit (pidfd, untimed), delete.
+* ``create+start+delete``: on the ``exit 0`` bundle, the wall span from the start of ``create``
+  to the end of ``delete``, which includes waiting for the container's exit (pidfd, no polling
+  of ``state``), so it is comparable to ``run``.
+* ``floor-preexec`` (runtime = the runtime it belongs to, only for a runtime whose quirk
+  applies on this host): fork with the adapter's pre-exec hook (crun's private mount
+  namespace) and exec of the probe ``exit 0``: the part of that runtime's times that is the
+  quirk, not the runtime.
+* floors (runtime null): ``floor-null`` is fork+exec of the static probe ``exit 0``;
+  ``floor-namespaces`` is ``iobench unshare-exec /probe exit 0`` (a static helper that unshares
+  pid, net, ipc, uts and mount namespaces, forks, execs the probe and waits): the same
+  namespaces the default config asks for, nothing else.
+
+Runtimes and floors run interleaved in blocks: each block runs every one of them once, in an
+order shuffled with the run's seeded RNG; the first blocks are warm-up (recorded with
+``warmup: true``). Concurrency: N containers ``run`` at once (N = 1, 4, 16), value = wall time
+until the last has exited.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.runtime import Container, _start_time
+
+from . import stats
+from ._timing import Timed, not_subreaper, spawn, timed, wait_all
+from .runner import BenchContext
+
+PHASES = ("create", "start", "state", "kill", "delete")
+
+
+def plan(quick: bool) -> dict[str, Any]:
+    if quick:
+        return {"warmup": 1, "blocks": 3, "concurrency": (1, 4), "concurrency_reps": 1, "concurrency_warmup": 0}
+    return {"warmup": 3, "blocks": 35, "concurrency": (1, 4, 16), "concurrency_reps": 3, "concurrency_warmup": 1}
+
+
+class _Failed(HarnessError):
+    pass
+
+
+def _preexec(rt: Any) -> Any:
+    """The adapter's between-fork-and-exec hook for this runtime (its quirk), or None."""
+    return rt.preexec_fn
+
+
+def _check(rt: Any, what: str, t: Timed, err_file: Path) -> float:
+    if t.status != 0:
+        text = err_file.read_text(errors="replace").strip() if err_file.exists() else ""
+        raise _Failed(f"{rt.name} {what} failed (exit {t.status}): {text[-2000:]}")
+    return t.seconds
+
+
+def _call(ctx: BenchContext, rt: Any, what: str, args: list[str], io: Path, stdout: Path | None = None) -> Timed:
+    err_file = io / f"{what}.stderr"
+    with open(err_file, "wb") as err, open(stdout or "/dev/null", "wb") as out:
+        t = timed(rt.argv(*args), stdout=out, stderr=err, preexec=_preexec(rt), timeout=rt.timeout)
+    _check(rt, what, t, err_file)
+    return t
+
+
+def run_once(ctx: BenchContext, rt: Any, bundle: Path, io: Path) -> Timed:
+    cid = ctx.new_id()
+    ctx.journal.record("container", cid, runtime=rt.name, state_root=str(rt.state_root))
+    try:
+        with not_subreaper():
+            t = _call(ctx, rt, "run", ["run", "--bundle", str(bundle), cid], io)
+    except BaseException:
+        Container(rt, cid, bundle, io).cleanup()
+        raise
+    ctx.journal.release("container", cid)
+    return t
+
+
+def _create(ctx: BenchContext, rt: Any, bundle: Path, io: Path) -> tuple[Container, Timed]:
+    c = Container(rt, ctx.new_id(), bundle, io)
+    c._journal()
+    with open(c.stdout_path, "wb") as out, open(c.stderr_path, "wb") as err:
+        t = timed(rt.argv("create", "--bundle", str(bundle), "--pid-file", str(c.pid_file), c.id), stdout=out, stderr=err,
+                  preexec=_preexec(rt), timeout=rt.timeout)
+    c.created = True
+    if t.status != 0:
+        raise _Failed(f"{rt.name} create failed (exit {t.status}): {c.stderr_path.read_text(errors='replace')[-2000:]}")
+    c.pid = int(c.pid_file.read_text().strip())
+    c._pid_start = _start_time(c.pid)
+    c._journal(pid=c.pid, pid_start=c._pid_start)
+    return c, t
+
+
+def phases_once(ctx: BenchContext, rt: Any, bundle: Path, io: Path) -> dict[str, Timed]:
+    """create, start, state, kill TERM, (wait), delete on a ``/probe pause`` container."""
+    c: Container | None = None
+    try:
+        c, t_create = _create(ctx, rt, bundle, io)
+        out: dict[str, Timed] = {"create": t_create}
+        out["start"] = _call(ctx, rt, "start", ["start", c.id], io)
+        out["state"] = _call(ctx, rt, "state", ["state", c.id], io, stdout=io / "state.json")
+        status = json.loads((io / "state.json").read_text()).get("status")
+        if status != "running":
+            raise _Failed(f"{rt.name} state after start says {status!r}, expected 'running'")
+        out["kill"] = _call(ctx, rt, "kill", ["kill", c.id, "TERM"], io)
+        c.wait(timeout=rt.timeout)
+        out["delete"] = _call(ctx, rt, "delete", ["delete", c.id], io)
+        c.created = False
+        ctx.journal.release("container", c.id)
+        c = None
+        return out
+    finally:
+        if c is not None:
+            c.cleanup()
+
+
+def csd_once(ctx: BenchContext, rt: Any, bundle: Path, io: Path) -> float:
+    """create + start + (wait for exit) + delete on the ``/probe exit 0`` bundle: the wall span."""
+    c: Container | None = None
+    t0 = time.perf_counter_ns()
+    try:
+        c, _ = _create(ctx, rt, bundle, io)
+        _call(ctx, rt, "start", ["start", c.id], io)
+        c.wait(timeout=rt.timeout)
+        _call(ctx, rt, "delete", ["delete", c.id], io)
+        span = (time.perf_counter_ns() - t0) / 1e9
+        c.created = False
+        ctx.journal.release("container", c.id)
+        c = None
+        return span
+    finally:
+        if c is not None:
+            c.cleanup()
+
+
+def concurrent_once(ctx: BenchContext, rt: Any, bundle: Path, io: Path, n: int) -> float:
+    ids = [ctx.new_id() for _ in range(n)]
+    for cid in ids:
+        ctx.journal.record("container", cid, runtime=rt.name, state_root=str(rt.state_root))
+    errs = [open(io / f"conc-{i}.stderr", "wb") for i in range(n)]
+    try:
+        with not_subreaper():
+            t0 = time.perf_counter_ns()
+            procs = [spawn(rt.argv("run", "--bundle", str(bundle), cid), stderr=errs[i], preexec=_preexec(rt)) for i, cid in enumerate(ids)]
+            ends = wait_all(procs, rt.timeout * max(1, n / 2))
+        wall = (max(e[0] for e in ends) - t0) / 1e9
+        bad = [(ids[i], e[1]) for i, e in enumerate(ends) if e[1] != 0]
+        if bad:
+            raise _Failed(f"{rt.name}: {len(bad)} of {n} concurrent runs failed: "
+                          + (io / f"conc-{ids.index(bad[0][0])}.stderr").read_text(errors="replace")[-1000:])
+        for cid in ids:
+            ctx.journal.release("container", cid)
+        ids = []
+        return wall
+    finally:
+        for f in errs:
+            f.close()
+        for cid in ids:
+            Container(rt, cid, bundle, io).cleanup()
+
+
+def run_lifecycle(ctx: BenchContext) -> None:
+    p = plan(ctx.quick)
+    probe_in = "/probe"
+    exit_bundle = ctx.make_bundle("lifecycle-exit", rootfs="probe", args=[probe_in, "exit", "0"]).path
+    pause_bundle = ctx.make_bundle("lifecycle-pause", rootfs="probe", args=[probe_in, "pause"]).path
+    io = ctx.workdir / "lifecycle-io"
+    io.mkdir(exist_ok=True)
+    names = list(ctx.runtimes)
+    # The adapter's quirk hook (crun's private mount namespace on hybrid cgroup hosts) runs in
+    # the forked child before exec and is part of that runtime's times; "floor-preexec" measures
+    # it alone (fork with the hook + exec of the probe), so it can be told from the runtime.
+    quirky = [n for n in names if _preexec(ctx.runtimes[n]) is not None]
+    subjects = ["floor-null", "floor-namespaces", *names, *(f"preexec:{n}" for n in quirky)]
+    blocks = p["warmup"] + p["blocks"]
+    conc_total = len(names) * len(p["concurrency"]) * (p["concurrency_reps"] + p["concurrency_warmup"])
+    ctx.progress.stage("lifecycle", blocks * len(subjects) + conc_total)
+    times: dict[tuple[str, str], list[float]] = {}
+    hf = ctx.hyperfine
+
+    def keep(runtime: str | None, workload: str, phase: str | None, value: float, it: int, warm: bool, t: Timed | None = None, command: str = "") -> None:
+        ctx.record("lifecycle", workload, value, runtime=runtime, phase=phase, iteration=it, warmup=warm)
+        if warm:
+            return
+        times.setdefault((runtime or workload, phase or workload), []).append(value)
+        if command:
+            g = hf.setdefault(command, {"times": [], "user": [], "system": []})
+            g["times"].append(value)
+            if t is not None:
+                g["user"].append(t.user)
+                g["system"].append(t.system)
+
+    for b in range(blocks):
+        warm = b < p["warmup"]
+        it = b if warm else b - p["warmup"]
+        order = subjects[:]
+        ctx.rng.shuffle(order)
+        for subject in order:
+            if subject == "floor-null":
+                t = timed([str(ctx.probe), "exit", "0"])
+                if t.status != 0:
+                    raise HarnessError("the probe failed to run on the host (floor-null)")
+                keep(None, "floor-null", None, t.seconds, it, warm, t, f"{ctx.probe} exit 0")
+            elif subject == "floor-namespaces":
+                t = timed([str(ctx.iobench), "unshare-exec", str(ctx.probe), "exit", "0"])
+                if t.status != 0:
+                    raise HarnessError("iobench unshare-exec failed (floor-namespaces)")
+                keep(None, "floor-namespaces", None, t.seconds, it, warm, t, f"unshare(pid,net,ipc,uts,mnt)+fork+exec {ctx.probe} exit 0")
+            elif subject.startswith("preexec:"):
+                name = subject.split(":", 1)[1]
+                t = timed([str(ctx.probe), "exit", "0"], preexec=_preexec(ctx.runtimes[name]))
+                if t.status != 0:
+                    raise HarnessError(f"the probe failed to run with {name}'s private mount namespace (floor-preexec)")
+                keep(name, "floor-preexec", None, t.seconds, it, warm, t, f"{name} quirk hook + {ctx.probe} exit 0")
+            else:
+                rt = ctx.runtimes[subject]
+                t = run_once(ctx, rt, exit_bundle, io)
+                keep(subject, "lifecycle", "run", t.seconds, it, warm, t, f"{subject} run")
+                for phase, tp in phases_once(ctx, rt, pause_bundle, io).items():
+                    keep(subject, "lifecycle", phase, tp.seconds, it, warm, tp, f"{subject} {phase}")
+                keep(subject, "lifecycle", "create+start+delete", csd_once(ctx, rt, exit_bundle, io), it, warm, None, f"{subject} create+start+delete")
+            ctx.progress.advance(f"block {b + 1}/{blocks}")
+
+    conc: dict[tuple[str, int], list[float]] = {}
+    for n in p["concurrency"]:
+        for rep in range(p["concurrency_warmup"] + p["concurrency_reps"]):
+            warm = rep < p["concurrency_warmup"]
+            order = names[:]
+            ctx.rng.shuffle(order)
+            for name in order:
+                wall = concurrent_once(ctx, ctx.runtimes[name], exit_bundle, io, n)
+                ctx.record("lifecycle", "concurrent", wall, runtime=name, params={"concurrency": n},
+                           iteration=rep if warm else rep - p["concurrency_warmup"], warmup=warm)
+                if not warm:
+                    conc.setdefault((name, n), []).append(wall)
+                ctx.progress.advance(f"{n} at once")
+    ctx.summaries["lifecycle"] = summarize(times, conc)
+
+
+def summarize(times: dict[tuple[str, str], list[float]], conc: dict[tuple[str, int], list[float]], baseline: str = "runc") -> dict:
+    out: dict[str, Any] = {"summary": {f"{k[0]} {k[1]}": stats.summary(v) for k, v in times.items()}}
+    ratios = {}
+    for (subject, phase), values in times.items():
+        base = times.get((baseline, phase))
+        if base and subject != baseline and phase in ("run", "create+start+delete", *PHASES):
+            ratios[f"{subject}/{baseline} {phase}"] = stats.ratio(values, base)
+    run_base = times.get((baseline, "run"))
+    for floor in ("floor-null", "floor-namespaces"):
+        if run_base and (floor, floor) in times:
+            ratios[f"{baseline} run/{floor}"] = stats.ratio(run_base, times[(floor, floor)])
+    out["ratios"] = ratios
+    out["concurrency"] = {f"{k[0]} x{k[1]}": stats.summary(v) for k, v in conc.items()}
+    return out

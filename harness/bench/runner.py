@@ -1,0 +1,304 @@
+"""One ``harness bench`` run: its output folder, work folder, journal, progress and cleanup.
+
+:class:`BenchContext` holds what every suite needs: the run id, the sample writer, a work
+folder for bundles (journaled), one state root per runtime (journaled), the probe and iobench
+binaries, and the progress display. :func:`run_bench` is the pipeline: environment, suites,
+exports, cleanup (also on Ctrl-C or SIGTERM; a kill -9 leaves the journal for ``harness cleanup``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from harness.errors import HarnessError
+
+from .records import SampleWriter, hyperfine_export, sample
+
+SUITES = ("lifecycle", "io", "scale")
+
+
+@dataclass
+class Options:
+    runtimes: list[str]
+    suites: list[str]
+    quick: bool = False
+    output: Path | None = None
+    json_path: Path | None = None
+    seed: int = 1
+    workdir: Path | None = None
+    rootfs_tar: Path | None = None
+    io_runtime: str | None = None
+    drop_caches: bool = True
+    progress: bool = True
+
+
+class Progress:
+    """A rich progress bar on a terminal, plain lines otherwise."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.tty = enabled and sys.stderr.isatty()
+        self._rich: Any = None
+        self._task: Any = None
+        self.total = 0
+        self.done = 0
+        self._last_line = 0.0
+        self._label = ""
+
+    def stage(self, label: str, total: int) -> None:
+        self.finish()
+        self._label, self.total, self.done = label, max(total, 1), 0
+        if not self.enabled:
+            return
+        if self.tty:
+            try:
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+
+                self._rich = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False)
+                self._rich.start()
+                self._task = self._rich.add_task(label, total=self.total)
+                return
+            except ImportError:
+                pass
+        print(f"bench: {label} ...", file=sys.stderr, flush=True)
+
+    def advance(self, what: str = "") -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        if self._rich is not None:
+            self._rich.update(self._task, advance=1, description=f"{self._label} {what}".strip())
+        elif time.monotonic() - self._last_line > 5 or self.done == self.total:
+            self._last_line = time.monotonic()
+            width = 30
+            filled = int(width * self.done / self.total)
+            print(f"bench: {self._label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {what}", file=sys.stderr, flush=True)
+
+    def finish(self) -> None:
+        if self._rich is not None:
+            self._rich.stop()
+            self._rich = None
+
+
+@dataclass
+class BenchContext:
+    options: Options
+    run_id: str
+    output: Path
+    writer: SampleWriter
+    journal: Any
+    workdir: Path
+    state_base: Path
+    progress: Progress
+    rng: random.Random
+    probe: Path
+    iobench: Path
+    runtimes: dict[str, Any] = field(default_factory=dict)  # name -> harness.runtime.Runtime
+    bundles: list[Path] = field(default_factory=list)
+    hyperfine: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    summaries: dict[str, Any] = field(default_factory=dict)
+    _ids: int = 0
+
+    @property
+    def quick(self) -> bool:
+        return self.options.quick
+
+    def new_id(self) -> str:
+        self._ids += 1
+        return f"hb{self.run_id[-8:]}-{self._ids}"
+
+    def record(self, suite: str, workload: str, value: float, unit: str = "s", **kw: Any) -> dict:
+        rec = sample(self.run_id, suite, workload, value, unit, **kw)
+        self.writer.write(rec)
+        return rec
+
+    # bundles: journaled folder (and mount, for overlay) so a kill -9 leaves nothing for good
+    def make_bundle(self, name: str, **kwargs: Any):
+        from harness.bundle import create_bundle
+
+        path = self.workdir / name
+        self.journal.record("folder", str(path))
+        if kwargs.get("mode") == "overlay":
+            self.journal.record("mount", str(path / "rootfs"))
+        self.bundles.append(path)
+        kwargs.setdefault("probe_binary", self.probe)
+        return create_bundle(path, **kwargs)
+
+    def drop_bundle(self, path: Path) -> None:
+        from harness.bundle import remove_bundle
+
+        remove_bundle(path)
+        if path.exists():  # a bundle that failed half-way
+            shutil.rmtree(path, ignore_errors=True)
+        self.journal.release("mount", str(path / "rootfs"))
+        self.journal.release("folder", str(path))
+        if path in self.bundles:
+            self.bundles.remove(path)
+
+
+def default_output() -> Path:
+    return Path("results") / "bench" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def installed_runtimes() -> list[str]:
+    from harness.runtime import load_definitions
+
+    return [name for name, d in load_definitions().items() if d.find_binary()]
+
+
+def filesystem_of(path: Path) -> dict[str, Any]:
+    """Type, source and mount options of the mount holding ``path`` (from /proc/self/mountinfo)."""
+    path = Path(path).resolve()
+    best: dict[str, Any] = {}
+    best_len = -1
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        f = left.split()
+        r = right.split()
+        point = f[4].replace("\\040", " ")
+        if (str(path) == point or str(path).startswith(point.rstrip("/") + "/")) and len(point) > best_len:
+            best_len = len(point)
+            best = {"path": str(path), "mount_point": point, "type": r[0], "source": r[1] if len(r) > 1 else "",
+                    "mount_options": f[5], "super_options": r[2] if len(r) > 2 else ""}
+    return best
+
+
+def run_bench(options: Options, argv: list[str] | None = None) -> Path:
+    """Run the suites; returns the output folder."""
+    from harness import _linux, runtime
+    from harness.journal import Journal
+    from harness.probe import build_probe
+    from harness.results import environment
+
+    from ._build import build_iobench
+    from ._timing import WAKEUP
+
+    if os.geteuid() != 0:
+        raise HarnessError("harness bench needs root (containers, overlay mounts, dropping caches)")
+    unknown = sorted(set(options.suites) - set(SUITES))
+    if unknown:
+        raise HarnessError(f"unknown suite(s) {', '.join(unknown)}; known: {', '.join(SUITES)}")
+    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    output = Path(options.output or default_output())
+    if output.exists() and any(output.iterdir()):
+        raise HarnessError(f"{output} is not empty; choose another --output")
+    output.mkdir(parents=True, exist_ok=True)
+    definitions = [runtime.resolve(n) for n in options.runtimes]
+    _linux.set_child_subreaper()
+    journal = Journal(f"bench-{run_id}")
+    base = Path(options.workdir) if options.workdir else Path(os.environ.get("HARNESS_BENCH_DIR", "/var/tmp"))
+    base.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=f"harness-bench-{run_id}-", dir=base))
+    journal.record("folder", str(workdir))
+    state_base = runtime.default_state_root_base() / f"bench-{run_id}"
+    journal.record("state_root", str(state_base))
+    started = time.time()
+    ctx = BenchContext(options=options, run_id=run_id, output=output, writer=SampleWriter(output / "samples.jsonl"),
+                       journal=journal, workdir=workdir, state_base=state_base, progress=Progress(options.progress),
+                       rng=random.Random(options.seed), probe=build_probe(), iobench=build_iobench())
+    for d in definitions:
+        rt = runtime.Runtime(d, state_base / d.name)
+        rt.journal = journal
+        ctx.runtimes[d.name] = rt
+    versions = {name: rt.version() for name, rt in ctx.runtimes.items()}
+    env = environment(versions)
+    env.update({"filesystem": filesystem_of(workdir), "run": run_id, "started": started, "argv": list(argv or sys.argv),
+                "options": {"quick": options.quick, "suites": options.suites, "runtimes": options.runtimes, "seed": options.seed},
+                "loadavg_start": os.getloadavg()})
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old_term = signal.signal(signal.SIGTERM, on_term)
+    interrupted = False
+    try:
+        with WAKEUP:
+            for suite in options.suites:
+                if suite == "lifecycle":
+                    from .lifecycle import run_lifecycle
+                    run_lifecycle(ctx)
+                elif suite == "io":
+                    from .io import run_io
+                    run_io(ctx)
+                elif suite == "scale":
+                    from .scale import run_scale
+                    run_scale(ctx)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        ctx.progress.finish()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # let cleanup finish
+        try:
+            _cleanup(ctx)
+        finally:
+            signal.signal(signal.SIGTERM, old_term)
+            ctx.writer.close()
+        env.update({"finished": time.time(), "loadavg_end": os.getloadavg(), "interrupted": interrupted})
+        (output / "environment.json").write_text(json.dumps(env, indent=2, sort_keys=True) + "\n")
+        if ctx.summaries:
+            (output / "summary.json").write_text(json.dumps(ctx.summaries, indent=2, sort_keys=True) + "\n")
+        if ctx.hyperfine:
+            text = json.dumps(hyperfine_export(ctx.hyperfine), indent=2) + "\n"
+            (output / "hyperfine.json").write_text(text)
+            if options.json_path:
+                Path(options.json_path).parent.mkdir(parents=True, exist_ok=True)
+                Path(options.json_path).write_text(text)
+    if interrupted:
+        raise KeyboardInterrupt
+    return output
+
+
+def _cleanup(ctx: BenchContext) -> None:
+    """Remove everything the run made: bundles (mounts first), the work folder, state roots."""
+    errors = []
+    for path in list(reversed(ctx.bundles)):
+        try:
+            ctx.drop_bundle(path)
+        except Exception as err:  # noqa: BLE001 - keep removing the rest
+            errors.append(f"{path}: {err}")
+    from harness.image import mounts_under, unmount
+
+    for point in mounts_under(ctx.workdir):
+        try:
+            unmount(point)
+        except Exception as err:  # noqa: BLE001
+            errors.append(f"{point}: {err}")
+    if not mounts_under(ctx.workdir):
+        shutil.rmtree(ctx.workdir, ignore_errors=True)
+        if not ctx.workdir.exists():
+            # whatever was recorded under the work folder is gone with it
+            from harness.journal import read
+
+            inside = str(ctx.workdir) + "/"
+            for entry in read(ctx.journal.path).pending:
+                if entry["kind"] in ("folder", "mount") and entry["key"].startswith(inside):
+                    ctx.journal.release(entry["kind"], entry["key"])
+            ctx.journal.release("folder", str(ctx.workdir))
+    # containers still pending (an interrupt between a create and its cleanup): remove them the
+    # way `harness cleanup` would, before their state root goes
+    from harness import journal as _journal
+
+    for entry in reversed(_journal.read(ctx.journal.path).pending):
+        if entry["kind"] == "container":
+            try:
+                _journal._remove(entry)
+                ctx.journal.release("container", entry["key"])
+            except Exception as err:  # noqa: BLE001
+                errors.append(f"container {entry['key']}: {err}")
+    shutil.rmtree(ctx.state_base, ignore_errors=True)
+    ctx.journal.release("state_root", str(ctx.state_base))
+    ctx.journal.close()
+    if errors:
+        print("harness bench: cleanup left: " + "; ".join(errors), file=sys.stderr)

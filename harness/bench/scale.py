@@ -1,0 +1,124 @@
+"""N identical containers' root filesystems: N raw copies against one image + N overlays.
+
+What is measured is the bundles (no container is created): for N = 1, 10, 100 bundles of the
+Alpine minirootfs image, the time to make all N (``setup``) and to remove all N
+(``teardown``), and once they all exist the disk they take (``bytes``: st_blocks * 512, each
+inode once, mounts not crossed), their inodes and the mounts they hold. For overlay bundles
+the shared layer store is part of the cost and is counted once in ``bytes`` and ``inodes``
+(``params`` also give the bundles-only figures and the store's). The image's layers are in the
+store before timing starts (as they are when an engine has pulled an image); the probe is a
+stored one-file layer too. Raw and overlay alternate; journal lines are written before the
+timed part.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+
+from .runner import BenchContext
+
+MODES = ("raw", "overlay")
+
+
+def plan(quick: bool) -> dict[str, Any]:
+    if quick:
+        return {"ns": (1, 10), "reps": {1: 2, 10: 1}}
+    return {"ns": (1, 10, 100), "reps": {1: 5, 10: 3, 100: 2}}
+
+
+def tree_counts(path: Path) -> tuple[int, int]:
+    """(bytes from st_blocks, inodes) under ``path``, each inode once, mounts not crossed."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    try:
+        top = os.lstat(path)
+    except FileNotFoundError:
+        return 0, 0
+    seen.add((top.st_dev, top.st_ino))
+    total += top.st_blocks * 512
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames + filenames:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except FileNotFoundError:
+                continue
+            if st.st_dev != top.st_dev:
+                if name in dirnames:
+                    dirnames.remove(name)
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key not in seen:
+                seen.add(key)
+                total += st.st_blocks * 512
+    return total, len(seen)
+
+
+def run_scale(ctx: BenchContext) -> None:
+    from harness.bundle import create_bundle, remove_bundle
+    from harness.image import ImageBuilder, LayerStore, Layout, mounts_under
+
+    p = plan(ctx.quick)
+    ctx.progress.stage("scale", 1 + sum(p["reps"][n] * 2 for n in p["ns"]))
+    layout = Layout.init(ctx.workdir / "scale-layout")
+    b = ImageBuilder(layout)
+    try:
+        b.base("alpine", rootfs_tar=ctx.options.rootfs_tar)
+    except HarnessError as err:
+        raise HarnessError(f"scale suite: cannot get the Alpine minirootfs ({err}); give --rootfs-tar PATH") from None
+    image = b.commit("alpine")
+    ref = f"{layout.path}:alpine"
+    store = LayerStore(ctx.workdir / "scale-store")
+    store.ensure(image)
+    store.file_layer(ctx.probe, "probe")
+    store_bytes, store_inodes = tree_counts(store.root)
+    ctx.progress.advance("image")
+    area = ctx.workdir / "scale"
+    area.mkdir()
+    for n in p["ns"]:
+        for rep in range(p["reps"][n]):
+            for mode in (MODES if rep % 2 == 0 else MODES[::-1]):
+                paths = [area / f"{mode}-{n}-{rep}-{i}" for i in range(n)]
+                for path in paths:
+                    ctx.journal.record("folder", str(path))
+                    if mode == "overlay":
+                        ctx.journal.record("mount", str(path / "rootfs"))
+                made: list[Path] = []
+                try:
+                    t0 = time.perf_counter_ns()
+                    for path in paths:
+                        create_bundle(path, image=ref, mode=mode, store=store, probe_binary=ctx.probe, args=["/bin/true"])
+                        made.append(path)
+                    setup = (time.perf_counter_ns() - t0) / 1e9
+                    nbytes = ninodes = 0
+                    for path in paths:
+                        bb, ii = tree_counts(path)
+                        nbytes += bb
+                        ninodes += ii
+                    mounts = len(mounts_under(area))
+                    t0 = time.perf_counter_ns()
+                    for path in paths:
+                        remove_bundle(path)
+                        made.remove(path)
+                    teardown = (time.perf_counter_ns() - t0) / 1e9
+                finally:
+                    for path in made:
+                        remove_bundle(path)
+                    for path in paths:
+                        ctx.journal.release("mount", str(path / "rootfs"))
+                        ctx.journal.release("folder", str(path))
+                shared = mode == "overlay"
+                params = {"n": n, "bundles_only_bytes": nbytes, "bundles_only_inodes": ninodes,
+                          "store_bytes": store_bytes if shared else 0, "store_inodes": store_inodes if shared else 0}
+                common = {"mode": mode, "params": params, "iteration": rep}
+                ctx.record("scale", "n-containers", setup, "s", phase="setup", **common)
+                ctx.record("scale", "n-containers", teardown, "s", phase="teardown", **common)
+                ctx.record("scale", "n-containers", nbytes + params["store_bytes"], "bytes", phase="bytes", **common)
+                ctx.record("scale", "n-containers", ninodes + params["store_inodes"], "inodes", phase="inodes", **common)
+                ctx.record("scale", "n-containers", mounts, "mounts", phase="mounts", **common)
+                ctx.progress.advance(f"N={n} {mode}")
+    area.rmdir()
