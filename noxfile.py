@@ -87,6 +87,27 @@ def conformance(session: nox.Session) -> None:
 
 
 @nox.session
+def report(session: nox.Session) -> None:
+    """The HTML report (and a Markdown summary) from the latest results under results/."""
+    install(session)
+    session.run("harness", "report", RESULTS, "--output", f"{RESULTS}/report.html", "--markdown", f"{RESULTS}/report.md", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """harness bench (default: a full run, about 5 minutes); pass --quick for seconds."""
+    install(session)
+    session.run("harness", "bench", *session.posargs)
+
+
+@nox.session
+def stability(session: nox.Session) -> None:
+    """The conformance suite five times: any case whose outcome changes is reported."""
+    install(session)
+    session.run("python", "benchmarks/stability.py", *session.posargs)
+
+
+@nox.session
 def ci(session: nox.Session) -> None:
     """Everything CI checks: the harness's tests, then the conformance suite on runc and crun."""
     install(session)

@@ -1,0 +1,23 @@
+"""``harness report``: conformance results and bench samples to one self-contained HTML file.
+
+The pipeline is plain functions, each testable alone:
+
+* :mod:`.load` reads result folders and files into :class:`~.load.Run` objects (pandas frames);
+* :mod:`.conformance` turns records into the requirement matrix, its totals and runtime diffs;
+* :mod:`.performance` turns bench samples into tables and inline SVG figures, with every
+  statistic from :mod:`harness.bench.stats` (the report computes none of its own);
+* :mod:`.compare` sets an OLD run against a NEW one;
+* :mod:`.render` fills the jinja2 templates under ``reports/`` (HTML and a Markdown summary).
+"""
+
+from __future__ import annotations
+
+from .load import Run, load_run, load_runs
+
+__all__ = ["Run", "load_run", "load_runs", "build_report"]
+
+
+def build_report(*args, **kwargs):  # re-exported lazily: rendering pulls in matplotlib
+    from .render import build_report as _build
+
+    return _build(*args, **kwargs)

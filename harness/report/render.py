@@ -1,0 +1,141 @@
+"""Fill the jinja2 templates under ``reports/``: one self-contained HTML file, and a Markdown summary.
+
+The templates folder is, in order: ``$HARNESS_REPORTS_DIR``, ``reports/`` of the source tree,
+or ``harness/_reports`` of an installed wheel.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ..errors import HarnessError
+from ..requirements import Requirement
+from . import compare as _compare
+from . import conformance as _conf
+from ._figures import fmt_quantity, fmt_ratio
+from .load import Run
+
+HTML_TEMPLATE = "report.html.j2"
+MARKDOWN_TEMPLATE = "summary.md.j2"
+
+
+def templates_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    candidates = [Path(p) for p in [os.environ.get("HARNESS_REPORTS_DIR")] if p]
+    candidates += [here.parent.parent / "reports", here.parent / "_reports"]
+    for c in candidates:
+        if (c / HTML_TEMPLATE).is_file():
+            return c
+    raise HarnessError(f"the report templates ({HTML_TEMPLATE}) are in none of: {', '.join(map(str, candidates))}")
+
+
+def _environment(autoescape: bool) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        autoescape=autoescape,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=not autoescape,
+        lstrip_blocks=not autoescape,
+        keep_trailing_newline=True,
+    )
+    env.filters["stclass"] = lambda s: "st-" + str(s).replace(" ", "-")
+    env.filters["outcomeclass"] = lambda o: {"passed": "st-pass", "failed": "st-fail", "error": "st-fail", "xpassed": "st-fail", "xfailed": "st-xfail", "skipped": "st-skip"}.get(o, "")
+    env.filters["total"] = _conf.total_text
+    env.filters["quantity"] = fmt_quantity
+    env.filters["ratio"] = fmt_ratio
+    return env
+
+
+@dataclass
+class RunView:
+    label: str
+    role: str
+    sources: list[str]
+    notes: list[str]
+    environments: list[tuple[str, list[tuple[str, str]]]]
+
+
+def _run_view(run: Run, role: str) -> RunView:
+    envs = [(kind, _compare._flatten(env).items()) for kind, env in run.environments.items()]
+    return RunView(run.label, role, [str(s) for s in run.sources], run.notes, [(k, sorted(v)) for k, v in envs])
+
+
+def _conformance_context(run: Run, catalogue: dict[str, Requirement], covered: dict[str, list[str]] | None) -> dict[str, Any] | None:
+    if run.conformance is None:
+        return None
+    m = _conf.build_matrix(run.conformance, catalogue, covered)
+    versions = {}
+    for rt, g in run.conformance.groupby("runtime"):
+        v = g["runtime_version"].dropna()
+        versions[rt] = str(v.iloc[0]) if len(v) else ""
+    return {
+        "matrix": m,
+        "totals": _conf.totals(m),
+        "failures": _conf.failures(m),
+        "xfails": _conf.expected_failures(m),
+        "skips": _conf.skips(m),
+        "pairs": [(a, b, _conf.differences(m, a, b)) for a, b in _conf.runtime_pairs(m)],
+        "versions": versions,
+    }
+
+
+def context(runs: list[Run], *, catalogue: dict[str, Requirement] | None = None, covered: dict[str, list[str]] | None = None,
+            noise: float = _compare.DEFAULT_NOISE, title: str | None = None) -> dict[str, Any]:
+    """Everything the templates show, for one run or two (OLD, NEW)."""
+    from . import performance
+    from ..requirements import catalogue as load_catalogue
+
+    if not 1 <= len(runs) <= 2:
+        raise HarnessError(f"a report shows one run, or two to compare (OLD NEW); got {len(runs)}")
+    catalogue = catalogue if catalogue is not None else load_catalogue()
+    new = runs[-1]
+    ctx: dict[str, Any] = {
+        "title": title or ("oci-harness comparison" if len(runs) == 2 else "oci-harness report"),
+        "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "runs": [_run_view(r, role) for r, role in zip(runs, ["OLD", "NEW"] if len(runs) == 2 else [""])],
+        "strengths": _conf.STRENGTHS,
+        "conf": _conformance_context(new, catalogue, covered),
+        "perf": performance.sections(new.samples),
+        "compare": None,
+    }
+    lifecycle = next((p for p in ctx["perf"] if p.id == "perf-lifecycle"), None)
+    ctx["lifecycle"] = lifecycle.tables[0] if lifecycle else None
+    if len(runs) == 2:
+        old = runs[0]
+        flips = []
+        if old.conformance is not None and new.conformance is not None:
+            flips = _compare.conformance_flips(_conf.build_matrix(old.conformance, catalogue, covered), ctx["conf"]["matrix"])
+        changes = _compare.performance_changes(old.samples, new.samples, noise)
+        env = []
+        for kind in ("conformance", "bench"):
+            if kind in old.environments and kind in new.environments:
+                env += [(f"{kind}.{k}", a, b, d) for k, a, b, d in _compare.environment_diff(old.environments[kind], new.environments[kind])]
+        ctx["compare"] = {
+            "old": old.label, "new": new.label, "noise": noise, "flips": flips,
+            "case_flips": _compare.case_flips(old.conformance, new.conformance),
+            "changes": changes, "significant": sum(c["significant"] for c in changes), "env": env,
+        }
+    return ctx
+
+
+def render_html(ctx: dict[str, Any]) -> str:
+    return _environment(True).get_template(HTML_TEMPLATE).render(ctx)
+
+
+def render_markdown(ctx: dict[str, Any]) -> str:
+    return _environment(False).get_template(MARKDOWN_TEMPLATE).render(ctx)
+
+
+def build_report(runs: list[Run], **kw: Any) -> tuple[str, str]:
+    """The HTML report and the Markdown summary of one run, or of OLD against NEW."""
+    ctx = context(runs, **kw)
+    return render_html(ctx), render_markdown(ctx)
+
+
+__all__ = ["build_report", "context", "render_html", "render_markdown", "templates_dir"]

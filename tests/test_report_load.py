@@ -1,0 +1,210 @@
+"""harness.report.load: result folders and files to frames; bad input names the file.
+
+The generators here (``samples``, ``record``, ``write_conformance``, ``write_bench``) make
+synthetic runs for the other tests of the report (``from test_report_load import ...``).
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from harness.errors import HarnessError
+from harness.report.load import load_run
+
+# ------------------------------------------------------------------ generators
+
+ENV = {"kernel": "6.1.0", "machine": "x86_64", "cpu": "Test CPU", "cpus": 4, "hostname": "testhost", "cgroup_mode": "v2", "python": "3.11", "runtimes": {"runc": "runc 1.1", "crun": "crun 1.8"}}
+
+
+def sample(suite, workload, value, *, runtime=None, mode=None, phase=None, params=None, unit="s", i=0, warmup=False):
+    return {"schema": "oci-harness/bench-sample/1", "run": "r1", "suite": suite, "runtime": runtime, "mode": mode, "workload": workload, "phase": phase,
+            "params": params or {}, "iteration": i, "warmup": warmup, "value": float(value), "unit": unit, "time": 1700000000.0 + i}
+
+
+def samples(seed=0, slow=None, n=30):
+    """A full synthetic bench run; ``slow`` multiplies the values of one runtime (``{"crun": 1.3}``)."""
+    rng = np.random.default_rng(seed)
+    slow = slow or {}
+    out = []
+    base = {"runc": 0.080, "crun": 0.045}
+    phases = {"create": 0.5, "start": 0.2, "state": 0.05, "kill": 0.05, "delete": 0.2}
+    for rt, b in base.items():
+        k = slow.get(rt, 1.0)
+        for i in range(n + 3):
+            warm = i < 3
+            out.append(sample("lifecycle", "lifecycle", b * k * rng.lognormal(0, 0.08), runtime=rt, phase="run", i=i, warmup=warm))
+            for ph, f in phases.items():
+                out.append(sample("lifecycle", "lifecycle", b * k * f * rng.lognormal(0, 0.1), runtime=rt, phase=ph, i=i, warmup=warm))
+        for c in (1, 2, 4, 8):
+            for i in range(5):
+                out.append(sample("lifecycle", "concurrent", b * k * (1 + 0.6 * c) * rng.lognormal(0, 0.05), runtime=rt, params={"concurrency": c}, i=i))
+    for i in range(n):
+        out.append(sample("lifecycle", "floor-null", 0.0012 * rng.lognormal(0, 0.1), i=i))
+        out.append(sample("lifecycle", "floor-namespaces", 0.004 * rng.lognormal(0, 0.1), i=i))
+    for wl, raw, ov in (("seq-read", 0.02, 0.021), ("small-files-create", 0.05, 0.08), ("readdir", 0.003, 0.0045)):
+        for cache in ("warm", "dropped"):
+            for i in range(15):
+                out.append(sample("io", wl, raw * rng.lognormal(0, 0.05), mode="raw", params={"cache": cache}, i=i))
+                out.append(sample("io", wl, ov * rng.lognormal(0, 0.05), mode="overlay", params={"cache": cache}, i=i))
+    for size in (1, 4, 16, 64):
+        for i in range(8):
+            out.append(sample("io", "copy-up", (0.0005 + 0.0012 * size) * rng.lognormal(0, 0.04), mode="overlay", params={"size_mib": size, "cache": "warm"}, i=i))
+    for d in (1, 2, 4, 8, 16):
+        for i in range(8):
+            for wl in ("depth-readdir", "depth-stat"):
+                out.append(sample("io", wl, 0.001 * (1 + 0.15 * d) * rng.lognormal(0, 0.05), mode="overlay", params={"depth": d}, i=i))
+                out.append(sample("io", wl, 0.001 * rng.lognormal(0, 0.05), mode="raw", params={"depth": d}, i=i))
+    for mode, per in (("raw", 3_000_000), ("overlay", 40_000)):
+        for n_c in (1, 5, 10, 20):
+            for i in range(3):
+                out.append(sample("scale", "n-containers", 0.01 * n_c * (3 if mode == "raw" else 1) * rng.lognormal(0, 0.05), mode=mode, phase="setup", params={"n": n_c}, i=i))
+                out.append(sample("scale", "n-containers", 0.004 * n_c * rng.lognormal(0, 0.05), mode=mode, phase="teardown", params={"n": n_c}, i=i))
+            out.append(sample("scale", "n-containers", per * n_c + 4096, mode=mode, phase="bytes", params={"n": n_c}, unit="bytes"))
+            out.append(sample("scale", "n-containers", (12 if mode == "overlay" else 40) * n_c, mode=mode, phase="inodes", params={"n": n_c}, unit="inodes"))
+            out.append(sample("scale", "n-containers", (1 if mode == "overlay" else 0) * n_c, mode=mode, phase="mounts", params={"n": n_c}, unit="mounts"))
+    return out
+
+
+def record(case, runtime, outcome, reqs, reason=None, message=None, sections=None):
+    """A conformance record as the pytest plugin writes it; ``reqs`` are ``(id, level)`` pairs."""
+    path, _, name = case.partition("::")
+    return {"schema": "oci-harness/conformance-result/1", "case": f"{case}[{runtime}]", "file": path, "name": name, "runtime": runtime,
+            "requirements": [{"id": i, "level": lvl, "anchor": "runtime.md#x", "text": f"text of {i}"} for i, lvl in reqs],
+            "outcome": outcome, "duration": 0.1, "reason": reason, "message": message, "sections": sections or {}, "runtime_version": f"{runtime} 1.0"}
+
+
+def write_jsonl(path, objects):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(o) + "\n" for o in objects))
+    return path
+
+
+def write_conformance(folder, records, env=ENV):
+    write_jsonl(folder / "results.jsonl", records)
+    (folder / "environment.json").write_text(json.dumps(env))
+    return folder
+
+
+def write_bench(folder, objects, env=ENV):
+    write_jsonl(folder / "samples.jsonl", objects)
+    (folder / "environment.json").write_text(json.dumps({**env, "filesystem": {"type": "ext4", "options": "rw,relatime"}, "run": "r1"}))
+    return folder
+
+
+RECORDS = [
+    record("cases/test_a.py::test_one", "runc", "passed", [("runtime.state.id-unique", "MUST")]),
+    record("cases/test_a.py::test_one", "crun", "failed", [("runtime.state.id-unique", "MUST")], message="assert 'a' == 'b'", sections={"harness: config.json of container x": "{}"}),
+]
+
+# ------------------------------------------------------------------ tests
+
+
+def test_conformance_folder(tmp_path):
+    run = load_run(write_conformance(tmp_path / "conf", RECORDS))
+    assert run.samples is None
+    assert list(run.conformance["outcome"]) == ["passed", "failed"]
+    assert run.conformance["requirements"][0][0]["id"] == "runtime.state.id-unique"
+    assert run.environments["conformance"]["hostname"] == "testhost"
+    assert run.runtimes == ["runc", "crun"]
+
+
+def test_bench_folder_with_warmup_flagged(tmp_path):
+    run = load_run(write_bench(tmp_path / "bench", samples(n=5)))
+    assert run.conformance is None
+    assert run.samples["warmup"].sum() == 2 * 3 * 6  # 3 warm-up iterations of 6 phases for 2 runtimes
+    assert run.environments["bench"]["filesystem"]["type"] == "ext4"
+
+
+def test_file_is_recognised_by_its_schema(tmp_path):
+    path = write_jsonl(tmp_path / "whatever.jsonl", samples(n=2))
+    assert load_run(path).samples is not None
+    path = write_jsonl(tmp_path / "other.jsonl", RECORDS)
+    assert load_run(path).conformance is not None
+
+
+def test_mixed_folder_and_comma_joined_parts(tmp_path):
+    both = tmp_path / "both"
+    write_conformance(both, RECORDS)
+    write_bench(both, samples(n=2))
+    run = load_run(both)
+    assert run.conformance is not None and run.samples is not None
+    joined = load_run(f"{write_conformance(tmp_path / 'c', RECORDS)},{write_bench(tmp_path / 'b', samples(n=2))}")
+    assert joined.conformance is not None and joined.samples is not None and set(joined.environments) == {"conformance", "bench"}
+
+
+def test_results_tree_uses_the_newest_bench_run(tmp_path):
+    root = tmp_path / "results"
+    write_conformance(root / "conformance", RECORDS)
+    old = write_bench(root / "bench" / "20240101T000000Z", samples(n=2, slow={"runc": 5}))
+    new = write_bench(root / "bench" / "20240102T000000Z", samples(n=2))
+    os.utime(old / "samples.jsonl", (1, 1))
+    run = load_run(root)
+    assert new / "samples.jsonl" in run.sources and old / "samples.jsonl" not in run.sources
+    assert any(str(old) in n for n in run.notes)
+    assert run.conformance is not None
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json\n", "results.jsonl:2: not valid JSON"),
+        ('{"schema": "oci-harness/conformance-result/1", "case": "a"}\n', "results.jsonl:2: conformance record without 'outcome'"),
+        ('{"schema": "oci-harness/conformance-result/1", "case": "a", "outcome": "great"}\n', "results.jsonl:2: outcome 'great' is not one of"),
+        ('{"schema": "oci-harness/bench-sample/1"}\n', "results.jsonl:2: schema 'oci-harness/bench-sample/1', expected"),
+        ("[1, 2]\n", "results.jsonl:2: expected a JSON object"),
+        ('{"schema": "oci-harness/conformance-result/1", "case": "a", "outcome": "passed", "requirements": ["x"]}\n', "results.jsonl:2: 'requirements' must be a list"),
+    ],
+)
+def test_bad_conformance_line_names_file_and_line(tmp_path, content, message):
+    (tmp_path / "results.jsonl").write_text(json.dumps(RECORDS[0]) + "\n" + content)
+    with pytest.raises(HarnessError) as err:
+        load_run(tmp_path)
+    assert str(err.value).startswith(str(tmp_path / "results.jsonl") + ":2:")
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"value": "fast"}, "value 'fast' is not a finite number"),
+        ({"value": float("nan")}, "value nan is not a finite number"),
+        ({"suite": "disk"}, "suite 'disk' is not one of"),
+        ({"unit": "ms"}, "unit 'ms' is not one of"),
+        ({"params": [1]}, "'params' must be an object"),
+    ],
+)
+def test_bad_sample_names_file_and_line(tmp_path, change, message):
+    good = samples(n=1)[:3]
+    write_jsonl(tmp_path / "samples.jsonl", [*good, {**good[0], **change}])
+    with pytest.raises(HarnessError, match=f"samples.jsonl:4: {message}"):
+        load_run(tmp_path)
+
+
+def test_missing_and_empty_inputs(tmp_path):
+    with pytest.raises(HarnessError, match="nothing-here: no such file or folder"):
+        load_run(tmp_path / "nothing-here")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(HarnessError, match="empty: no results found"):
+        load_run(tmp_path / "empty")
+    write_jsonl(tmp_path / "x.jsonl", [{"schema": "something/else"}])
+    with pytest.raises(HarnessError, match=r"x.jsonl:1: unknown schema 'something/else'"):
+        load_run(tmp_path / "x.jsonl")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "results.jsonl").write_text("\n")
+    with pytest.raises(HarnessError, match="results.jsonl: no conformance records"):
+        load_run(tmp_path / "c")
+
+
+def test_bad_environment_names_the_file(tmp_path):
+    write_conformance(tmp_path, RECORDS)
+    (tmp_path / "environment.json").write_text("{oops")
+    with pytest.raises(HarnessError, match="environment.json: not valid JSON"):
+        load_run(tmp_path)
+
+
+def test_two_conformance_parts_in_one_run_are_refused(tmp_path):
+    a, b = write_conformance(tmp_path / "a", RECORDS), write_conformance(tmp_path / "b", RECORDS)
+    with pytest.raises(HarnessError, match="a second set of conformance results"):
+        load_run(f"{a},{b}")
