@@ -124,9 +124,12 @@ def alpine_bundle(tmp_path, alpine_rootfs):
     return make
 
 
-def _mount_count():
+def _mounts_under(path):
+    """Mount points at or below `path` (other test runs may mount elsewhere meanwhile)."""
+    prefix = str(path).rstrip("/")
     with open("/proc/self/mountinfo") as f:
-        return sum(1 for _ in f)
+        points = [line.split()[4].replace("\\040", " ") for line in f]
+    return sorted(p for p in points if p == prefix or p.startswith(prefix + "/"))
 
 
 class Runtime:
@@ -170,11 +173,11 @@ class Runtime:
 def rt(tmp_path):
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    before = _mount_count()
     r = Runtime(tmp_path / "state-root")
     yield r
     for cid in r.ids():
         r("delete", "--force", cid)
     assert r.ids() == [], "containers left behind"
     # mounts live in the containers' own namespaces: nothing may leak to ours
-    assert _mount_count() == before, "mounts leaked into the test's mount namespace"
+    leaked = _mounts_under(tmp_path.parent)  # this session's temporary folder: bundles, rootfs, state
+    assert not leaked, f"mounts leaked into the test's mount namespace: {leaked}"

@@ -237,6 +237,27 @@ def test_cgroup_limits(rt, static_bundle):
     rt("delete", "--force", "cg1", check=True)
     assert not os.path.exists("/sys/fs/cgroup/pids/oci-reference-test/cg1")
     assert not os.path.exists("/sys/fs/cgroup/oci-reference-test/cg1")
+    # the parent this container created goes too, once empty
+    assert not os.path.exists("/sys/fs/cgroup/pids/oci-reference-test")
+    assert not os.path.exists("/sys/fs/cgroup/oci-reference-test")
+
+
+def _default_parents():
+    return [p for p in ("/sys/fs/cgroup/oci-reference", "/sys/fs/cgroup/pids/oci-reference") if os.path.isdir(p)]
+
+
+def test_default_cgroup_parent_removed_when_empty(rt, static_bundle):
+    def others():  # groups of containers not made by this test (another run may share the parent)
+        return {n for p in _default_parents() for n in os.listdir(p) if os.path.isdir(f"{p}/{n}")} - {"dp1", "dp2"}
+
+    b = static_bundle(["/hello", "sleep", "100"]).write()
+    rt("create", "--bundle", b.path, "dp1", check=True)
+    rt("create", "--bundle", b.path, "dp2", check=True)
+    rt("delete", "--force", "dp1", check=True)
+    assert _default_parents(), "the default parent went while dp2 still uses it"
+    rt("delete", "--force", "dp2", check=True)
+    if not others():
+        assert not _default_parents(), "the empty default parent cgroup was left behind"
 
 
 def test_user_namespace(rt, alpine_bundle):

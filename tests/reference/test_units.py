@@ -25,7 +25,7 @@ def test_valid_config_is_normalised(bundle):
     c = check(bundle, base_config(["/hello"]))
     assert c.root_path == str(bundle / "rootfs")
     assert c.process["args"] == ["/hello"]
-    assert c.process["umask"] == 0o022
+    assert c.process["umask"] is None  # unset: the caller's umask is kept
     assert c.new_ns("pid") and not c.ns("user")[0]
     assert c.mounts[0]["destination"] == "/proc"
 
@@ -43,7 +43,6 @@ def test_unknown_properties_are_ignored(bundle):
     (lambda c: c["process"].__setitem__("args", []), "process.args"),
     (lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}), "process.rlimits[1].type"),
     (lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_NOFILE", "soft": 1, "hard": 1}), "process.rlimits[1].type"),
-    (lambda c: c["process"]["capabilities"]["bounding"].append("CAP_NOPE"), "process.capabilities.bounding"),
     (lambda c: c["linux"]["namespaces"].append({"type": "pid"}), "linux.namespaces[5].type"),
     (lambda c: c["linux"]["namespaces"].append({"type": "bogus"}), "linux.namespaces[5].type"),
     (lambda c: c.__setitem__("ociVersion", "2.0.0"), "ociVersion"),
@@ -62,6 +61,28 @@ def test_invalid_values_name_their_path(bundle, edit, path):
     with pytest.raises(ConfigError) as e:
         check(bundle, cfg)
     assert e.value.path == path, str(e.value)
+
+
+def test_unknown_capability_is_a_warning(bundle):
+    cfg = base_config(["/hello"])
+    cfg["process"]["capabilities"]["bounding"].append("CAP_NOPE")
+    c = check(bundle, cfg)
+    assert "CAP_NOPE" not in c.process["capabilities"]["bounding"]
+    assert any("CAP_NOPE" in w for w in c.warnings), c.warnings
+
+
+@pytest.mark.parametrize("action", ["SCMP_ACT_ALLOW", "SCMP_ACT_KILL"])
+def test_errno_ret_needs_an_errno_action(bundle, action):
+    cfg = base_config(["/hello"])
+    cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                               "syscalls": [{"names": ["getcwd"], "action": action, "errnoRet": 1}]}
+    with pytest.raises(ConfigError) as e:
+        check(bundle, cfg)
+    assert e.value.path == "linux.seccomp.syscalls[0].errnoRet"
+    cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "defaultErrnoRet": 1}
+    with pytest.raises(ConfigError) as e:
+        check(bundle, cfg)
+    assert e.value.path == "linux.seccomp.defaultErrnoRet"
 
 
 def test_hostname_needs_uts_namespace(bundle):

@@ -13,6 +13,7 @@ import os
 from oci_reference.errors import RuntimeFailure
 
 CGROUP_ROOT = "/sys/fs/cgroup"
+DEFAULT_PARENT = "/oci-reference"  # the default cgroupsPath is DEFAULT_PARENT/<id>
 
 
 def is_v2():
@@ -70,17 +71,20 @@ def _exists(d, name):
 
 
 class Cgroup:
-    def __init__(self, version, dirs, created):
+    def __init__(self, version, dirs, created, shared=()):
         self.version = version  # 1 or 2
         self.dirs = dirs  # {hierarchy key: absolute directory}
         self.created = created  # directories this container created (removed at delete)
+        # parents this runtime owns whoever created them (the default /oci-reference):
+        # removed at delete once empty, like created parents
+        self.shared = list(shared)
 
     def to_dict(self):
-        return {"version": self.version, "dirs": self.dirs, "created": self.created}
+        return {"version": self.version, "dirs": self.dirs, "created": self.created, "shared": self.shared}
 
     @classmethod
     def from_dict(cls, d):
-        return cls(d["version"], d["dirs"], d["created"])
+        return cls(d["version"], d["dirs"], d["created"], d.get("shared", ()))
 
     def mount_sources(self):
         """What the container's cgroup mount shows: [(name, host dir, [symlink names])]."""
@@ -103,10 +107,13 @@ class Cgroup:
         return sorted(out)
 
     def destroy(self, timeout=5.0):
-        import time
-        deadline = time.monotonic() + timeout
+        """Remove the container's groups, then the parents it created (or this runtime
+        owns) that are empty now.  A leaf is retried only while busy (EBUSY: the kernel
+        has not finished with an exiting task), with a short backoff and a deadline."""
         leaves = set(self.dirs.values())
-        for d in sorted(self.created, key=len, reverse=True):
+        deadline = None
+        delay = 0.0002
+        for d in sorted(set(self.created) | set(self.shared), key=len, reverse=True):
             while True:
                 try:
                     os.rmdir(d)
@@ -114,11 +121,17 @@ class Cgroup:
                 except FileNotFoundError:
                     break
                 except OSError as e:
-                    if d not in leaves:
-                        break  # a shared parent still in use by other containers
-                    if time.monotonic() > deadline:
+                    if d not in leaves or e.errno != 16:
+                        if d in leaves:
+                            raise RuntimeFailure(f"cgroup: cannot remove {d}: {e.strerror}") from None
+                        break  # a parent still used by other containers
+                    import time
+                    if deadline is None:
+                        deadline = time.monotonic() + timeout
+                    elif time.monotonic() > deadline:
                         raise RuntimeFailure(f"cgroup: cannot remove {d}: {e.strerror}") from None
-                    time.sleep(0.005)
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.01)
 
 
 def warm_up():
@@ -171,7 +184,7 @@ def warm_up():
 
 
 def _group_path(cgroups_path, cid):
-    p = cgroups_path or f"/oci-reference/{cid}"
+    p = cgroups_path or f"{DEFAULT_PARENT}/{cid}"
     p = "/" + p.strip("/")
     if ".." in p.split("/"):
         raise RuntimeFailure(f"linux.cgroupsPath: {p} must not contain '..'")
@@ -179,20 +192,25 @@ def _group_path(cgroups_path, cid):
 
 
 def _mkdirs(base, rel, created, on_new=None):
-    cur = base
-    for part in rel.strip("/").split("/"):
-        parent = cur
-        cur = os.path.join(cur, part)
-        try:
-            os.mkdir(cur, 0o755)
-        except FileExistsError:
-            continue
-        except OSError as e:
-            raise RuntimeFailure(f"cgroup: cannot create {cur}: {e.strerror}") from None
-        created.append(cur)
-        if on_new:
-            on_new(parent, cur)
-    return cur
+    for _attempt in range(100):
+        cur = base
+        for part in rel.strip("/").split("/"):
+            parent = cur
+            cur = os.path.join(cur, part)
+            try:
+                os.mkdir(cur, 0o755)
+            except FileExistsError:
+                continue
+            except FileNotFoundError:
+                break  # another container's delete removed an empty parent just now: again
+            except OSError as e:
+                raise RuntimeFailure(f"cgroup: cannot create {cur}: {e.strerror}") from None
+            created.append(cur)
+            if on_new:
+                on_new(parent, cur)
+        else:
+            return cur
+    raise RuntimeFailure(f"cgroup: cannot create {base}{rel}: its parents keep vanishing")
 
 
 def create(cgroups_path, cid, resources):
@@ -201,28 +219,50 @@ def create(cgroups_path, cid, resources):
     try:
         if is_v2():
             cg = Cgroup(2, {"": _mkdirs(CGROUP_ROOT, rel, created, _v2_enable)}, created)
+            if not cgroups_path:
+                cg.shared = [CGROUP_ROOT + DEFAULT_PARENT]
             _apply_v2(cg.dirs[""], resources)
         else:
             dirs = {}
-
-            def cpuset_init(parent, cur):
-                for f in ("cpuset.cpus", "cpuset.mems"):
-                    if _exists(cur, f):
-                        with open(os.path.join(cur, f)) as fh:
-                            if fh.read().strip():
-                                continue
-                        with open(os.path.join(parent, f)) as fh:
-                            _write(os.path.join(cur, f), fh.read().strip())
-
             for mp, ctrls in v1_hierarchies():
-                hook = cpuset_init if "cpuset" in ctrls else None
-                dirs[os.path.basename(mp)] = _mkdirs(mp, rel, created, hook)
+                dirs[os.path.basename(mp)] = leaf = _mkdirs(mp, rel, created)
+                if "cpuset" in ctrls:
+                    _cpuset_init(mp, leaf)
             cg = Cgroup(1, dirs, created)
+            if not cgroups_path:
+                cg.shared = [os.path.dirname(d) for d in dirs.values()]
             _apply_v1(cg, resources)
         return cg
     except BaseException:
         Cgroup(0, {}, created).destroy(timeout=1.0)
         raise
+
+
+def _cpuset_init(base, leaf):
+    """v1 cpuset: a new group starts with empty cpus/mems (no task can join it); copy them
+    down from the parent, top-down, for every group on the path.  Top-down and always
+    (not only for groups this call made): another container may have just made a parent
+    and not filled it in yet."""
+    path = base
+    parts = leaf[len(base):].strip("/").split("/")
+    for part in parts:
+        parent, path = path, os.path.join(path, part)
+        for f in ("cpuset.cpus", "cpuset.mems"):
+            try:
+                with open(os.path.join(path, f)) as fh:
+                    if fh.read().strip():
+                        continue
+                with open(os.path.join(parent, f)) as fh:
+                    value = fh.read().strip()
+            except FileNotFoundError:
+                continue
+            try:
+                _write(os.path.join(path, f), value)
+            except RuntimeFailure:
+                # a concurrent writer may have filled it in; only an empty value is fatal
+                with open(os.path.join(path, f)) as fh:
+                    if not fh.read().strip():
+                        raise
 
 
 # --- v2 --------------------------------------------------------------------------------

@@ -118,6 +118,7 @@ class Config:
         self.masked_paths = []
         self.readonly_paths = []
         self.personality = None
+        self.warnings = []  # problems that are only warnings (runtime.md "Warnings")
 
     def ns(self, kind):
         """(present, path) for a namespace type."""
@@ -175,7 +176,7 @@ def validate(raw, bundle):
         c.mounts.append(_mount(m, f"mounts[{i}]", bundle))
 
     if raw.get("process") is not None:
-        c.process = _process(_obj(raw["process"], "process"))
+        c.process = _process(_obj(raw["process"], "process"), c.warnings)
 
     c.hostname = _str(raw.get("hostname"), "hostname")
     c.domainname = _str(raw.get("domainname"), "domainname")
@@ -229,18 +230,23 @@ def _mount(m, p, bundle):
     _unsupported(m.get("uidMappings"), p + ".uidMappings", "idmapped mounts")
     _unsupported(m.get("gidMappings"), p + ".gidMappings", "idmapped mounts")
     for o in opts:
-        if o in ("idmap", "ridmap", "tmpcopyup"):
+        if o in ("idmap", "ridmap"):
             raise ConfigError(p + ".options", f"mount option {o!r} is not supported by oci-reference")
     bind = typ == "bind" or "bind" in opts or "rbind" in opts
     if bind:
         if not src:
             raise ConfigError(p + ".source", "a bind mount needs a source")
         src = os.path.normpath(os.path.join(bundle, src))
+    copyup = "tmpcopyup" in opts
+    if copyup:
+        if typ != "tmpfs":
+            raise ConfigError(p + ".options", "tmpcopyup needs a tmpfs mount")
+        opts = [o for o in opts if o != "tmpcopyup"]
     return {"destination": os.path.normpath(dest), "type": typ, "source": src, "options": opts,
-            "bind": bind}
+            "bind": bind, "copyup": copyup}
 
 
-def _process(pr):
+def _process(pr, warnings):
     p = {}
     p["terminal"] = _bool(pr.get("terminal"), "process.terminal")
     cs = _obj(pr.get("consoleSize"), "process.consoleSize")
@@ -284,8 +290,10 @@ def _process(pr):
             names = _strlist(capso.get(s), f"process.capabilities.{s}")
             for n in names:
                 if n not in CAPABILITIES:
-                    raise ConfigError(f"process.capabilities.{s}", f"unknown capability {n!r}")
-            caps[s] = names
+                    # config.md "Linux Process": a capability that cannot be mapped to the
+                    # kernel is a warning, and the operation goes on without it
+                    warnings.append(f"process.capabilities.{s}: unknown capability {n!r} ignored")
+            caps[s] = [n for n in names if n in CAPABILITIES]
         p["capabilities"] = caps
     else:
         p["capabilities"] = None
@@ -296,7 +304,7 @@ def _process(pr):
     p["uid"] = _int(user.get("uid"), "process.user.uid", lo=0, hi=0xFFFFFFFE) or 0
     p["gid"] = _int(user.get("gid"), "process.user.gid", lo=0, hi=0xFFFFFFFE) or 0
     um = _int(user.get("umask"), "process.user.umask", lo=0, hi=0o777)
-    p["umask"] = 0o022 if um is None else um
+    p["umask"] = um  # None: keep the caller's umask (config.md "POSIX-platform User")
     gids = _list(user.get("additionalGids"), "process.user.additionalGids")
     for i, g in enumerate(gids):
         _int(g, f"process.user.additionalGids[{i}]", lo=0, hi=0xFFFFFFFE)
@@ -511,8 +519,9 @@ def _cross_checks(c):
     if c.process is None:
         raise ConfigError("process", "is required (this runtime needs it at create)")
     if c.uid_mappings or c.gid_mappings:
-        if not c.new_ns("user"):
-            raise ConfigError("linux.uidMappings", "mappings need a new user namespace")
+        if not c.ns("user")[0]:
+            raise ConfigError("linux.uidMappings", "mappings need a user namespace")
+        # joined by path: the namespace has its mappings already; these are not written
     if c.new_ns("user") and not (c.uid_mappings and c.gid_mappings):
         raise ConfigError("linux.uidMappings", "a new user namespace needs uidMappings and gidMappings")
     if c.time_offsets and not c.new_ns("time"):

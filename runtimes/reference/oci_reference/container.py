@@ -21,8 +21,9 @@ import os
 import sys
 import _socket
 
+from oci_reference import ops
 from oci_reference import state as statemod
-from oci_reference.errors import RuntimeFailure
+from oci_reference.errors import HookFailure, RuntimeFailure
 
 _SIGKILL = 9
 
@@ -45,13 +46,7 @@ def _now_iso():
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{frac:09d}Z"
 
 
-def _unix_addr(d, name):
-    """A socket address for d/name, going through /proc/self/fd when the path is long."""
-    p = os.path.join(d, name)
-    if len(os.fsencode(p)) < 100:
-        return p, -1
-    fd = os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    return f"/proc/self/fd/{fd}/{name}", fd
+_unix_addr = ops.unix_addr
 
 
 def _send_fd(sock, data, fd):
@@ -75,33 +70,8 @@ def _write_atomic(path, text):
     os.replace(tmp, path)
 
 
-def _wait_dead(pid, start_time, timeout=10.0):
-    import time
-    deadline = time.monotonic() + timeout
-    delay = 0.0005
-    while statemod.is_alive(pid, start_time):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(delay)
-        delay = min(delay * 2, 0.02)
-    return True
-
-
-def _kill_cgroup(cg, timeout=10.0):
-    import time
-    deadline = time.monotonic() + timeout
-    while True:
-        pids = cg.pids()
-        if not pids:
-            return
-        for p in pids:
-            try:
-                os.kill(p, _SIGKILL)
-            except ProcessLookupError:
-                pass
-        if time.monotonic() > deadline:
-            return
-        time.sleep(0.002)
+_wait_dead = ops.wait_dead
+_kill_cgroup = ops.kill_cgroup
 
 
 # ======================================================================================
@@ -118,16 +88,28 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
 
     cfg = config.load(bundle)
     p = cfg.process
+    if p["capabilities"]:
+        _drop_ungrantable(p["capabilities"], cfg.warnings)
+    if warn:
+        for w in cfg.warnings:
+            warn(w)
     if p["terminal"] and not console_socket:
         raise RuntimeFailure("process.terminal is true: --console-socket is required")
     if console_socket and not p["terminal"]:
         raise RuntimeFailure("--console-socket given but process.terminal is false")
+
+    cfg.seccomp_agent = None
+    if cfg.seccomp is not None and cfg.seccomp["listener"]:
+        from oci_reference import seccomp
+        cfg.seccomp_agent = seccomp.connect_agent(cfg.seccomp["listener"])
 
     os.makedirs(root, 0o700, exist_ok=True)
     d = os.path.join(root, cid)
     try:
         os.mkdir(d, 0o700)
     except FileExistsError:
+        if cfg.seccomp_agent is not None:
+            cfg.seccomp_agent.close()
         raise RuntimeFailure(f"container {cid} already exists") from None
 
     st = {
@@ -170,6 +152,8 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
             os._exit(1)  # not reached
         child_sock.close()
         listener.close()
+        if cfg.seccomp_agent is not None:
+            cfg.seccomp_agent.close()  # the init sends the state once its filter is loaded
 
         cg = cgroups.create(cfg.cgroups_path, cid, cfg.resources)
         st["cgroup"] = cg.to_dict()
@@ -188,6 +172,8 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
             tag, body = msg[:1], msg[1:]
             if tag == b"E":
                 raise RuntimeFailure(body.decode(errors="replace"))
+            if tag == b"F":
+                raise HookFailure(body.decode(errors="replace"))
             if tag == b"U":
                 _write_id_maps(pid1, cfg)
                 parent_sock.send(b"u")
@@ -226,7 +212,9 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
         if pid_file:
             _write_atomic(pid_file, str(init_pid))
         return st
-    except BaseException:
+    except BaseException as exc:
+        if cfg.seccomp_agent is not None:
+            cfg.seccomp_agent.close()
         if parent_sock is not None:
             parent_sock.close()
         if pid1 and not pid1_reaped:
@@ -254,7 +242,33 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
                 if warn:
                     warn(str(e))
         statemod.remove_dir(d)
+        if isinstance(exc, HookFailure) and cfg.hooks.get("poststop"):
+            ops.poststop(st, warn)
         raise
+
+
+def _drop_ungrantable(cset, warnings):
+    """Capabilities outside this runtime's permitted and bounding sets cannot be granted:
+    a warning, not a failure (config.md "Linux Process": runtimes SHOULD NOT fail)."""
+    prm = bnd = None
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"CapPrm:"):
+                    prm = int(line.split()[1], 16)
+                elif line.startswith(b"CapBnd:"):
+                    bnd = int(line.split()[1], 16)
+    except OSError:
+        return
+    if prm is None or bnd is None:
+        return
+    ok = prm & bnd
+    from oci_reference.caps import CAPABILITIES
+    for s, names in cset.items():
+        bad = [n for n in names if not ok >> CAPABILITIES[n] & 1]
+        if bad:
+            warnings.append(f"process.capabilities.{s}: {', '.join(bad)} cannot be granted here, ignored")
+            cset[s] = [n for n in names if n not in bad]
 
 
 def _write_id_maps(pid, cfg):
@@ -321,6 +335,8 @@ def _child_main(cfg, cid, sock, listener, preserve_fds):
             sock.send(b"U")
             if sock.recv(16) != b"u":
                 os._exit(1)
+        if cfg.ns("user")[0]:
+            # become root of the (new or joined) user namespace: host ids mean nothing there
             try:
                 os.setresgid(0, 0, 0)
                 os.setresuid(0, 0, 0)
@@ -418,8 +434,19 @@ def _init_main(cfg, cid, sock, listener, cgroup_sources, preserve_fds, last_cap)
             import termios  # noqa: F401
         install_seccomp = None
         if cfg.seccomp is not None:
-            from oci_reference import seccomp
-            install_seccomp = seccomp.build(cfg.seccomp, p["noNewPrivileges"])
+            from oci_reference import jsonlite, seccomp
+            build = seccomp.build(cfg.seccomp, p["noNewPrivileges"])
+
+            def install_seccomp(status):
+                fd = build()
+                if fd >= 0:  # SCMP_ACT_NOTIFY: the container process state to the agent
+                    from oci_reference import SPEC_VERSION
+                    pid = parent_pid()
+                    payload = {"ociVersion": SPEC_VERSION, "fds": ["seccompFd"], "pid": pid,
+                               "metadata": cfg.seccomp["metadata"],
+                               "state": {"ociVersion": cfg.oci_version, "id": cid, "status": status, "pid": pid,
+                                         "bundle": cfg.bundle, "annotations": cfg.annotations}}
+                    seccomp.send_state(cfg.seccomp_agent, fd, jsonlite.dumps(payload).encode())
         builder = RootfsBuilder(cfg, cfg.ns("user")[0], cgroup_sources or [])
         builder.prepare()
         parent_pid()
@@ -429,7 +456,7 @@ def _init_main(cfg, cid, sock, listener, cgroup_sources, preserve_fds, last_cap)
                 os._exit(1)
         if cfg.hooks.get("createContainer"):
             from oci_reference import hooks
-            hs = {"ociVersion": cfg.oci_version, "id": cid, "status": "creating", "pid": host_pid,
+            hs = {"ociVersion": cfg.oci_version, "id": cid, "status": "creating", "pid": os.getpid(),
                   "bundle": cfg.bundle, "annotations": cfg.annotations}
             hooks.run_hooks(cfg.hooks, "createContainer", hs)
         builder.pivot()
@@ -461,14 +488,13 @@ def _init_main(cfg, cid, sock, listener, cgroup_sources, preserve_fds, last_cap)
         if p["noNewPrivileges"]:
             linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
         elif install_seccomp is not None:
-            install_seccomp()  # needs CAP_SYS_ADMIN without no_new_privs: before dropping caps
+            install_seccomp("creating")  # needs CAP_SYS_ADMIN without no_new_privs: before dropping caps
             install_seccomp = None
         process.set_identity_and_caps(p, last_cap)
         process.chdir(p["cwd"])
         exe = process.find_executable(p["args"][0], p["env"])
         env = process.env_dict(p["env"])
-        os.umask(p["umask"])
-        del old_umask
+        os.umask(old_umask if p["umask"] is None else p["umask"])
         parent_pid()
         sock.send(b"R")
         sock.close()
@@ -481,11 +507,11 @@ def _init_main(cfg, cid, sock, listener, cgroup_sources, preserve_fds, last_cap)
             os._exit(1)
         if cfg.hooks.get("startContainer"):
             from oci_reference import hooks
-            hs = {"ociVersion": cfg.oci_version, "id": cid, "status": "created", "pid": host_pid,
+            hs = {"ociVersion": cfg.oci_version, "id": cid, "status": "created", "pid": os.getpid(),
                   "bundle": cfg.bundle, "annotations": cfg.annotations}
             hooks.run_hooks(cfg.hooks, "startContainer", hs)
         if install_seccomp is not None:
-            install_seccomp()
+            install_seccomp("created")
         for s in _TERMINATING + (13, 25):  # + PIPE, XFSZ that Python ignores
             _signal.signal(s, _signal.SIG_DFL)
         os.execve(exe, p["args"], env)
@@ -493,7 +519,7 @@ def _init_main(cfg, cid, sock, listener, cgroup_sources, preserve_fds, last_cap)
         target = conn if conn is not None else sock
         try:
             if target is not None:
-                target.send(b"E" + _errmsg(e).encode())
+                target.send((b"F" if isinstance(e, HookFailure) else b"E") + _errmsg(e).encode())
         finally:
             os._exit(1)
 
@@ -519,84 +545,9 @@ def _setup_terminal(p, sock):
 
 
 # ======================================================================================
-# start, kill, delete, run
+# start, kill, delete (in ops, kept lean for their own processes), run
 # ======================================================================================
-def start(root, cid, warn=None):
-    st = statemod.load(root, cid)
-    s = statemod.status(st)
-    if s != "created":
-        raise RuntimeFailure(f"container {cid} is {s}, not created: cannot start it")
-    d = os.path.join(root, cid)
-    addr, afd = _unix_addr(d, statemod.START_SOCKET)
-    conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-    try:
-        try:
-            conn.connect(addr)
-        except OSError as e:
-            raise RuntimeFailure(f"container {cid}: cannot reach its init: {e.strerror}") from None
-        finally:
-            if afd >= 0:
-                os.close(afd)
-        conn.send(b"S")
-        reply = conn.recv(65536)
-    finally:
-        conn.close()
-    if reply[:1] == b"E":
-        st["status"] = "stopped"
-        statemod.save(root, st)
-        raise RuntimeFailure(reply[1:].decode(errors="replace"))
-    st["status"] = "running"
-    statemod.save(root, st)
-    try:
-        os.unlink(os.path.join(d, statemod.START_SOCKET))
-    except FileNotFoundError:
-        pass
-    if st.get("hooks", {}).get("poststart"):
-        from oci_reference import hooks
-        hooks.run_hooks_warn(st["hooks"], "poststart", statemod.hook_state(st, "running"), warn or (lambda m: None))
-    return st
-
-
-def kill(root, cid, sig, all_processes=False):
-    st = statemod.load(root, cid)
-    s = statemod.status(st)
-    if s not in ("created", "running"):
-        raise RuntimeFailure(f"container {cid} is {s}: cannot send it a signal")
-    try:
-        os.kill(st["pid"], sig)
-    except ProcessLookupError:
-        raise RuntimeFailure(f"container {cid} is not running") from None
-    if all_processes and st.get("cgroup"):
-        from oci_reference.cgroups import Cgroup
-        for p in Cgroup.from_dict(st["cgroup"]).pids():
-            try:
-                os.kill(p, sig)
-            except ProcessLookupError:
-                pass
-
-
-def delete(root, cid, force=False, warn=None):
-    st = statemod.load(root, cid)
-    s = statemod.status(st)
-    if s != "stopped" and not force:
-        raise RuntimeFailure(f"container {cid} is {s}: cannot delete it (stop it first, or use --force)")
-    pid = st.get("pid") or 0
-    if pid and statemod.is_alive(pid, st.get("startTime")):
-        try:
-            os.kill(pid, _SIGKILL)
-        except ProcessLookupError:
-            pass
-        if not _wait_dead(pid, st.get("startTime")):
-            raise RuntimeFailure(f"container {cid}: process {pid} did not die")
-    if st.get("cgroup"):
-        from oci_reference.cgroups import Cgroup
-        cg = Cgroup.from_dict(st["cgroup"])
-        _kill_cgroup(cg)
-        cg.destroy()
-    statemod.remove_dir(os.path.join(root, cid))
-    if st.get("hooks", {}).get("poststop"):
-        from oci_reference import hooks
-        hooks.run_hooks_warn(st["hooks"], "poststop", statemod.hook_state(st, "stopped"), warn or (lambda m: None))
+from oci_reference.ops import delete, kill, start  # noqa: E402,F401
 
 
 def run(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_fds=0, detach=False, warn=None):

@@ -11,3 +11,8 @@ class ConfigError(RuntimeFailure):
     def __init__(self, path: str, problem: str):
         super().__init__(f"config.json: {path}: {problem}")
         self.path = path
+
+
+class HookFailure(RuntimeFailure):
+    """A prestart/createRuntime/createContainer/startContainer hook failed: the lifecycle
+    goes on at step 12 (destroy) and 13 (poststop hooks), runtime.md "Lifecycle"."""

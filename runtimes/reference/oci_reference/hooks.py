@@ -6,7 +6,7 @@ No `subprocess` (slow to import): fork, exec, and wait with a deadline on a pidf
 import os
 
 from oci_reference import jsonlite
-from oci_reference.errors import RuntimeFailure
+from oci_reference.errors import HookFailure, RuntimeFailure
 
 
 def run_hook(hook, state, kind):
@@ -46,14 +46,14 @@ def run_hook(hook, state, kind):
     timeout = hook.get("timeout")
     status = _wait(pid, timeout)
     if err:
-        raise RuntimeFailure(f"{kind} hook {path}: cannot execute: {err.decode(errors='replace')}")
+        raise HookFailure(f"{kind} hook {path}: cannot execute: {err.decode(errors='replace')}")
     if status is None:
-        raise RuntimeFailure(f"{kind} hook {path}: timed out after {timeout}s")
+        raise HookFailure(f"{kind} hook {path}: timed out after {timeout}s")
     if os.WIFSIGNALED(status):
-        raise RuntimeFailure(f"{kind} hook {path}: killed by signal {os.WTERMSIG(status)}")
+        raise HookFailure(f"{kind} hook {path}: killed by signal {os.WTERMSIG(status)}")
     code = os.WEXITSTATUS(status)
     if code != 0:
-        raise RuntimeFailure(f"{kind} hook {path}: exited with status {code}")
+        raise HookFailure(f"{kind} hook {path}: exited with status {code}")
 
 
 def _wait(pid, timeout):

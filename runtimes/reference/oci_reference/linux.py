@@ -3,10 +3,55 @@
 Every wrapper raises OSError (with errno set) on failure, naming the call and its target.
 """
 
-import ctypes
 import os
 
-_libc = ctypes.CDLL(None, use_errno=True)
+import _ctypes
+
+# A minimal foreign-function layer on the _ctypes extension itself: importing the `ctypes`
+# package (struct, types, _endian, dozens of classes) costs ~2 ms per process, and the
+# create path runs this module in two of them.  Structures are passed as bytes.
+
+
+class _c_int(_ctypes._SimpleCData):
+    _type_ = "i"
+
+
+class _c_uint(_ctypes._SimpleCData):
+    _type_ = "I"
+
+
+class _c_long(_ctypes._SimpleCData):
+    _type_ = "l"
+
+
+class _c_ulong(_ctypes._SimpleCData):
+    _type_ = "L"
+
+
+class _c_char_p(_ctypes._SimpleCData):
+    _type_ = "z"
+
+
+class _c_void_p(_ctypes._SimpleCData):
+    _type_ = "P"
+
+
+class _Func(_ctypes.CFuncPtr):
+    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+    _restype_ = _c_int
+
+
+class _Lib:
+    def __init__(self):
+        self._handle = _ctypes.dlopen(None, os.RTLD_NOW)
+
+    def __getattr__(self, name):
+        f = _Func((name, self))
+        setattr(self, name, f)
+        return f
+
+
+_libc = _Lib()
 
 # --- constants -------------------------------------------------------------------------
 CLONE_NEWTIME = 0x00000080
@@ -117,27 +162,25 @@ SYS_ioprio_set = 251
 SYS_openat2 = 437
 SYS_mount_setattr = 442
 
-_c_ulong = ctypes.c_ulong
-_c_char_p = ctypes.c_char_p
 
 _mount = _libc.mount
 _mount.argtypes = (_c_char_p, _c_char_p, _c_char_p, _c_ulong, _c_char_p)
 _umount2 = _libc.umount2
-_umount2.argtypes = (_c_char_p, ctypes.c_int)
+_umount2.argtypes = (_c_char_p, _c_int)
 _unshare = _libc.unshare
-_unshare.argtypes = (ctypes.c_int,)
+_unshare.argtypes = (_c_int,)
 _setns = _libc.setns
-_setns.argtypes = (ctypes.c_int, ctypes.c_int)
+_setns.argtypes = (_c_int, _c_int)
 _sethostname = _libc.sethostname
-_sethostname.argtypes = (_c_char_p, ctypes.c_size_t)
+_sethostname.argtypes = (_c_char_p, _c_ulong)
 _setdomainname = _libc.setdomainname
-_setdomainname.argtypes = (_c_char_p, ctypes.c_size_t)
+_setdomainname.argtypes = (_c_char_p, _c_ulong)
 _prctl = _libc.prctl
-_prctl.argtypes = (ctypes.c_int, _c_ulong, _c_ulong, _c_ulong, _c_ulong)
+_prctl.argtypes = (_c_int, _c_ulong, _c_ulong, _c_ulong, _c_ulong)
 _personality = _libc.personality
 _personality.argtypes = (_c_ulong,)
 _syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
+_syscall.restype = _c_long
 
 
 def _enc(s):
@@ -149,7 +192,7 @@ def _enc(s):
 
 
 def _fail(what, target=None):
-    e = ctypes.get_errno()
+    e = _ctypes.get_errno()
     msg = f"{what} {target}: {os.strerror(e)}" if target is not None else f"{what}: {os.strerror(e)}"
     raise OSError(e, msg)
 
@@ -175,7 +218,7 @@ def setns(fd, nstype=0):
 
 
 def pivot_root(new_root, put_old):
-    if _syscall(SYS_pivot_root, _enc(new_root), _enc(put_old)) != 0:
+    if _syscall(_c_long(SYS_pivot_root), _c_char_p(_enc(new_root)), _c_char_p(_enc(put_old))) != 0:
         _fail("pivot_root", new_root)
 
 
@@ -204,36 +247,27 @@ def personality(persona):
 
 
 def ioprio_set(which, who, prio):
-    if _syscall(SYS_ioprio_set, ctypes.c_int(which), ctypes.c_int(who), ctypes.c_int(prio)) != 0:
+    if _syscall(_c_long(SYS_ioprio_set), _c_int(which), _c_int(who), _c_int(prio)) != 0:
         _fail("ioprio_set")
 
 
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+def _u64s(*values):
+    return b"".join(v.to_bytes(8, "little") for v in values)
 
 
 def openat2(dirfd, path, flags, resolve, mode=0):
-    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-    fd = _syscall(SYS_openat2, ctypes.c_int(dirfd), _enc(path), ctypes.byref(how), ctypes.c_size_t(24))
+    how = _u64s(flags | os.O_CLOEXEC, mode, resolve)  # struct open_how
+    fd = _syscall(_c_long(SYS_openat2), _c_int(dirfd), _c_char_p(_enc(path)), _c_char_p(how), _c_ulong(24))
     if fd < 0:
         _fail("openat2", path)
     return fd
 
 
-class _MountAttr(ctypes.Structure):
-    _fields_ = [
-        ("attr_set", ctypes.c_uint64),
-        ("attr_clr", ctypes.c_uint64),
-        ("propagation", ctypes.c_uint64),
-        ("userns_fd", ctypes.c_uint64),
-    ]
-
-
 def mount_setattr(fd, attr_set, attr_clr, recursive=True, propagation=0):
-    attr = _MountAttr(attr_set, attr_clr, propagation, 0)
+    attr = _u64s(attr_set, attr_clr, propagation, 0)  # struct mount_attr
     flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
-    if _syscall(SYS_mount_setattr, ctypes.c_int(fd), b"", ctypes.c_uint(flags),
-                ctypes.byref(attr), ctypes.c_size_t(32)) != 0:
+    if _syscall(_c_long(SYS_mount_setattr), _c_int(fd), _c_char_p(b""), _c_uint(flags),
+                _c_char_p(attr), _c_ulong(32)) != 0:
         _fail("mount_setattr")
 
 
@@ -241,34 +275,27 @@ def mount_setattr(fd, attr_set, attr_clr, recursive=True, propagation=0):
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
+def _u32s(*values):
+    return b"".join((v & 0xFFFFFFFF).to_bytes(4, "little") for v in values)
 
 
 def capset(effective, permitted, inheritable):
     """Set the three capability sets of this thread from 64-bit masks."""
-    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
-    for i in (0, 1):
-        sh = 32 * i
-        data[i].effective = (effective >> sh) & 0xFFFFFFFF
-        data[i].permitted = (permitted >> sh) & 0xFFFFFFFF
-        data[i].inheritable = (inheritable >> sh) & 0xFFFFFFFF
-    if _syscall(SYS_capset, ctypes.byref(hdr), data) != 0:
+    hdr = _u32s(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = _u32s(effective, permitted, inheritable, effective >> 32, permitted >> 32, inheritable >> 32)
+    if _syscall(_c_long(SYS_capset), _c_char_p(hdr), _c_char_p(data)) != 0:
         _fail("capset")
 
 
 def capget():
-    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
-    if _syscall(SYS_capget, ctypes.byref(hdr), data) != 0:
-        _fail("capget")
-    eff = data[0].effective | (data[1].effective << 32)
-    prm = data[0].permitted | (data[1].permitted << 32)
-    inh = data[0].inheritable | (data[1].inheritable << 32)
+    """(effective, permitted, inheritable) of this process, from /proc/self/status."""
+    eff = prm = inh = 0
+    with open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"CapEff:"):
+                eff = int(line.split()[1], 16)
+            elif line.startswith(b"CapPrm:"):
+                prm = int(line.split()[1], 16)
+            elif line.startswith(b"CapInh:"):
+                inh = int(line.split()[1], 16)
     return eff, prm, inh

@@ -78,7 +78,7 @@ RECURSIVE_OPTIONS = {
     "rnosymfollow": (False, linux.MOUNT_ATTR_NOSYMFOLLOW),
     "rsymfollow": (True, linux.MOUNT_ATTR_NOSYMFOLLOW),
 }
-KNOWN_OPTIONS = sorted(set(FLAG_OPTIONS) | set(PROPAGATION_OPTIONS) | set(RECURSIVE_OPTIONS))
+KNOWN_OPTIONS = sorted(set(FLAG_OPTIONS) | set(PROPAGATION_OPTIONS) | set(RECURSIVE_OPTIONS) | {"tmpcopyup"})
 
 DEFAULT_DEVICES = (
     ("/dev/null", 1, 3),
@@ -218,11 +218,13 @@ class RootfsBuilder:
     # --- before pivot_root ------------------------------------------------------------
     def prepare(self):
         cfg = self.cfg
-        prop = cfg.rootfs_propagation or "rprivate"
-        if prop in ("slave", "rslave"):
-            linux.mount(None, "/", None, linux.MS_SLAVE | linux.MS_REC)
-        else:
+        # like runc: rslave unless private is asked for, so that host mount events still
+        # reach the container and a bind of a shared host mount can be its slave; the
+        # requested rootfsPropagation is applied to "/" after pivot_root
+        if cfg.rootfs_propagation in ("private", "rprivate"):
             linux.mount(None, "/", None, linux.MS_PRIVATE | linux.MS_REC)
+        else:
+            linux.mount(None, "/", None, linux.MS_SLAVE | linux.MS_REC)
         # make the rootfs a mount point of its own
         linux.mount(self.rootfs, self.rootfs, None, linux.MS_BIND | linux.MS_REC)
         self.rootfd = os.open(self.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -269,6 +271,8 @@ class RootfsBuilder:
         try:
             if typ == "cgroup" or typ == "cgroup2":
                 self._mount_cgroup(fd, dest, flags)
+            elif m.get("copyup"):
+                self._mount_copyup(fd, dest, m["source"] or typ, typ, flags, data)
             else:
                 src = m["source"] or typ
                 try:
@@ -289,6 +293,26 @@ class RootfsBuilder:
                 self._finish(fd, props, aset, aclr)
             finally:
                 os.close(fd)
+
+    def _mount_copyup(self, fd, dest, src, typ, flags, data):
+        """tmpcopyup: mount the tmpfs, then copy in what the rootfs held at `dest`."""
+        old = os.open(fdpath(fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            ro = flags & linux.MS_RDONLY
+            linux.mount(src, fdpath(fd), typ, flags & ~linux.MS_RDONLY, data or None)
+            nfd = open_in_root(self.rootfd, dest)
+            try:
+                new = os.open(fdpath(nfd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    _copy_tree(old, new)
+                finally:
+                    os.close(new)
+                if ro:
+                    linux.mount(None, fdpath(nfd), None, linux.MS_REMOUNT | flags, data or None)
+            finally:
+                os.close(nfd)
+        finally:
+            os.close(old)
 
     @staticmethod
     def _finish(fd, props, aset, aclr):
@@ -341,10 +365,21 @@ class RootfsBuilder:
             finally:
                 os.close(nfd)
 
-    def _make_node(self, path, kind, major, minor, mode, uid, gid):
+    def _make_node(self, path, kind, major, minor, mode, uid, gid, strict=False):
+        """Create a device node; an existing file that is not this device is replaced,
+        or with `strict` (linux.devices) an error (config-linux.md "Devices")."""
         parent, name = os.path.split(path)
         pfd = ensure_path(self.rootfd, parent)
         try:
+            dev = os.makedev(major, minor)
+            if strict:
+                try:
+                    st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+                except FileNotFoundError:
+                    pass
+                else:
+                    if not (stat.S_IFMT(st.st_mode) == kind and (kind == stat.S_IFIFO or st.st_rdev == dev)):
+                        raise RuntimeFailure(f"linux.devices: {path} already exists and is not the requested device")
             if self.userns:
                 # no mknod in a user namespace: bind the host's node instead
                 try:
@@ -357,7 +392,6 @@ class RootfsBuilder:
                 finally:
                     os.close(fd)
                 return
-            dev = os.makedev(major, minor)
             try:
                 os.mknod(name, kind | mode, dev, dir_fd=pfd)
             except FileExistsError:
@@ -384,7 +418,7 @@ class RootfsBuilder:
         for d in self.cfg.devices:
             try:
                 self._make_node(d["path"], kinds[d["type"]], d["major"], d["minor"], d["fileMode"],
-                                d["uid"], d["gid"])
+                                d["uid"], d["gid"], strict=True)
             except OSError as e:
                 raise RuntimeFailure(f"creating device {d['path']}: {e.strerror or e}") from None
 
@@ -415,8 +449,9 @@ class RootfsBuilder:
             self.rootfd = -1
         os.chdir(self.rootfs)
         linux.pivot_root(".", ".")
-        # the old root is now stacked under "."; keep the detach from reaching the host
-        linux.mount(None, ".", None, linux.MS_SLAVE | linux.MS_REC)
+        # the old root is now stacked on "."; prepare() made every mount of this namespace
+        # a slave or private, so detaching it cannot reach the host.  (A recursive MS_SLAVE
+        # on "." here would act on the new root and demote the container's shared mounts.)
         linux.umount2(".", linux.MNT_DETACH)
         os.chdir("/")
 
@@ -458,3 +493,53 @@ class RootfsBuilder:
             remount_bind(path, linux.MS_RDONLY | _statvfs_locked(path))
         except OSError as e:
             raise RuntimeFailure(f"making {path} read-only: {e.strerror}") from None
+
+
+def _copy_tree(src, dst):
+    """Copy the directory open at fd `src` into the one at fd `dst` (owners, modes, links)."""
+    _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    with os.scandir(src) as it:
+        entries = list(it)
+    for e in entries:
+        name = e.name
+        st = os.stat(name, dir_fd=src, follow_symlinks=False)
+        mode = stat.S_IMODE(st.st_mode)
+        kind = stat.S_IFMT(st.st_mode)
+        if kind == stat.S_IFDIR:
+            os.mkdir(name, 0o700, dir_fd=dst)
+            s2 = os.open(name, _DIR, dir_fd=src)
+            try:
+                d2 = os.open(name, _DIR, dir_fd=dst)
+                try:
+                    _copy_tree(s2, d2)
+                    os.fchown(d2, st.st_uid, st.st_gid)
+                    os.fchmod(d2, mode)
+                finally:
+                    os.close(d2)
+            finally:
+                os.close(s2)
+        elif kind == stat.S_IFREG:
+            sf = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
+            try:
+                df = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                             dir_fd=dst)
+                try:
+                    left = st.st_size
+                    while left > 0:
+                        n = os.sendfile(df, sf, None, min(left, 1 << 30))
+                        if n <= 0:
+                            break
+                        left -= n
+                    os.fchown(df, st.st_uid, st.st_gid)
+                    os.fchmod(df, mode)
+                finally:
+                    os.close(df)
+            finally:
+                os.close(sf)
+        elif kind == stat.S_IFLNK:
+            os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
+            os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+        else:
+            os.mknod(name, st.st_mode, st.st_rdev, dir_fd=dst)
+            os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+            os.chmod(name, mode, dir_fd=dst)

@@ -39,6 +39,8 @@ def find_executable(name, env):
 
 
 def set_rlimits(rlimits):
+    if not rlimits:
+        return  # `resource` is imported before pivot_root only when there are rlimits
     import resource
     for num, soft, hard in rlimits:
         inf = resource.RLIM_INFINITY

@@ -14,6 +14,7 @@ ACTIONS = {
     "SCMP_ACT_ERRNO": 0x00050000,
     "SCMP_ACT_TRACE": 0x7FF00000,
     "SCMP_ACT_LOG": 0x7FFC0000,
+    "SCMP_ACT_NOTIFY": 0x7FC00000,
     "SCMP_ACT_ALLOW": 0x7FFF0000,
 }
 OPERATORS = {
@@ -42,11 +43,15 @@ SCMP_FLTATR_CTL_NNP = 3
 EPERM = 1
 
 
-def _action(name, errno_ret, path):
-    if name == "SCMP_ACT_NOTIFY":
-        raise ConfigError(path, "SCMP_ACT_NOTIFY is not supported by oci-reference")
+_ERRNO_ACTIONS = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
+
+
+def _action(name, errno_ret, path, errno_path):
     if name not in ACTIONS:
         raise ConfigError(path, f"unknown seccomp action {name!r}")
+    if errno_ret is not None and name not in _ERRNO_ACTIONS:
+        # config-linux.md "Seccomp": an action that does not support an errno MUST fail
+        raise ConfigError(errno_path, f"{name} returns no errno")
     a = ACTIONS[name]
     if name == "SCMP_ACT_ERRNO":
         a |= (EPERM if errno_ret is None else errno_ret) & 0xFFFF
@@ -69,8 +74,11 @@ def validate(sc):
     da = sc.get("defaultAction")
     if not isinstance(da, str):
         raise ConfigError(p + ".defaultAction", "is required and must be a string")
-    out = {"default": _action(da, uint(sc.get("defaultErrnoRet"), p + ".defaultErrnoRet"), p + ".defaultAction"),
-           "arches": [], "flags": [], "rules": []}
+    if da == "SCMP_ACT_NOTIFY":
+        raise ConfigError(p + ".defaultAction", "SCMP_ACT_NOTIFY cannot be the default action")
+    out = {"default": _action(da, uint(sc.get("defaultErrnoRet"), p + ".defaultErrnoRet"), p + ".defaultAction",
+                              p + ".defaultErrnoRet"),
+           "arches": [], "flags": [], "rules": [], "listener": None, "metadata": ""}
     for i, a in enumerate(sc.get("architectures") or []):
         if a not in ARCHES:
             raise ConfigError(f"{p}.architectures[{i}]", f"unknown architecture {a!r}")
@@ -79,9 +87,16 @@ def validate(sc):
         if f not in FLAGS:
             raise ConfigError(f"{p}.flags[{i}]", f"unsupported seccomp flag {f!r}")
         out["flags"].append(FLAGS[f])
-    for k in ("listenerPath", "listenerMetadata"):
-        if sc.get(k):
-            raise ConfigError(f"{p}.{k}", "seccomp notification is not supported by oci-reference")
+    lp = sc.get("listenerPath")
+    md = sc.get("listenerMetadata")
+    if lp is not None and not isinstance(lp, str):
+        raise ConfigError(p + ".listenerPath", "must be a string")
+    if md is not None and not isinstance(md, str):
+        raise ConfigError(p + ".listenerMetadata", "must be a string")
+    if md and not lp:
+        raise ConfigError(p + ".listenerMetadata", "must not be set without listenerPath")
+    out["listener"] = lp or None
+    out["metadata"] = md or ""
     for i, s in enumerate(sc.get("syscalls") or []):
         sp = f"{p}.syscalls[{i}]"
         if not isinstance(s, dict):
@@ -92,7 +107,9 @@ def validate(sc):
         act = s.get("action")
         if not isinstance(act, str):
             raise ConfigError(sp + ".action", "is required and must be a string")
-        action = _action(act, uint(s.get("errnoRet"), sp + ".errnoRet"), sp + ".action")
+        action = _action(act, uint(s.get("errnoRet"), sp + ".errnoRet"), sp + ".action", sp + ".errnoRet")
+        if act == "SCMP_ACT_NOTIFY" and not out["listener"]:
+            raise ConfigError(sp + ".action", "SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath")
         args = []
         for j, a in enumerate(s.get("args") or []):
             ap = f"{sp}.args[{j}]"
@@ -147,6 +164,7 @@ def build(desc, no_new_privs):
                                            ctypes.POINTER(ArgCmp))
     lib.seccomp_attr_set.argtypes = (ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32)
     lib.seccomp_load.argtypes = (ctypes.c_void_p,)
+    lib.seccomp_notify_fd.argtypes = (ctypes.c_void_p,)
 
     ctx = lib.seccomp_init(desc["default"])
     if not ctx:
@@ -189,9 +207,44 @@ def build(desc, no_new_privs):
         raise
 
     def install():
+        """Load the filter; return the notification fd (or -1 without SCMP_ACT_NOTIFY)."""
         rc = lib.seccomp_load(ctx)
         if rc < 0:
             import os
             raise RuntimeFailure(f"seccomp: load: {os.strerror(-rc)}")
+        if desc.get("listener"):
+            fd = lib.seccomp_notify_fd(ctx)
+            if fd < 0:
+                import os
+                raise RuntimeFailure(f"seccomp: no notification fd: {os.strerror(-fd)}")
+            return fd
+        return -1
 
     return install
+
+
+def connect_agent(path):
+    """Connect to the seccomp agent at listenerPath (at create, so that failing is an error
+    before anything runs); the state and the fd are sent once the filter is loaded."""
+    import _socket
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+    except OSError as e:
+        s.close()
+        raise RuntimeFailure(f"linux.seccomp.listenerPath {path}: {e.strerror}") from None
+    return s
+
+
+def send_state(agent, fd, payload):
+    """One container process state with the seccomp fd, then close (runtime.md: one per connection)."""
+    import _socket
+    import sys
+    try:
+        agent.sendmsg([payload], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))])
+    except OSError as e:
+        raise RuntimeFailure(f"linux.seccomp.listenerPath: sending the state failed: {e.strerror}") from None
+    finally:
+        agent.close()
+        import os
+        os.close(fd)

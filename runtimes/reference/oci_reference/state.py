@@ -6,7 +6,7 @@ process start time saved at create, so a reused pid is not mistaken for the cont
 turns any of them into `stopped`.
 """
 
-import os
+import posix  # not `os`: the small commands (state, start, kill, delete) skip its import
 
 from oci_reference import jsonlite
 from oci_reference.errors import RuntimeFailure
@@ -27,16 +27,26 @@ def validate_id(cid):
 
 def container_dir(root, cid):
     validate_id(cid)
-    return os.path.join(root, cid)
+    return f"{root.rstrip('/')}/{cid}" if root != "/" else f"/{cid}"
+
+
+def _read(path):
+    fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+    try:
+        chunks = []
+        while True:
+            b = posix.read(fd, 65536)
+            if not b:
+                return b"".join(chunks)
+            chunks.append(b)
+    finally:
+        posix.close(fd)
 
 
 def proc_stat(pid):
     """Return (state letter, start time) of /proc/<pid>, or None if it does not exist."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
+        data = _read(f"/proc/{pid}/stat")
     except OSError:
         return None
     rest = data[data.rindex(b")") + 2:].split()
@@ -61,8 +71,7 @@ def is_alive(pid, start_time):
 def load(root, cid):
     d = container_dir(root, cid)
     try:
-        with open(os.path.join(d, STATE_FILE), "rb") as f:
-            data = f.read()
+        data = _read(f"{d}/{STATE_FILE}")
     except FileNotFoundError:
         raise RuntimeFailure(f"container {cid} does not exist") from None
     except NotADirectoryError:
@@ -76,31 +85,35 @@ def load(root, cid):
 def remove_dir(d):
     """Remove a container's state directory (flat: files and the socket), quietly."""
     try:
-        names = os.listdir(d)
+        names = posix.listdir(d)
     except FileNotFoundError:
         return
     for n in names:
         try:
-            os.unlink(os.path.join(d, n))
+            posix.unlink(f"{d}/{n}")
         except IsADirectoryError:
-            remove_dir(os.path.join(d, n))
+            remove_dir(f"{d}/{n}")
         except FileNotFoundError:
             pass
     try:
-        os.rmdir(d)
+        posix.rmdir(d)
     except FileNotFoundError:
         pass
 
 
 def save(root, st):
-    d = os.path.join(root, st["id"])
-    tmp = os.path.join(d, f".{STATE_FILE}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    # atomic (write a temporary file, rename it over); no fsync: the state lives on
+    # /run (tmpfs) and a crash loses the containers anyway
+    d = container_dir(root, st["id"])
+    tmp = f"{d}/.{STATE_FILE}.{posix.getpid()}"
+    fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, jsonlite.dumps(st).encode())
+        data = jsonlite.dumps(st).encode()
+        while data:
+            data = data[posix.write(fd, data):]
     finally:
-        os.close(fd)
-    os.replace(tmp, os.path.join(d, STATE_FILE))
+        posix.close(fd)
+    posix.replace(tmp, f"{d}/{STATE_FILE}")
 
 
 def status(st):
