@@ -17,10 +17,11 @@ import nox
 nox.options.sessions = ["tests", "conformance"]
 nox.options.reuse_existing_virtualenvs = True
 
-#: The runtime `nox -s conformance` tests when no --runtime is given.
-DEFAULT_RUNTIME = "runc"
+#: The runtime `nox -s conformance` tests when no --runtime is given: the bundled one, which
+#: needs nothing installed.
+DEFAULT_RUNTIME = "reference"
 #: The runtimes the CI job tests.
-CI_RUNTIMES = "runc,crun"
+CI_RUNTIMES = "reference,runc,crun"
 RESULTS = "results"
 
 
@@ -81,7 +82,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def conformance(session: nox.Session) -> None:
-    """The conformance suite (cases/) against --runtime (default: runc)."""
+    """The conformance suite (cases/) against --runtime (default: the bundled reference runtime)."""
     install(session)
     run_conformance(session, session.posargs, DEFAULT_RUNTIME)
 
@@ -109,10 +110,16 @@ def stability(session: nox.Session) -> None:
 
 @nox.session
 def ci(session: nox.Session) -> None:
-    """Everything CI checks: the harness's tests, then the conformance suite on runc and crun."""
+    """Everything CI checks: the harness's tests, then the conformance suite on the bundled
+    runtime, runc and crun, then the report from those results."""
     install(session)
     runtimes, _ = requested_runtimes([], CI_RUNTIMES)
     ensure_system_packages(session, runtimes)
     os.makedirs(RESULTS, exist_ok=True)
     session.run("pytest", "tests", f"--junitxml={RESULTS}/tests.xml", "--runtime", CI_RUNTIMES, *session.posargs)
     run_conformance(session, ["--runtime", CI_RUNTIMES, *session.posargs], CI_RUNTIMES)
+    # Machines without internet (like CI here) have the Alpine tarball beside the checkout.
+    local_alpine = os.path.join("..", "shared", "rootfs", "alpine-minirootfs-3.20.3-x86_64.tar.gz")
+    tar = ["--rootfs-tar", local_alpine] if os.path.exists(local_alpine) else []
+    session.run("harness", "bench", "--quick", "--no-progress", "--runtime", CI_RUNTIMES, "--output", f"{RESULTS}/bench", *tar)
+    session.run("harness", "report", f"{RESULTS}/conformance,{RESULTS}/bench", "--output", f"{RESULTS}/report.html", "--markdown", f"{RESULTS}/report.md")
