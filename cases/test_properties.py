@@ -12,7 +12,7 @@ import json
 import os
 
 import pytest
-from hypothesis import given, note
+from hypothesis import Phase, given, note, settings
 
 from harness import host
 from harness.bundle import create_bundle
@@ -69,7 +69,9 @@ def test_generated_config_is_applied(runtime, probe_binary, container_id, tmp_pa
 
 @pytest.mark.parametrize("name", sorted(INVALID))
 @pytest.mark.spec("runtime.create.cannot-apply", "runtime.lifecycle.create-error", "runtime.errors.no-change")
-@hypothesis_settings()
+# The generated part is a short token that only names things; a failure's config is already
+# minimal (one rule broken), so shrinking the token would just rerun containers (~20 s).
+@settings(hypothesis_settings(), phases=(Phase.explicit, Phase.reuse, Phase.generate))
 @given(token=tokens)
 def test_invalid_config_is_refused_and_leaves_nothing(runtime, probe_binary, container_id, tmp_path, name, token):
     n = next(_n)
