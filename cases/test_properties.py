@@ -80,7 +80,14 @@ def test_invalid_config_is_refused_and_leaves_nothing(runtime, probe_binary, con
     INVALID[name](config, token)
     bundle.config_path.write_text(json.dumps(config))  # unchecked on purpose: the runtime must refuse it
     note(f"mutation {name}; config.json: " + json.dumps(config))
-    mounts_before = sorted((m.mount_point, m.fstype) for m in host.mounts())
+    # What a failed create could leave mounted lives under this case's folders or the
+    # runtime's state root; other workers' mounts elsewhere are not this case's business.
+    ours = (str(tmp_path), str(runtime.state_root))
+
+    def our_mounts():
+        return sorted((m.mount_point, m.fstype) for m in host.mounts() if m.mount_point.startswith(ours))
+
+    mounts_before = our_mounts()
     state_before = sorted(os.listdir(runtime.state_root)) if runtime.state_root.exists() else []
     cid = container_id()
     with Container(runtime, cid, bundle.path, tmp_path / "io") as c:
@@ -91,5 +98,5 @@ def test_invalid_config_is_refused_and_leaves_nothing(runtime, probe_binary, con
             runtime.state(cid)
     state_after = sorted(os.listdir(runtime.state_root)) if runtime.state_root.exists() else []
     assert state_after == state_before, f"the failed create left state behind: {sorted(set(state_after) - set(state_before))}"
-    assert sorted((m.mount_point, m.fstype) for m in host.mounts()) == mounts_before, "the failed create left mounts behind"
+    assert our_mounts() == mounts_before, "the failed create left mounts behind"
     assert not (bundle.rootfs / "ran").exists(), "the user program ran"

@@ -143,14 +143,7 @@ def create_bundle(
         bundle.write_config(config)
         return bundle
     except BaseException:
-        if made_dir:
-            shutil.rmtree(directory, ignore_errors=True)
-        else:
-            for path in made:
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
+        _undo(directory, made_dir, made)
         raise
 
 
@@ -236,16 +229,22 @@ def _create_image_bundle(directory: Path, image: "str | Path | Image", *, mode: 
         bundle.write_config(config)
         return bundle
     except BaseException:
-        _unmount_all(directory)
-        if made_dir:
-            shutil.rmtree(directory, ignore_errors=True)
-        else:
-            for path in made:
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
+        _undo(directory, made_dir, made)
         raise
+
+
+def _undo(directory: Path, made_dir: bool, made: list[Path]) -> None:
+    """Remove what a failed bundle creation made: the folder if it made it, else the entries it
+    added (never anything that was there before); mounts first."""
+    _unmount_all(directory)
+    if made_dir:
+        shutil.rmtree(directory, ignore_errors=True)
+        return
+    for path in made:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _unmount_all(directory: Path) -> None:

@@ -20,6 +20,8 @@ from typing import Any
 
 from harness.errors import HarnessError
 
+from harness.image.store import tree_counts
+
 from .runner import BenchContext
 
 MODES = ("raw", "overlay")
@@ -29,33 +31,6 @@ def plan(quick: bool) -> dict[str, Any]:
     if quick:
         return {"ns": (1, 10), "reps": {1: 2, 10: 1}}
     return {"ns": (1, 10, 100), "reps": {1: 5, 10: 3, 100: 2}}
-
-
-def tree_counts(path: Path) -> tuple[int, int]:
-    """(bytes from st_blocks, inodes) under ``path``, each inode once, mounts not crossed."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    try:
-        top = os.lstat(path)
-    except FileNotFoundError:
-        return 0, 0
-    seen.add((top.st_dev, top.st_ino))
-    total += top.st_blocks * 512
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in dirnames + filenames:
-            try:
-                st = os.lstat(os.path.join(dirpath, name))
-            except FileNotFoundError:
-                continue
-            if st.st_dev != top.st_dev:
-                if name in dirnames:
-                    dirnames.remove(name)
-                continue
-            key = (st.st_dev, st.st_ino)
-            if key not in seen:
-                seen.add(key)
-                total += st.st_blocks * 512
-    return total, len(seen)
 
 
 def run_scale(ctx: BenchContext) -> None:

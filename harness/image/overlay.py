@@ -152,28 +152,13 @@ def _mount_fsconfig(target: Path, lowers: list[Path], upper: Path, work: Path) -
         os.close(fs_fd)
 
 
-def _unescape(field: str) -> str:
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1:i + 4].isdigit() and len(field[i + 1:i + 4]) == 3:
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
 def mounts_under(path: Path) -> list[Path]:
     """Mount points at or below ``path`` in this mount namespace, deepest (latest) first."""
+    from .. import host
+
     base = os.path.realpath(path)
-    found = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            point = _unescape(line.split()[4])
-            if point == base or point.startswith(base.rstrip("/") + "/"):
-                found.append(Path(point))
-    return list(reversed(found))
+    found = [m.mount_point for m in host.mounts() if m.mount_point == base or m.mount_point.startswith(base.rstrip("/") + "/")]
+    return [Path(p) for p in reversed(found)]
 
 
 def unmount(target: Path) -> None:

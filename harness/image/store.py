@@ -175,15 +175,16 @@ def default_store() -> LayerStore:
     return LayerStore()
 
 
-def tree_bytes(path: Path) -> int:
-    """Disk bytes of everything under ``path`` (st_blocks * 512), each inode once, mounts not
-    crossed."""
+def tree_counts(path: Path) -> tuple[int, int]:
+    """(disk bytes from st_blocks * 512, inodes) of everything under ``path``, each inode once,
+    mounts not crossed."""
     seen: set[tuple[int, int]] = set()
-    total = 0
     try:
         top = os.lstat(path)
     except FileNotFoundError:
-        return 0
+        return 0, 0
+    seen.add((top.st_dev, top.st_ino))
+    total = top.st_blocks * 512
     for dirpath, dirnames, filenames in os.walk(path):
         for name in dirnames + filenames:
             try:
@@ -195,8 +196,12 @@ def tree_bytes(path: Path) -> int:
                     dirnames.remove(name)
                 continue
             key = (st.st_dev, st.st_ino)
-            if key in seen:
-                continue
-            seen.add(key)
-            total += st.st_blocks * 512
-    return total + top.st_blocks * 512
+            if key not in seen:
+                seen.add(key)
+                total += st.st_blocks * 512
+    return total, len(seen)
+
+
+def tree_bytes(path: Path) -> int:
+    """Disk bytes of everything under ``path`` (see :func:`tree_counts`)."""
+    return tree_counts(path)[0]
