@@ -12,9 +12,17 @@ The pipeline is plain functions, each testable alone:
 
 from __future__ import annotations
 
-from .load import Run, load_run, load_runs
+import importlib
+from typing import Any
 
 __all__ = ["Run", "load_run", "load_runs", "build_report"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: pandas must not load when the CLI only registers `report`.
+    if name in ("Run", "load_run", "load_runs"):
+        return getattr(importlib.import_module(".load", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_report(*args, **kwargs):  # re-exported lazily: rendering pulls in matplotlib
