@@ -177,6 +177,16 @@ class Agent:
                     pass
                 self.connections.append((payload, fds, messages_with_fds))
 
+    def wait_for(self, count, timeout=10.0):
+        """Wait (with a deadline) until ``count`` connections have been read to their end: the
+        agent's thread records one only after the runtime closed it."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while len(self.connections) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return len(self.connections)
+
     def close(self):
         self._stop.set()
         self.server.close()
@@ -204,7 +214,7 @@ def test_notify_sends_process_state_to_listener(runtime, bundle_factory, contain
     end = c.wait()
     assert end.code == 0, f"the probe ended with {end}; stderr {c.stderr()!r}"
     report = parse_report(c.stdout())
-    assert len(seccomp_agent.connections) == 1, f"expected one connection to the agent, got {len(seccomp_agent.connections)}"
+    assert seccomp_agent.wait_for(1) == 1, f"expected one connection to the agent, got {len(seccomp_agent.connections)}"
     payload, fds, messages_with_fds = seccomp_agent.connections[0]
     state = json.loads(payload)
     assert state.get("fds") == ["seccompFd"] and fds == 1, f"expected one fd named seccompFd; state fds {state.get('fds')}, {fds} fds received"
