@@ -4,18 +4,10 @@ values are an error."""
 
 import pytest
 
-from harness import spec
 from harness.probe import parse_report
 from harness.runtime import RuntimeCallError
 
 pytestmark = pytest.mark.requires("root")
-
-
-def write_unchecked(bundle, change):
-    """Write a config the harness's own validation would refuse: the runtime must judge it."""
-    config = bundle.config()
-    change(config)
-    spec.dump(config, bundle.config_path)
 
 
 ANNOTATIONS = {
@@ -63,7 +55,7 @@ def test_unknown_properties_are_ignored(runtime, bundle_factory, container_facto
     plain.start()
     plain.wait()
     bundle = bundle_factory("report")
-    write_unchecked(bundle, add_unknown_properties)
+    bundle.edit(add_unknown_properties, validate=False)
     c = container_factory(bundle)
     try:
         c.create()
@@ -104,7 +96,7 @@ INVALID = [
 @pytest.mark.spec("config.valid-values.error")
 def test_invalid_value_is_an_error(runtime, bundle_factory, container_factory, change):
     bundle = bundle_factory("exit", "0")
-    write_unchecked(bundle, change)
+    bundle.edit(change, validate=False)
     c = container_factory(bundle)
     try:
         c.create()

@@ -8,14 +8,12 @@ the unified ones (memory.max...); a check that exists on one kind only says so w
 """
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from harness import host, spec
-from harness.bundle import PROBE_PATH, create_bundle
+from harness.pytest_plugin import USERNS_HOST_ID
 from harness.runtime import RuntimeCallError
 
 pytestmark = pytest.mark.requires("root")
@@ -287,35 +285,7 @@ def test_unified_entry_of_missing_controller_is_an_error(runtime, bundle_factory
 # --------------------------------------------------------------------------------------------
 # Ownership (user namespaces)
 
-HOST_ID = 100000
-
-
-@pytest.fixture
-def userns_bundle(probe_binary):
-    """A bundle with a user namespace (container 0 = host 100000) the mapped ids can reach."""
-    made = []
-
-    def make(edit):
-        base = tempfile.mkdtemp(prefix="oci-harness-userns-")
-        made.append(base)
-        os.chmod(base, 0o755)
-        bundle = create_bundle(Path(base) / "bundle", probe_binary=probe_binary, args=[PROBE_PATH, "exit", "0"], readonly=False)
-        for name in ("proc", "dev", "sys"):
-            (bundle.rootfs / name).mkdir(exist_ok=True)
-
-        def change(config):
-            spec.set_namespace(config, "user")
-            mapping = [{"containerID": 0, "hostID": HOST_ID, "size": 65536}]
-            config["linux"]["uidMappings"] = mapping
-            config["linux"]["gidMappings"] = [dict(m) for m in mapping]
-            edit(config)
-
-        bundle.edit(change)
-        return bundle
-
-    yield make
-    for base in made:
-        shutil.rmtree(base, ignore_errors=True)
+HOST_ID = USERNS_HOST_ID
 
 
 def _writable_cgroup_mount(config):
@@ -332,7 +302,7 @@ def test_no_cgroup_chown_on_v1(runtime, userns_bundle, container_factory, cgroup
         spec.set_namespace(config, "cgroup")
         _writable_cgroup_mount(config)
 
-    c = container_factory(userns_bundle(edit))
+    c = container_factory(userns_bundle("exit", "0", edit=edit))
     c.create()
     cgroups_path.record(c.pid)
     owners = {str(folder): os.stat(folder).st_uid for folder in cgroups_path.seen if folder.exists()}
@@ -349,7 +319,7 @@ def test_no_cgroup_chown_without_cgroup_namespace(runtime, userns_bundle, contai
         spec.set_namespace(config, "cgroup", present=False)
         _writable_cgroup_mount(config)
 
-    c = container_factory(userns_bundle(edit))
+    c = container_factory(userns_bundle("exit", "0", edit=edit))
     c.create()
     cgroups_path.record(c.pid)
     owners = {str(folder): os.stat(folder).st_uid for folder in cgroups_path.seen if folder.exists()}

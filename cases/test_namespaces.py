@@ -5,17 +5,15 @@ Checked from inside (the probe's /proc/self/ns inodes) and from outside (/proc/P
 state pid, /proc/PID/uid_map, the files the container wrote)."""
 
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from harness import _linux, host, spec
-from harness.bundle import PROBE_PATH, create_bundle
 from harness.probe import parse_report
+from harness.pytest_plugin import USERNS_HOST_ID, USERNS_SIZE
 from harness.runtime import RuntimeCallError
 
 pytestmark = pytest.mark.requires("root")
@@ -27,20 +25,8 @@ DEFAULT_NEW = ["pid", "network", "ipc", "uts", "mount"]
 UNSHARE_FLAG = {"network": "--net", "ipc": "--ipc", "uts": "--uts", "mount": "--mount", "cgroup": "--cgroup", "time": "--time"}
 
 # The user namespace cases map container ids 0..65535 to these host ids.
-HOST_ID = 100000
-ID_RANGE = 65536
-MAPPING = [{"containerID": 0, "hostID": HOST_ID, "size": ID_RANGE}]
-
-
-def add_user_namespace(config):
-    spec.set_namespace(config, "user")
-    config["linux"]["uidMappings"] = [dict(m) for m in MAPPING]
-    config["linux"]["gidMappings"] = [dict(m) for m in MAPPING]
-
-
-def write_unvalidated(bundle, config):
-    """Write a config the harness's own validation would refuse: the runtime must refuse it."""
-    spec.dump(config, bundle.config_path)
+HOST_ID = USERNS_HOST_ID
+ID_RANGE = USERNS_SIZE
 
 
 def assert_create_fails(runtime, container, why):
@@ -50,39 +36,6 @@ def assert_create_fails(runtime, container, why):
     with pytest.raises(RuntimeCallError):
         runtime.state(container.id)
         pytest.fail(f"a container exists after the failed create ({why})")
-
-
-@pytest.fixture
-def userns_bundle(probe_binary):
-    """``userns_bundle(*verbs, edit=None)``: a bundle the mapped host ids can reach.
-
-    The tmp folders of pytest are private to root, which the container's root (host uid
-    100000) cannot enter; these bundles live in their own world-searchable folder, removed at
-    teardown. The rootfs stays owned by root: its mount points exist and /shared is writable by
-    anyone, so the runtime never needs to chown anything.
-    """
-    made = []
-
-    def make(*verbs, edit=None):
-        base = tempfile.mkdtemp(prefix="oci-harness-userns-")
-        made.append(base)
-        os.chmod(base, 0o755)
-        bundle = create_bundle(Path(base) / "bundle", probe_binary=probe_binary, args=[PROBE_PATH, *verbs], readonly=False)
-        for name in ("proc", "dev", "sys", "shared"):
-            (bundle.rootfs / name).mkdir(exist_ok=True)
-        os.chmod(bundle.rootfs / "shared", 0o1777)
-
-        def change(config):
-            add_user_namespace(config)
-            if edit is not None:
-                edit(config)
-
-        bundle.edit(change)
-        return bundle
-
-    yield make
-    for base in made:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
@@ -263,9 +216,7 @@ def test_joined_namespace_survives_delete(runtime, bundle_factory, container_fac
 @pytest.mark.spec("linux.namespaces.duplicate-type", "runtime.errors.no-change")
 def test_namespace_listed_twice_is_an_error(runtime, bundle_factory, container_factory):
     bundle = bundle_factory("write", "/ran", "yes")
-    config = bundle.config()
-    config["linux"]["namespaces"].append({"type": "network"})
-    write_unvalidated(bundle, config)
+    bundle.edit(lambda config: config["linux"]["namespaces"].append({"type": "network"}), validate=False)
     assert_create_fails(runtime, container_factory(bundle), "the network namespace is listed twice")
     assert not (bundle.rootfs / "ran").exists()
 

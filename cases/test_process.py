@@ -21,13 +21,6 @@ pytestmark = pytest.mark.requires("root")
 RLIM_INFINITY = 2**64 - 1
 
 
-def write_unchecked(bundle, change):
-    """Write a config the harness's own validation would refuse: the runtime must judge it."""
-    config = bundle.config()
-    change(config)
-    spec.dump(config, bundle.config_path)
-
-
 def expect_error(c, what):
     """create, or else start, must fail; a failed create leaves no container behind."""
     try:
@@ -121,7 +114,7 @@ def test_cwd_is_the_working_directory(runtime, bundle_factory, container_factory
 def test_relative_cwd_is_an_error(runtime, bundle_factory, container_factory):
     bundle = bundle_factory("exit", "0")
     (bundle.rootfs / "tmp").mkdir()
-    write_unchecked(bundle, lambda config: config["process"].update(cwd="tmp"))
+    bundle.edit(lambda config: config["process"].update(cwd="tmp"), validate=False)
     expect_error(container_factory(bundle), 'process.cwd "tmp" is not absolute')
 
 
@@ -243,7 +236,7 @@ def test_rlimit_above_the_callers_hard_limit(runtime, bundle_factory, container_
 @pytest.mark.spec("config.process.rlimits.unmappable-error", "runtime.errors.no-change")
 def test_unknown_rlimit_type_is_an_error(runtime, bundle_factory, container_factory):
     bundle = bundle_factory("exit", "0")
-    write_unchecked(bundle, lambda config: config["process"]["rlimits"].append({"type": "RLIMIT_NOT_A_LIMIT", "soft": 1, "hard": 1}))
+    bundle.edit(lambda config: config["process"]["rlimits"].append({"type": "RLIMIT_NOT_A_LIMIT", "soft": 1, "hard": 1}), validate=False)
     expect_error(container_factory(bundle), "rlimit type RLIMIT_NOT_A_LIMIT")
 
 
@@ -252,7 +245,7 @@ def test_duplicate_rlimit_type_is_an_error(runtime, bundle_factory, container_fa
     bundle = bundle_factory("exit", "0")
     # Both entries lower the limit (no privilege needed): only the duplication is wrong.
     duplicates = [{"type": "RLIMIT_NOFILE", "soft": 300, "hard": 400}, {"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200}]
-    write_unchecked(bundle, lambda config: config["process"].update(rlimits=duplicates))
+    bundle.edit(lambda config: config["process"].update(rlimits=duplicates), validate=False)
     expect_error(container_factory(bundle), "two RLIMIT_NOFILE entries in process.rlimits")
 
 
@@ -294,7 +287,7 @@ def test_unknown_capability_is_only_a_warning(runtime, bundle_factory, container
         config["process"]["capabilities"]["ambient"] = []
 
     bundle = bundle_factory("report")
-    write_unchecked(bundle, edit)
+    bundle.edit(edit, validate=False)
     c = container_factory(bundle)
     try:
         c.create()

@@ -76,9 +76,8 @@ def test_generated_config_is_applied(runtime, probe_binary, container_id, tmp_pa
 def test_invalid_config_is_refused_and_leaves_nothing(runtime, probe_binary, container_id, tmp_path, name, token):
     n = next(_n)
     bundle = create_bundle(tmp_path / f"b{n}", args=["/probe", "write", "/ran", "yes"], readonly=False, probe_binary=probe_binary)
-    config = bundle.config()
-    INVALID[name](config, token)
-    bundle.config_path.write_text(json.dumps(config))  # unchecked on purpose: the runtime must refuse it
+    # unvalidated on purpose: the runtime must be the one to refuse it
+    config = bundle.edit(lambda c: INVALID[name](c, token), validate=False)
     note(f"mutation {name}; config.json: " + json.dumps(config))
     # What a failed create could leave mounted lives under this case's folders or the
     # runtime's state root; other workers' mounts elsewhere are not this case's business.

@@ -6,17 +6,9 @@ import shutil
 
 import pytest
 
-from harness import spec
 from harness.runtime import RuntimeCallError
 
 pytestmark = pytest.mark.requires("root")
-
-
-def write_unchecked(bundle, change):
-    """Write a config the harness's own validation would refuse: the runtime must judge it."""
-    config = bundle.config()
-    change(config)
-    spec.dump(config, bundle.config_path)
 
 
 def assert_create_fails_cleanly(c, what):
@@ -97,5 +89,5 @@ def test_missing_root_directory_is_an_error(runtime, bundle_factory, container_f
 @pytest.mark.spec("config.root.required", "config.valid-values.error")
 def test_config_without_root_is_an_error(runtime, bundle_factory, container_factory):
     bundle = bundle_factory("exit", "0")
-    write_unchecked(bundle, lambda config: config.pop("root"))
+    bundle.edit(lambda config: config.pop("root"), validate=False)
     assert_create_fails_cleanly(container_factory(bundle), "config.json has no root")

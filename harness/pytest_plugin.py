@@ -287,6 +287,57 @@ def bundle_factory(tmp_path: Path, probe_binary: Path) -> BundleFactory:
     return make
 
 
+#: The user namespace of ``userns_bundle``: container ids 0..65535 are host ids 100000...
+USERNS_HOST_ID = 100000
+USERNS_SIZE = 65536
+
+
+def add_user_namespace(config: dict[str, Any]) -> None:
+    """A new user namespace mapping container 0.. to host ``USERNS_HOST_ID``.. (uids and gids)."""
+    from . import spec
+
+    spec.set_namespace(config, "user")
+    mapping = {"containerID": 0, "hostID": USERNS_HOST_ID, "size": USERNS_SIZE}
+    config.setdefault("linux", {})["uidMappings"] = [dict(mapping)]
+    config["linux"]["gidMappings"] = [dict(mapping)]
+
+
+@pytest.fixture
+def userns_bundle(probe_binary: Path) -> Iterator[Callable[..., Bundle]]:
+    """``userns_bundle(*probe_verbs, edit=None)``: a bundle with a user namespace
+    (:func:`add_user_namespace`) that the mapped host ids can reach.
+
+    pytest's tmp folders are private to root, which the container's root (host uid 100000)
+    cannot enter: these bundles live in their own world-searchable folder, removed at teardown.
+    The rootfs stays owned by root: its mount points exist and /shared is writable by anyone, so
+    the runtime never needs to chown anything.
+    """
+    import tempfile
+
+    made = []
+
+    def make(*verbs: str, edit: Callable[[dict[str, Any]], None] | None = None) -> Bundle:
+        base = tempfile.mkdtemp(prefix="oci-harness-userns-")
+        made.append(base)
+        os.chmod(base, 0o755)
+        bundle = create_bundle(Path(base) / "bundle", probe_binary=probe_binary, args=[PROBE_PATH, *verbs], readonly=False)
+        for name in ("proc", "dev", "sys", "shared"):
+            (bundle.rootfs / name).mkdir(exist_ok=True)
+        os.chmod(bundle.rootfs / "shared", 0o1777)
+
+        def change(config: dict[str, Any]) -> None:
+            add_user_namespace(config)
+            if edit is not None:
+                edit(config)
+
+        bundle.edit(change)
+        return bundle
+
+    yield make
+    for base in made:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 _ids = itertools.count()
 
 
@@ -347,9 +398,6 @@ def run_probe(bundle_factory: BundleFactory, container_factory: Callable[[Bundle
 
     return run
 
-
-def dump_config(config: dict[str, Any]) -> str:
-    return json.dumps(config, indent=2)
 
 
 # --------------------------------------------------------------------------------------------
