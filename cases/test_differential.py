@@ -1,8 +1,6 @@
 """Differential runs (opt-in with ``--diff A,B``): the same bundle on two runtimes gives the same
 view inside the container, once what legitimately varies is normalised (harness.diff)."""
 
-import uuid
-
 import pytest
 
 from harness import diff, runtime as rt

@@ -9,7 +9,6 @@ import signal
 
 import pytest
 
-from harness import spec
 from harness.probe import parse_report
 from harness.runtime import RuntimeCallError
 

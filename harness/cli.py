@@ -156,7 +156,7 @@ def cmd_image_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import _linux, runtime, spec
+    from . import _linux, runtime
 
     bundle = Path(args.bundle)
     if not bundle.is_dir():

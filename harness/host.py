@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -76,16 +75,3 @@ def user_namespaces_available() -> bool:
         return int(Path("/proc/sys/user/max_user_namespaces").read_text()) > 0
     except (OSError, ValueError):
         return False
-
-
-@lru_cache(maxsize=1)
-def facts() -> dict[str, str]:
-    """The environment block results carry: kernel, machine, cgroup mode."""
-    uname = platform.uname()
-    return {
-        "kernel": uname.release,
-        "machine": uname.machine,
-        "hostname": uname.node,
-        "cgroup_mode": cgroup_mode(),
-        "python": platform.python_version(),
-    }

@@ -12,7 +12,6 @@ the harness never hides a field behind a model class. This module
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
@@ -154,13 +153,6 @@ def dump(config: dict[str, Any], path: Path) -> None:
 
 # --------------------------------------------------------------------------------------------
 # Edits: small helpers the CLI, bundle factories and cases share
-
-
-def with_process(config: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    """A copy of ``config`` with the given ``process`` fields replaced."""
-    new = copy.deepcopy(config)
-    new.setdefault("process", {}).update(fields)
-    return new
 
 
 def set_namespace(config: dict[str, Any], ns_type: str, path: str | None = None, *, present: bool = True) -> None:

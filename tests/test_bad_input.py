@@ -3,15 +3,11 @@ no traceback, and no partial output left behind. Driven through the `harness` co
 
 import functools
 import gzip
-import hashlib
 import http.server
-import io
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tarfile
 import threading
 from pathlib import Path
 

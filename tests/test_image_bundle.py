@@ -11,7 +11,7 @@ import pytest
 from harness.bundle import create_bundle, remove_bundle, resolve_user
 from harness.cli import main
 from harness.errors import BundleError, HarnessError
-from harness.image import ImageBuilder, LayerStore, Layout, generate_image, mounts_under
+from harness.image import ImageBuilder, LayerStore, Layout, generate_image
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="overlay bundles need root")
 

@@ -30,8 +30,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 

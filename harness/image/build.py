@@ -15,7 +15,6 @@ same inputs (and the same zlib) give the same digests, which :func:`generate_ima
 
 from __future__ import annotations
 
-import errno
 import gzip
 import hashlib
 import io
@@ -31,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from harness.errors import RootfsError
 
 from .layers import OPAQUE_MARKER, RAW, WHITEOUT_PREFIX, unpack_layer
 from .layout import MEDIA_TYPES, Descriptor, Image, ImageError, Layout, _host_arch

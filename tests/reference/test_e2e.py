@@ -143,7 +143,7 @@ def test_namespaces_are_new(rt, static_bundle):
     pid = rt.state("n1")["pid"]
     for ns in ("pid", "net", "ipc", "uts", "mnt"):
         assert os.readlink(f"/proc/{pid}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}"), ns
-    assert os.readlink(f"/proc/{pid}/ns/user") == os.readlink(f"/proc/self/ns/user")
+    assert os.readlink(f"/proc/{pid}/ns/user") == os.readlink("/proc/self/ns/user")
     rt("delete", "--force", "n1", check=True)
 
 
