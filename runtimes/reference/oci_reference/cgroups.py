@@ -134,55 +134,6 @@ class Cgroup:
                     delay = min(delay * 2, 0.01)
 
 
-def warm_up():
-    """Start moving this process into the cgroup it is already in, on a thread.
-
-    The kernel's first cgroup migration after a quiet period waits for an RCU grace
-    period (~10 ms here) inside cgroup.procs writes; later ones within that window are
-    cheap.  Doing a no-op migration now overlaps that wait with config parsing and
-    fork, so the container's real join is fast.  Failures are ignored.
-    """
-    try:
-        with open("/proc/self/cgroup") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return
-    target = None
-    for line in lines:
-        num, ctrls, path = line.split(":", 2)
-        if num == "0" and not ctrls:
-            for base in (CGROUP_ROOT + "/unified", CGROUP_ROOT):
-                if os.path.exists(base + "/cgroup.procs"):
-                    target = base + path
-                    break
-        if target:
-            break
-    if target is None:
-        for line in lines:
-            num, ctrls, path = line.split(":", 2)
-            if ctrls and "," not in ctrls and not ctrls.startswith("name="):
-                if os.path.isdir(f"{CGROUP_ROOT}/{ctrls}"):
-                    target = f"{CGROUP_ROOT}/{ctrls}{path}"
-                    break
-    if target is None:
-        return
-    procs = os.path.join(target, "cgroup.procs")
-    pid = str(os.getpid())
-
-    def run():
-        try:
-            fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, pid.encode())
-            finally:
-                os.close(fd)
-        except OSError:
-            pass
-
-    import _thread
-    _thread.start_new_thread(run, ())
-
-
 def _group_path(cgroups_path, cid):
     p = cgroups_path or f"{DEFAULT_PARENT}/{cid}"
     p = "/" + p.strip("/")

@@ -182,6 +182,9 @@ def _main(argv, log):
         sys.stderr.write(USAGE)
         return 2
     cmd, args = argv[i], argv[i + 1:]
+    if cmd in ("create", "run"):
+        from oci_reference import warmup
+        warmup.start()  # first: its grace period then passes while the rest loads
     handler = COMMANDS.get(cmd)
     if handler is None:
         raise UsageError(f"unknown command {cmd!r}")

@@ -2,19 +2,25 @@
 
 Processes during `create` (C = the create command):
 
-    C ──fork──► P1: joins the cgroup and the namespaces given by path, unshares the new ones
-                │   (user first, so C can write the id maps), writes time offsets, then
+    C ──fork──► P1: joins the namespaces given by path, unshares the new ones (user first,
+                │   so C can write the id maps; cgroup is left to P2), writes time offsets, then
                 └──fork──► P2 = container init (pid 1 of a new pid namespace), P1 exits.
 
-P2 builds the rootfs (mounts, devices, pivot_root), applies the process attributes, tells C
-"ready" and blocks in accept() on <state dir>/start.sock.  `start` connects and sends "S";
-P2 runs the startContainer hooks and execve()s args[0]; the CLOEXEC connection closes at
-exec, which is how `start` learns that the user program runs.  C and P1/P2 talk over a
-SOCK_SEQPACKET pair, one message per send:
+Meanwhile C makes the cgroups and, once P1 reports P2's pid, moves P2 into them and sends
+their paths; P2 builds the rootfs (mounts, devices) in parallel and waits for that message
+only where it needs it: at a cgroup mount, and in any case before the hooks, before its new
+cgroup namespace (unshared then, so that its root is the container's cgroup) and before
+pivot_root.  A cgroup migration can cost a kernel grace period (see warmup.py), which this
+keeps off the critical path.
+
+P2 then pivots, applies the process attributes, tells C "ready" and blocks in accept() on
+<state dir>/start.sock.  `start` connects and sends "S"; P2 runs the startContainer hooks and
+execve()s args[0]; the CLOEXEC connection closes at exec, which is how `start` learns that
+the user program runs.  C and P1/P2 talk over a SOCK_SEQPACKET pair, one message per send:
 
     child -> C:  U (write my id maps)  P<pid> (init's host pid)  H (run createRuntime hooks)
                  T + fd (console master)  R (ready)  E<message> (failed)
-    C -> child:  u  g<pid>  h  t
+    C -> child:  u  g<pid>  c<cgroup json> (P2 is in its cgroups)  h  t
 """
 
 import os
@@ -79,10 +85,12 @@ _kill_cgroup = ops.kill_cgroup
 # ======================================================================================
 def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_fds=0,
            warn=None, subreaper=False):
+    from oci_reference import warmup
+
+    warmup.start()  # no-op when the command line started it already
     statemod.validate_id(cid)
     from oci_reference import cgroups
 
-    cgroups.warm_up()  # overlaps the kernel's first-migration cost with the work below
     bundle = os.path.abspath(bundle or os.getcwd())
     from oci_reference import config
 
@@ -141,10 +149,13 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
                 os.close(afd)
         listener.listen(1)
         parent_sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        if subreaper:  # before P1 exists: it exits as soon as it has forked the init
+            from oci_reference import linux
+            linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
         sys.stdout.flush()
         sys.stderr.flush()
-        # P1 starts at once: it loads ctypes and the setup modules while this process
-        # creates the cgroup; it waits for "c" before joining it.
+        # P1 starts at once: it loads ctypes and the setup modules, makes the namespaces and
+        # forks the init while this process creates the cgroups.
         pid1 = os.fork()
         if pid1 == 0:
             parent_sock.close()
@@ -158,11 +169,7 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
         cg = cgroups.create(cfg.cgroups_path, cid, cfg.resources)
         st["cgroup"] = cg.to_dict()
         cgroups.device_rules_v1(cg, cfg.resources.get("devices"), cfg.devices)
-        if subreaper:
-            from oci_reference import linux
-            linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
         from oci_reference import jsonlite
-        parent_sock.send(b"c" + jsonlite.dumps(cg.to_dict()).encode())
         statemod.save(root, st)
 
         while True:
@@ -187,6 +194,8 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
                     raise RuntimeFailure("container init exited unexpectedly")
                 st["pid"] = init_pid
                 st["startTime"] = info[1]
+                cg.join(init_pid)
+                parent_sock.send(b"c" + jsonlite.dumps(cg.to_dict()).encode())
             elif tag == b"H":
                 from oci_reference import hooks
                 statemod.save(root, st)
@@ -300,7 +309,7 @@ def _send_console(path, fd, name):
 # in the children
 # --------------------------------------------------------------------------------------
 def _child_main(cfg, cid, sock, listener, preserve_fds):
-    """P1: cgroup, namespaces; fork the init; report its pid; exit."""
+    """P1: namespaces; fork the init; report its pid; exit."""
     try:
         from oci_reference import caps, cgroups, jsonlite, linux, mounts, process  # noqa: F401
 
@@ -309,12 +318,6 @@ def _child_main(cfg, cid, sock, listener, preserve_fds):
             from oci_reference import seccomp
             if not seccomp.available():
                 raise RuntimeFailure("linux.seccomp is set but libseccomp.so.2 cannot be loaded")
-        msg = sock.recv(65536)
-        if msg[:1] != b"c":
-            os._exit(1)
-        cg = cgroups.Cgroup.from_dict(jsonlite.loads(msg[1:]))
-        cg.join(0)
-        cgroup_sources = cg.mount_sources()
         joins = []
         for t, path in cfg.namespaces:
             if path:
@@ -346,7 +349,7 @@ def _child_main(cfg, cid, sock, listener, preserve_fds):
             linux.prctl(linux.PR_SET_DUMPABLE, 1)
         flags = 0
         for t, path in cfg.namespaces:
-            if not path and t != "user":
+            if not path and t not in ("user", "cgroup"):  # cgroup: P2, once in its cgroups
                 flags |= linux.NAMESPACE_FLAGS[t]
         try:
             linux.unshare(flags)
@@ -361,7 +364,7 @@ def _child_main(cfg, cid, sock, listener, preserve_fds):
                 raise RuntimeFailure(f"linux.timeOffsets: {e.strerror}") from None
         pid2 = os.fork()
         if pid2 == 0:
-            _init_main(cfg, cid, sock, listener, cgroup_sources, preserve_fds, last_cap)
+            _init_main(cfg, cid, sock, listener, preserve_fds, last_cap)
             os._exit(1)  # not reached
         sock.send(b"P%d" % pid2)
         os._exit(0)
@@ -379,10 +382,11 @@ def _exit_on_signal(signum, frame):
 _TERMINATING = (1, 2, 3, 10, 12, 14, 15)  # HUP INT QUIT USR1 USR2 ALRM TERM
 
 
-def _init_main(cfg, cid, sock, listener, cgroup_sources, preserve_fds, last_cap):
+def _init_main(cfg, cid, sock, listener, preserve_fds, last_cap):
     """P2, the container init: build the container, block until start, exec."""
     conn = None
     host_pid = 0
+    cgroup = None
     try:
         import _signal
 
@@ -395,6 +399,23 @@ def _init_main(cfg, cid, sock, listener, cgroup_sources, preserve_fds, last_cap)
                     os._exit(1)
                 host_pid = int(msg[1:])
             return host_pid
+
+        def in_cgroup():
+            # then "c<json>": this process is in its cgroups now; a new cgroup namespace
+            # is made here, so that its root is the container's own cgroup
+            nonlocal cgroup
+            if cgroup is None:
+                parent_pid()
+                msg = sock.recv(65536)
+                if msg[:1] != b"c":
+                    os._exit(1)
+                cgroup = cgroups.Cgroup.from_dict(jsonlite.loads(msg[1:]))
+                if cfg.new_ns("cgroup"):
+                    try:
+                        linux.unshare(linux.CLONE_NEWCGROUP)
+                    except OSError as e:
+                        raise RuntimeFailure(f"linux.namespaces: unshare cgroup: {e.strerror}") from None
+            return cgroup
 
         if os.getpid() == 1:
             # pid 1 of a namespace ignores signals it has no handler for; until exec,
@@ -412,7 +433,7 @@ def _init_main(cfg, cid, sock, listener, cgroup_sources, preserve_fds, last_cap)
                 except OSError:
                     pass
         p = cfg.process
-        from oci_reference import linux, process
+        from oci_reference import cgroups, jsonlite, linux, process
         from oci_reference.mounts import RootfsBuilder
 
         if p["oomScoreAdj"] is not None:
@@ -434,7 +455,7 @@ def _init_main(cfg, cid, sock, listener, cgroup_sources, preserve_fds, last_cap)
             import termios  # noqa: F401
         install_seccomp = None
         if cfg.seccomp is not None:
-            from oci_reference import jsonlite, seccomp
+            from oci_reference import seccomp
             build = seccomp.build(cfg.seccomp, p["noNewPrivileges"])
 
             def install_seccomp(status):
@@ -447,9 +468,9 @@ def _init_main(cfg, cid, sock, listener, cgroup_sources, preserve_fds, last_cap)
                                "state": {"ociVersion": cfg.oci_version, "id": cid, "status": status, "pid": pid,
                                          "bundle": cfg.bundle, "annotations": cfg.annotations}}
                     seccomp.send_state(cfg.seccomp_agent, fd, jsonlite.dumps(payload).encode())
-        builder = RootfsBuilder(cfg, cfg.ns("user")[0], cgroup_sources or [])
+        builder = RootfsBuilder(cfg, cfg.ns("user")[0], lambda: in_cgroup().mount_sources())
         builder.prepare()
-        parent_pid()
+        in_cgroup()
         if cfg.hooks.get("prestart") or cfg.hooks.get("createRuntime"):
             sock.send(b"H")
             if sock.recv(16) != b"h":

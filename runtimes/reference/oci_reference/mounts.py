@@ -211,7 +211,9 @@ class RootfsBuilder:
     def __init__(self, cfg, userns, cgroup_sources):
         self.cfg = cfg
         self.userns = userns
-        self.cgroup_sources = cgroup_sources  # [(name, host dir, [links])] for the cgroup mount
+        # () -> [(name, host dir, [links])] for a cgroup mount; called only there, since the
+        # container's cgroups may still be in the making while the other mounts are done
+        self.cgroup_sources = cgroup_sources
         self.rootfs = cfg.root_path
         self.rootfd = -1
 
@@ -324,7 +326,7 @@ class RootfsBuilder:
     def _mount_cgroup(self, fd, dest, flags):
         ro = flags & linux.MS_RDONLY
         base = flags & ~(linux.MS_RDONLY | linux.MS_BIND | linux.MS_REC | linux.MS_REMOUNT)
-        srcs = self.cgroup_sources
+        srcs = self.cgroup_sources()
         if len(srcs) == 1 and srcs[0][0] == "":
             # pure cgroup v2: the container's own group, bound onto the destination
             linux.mount(srcs[0][1], fdpath(fd), None, linux.MS_BIND | linux.MS_REC)
