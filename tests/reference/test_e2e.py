@@ -242,6 +242,23 @@ def test_cgroup_limits(rt, static_bundle):
     assert not os.path.exists("/sys/fs/cgroup/oci-reference-test")
 
 
+@pytest.mark.parametrize("cgroupns", [False, True])
+def test_run_init_is_in_its_cgroups_before_the_program(rt, alpine_bundle, cgroupns):
+    # create moves the init into its cgroups while the init builds the rootfs; by the time
+    # the program runs it is there, and a new cgroup namespace is rooted at that cgroup
+    b = alpine_bundle(["cat", "/proc/self/cgroup"])
+    b.config["linux"]["cgroupsPath"] = "/oci-reference-test/ns1"
+    if cgroupns:
+        b.config["linux"]["namespaces"].append({"type": "cgroup"})
+    b.write()
+    lines = rt("run", "--bundle", b.path, "ns1", check=True).stdout.splitlines()
+    assert lines
+    for line in lines:
+        path = line.split(":", 2)[2]
+        assert path == ("/" if cgroupns else "/oci-reference-test/ns1"), lines
+    assert not os.path.exists("/sys/fs/cgroup/pids/oci-reference-test")
+
+
 def _default_parents():
     return [p for p in ("/sys/fs/cgroup/oci-reference", "/sys/fs/cgroup/pids/oci-reference") if os.path.isdir(p)]
 

@@ -187,3 +187,23 @@ def test_state_save_and_load(tmp_path):
         state.load(str(tmp_path), "c2")
     pub = state.public(st)
     assert set(pub) >= {"ociVersion", "id", "status", "pid", "bundle", "annotations"}
+
+
+HYBRID = "9:name=systemd:/\n8:pids:/\n4:memory:/a/b\n1:cpu:/\n0::/user.slice/x\n"
+PURE_V2 = "0::/user.slice/x\n"
+V1_ONLY = "3:cpu,cpuacct:/\n2:name=systemd:/s\n1:pids:/p\n"
+
+
+@pytest.mark.parametrize("text, present, expected", [
+    (HYBRID, {"/sys/fs/cgroup/unified/cgroup.procs"}, "/sys/fs/cgroup/unified/user.slice/x/cgroup.procs"),
+    (PURE_V2, {"/sys/fs/cgroup/cgroup.procs"}, "/sys/fs/cgroup/user.slice/x/cgroup.procs"),
+    # a single-controller v1 hierarchy, never a joint or named one
+    (V1_ONLY, {"/sys/fs/cgroup/pids/p/cgroup.procs"}, "/sys/fs/cgroup/pids/p/cgroup.procs"),
+    ("0::/\n", {"/sys/fs/cgroup/cgroup.procs"}, "/sys/fs/cgroup/cgroup.procs"),
+    (HYBRID, set(), None),  # nothing mounted: no warm-up, no error
+    ("", {"/sys/fs/cgroup/cgroup.procs"}, None),
+])
+def test_warmup_target(text, present, expected):
+    from oci_reference import warmup
+
+    assert warmup.target(text, present.__contains__) == expected

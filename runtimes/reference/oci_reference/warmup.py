@@ -19,26 +19,34 @@ import posix
 _started = False
 
 
-def _target():
-    """cgroup.procs of this process's own group: the v2 one (pure or hybrid) or a v1 one."""
+def _read_own_cgroups():
     try:
         fd = posix.open("/proc/self/cgroup", posix.O_RDONLY | posix.O_CLOEXEC)
         try:
-            text = posix.read(fd, 65536).decode()
+            return posix.read(fd, 65536).decode()
         finally:
             posix.close(fd)
     except OSError:
-        return None
-    lines = [line.split(":", 2) for line in text.splitlines() if line.count(":") >= 2]
+        return ""
+
+
+def _exists(path):
+    return posix.access(path, posix.F_OK)
+
+
+def target(proc_self_cgroup, exists=_exists):
+    """cgroup.procs of this process's own group, from the text of /proc/self/cgroup: the
+    v2 one (pure v2, or hybrid's /sys/fs/cgroup/unified), else one of a v1 controller."""
+    lines = [line.split(":", 2) for line in proc_self_cgroup.splitlines() if line.count(":") >= 2]
     for num, ctrls, path in lines:
         if num == "0" and not ctrls:
             for base in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
-                if posix.access(base + "/cgroup.procs", posix.F_OK):
+                if exists(base + "/cgroup.procs"):
                     return base + path.rstrip("/") + "/cgroup.procs"
     for num, ctrls, path in lines:
         if ctrls and "," not in ctrls and not ctrls.startswith("name="):
             procs = f"/sys/fs/cgroup/{ctrls}{path.rstrip('/')}/cgroup.procs"
-            if posix.access(procs, posix.F_OK):
+            if exists(procs):
                 return procs
     return None
 
@@ -50,7 +58,7 @@ def start():
     if _started:
         return
     _started = True
-    procs = _target()
+    procs = target(_read_own_cgroups())
     if procs is None:
         return
     import _thread
