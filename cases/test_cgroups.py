@@ -127,6 +127,7 @@ def created_with(bundle_factory, container_factory, cgroups_path, resources):
 # cgroupsPath
 
 
+@pytest.mark.requires("controller-pids", "controller-memory")
 @pytest.mark.spec("linux.cgroups.path-absolute", "runtime.create.applies-config")
 def test_absolute_cgroups_path_is_under_the_mount_point(runtime, bundle_factory, container_factory, cgroups_path):
     c = created_with(bundle_factory, container_factory, cgroups_path, {"pids": {"limit": 100}, "memory": {"limit": 256 * 2**20}})
@@ -139,6 +140,7 @@ def test_absolute_cgroups_path_is_under_the_mount_point(runtime, bundle_factory,
         assert cgroup_dir(c.pid, ctrl) == controller_mounts()["" if v2_host() else ctrl] / cgroups_path.name
 
 
+@pytest.mark.requires("controller-pids")
 @pytest.mark.spec("linux.cgroups.path-relative", "linux.cgroups.path-consistent")
 def test_relative_cgroups_path_is_consistent(runtime, bundle_factory, container_factory, cgroups_path):
     places = []
@@ -154,6 +156,7 @@ def test_relative_cgroups_path_is_consistent(runtime, bundle_factory, container_
     assert places[0].name == cgroups_path.name, f"relative cgroupsPath {cgroups_path.name!r} ended up at {places[0]}"
 
 
+@pytest.mark.requires("controller-pids")
 @pytest.mark.spec("linux.cgroups.path-consistent")
 def test_absolute_cgroups_path_is_consistent(runtime, bundle_factory, container_factory, cgroups_path):
     places = []
@@ -168,6 +171,7 @@ def test_absolute_cgroups_path_is_consistent(runtime, bundle_factory, container_
     assert places[0] == places[1], f"the same cgroupsPath {cgroups_path.absolute()!r} gave two places: {places}"
 
 
+@pytest.mark.requires("controller-pids")
 @pytest.mark.spec("runtime.delete.removes-resources", "runtime.lifecycle.destroy")
 def test_delete_removes_the_cgroup(runtime, bundle_factory, container_factory, cgroups_path):
     c = created_with(bundle_factory, container_factory, cgroups_path, {"pids": {"limit": 100}})
@@ -185,6 +189,7 @@ def test_delete_removes_the_cgroup(runtime, bundle_factory, container_factory, c
 # Resources
 
 
+@pytest.mark.requires("controller-memory")
 @pytest.mark.spec("linux.cgroups.memory.limit")
 def test_memory_limit(runtime, bundle_factory, container_factory, cgroups_path):
     limit = 96 * 2**20
@@ -193,6 +198,7 @@ def test_memory_limit(runtime, bundle_factory, container_factory, cgroups_path):
     assert value == str(limit), f"memory limit file reads {value!r}, expected {limit}"
 
 
+@pytest.mark.requires("controller-memory")
 @pytest.mark.spec("linux.cgroups.memory.reservation")
 def test_memory_reservation(runtime, bundle_factory, container_factory, cgroups_path):
     limit, reservation = 96 * 2**20, 48 * 2**20
@@ -201,6 +207,7 @@ def test_memory_reservation(runtime, bundle_factory, container_factory, cgroups_
     assert value == str(reservation), f"memory soft limit file reads {value!r}, expected {reservation}"
 
 
+@pytest.mark.requires("controller-pids")
 @pytest.mark.spec("linux.cgroups.pids.limit")
 def test_pids_limit(runtime, bundle_factory, container_factory, cgroups_path):
     c = created_with(bundle_factory, container_factory, cgroups_path, {"pids": {"limit": 37}})
@@ -208,6 +215,7 @@ def test_pids_limit(runtime, bundle_factory, container_factory, cgroups_path):
     assert value == "37", f"pids.max reads {value!r}, expected 37"
 
 
+@pytest.mark.requires("controller-cpu")
 @pytest.mark.requires("cgroup-v1")
 @pytest.mark.spec("linux.cgroups.cpu.shares")
 def test_cpu_shares(runtime, bundle_factory, container_factory, cgroups_path):
@@ -217,6 +225,7 @@ def test_cpu_shares(runtime, bundle_factory, container_factory, cgroups_path):
     assert value == "512", f"cpu.shares reads {value!r}, expected 512"
 
 
+@pytest.mark.requires("controller-cpu")
 @pytest.mark.spec("linux.cgroups.cpu.quota")
 def test_cpu_quota(runtime, bundle_factory, container_factory, cgroups_path):
     c = created_with(bundle_factory, container_factory, cgroups_path, {"cpu": {"quota": 25000, "period": 100000}})
@@ -227,6 +236,7 @@ def test_cpu_quota(runtime, bundle_factory, container_factory, cgroups_path):
     assert quota == "25000", f"the cgroup's CPU quota is {quota!r}, expected 25000"
 
 
+@pytest.mark.requires("controller-cpu")
 @pytest.mark.spec("linux.cgroups.cpu.period")
 def test_cpu_period(runtime, bundle_factory, container_factory, cgroups_path):
     c = created_with(bundle_factory, container_factory, cgroups_path, {"cpu": {"quota": 30000, "period": 60000}})
@@ -244,6 +254,7 @@ def _first_cpu_and_node():
     return str(cpus[-1]), node
 
 
+@pytest.mark.requires("controller-cpuset")
 @pytest.mark.spec("linux.cgroups.cpu.cpus")
 def test_cpuset_cpus(runtime, bundle_factory, container_factory, cgroups_path):
     cpu, node = _first_cpu_and_node()
@@ -254,6 +265,7 @@ def test_cpuset_cpus(runtime, bundle_factory, container_factory, cgroups_path):
     assert allowed == [int(cpu)], f"the container process may run on CPUs {allowed}, expected only {cpu}"
 
 
+@pytest.mark.requires("controller-cpuset")
 @pytest.mark.spec("linux.cgroups.cpu.mems")
 def test_cpuset_mems(runtime, bundle_factory, container_factory, cgroups_path):
     cpu, node = _first_cpu_and_node()
@@ -262,6 +274,7 @@ def test_cpuset_mems(runtime, bundle_factory, container_factory, cgroups_path):
     assert value == node, f"cpuset.mems reads {value!r}, expected {node!r}"
 
 
+@pytest.mark.requires("controller-pids", "controller-memory")
 @pytest.mark.requires("cgroup-v2")
 @pytest.mark.spec("linux.cgroups.unified.written")
 def test_unified_entry_written(runtime, bundle_factory, container_factory, cgroups_path):
@@ -294,6 +307,7 @@ def _writable_cgroup_mount(config):
             m["options"] = [o for o in m.get("options", []) if o != "ro"]
 
 
+@pytest.mark.requires("controller-pids")
 @pytest.mark.requires("cgroup-v1", "userns")
 @pytest.mark.spec("linux.cgroups.ownership-v1")
 def test_no_cgroup_chown_on_v1(runtime, userns_bundle, container_factory, cgroups_path):
@@ -311,6 +325,7 @@ def test_no_cgroup_chown_on_v1(runtime, userns_bundle, container_factory, cgroup
     assert not chowned, f"on cgroup v1 the container's cgroups were given to other owners: {chowned}"
 
 
+@pytest.mark.requires("controller-pids")
 @pytest.mark.requires("userns")
 @pytest.mark.spec("linux.cgroups.ownership-needs-cgroupns")
 def test_no_cgroup_chown_without_cgroup_namespace(runtime, userns_bundle, container_factory, cgroups_path):

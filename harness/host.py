@@ -60,6 +60,26 @@ def cgroup_mode() -> str:
     return "v1"
 
 
+@lru_cache(maxsize=1)
+def cgroup_controllers() -> frozenset[str]:
+    """The cgroup controllers a container can be given here: on a pure v2 host those the root
+    cgroup offers (/sys/fs/cgroup/cgroup.controllers), otherwise those of the mounted v1
+    hierarchies (a controller bound to v1 is not available in a hybrid host's v2 hierarchy)."""
+    known = set()
+    try:
+        for line in Path("/proc/cgroups").read_text().splitlines():
+            if not line.startswith("#") and line.split():
+                known.add(line.split()[0])
+    except OSError:
+        pass
+    if cgroup_mode() == "v2":
+        try:
+            return frozenset(Path("/sys/fs/cgroup/cgroup.controllers").read_text().split())
+        except OSError:
+            return frozenset()
+    return frozenset(opt for m in mounts() if m.fstype == "cgroup" for opt in m.super_options if opt in known)
+
+
 def namespace_inodes(pid: int | str = "self") -> dict[str, int]:
     """The inode of each /proc/PID/ns/* entry: two processes share a namespace iff the inodes match."""
     base = Path(f"/proc/{pid}/ns")

@@ -9,7 +9,8 @@ Markers
     catalogue (:mod:`harness.requirements`, which gives spec file, section and RFC 2119 level);
     an unknown id is a usage error. They are recorded in the JUnit properties.
     ``@pytest.mark.requires(*needs)`` skips with a stated reason when the host lacks one of:
-    ``root``, ``cgroup-v1``, ``cgroup-v2``, ``userns``.
+    ``root``, ``cgroup-v1``, ``cgroup-v2``, ``userns``, ``controller-NAME`` (the cgroup controller
+    NAME, e.g. ``controller-memory``, can be given to a container here).
 
 Fixtures
     ``runtime`` (a :class:`~harness.runtime.Runtime` with its own state root per run and worker),
@@ -44,6 +45,17 @@ _REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
     "cgroup-v2": (lambda: host.cgroup_mode() == "v2", "needs a cgroup v2 (unified) host"),
     "userns": (host.user_namespaces_available, "needs user namespaces (/proc/sys/user/max_user_namespaces > 0)"),
 }
+
+
+
+def _requirement(item: pytest.Item, need: str) -> tuple[Callable[[], bool], str]:
+    if need.startswith("controller-") and len(need) > len("controller-"):
+        name = need[len("controller-"):]
+        where = "/sys/fs/cgroup/cgroup.controllers" if host.cgroup_mode() == "v2" else "the v1 hierarchies in /proc/self/mountinfo"
+        return (lambda: name in host.cgroup_controllers()), f"needs the {name} cgroup controller, which this host does not offer (see {where})"
+    if need not in _REQUIREMENTS:
+        raise pytest.UsageError(f"{item.nodeid}: unknown requirement {need!r} (known: {', '.join(_REQUIREMENTS)}, controller-NAME)")
+    return _REQUIREMENTS[need]
 
 _CONTAINERS = pytest.StashKey[list]()
 _PROFILE = "oci-quick"
@@ -92,7 +104,7 @@ def pytest_configure(config: pytest.Config) -> None:
             config.option.xmlpath = str(Path(results_dir) / "junit.xml")
         config.pluginmanager.register(_Recorder(config, Path(results_dir)), "oci-harness-results")
     config.addinivalue_line("markers", "spec(*ids): the catalogue ids of the spec requirements a case checks")
-    config.addinivalue_line("markers", "requires(*needs): host capabilities a case needs (root, cgroup-v1, cgroup-v2, userns)")
+    config.addinivalue_line("markers", "requires(*needs): host capabilities a case needs (root, cgroup-v1, cgroup-v2, userns, controller-NAME)")
     names = [n.strip() for n in config.getoption("--runtime").split(",") if n.strip()]
     defs: dict[str, _runtime.RuntimeDefinition] = {}
     problems = []
@@ -149,9 +161,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         for marker in item.iter_markers("requires"):
             for need in marker.args:
-                if need not in _REQUIREMENTS:
-                    raise pytest.UsageError(f"{item.nodeid}: unknown requirement {need!r} (known: {', '.join(_REQUIREMENTS)})")
-                available, reason = _REQUIREMENTS[need]
+                available, reason = _requirement(item, need)
                 if not available():
                     item.add_marker(pytest.mark.skip(reason=reason))
         for req in case_requirements(item):

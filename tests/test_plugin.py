@@ -105,6 +105,40 @@ def test_requires_skips_with_reason(fake_env, monkeypatch):
     result.stdout.fnmatch_lines([f"*{expected_skip}*"])
 
 
+def test_requires_a_cgroup_controller(fake_env):
+    from harness import host
+
+    offered = sorted(host.cgroup_controllers())
+    fake_env.makepyfile(
+        test_cases=f"""
+        import pytest
+
+        @pytest.mark.requires("controller-nosuchcontroller")
+        def test_missing():
+            pass
+
+        @pytest.mark.requires(*{["controller-" + c for c in offered]!r})
+        def test_offered():
+            pass
+        """
+    )
+    result = fake_env.runpytest("-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*needs the nosuchcontroller cgroup controller, which this host does not offer*"])
+
+
+def test_cgroup_controllers_of_this_host():
+    from harness import host
+
+    offered = host.cgroup_controllers()
+    if host.cgroup_mode() == "v2":
+        assert offered == frozenset(open("/sys/fs/cgroup/cgroup.controllers").read().split())
+    else:  # one per mounted v1 hierarchy's controllers; named hierarchies (name=systemd) are none
+        assert offered and not any(c.startswith("name=") for c in offered)
+        for c in offered:
+            assert any(c in m.super_options for m in host.mounts() if m.fstype == "cgroup")
+
+
 def test_unknown_requirement_is_a_usage_error(fake_env):
     fake_env.makepyfile(test_cases="import pytest\n@pytest.mark.requires('quantum')\ndef test_x():\n    pass\n")
     result = fake_env.runpytest()

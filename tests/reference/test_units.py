@@ -207,3 +207,16 @@ def test_warmup_target(text, present, expected):
     from oci_reference import warmup
 
     assert warmup.target(text, present.__contains__) == expected
+
+
+def test_v2_missing_controller_is_named(tmp_path):
+    from oci_reference import cgroups
+
+    (tmp_path / "cgroup.subtree_control").write_text("hugetlb\n")
+    leaf = tmp_path / "c1"
+    leaf.mkdir()
+    with pytest.raises(RuntimeFailure, match=r"pids\.max: the pids controller is not available to .*c1 \(enabled for it: hugetlb\)"):
+        cgroups._apply_v2(str(leaf), {"pids": {"limit": 10}})
+    (leaf / "pids.max").write_text("max")
+    cgroups._apply_v2(str(leaf), {"pids": {"limit": 10}})
+    assert (leaf / "pids.max").read_text() == "10"

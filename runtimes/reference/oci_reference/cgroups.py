@@ -235,6 +235,22 @@ def _v2_enable(parent, cur):
                 pass
 
 
+def _write_v2(d, name, value):
+    """Write a v2 control file; one that does not exist means its controller is not enabled
+    here (not offered by the parent, or bound to a v1 hierarchy): say so, by name."""
+    path = os.path.join(d, name)
+    if not os.path.exists(path):
+        try:
+            with open(os.path.join(os.path.dirname(d), "cgroup.subtree_control")) as f:
+                enabled = f.read().split()
+        except OSError:
+            enabled = []
+        ctrl = name.split(".", 1)[0]
+        raise RuntimeFailure(f"cgroup: cannot set {name}: the {ctrl} controller is not available to {d} "
+                             f"(enabled for it: {', '.join(enabled) or 'none'})")
+    _write(path, value)
+
+
 def _max(v):
     return "max" if v is None or v < 0 else str(v)
 
@@ -245,9 +261,9 @@ def _apply_v2(d, r):
         if mem.get(k) not in (None, False):
             raise RuntimeFailure(f"linux.resources.memory.{k} cannot be applied on cgroup v2")
     if "limit" in mem:
-        _write(os.path.join(d, "memory.max"), _max(mem["limit"]))
+        _write_v2(d, "memory.max", _max(mem["limit"]))
     if "reservation" in mem:
-        _write(os.path.join(d, "memory.low"), _max(mem["reservation"]))
+        _write_v2(d, "memory.low", _max(mem["reservation"]))
     if "swap" in mem:
         sw = mem["swap"]
         lim = mem.get("limit")
@@ -257,32 +273,32 @@ def _apply_v2(d, r):
             val = str(max(sw - lim, 0))
         else:
             raise RuntimeFailure("linux.resources.memory.swap needs memory.limit on cgroup v2")
-        _write(os.path.join(d, "memory.swap.max"), val)
+        _write_v2(d, "memory.swap.max", val)
     pids = r.get("pids")
     if pids:
         lim = pids["limit"]
-        _write(os.path.join(d, "pids.max"), "max" if lim <= 0 else str(lim))
+        _write_v2(d, "pids.max", "max" if lim <= 0 else str(lim))
     cpu = r.get("cpu") or {}
     for k in ("realtimeRuntime", "realtimePeriod"):
         if cpu.get(k) not in (None, 0):
             raise RuntimeFailure(f"linux.resources.cpu.{k} cannot be applied on cgroup v2")
     if cpu.get("shares"):
         s = cpu["shares"]
-        _write(os.path.join(d, "cpu.weight"), str(1 + ((max(s, 2) - 2) * 9999) // 262142))
+        _write_v2(d, "cpu.weight", str(1 + ((max(s, 2) - 2) * 9999) // 262142))
     if "quota" in cpu or "period" in cpu:
         q = cpu.get("quota")
-        _write(os.path.join(d, "cpu.max"), f"{_max(q)} {cpu.get('period') or 100000}")
+        _write_v2(d, "cpu.max", f"{_max(q)} {cpu.get('period') or 100000}")
     if "burst" in cpu:
-        _write(os.path.join(d, "cpu.max.burst"), str(cpu["burst"]))
+        _write_v2(d, "cpu.max.burst", str(cpu["burst"]))
     if "idle" in cpu:
-        _write(os.path.join(d, "cpu.idle"), str(cpu["idle"]))
+        _write_v2(d, "cpu.idle", str(cpu["idle"]))
     if "cpus" in cpu:
-        _write(os.path.join(d, "cpuset.cpus"), cpu["cpus"])
+        _write_v2(d, "cpuset.cpus", cpu["cpus"])
     if "mems" in cpu:
-        _write(os.path.join(d, "cpuset.mems"), cpu["mems"])
+        _write_v2(d, "cpuset.mems", cpu["mems"])
     # device rules need an eBPF program on v2; not implemented (documented in README)
     for k, v in (r.get("unified") or {}).items():
-        _write(os.path.join(d, k), v)
+        _write_v2(d, k, v)
 
 
 # --- v1 --------------------------------------------------------------------------------
