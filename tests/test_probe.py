@@ -122,6 +122,18 @@ def test_cache_key_follows_the_source(tmp_path: Path, monkeypatch: pytest.Monkey
     assert source_digest() != probe_module.hashlib.sha256(b"").hexdigest()
 
 
+def test_build_static_builds_and_caches_any_source(tmp_path: Path) -> None:
+    source = tmp_path / "hello.c"
+    source.write_text('#include <unistd.h>\nint main(void) { return write(1, "hi", 2) == 2 ? 0 : 1; }\n')
+    binary = probe_module.build_static(source, "hello", tmp_path / "cache")
+    assert binary.parent.parent == tmp_path / "cache" / "hello" and binary.name == "hello"
+    assert not has_interpreter(binary)
+    assert subprocess.run([binary], capture_output=True).stdout == b"hi"
+    mtime = binary.stat().st_mtime_ns
+    assert probe_module.build_static(source, "hello", tmp_path / "cache") == binary
+    assert binary.stat().st_mtime_ns == mtime
+
+
 def test_binary_is_static(probe: Path) -> None:
     assert has_interpreter(probe) is False
     # The check can fail: a dynamically linked program has an interpreter.

@@ -54,8 +54,8 @@ def source_digest() -> str:
     return hashlib.sha256(SOURCE.read_bytes()).hexdigest()
 
 
-def _cache_key() -> str:
-    digest = hashlib.sha256(SOURCE.read_bytes())
+def _cache_key(source: Path | None = None) -> str:
+    digest = hashlib.sha256((source or SOURCE).read_bytes())
     digest.update(b"\0" + " ".join(CFLAGS).encode() + b"\0" + platform.machine().encode())
     return digest.hexdigest()[:16]
 
@@ -67,25 +67,31 @@ def build_probe(cache: Path | None = None) -> Path:
     costs one file read, one hash and one ``stat``. Raises :class:`ProbeBuildError` when
     there is no compiler, no static C library, or the build fails.
     """
-    folder = Path(cache if cache is not None else cache_dir()) / "probe" / _cache_key()
-    binary = folder / "probe"
+    return build_static(SOURCE, "probe", cache)
+
+
+def build_static(source: Path, name: str, cache: Path | None = None) -> Path:
+    """Compile one C file into a static binary cached under ``cache/NAME/<key>/NAME`` (the key
+    hashes the source, the flags and the architecture), or return the cached one."""
+    folder = Path(cache if cache is not None else cache_dir()) / name / _cache_key(source)
+    binary = folder / name
     if binary.is_file():
         return binary
 
-    compiler = _find_compiler()
+    compiler = _find_compiler(name)
     identity = _compiler_identity(compiler)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ProbeBuildError(f"cannot create the probe cache folder {folder}: {err}") from err
+        raise ProbeBuildError(f"cannot create the {name} cache folder {folder}: {err}") from err
 
     # Build into a unique temporary name, then rename: concurrent builders (xdist workers)
     # never see a half-written binary, and the last rename wins with an identical file.
-    fd, tmp_name = tempfile.mkstemp(prefix=".probe-", suffix=".tmp", dir=folder)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}-", suffix=".tmp", dir=folder)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        _compile(compiler, tmp)
+        _compile(compiler, source, name, tmp)
         _check_static(tmp)
         tmp.chmod(0o755)
         _write_atomically(folder / "compiler.txt", f"{shlex.join(compiler)}\n{identity}\n")
@@ -95,14 +101,14 @@ def build_probe(cache: Path | None = None) -> Path:
     return binary
 
 
-def _find_compiler() -> list[str]:
+def _find_compiler(what: str = "probe") -> list[str]:
     """The compiler command: ``$HARNESS_CC``, else ``$CC``, else ``cc``, else ``gcc``."""
     for variable in ("HARNESS_CC", "CC"):
         if value := os.environ.get(variable, "").strip():
             command = shlex.split(value)
             if not shutil.which(command[0]):
                 raise ProbeBuildError(
-                    f"cannot build the probe: the C compiler {command[0]!r} (from ${variable}) "
+                    f"cannot build the {what}: the C compiler {command[0]!r} (from ${variable}) "
                     f"was not found; {_INSTALL_HINT}"
                 )
             return command
@@ -110,7 +116,7 @@ def _find_compiler() -> list[str]:
         if shutil.which(name):
             return [name]
     raise ProbeBuildError(
-        f"cannot build the probe: no C compiler (cc or gcc) found; {_INSTALL_HINT}"
+        f"cannot build the {what}: no C compiler (cc or gcc) found; {_INSTALL_HINT}"
     )
 
 
@@ -126,15 +132,15 @@ def _compiler_identity(compiler: list[str]) -> str:
     return lines[0].strip() if lines else "unknown"
 
 
-def _compile(compiler: list[str], output: Path) -> None:
-    command = [*compiler, *CFLAGS, "-o", str(output), str(SOURCE)]
+def _compile(compiler: list[str], source: Path, what: str, output: Path) -> None:
+    command = [*compiler, *CFLAGS, "-o", str(output), str(source)]
     try:
         result = subprocess.run(
             command, capture_output=True, text=True, timeout=_COMPILE_TIMEOUT, check=False
         )
     except subprocess.TimeoutExpired as err:
         raise ProbeBuildError(
-            f"building the probe timed out after {_COMPILE_TIMEOUT}s: {shlex.join(command)}"
+            f"building the {what} timed out after {_COMPILE_TIMEOUT}s: {shlex.join(command)}"
         ) from err
     except OSError as err:
         raise ProbeBuildError(f"cannot run the C compiler {shlex.join(compiler)}: {err}") from err
@@ -143,12 +149,12 @@ def _compile(compiler: list[str], output: Path) -> None:
     stderr = result.stderr.strip()
     if _MISSING_STATIC_LIBC.search(stderr):
         raise ProbeBuildError(
-            "cannot build the probe: the static C library is missing; install libc6-dev "
+            f"cannot build the {what}: the static C library is missing; install libc6-dev "
             "(Debian/Ubuntu: apt-get install libc6-dev) or glibc-static (Fedora: dnf install "
             f"glibc-static).\n$ {shlex.join(command)}\n{stderr}"
         )
     raise ProbeBuildError(
-        f"building the probe failed (exit {result.returncode}).\n$ {shlex.join(command)}\n{stderr}"
+        f"building the {what} failed (exit {result.returncode}).\n$ {shlex.join(command)}\n{stderr}"
     )
 
 
