@@ -87,3 +87,26 @@ def test_hyperfine_export_shape_and_values():
     assert (r["min"], r["max"]) == (0.1, 0.3)
     assert r["user"] == pytest.approx(0.02) and r["system"] == pytest.approx(0.02)
     assert r["times"] == [0.1, 0.3, 0.2]
+
+
+def test_scale_summary_has_medians_and_overlay_over_raw(tmp_path):
+    from types import SimpleNamespace
+
+    from harness.bench import scale
+
+    path = tmp_path / "samples.jsonl"
+    with SampleWriter(path) as w:
+        for i, (raw, ovl) in enumerate([(1.0, 0.02), (1.2, 0.03), (1.1, 0.025)]):
+            for mode, t in (("raw", raw), ("overlay", ovl)):
+                common = {"mode": mode, "params": {"n": 10}, "iteration": i}
+                w.write(sample("r1", "scale", "n-containers", t, "s", phase="setup", **common))
+                w.write(sample("r1", "scale", "n-containers", 1000.0 if mode == "raw" else 100.0, "bytes", phase="bytes", **common))
+                w.write(sample("r1", "scale", "n-containers", 0.0 if mode == "raw" else 10.0, "mounts", phase="mounts", **common))
+        w.write(sample("r0", "scale", "n-containers", 99.0, "s", mode="raw", phase="setup", params={"n": 10}))  # another run
+    summary = scale.summarize(SimpleNamespace(writer=SimpleNamespace(path=path), run_id="r1"))
+    n10 = summary["N=10"]
+    assert n10["setup"]["raw"] == pytest.approx(1.1) and n10["setup"]["overlay"] == pytest.approx(0.025)
+    ratio = n10["setup"]["overlay_over_raw"]
+    assert ratio["ratio"] == pytest.approx(0.025 / 1.1) and ratio["ci95_low"] <= ratio["ratio"] <= ratio["ci95_high"]
+    assert n10["bytes"]["overlay_over_raw"] == pytest.approx(0.1)
+    assert "overlay_over_raw" not in n10["mounts"]  # raw bundles hold no mounts: no ratio

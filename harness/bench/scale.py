@@ -96,3 +96,30 @@ def run_scale(ctx: BenchContext) -> None:
                 ctx.record("scale", "n-containers", mounts, "mounts", phase="mounts", **common)
                 ctx.progress.advance(f"N={n} {mode}")
     area.rmdir()
+    ctx.summaries["scale"] = summarize(ctx)
+
+
+def summarize(ctx: BenchContext) -> dict[str, Any]:
+    """Per N: the median of each figure per mode, and overlay/raw ratios (with bootstrap
+    intervals for the timed ones; sizes, inodes and mounts do not vary between repetitions)."""
+    from . import stats
+    from .records import read_samples
+
+    rows = [r for r in read_samples(ctx.writer.path) if r["suite"] == "scale" and r["run"] == ctx.run_id]
+    groups: dict[tuple, list[float]] = {}
+    for r in rows:
+        groups.setdefault((r["params"]["n"], r["phase"], r["mode"]), []).append(r["value"])
+    out: dict[str, Any] = {}
+    for (n, phase, mode), values in sorted(groups.items(), key=str):
+        entry = out.setdefault(f"N={n}", {}).setdefault(phase, {})
+        entry[mode] = stats.summary(values)["median"]
+        raw = groups.get((n, phase, "raw"))
+        if mode == "overlay" and raw:
+            if phase in ("setup", "teardown"):
+                try:
+                    entry["overlay_over_raw"] = stats.ratio(values, raw)
+                except ValueError:
+                    pass
+            elif stats.summary(raw)["median"]:
+                entry["overlay_over_raw"] = stats.summary(values)["median"] / stats.summary(raw)["median"]
+    return out
