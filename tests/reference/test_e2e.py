@@ -205,6 +205,59 @@ def test_failing_hook_undoes_create(rt, static_bundle):
     assert rt.ids() == []
 
 
+def _children_of(pid):
+    """pid -> state of the processes whose parent is `pid` (zombies included)."""
+    found = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            fields = data[data.rindex(")") + 2:].split()
+            if int(fields[1]) == pid:
+                found[int(name)] = fields[0]
+    return found
+
+
+def test_create_failing_after_the_fork_leaves_no_process(rt, static_bundle):
+    # the resources fail to apply while the init is already being built; create must end
+    # and reap both children, handing no process (not even a zombie) to whoever adopts
+    # orphans. This test process adopts them while it runs (child subreaper), so only the
+    # orphans of its own creates can show up, whatever runs beside it.
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_child_subreaper = 36
+    b = static_bundle()
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        b.config["linux"]["resources"] = {"unified": {"nosuchcontroller.max": "1"}}
+    else:
+        b.config["linux"]["resources"] = {"cpu": {"idle": 1}}  # v2 only: refused on v1
+    b.config["linux"]["cgroupsPath"] = "/oci-reference-test/fail1"
+    b.write()
+    earlier = _children_of(os.getpid())  # unwaited children of earlier tests are not ours
+    assert libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) == 0
+    adopted = {}
+    try:
+        for i in range(5):
+            p = rt("create", "--bundle", b.path, f"fa{i}")
+            assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
+        time.sleep(0.1)
+        adopted = {pid: state for pid, state in _children_of(os.getpid()).items() if pid not in earlier}
+    finally:
+        libc.prctl(pr_set_child_subreaper, 0, 0, 0, 0)
+        for pid in adopted:
+            if adopted[pid] != "Z":
+                os.kill(pid, 9)
+            os.waitpid(pid, 0)
+    assert not adopted, f"failed creates left processes behind (pid: state): {adopted}"
+    assert rt.ids() == []
+    assert not os.path.exists("/sys/fs/cgroup/pids/oci-reference-test/fail1")
+    assert not os.path.exists("/sys/fs/cgroup/oci-reference-test/fail1")
+
+
 def test_hook_timeout(rt, static_bundle):
     b = static_bundle()
     b.config["hooks"] = {"prestart": [{"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}]}

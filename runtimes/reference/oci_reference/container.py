@@ -84,7 +84,7 @@ _kill_cgroup = ops.kill_cgroup
 # create
 # ======================================================================================
 def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_fds=0,
-           warn=None, subreaper=False):
+           warn=None):
     from oci_reference import warmup
 
     warmup.start()  # no-op when the command line started it already
@@ -149,9 +149,11 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
                 os.close(afd)
         listener.listen(1)
         parent_sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
-        if subreaper:  # before P1 exists: it exits as soon as it has forked the init
-            from oci_reference import linux
-            linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+        # The init is reparented to this process when P1 exits (which may be before the
+        # cgroups are made), so this process can reap it if create fails, and `run` can wait
+        # for it. After a successful `create` it goes on to whoever adopts orphans here.
+        from oci_reference import linux
+        linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
         sys.stdout.flush()
         sys.stderr.flush()
         # P1 starts at once: it loads ctypes and the setup modules, makes the namespaces and
@@ -224,24 +226,26 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
     except BaseException as exc:
         if cfg.seccomp_agent is not None:
             cfg.seccomp_agent.close()
+        if pid1 and not pid1_reaped:
+            # P1 may have forked the init already: let it finish, then learn the init's pid
+            # from its "P" message, so that no init is left behind to build a container
+            late = _end_p1(pid1, parent_sock)
+            info = statemod.proc_stat(late) if late and not init_pid else None
+            mine = statemod.proc_stat(os.getpid())
+            if info and mine and info[1] >= mine[1]:  # not a pid reused by an older process
+                init_pid = late
+                st["startTime"] = info[1]
         if parent_sock is not None:
             parent_sock.close()
-        if pid1 and not pid1_reaped:
-            try:
-                os.kill(pid1, _SIGKILL)
-            except ProcessLookupError:
-                pass
-            os.waitpid(pid1, 0)
         if init_pid:
             try:
                 os.kill(init_pid, _SIGKILL)
             except ProcessLookupError:
                 pass
-            if subreaper:
-                try:
-                    os.waitpid(init_pid, 0)
-                except ChildProcessError:
-                    pass
+            try:
+                os.waitpid(init_pid, 0)
+            except ChildProcessError:  # not reparented to us (P1 had not exited)
+                pass
             _wait_dead(init_pid, st["startTime"])
         if cg is not None:
             try:
@@ -254,6 +258,47 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
         if isinstance(exc, HookFailure) and cfg.hooks.get("poststop"):
             ops.poststop(st, warn)
         raise
+
+
+def _end_p1(pid1, sock, grace=2.0):
+    """After a failure in `create` before P1 was reaped: close our side of the channel (a
+    child waiting on it sees EOF and exits), give P1 `grace` seconds to exit, else kill it;
+    reap it, and return the init pid from a "P" message still unread, or 0."""
+    if sock is not None:
+        try:
+            sock.shutdown(_socket.SHUT_WR)
+        except OSError:
+            pass
+    try:
+        pfd = os.pidfd_open(pid1)
+    except OSError:
+        pfd = -1
+    if pfd >= 0:
+        import select
+        try:
+            exited = bool(select.select([pfd], [], [], grace)[0])
+        finally:
+            os.close(pfd)
+    else:
+        exited = False
+    if not exited:
+        try:
+            os.kill(pid1, _SIGKILL)
+        except ProcessLookupError:
+            pass
+    os.waitpid(pid1, 0)
+    if sock is None:
+        return 0
+    sock.setblocking(False)
+    while True:
+        try:
+            msg = sock.recv(65536)
+        except OSError:
+            return 0
+        if not msg:
+            return 0
+        if msg[:1] == b"P" and msg[1:].isdigit():
+            return int(msg[1:])
 
 
 def _drop_ungrantable(cset, warnings):
@@ -572,7 +617,7 @@ from oci_reference.ops import delete, kill, start  # noqa: E402,F401
 
 
 def run(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_fds=0, detach=False, warn=None):
-    st = create(root, cid, bundle, pid_file, console_socket, preserve_fds, warn, subreaper=not detach)
+    st = create(root, cid, bundle, pid_file, console_socket, preserve_fds, warn)
     pid = st["pid"]
     try:
         start(root, cid, warn)
