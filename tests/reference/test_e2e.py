@@ -258,6 +258,19 @@ def test_create_failing_after_the_fork_leaves_no_process(rt, static_bundle):
     assert not os.path.exists("/sys/fs/cgroup/oci-reference-test/fail1")
 
 
+def test_an_early_init_failure_is_reported_in_its_own_words(rt, static_bundle):
+    # the init fails at its first mount, possibly before create has even answered P1: the
+    # error must still be the init's, never a broken pipe or a reset connection
+    b = static_bundle()
+    b.config["mounts"].insert(0, {"destination": "/x", "type": "bind", "source": "/nonexistent/src", "options": ["bind"]})
+    b.write()
+    for i in range(20):
+        p = rt("create", "--bundle", b.path, f"ef{i}")
+        assert p.returncode == 1
+        assert p.stderr == "oci-reference: bind source /nonexistent/src: No such file or directory\n", p.stderr
+    assert rt.ids() == []
+
+
 def test_hook_timeout(rt, static_bundle):
     b = static_bundle()
     b.config["hooks"] = {"prestart": [{"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}]}

@@ -60,7 +60,12 @@ def _send_fd(sock, data, fd):
 
 
 def _recv(sock):
-    data, anc, _flags, _addr = sock.recvmsg(65536, _socket.CMSG_SPACE(4))
+    try:
+        data, anc, _flags, _addr = sock.recvmsg(65536, _socket.CMSG_SPACE(4))
+    except ConnectionResetError:
+        # a child exited leaving one of our messages unread: the kernel reports that once,
+        # ahead of what the child sent before exiting (its "E" message); read that next
+        data, anc, _flags, _addr = sock.recvmsg(65536, _socket.CMSG_SPACE(4))
     fd = -1
     for level, typ, cdata in anc:
         if level == _socket.SOL_SOCKET and typ == _socket.SCM_RIGHTS and len(cdata) >= 4:
@@ -188,16 +193,22 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
                 parent_sock.send(b"u")
             elif tag == b"P":
                 init_pid = int(body)
-                parent_sock.send(b"g%d" % init_pid)
                 os.waitpid(pid1, 0)
                 pid1_reaped = True
-                info = statemod.proc_stat(init_pid)
-                if info is None:
-                    raise RuntimeFailure("container init exited unexpectedly")
-                st["pid"] = init_pid
-                st["startTime"] = info[1]
-                cg.join(init_pid)
-                parent_sock.send(b"c" + jsonlite.dumps(cg.to_dict()).encode())
+                try:
+                    parent_sock.send(b"g%d" % init_pid)
+                    info = statemod.proc_stat(init_pid)
+                    if info is None or info[0] == "Z":
+                        raise RuntimeFailure("container init exited unexpectedly")
+                    st["pid"] = init_pid
+                    st["startTime"] = info[1]
+                    cg.join(init_pid)
+                    parent_sock.send(b"c" + jsonlite.dumps(cg.to_dict()).encode())
+                except (OSError, RuntimeFailure):
+                    # the init builds the rootfs meanwhile and may have failed already: its
+                    # own message says why, better than the broken pipe or the failed join
+                    _raise_reported(parent_sock)
+                    raise
             elif tag == b"H":
                 from oci_reference import hooks
                 statemod.save(root, st)
@@ -260,6 +271,27 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
         raise
 
 
+def _raise_reported(sock):
+    """Raise the failure a child reported ("E"/"F" message) if one is waiting unread."""
+    sock.setblocking(False)
+    try:
+        while True:
+            try:
+                msg = sock.recv(65536)
+            except ConnectionResetError:
+                continue  # reported once, ahead of the messages still queued (see _recv)
+            except OSError:
+                return
+            if not msg:
+                return
+            if msg[:1] == b"E":
+                raise RuntimeFailure(msg[1:].decode(errors="replace"))
+            if msg[:1] == b"F":
+                raise HookFailure(msg[1:].decode(errors="replace"))
+    finally:
+        sock.setblocking(True)
+
+
 def _end_p1(pid1, sock, grace=2.0):
     """After a failure in `create` before P1 was reaped: close our side of the channel (a
     child waiting on it sees EOF and exits), give P1 `grace` seconds to exit, else kill it;
@@ -293,6 +325,8 @@ def _end_p1(pid1, sock, grace=2.0):
     while True:
         try:
             msg = sock.recv(65536)
+        except ConnectionResetError:
+            continue  # reported once, ahead of the messages still queued (see _recv)
         except OSError:
             return 0
         if not msg:
