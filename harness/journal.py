@@ -180,9 +180,10 @@ def _remove_container(entry: dict[str, Any]) -> None:
             rt.delete(cid, force=True, timeout=30)
     if entry.get("pid"):
         _kill(entry["pid"], entry.get("pid_start"))
-    from .runtime import remove_empty_cgroups
+    from .runtime import named_cgroups, remove_empty_cgroups
 
-    remove_empty_cgroups([Path(p) for p in entry.get("cgroups", [])])
+    # the recorded ones, and (for a create that never finished) those named after the id
+    remove_empty_cgroups([Path(p) for p in entry.get("cgroups", [])] + named_cgroups(cid))
 
 
 def _kill(pid: int, start: int | None) -> None:

@@ -453,6 +453,8 @@ class Container:
             except RuntimeCallError as failure:
                 failure.stderr = self.stderr_path.read_text(errors="replace")
                 self.created = self._exists()
+                if not self.created:  # some runtimes leave the cgroup of a failed create
+                    remove_empty_cgroups(named_cgroups(self.id, self.bundle), timeout=1.0)
                 raise RuntimeCallError(self.runtime.name, failure.argv, "create failed", returncode=failure.returncode, stderr=failure.stderr) from None
         self.created = True
         self.create_stderr = self.stderr_path.read_text(errors="replace")
@@ -665,6 +667,30 @@ def _own_cgroups(pid: int | None, container_id: str) -> list[Path]:
             # v2 "0::/p" on the cgroup2 mount.
             if (m.fstype == "cgroup2") if not controllers else set(controllers.split(",")) <= set(m.super_options):
                 found.append(Path(m.mount_point) / path.lstrip("/"))
+    return sorted(set(found), key=lambda p: -len(p.parts))
+
+
+def named_cgroups(container_id: str, bundle: Path | None = None) -> list[Path]:
+    """Cgroup folders a runtime may have made for a container it never finished creating (so
+    there is no pid to ask): on every cgroup mount, the bundle's ``linux.cgroupsPath`` (a plain
+    path) and the common default ``/<id>``. Only folders named exactly after the container id
+    are returned; the harness's ids are unique to a run, so no one else's group can match."""
+    paths = {"/" + container_id}
+    if bundle is not None:
+        try:
+            configured = json.loads((Path(bundle) / "config.json").read_text()).get("linux", {}).get("cgroupsPath")
+        except (OSError, ValueError, AttributeError):
+            configured = None
+        if isinstance(configured, str) and ":" not in configured:
+            paths.add("/" + configured.strip("/"))
+    found = []
+    for m in host.mounts():
+        if m.fstype not in ("cgroup", "cgroup2"):
+            continue
+        for path in paths:
+            folder = Path(m.mount_point) / path.lstrip("/")
+            if folder.name == container_id and folder.is_dir():
+                found.append(folder)
     return sorted(set(found), key=lambda p: -len(p.parts))
 
 

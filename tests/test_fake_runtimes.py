@@ -82,3 +82,34 @@ def test_a_wrong_pid_from_a_runtime_is_never_killed(tmp_path):
     c.create()
     assert c.pid == os.getpid()
     c.cleanup()  # would SIGKILL this very test process if the pid were trusted
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (cgroups)")
+@pytest.mark.parametrize("configured", [False, True])
+def test_the_cgroup_of_a_failed_create_is_removed(tmp_path, configured):
+    """A runtime that makes the container's cgroup and then fails create (crun when it cannot
+    raise RLIMIT_MEMLOCK, for one) leaves no pid to find it by: the harness looks for a group
+    named after the container id, at the bundle's cgroupsPath or at /<id>."""
+    from harness import host
+    from harness.runtime import Container, Runtime, RuntimeCallError, RuntimeDefinition
+
+    base = next(m.mount_point for m in host.mounts() if m.fstype in ("cgroup", "cgroup2"))
+    cid = f"harness-test-{os.getpid()}-{int(configured)}"
+    rel = f"harness-test-parent-{os.getpid()}/{cid}" if configured else cid
+    group = Path(base) / rel
+    binary = tmp_path / "leaky"
+    binary.write_text(f"#!{sys.executable}\nimport os, sys\nif 'create' in sys.argv:\n"
+                      f"    os.makedirs({str(group)!r})\n    sys.exit('cannot set up the container')\n")
+    binary.chmod(0o755)
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "config.json").write_text('{"linux": {"cgroupsPath": "/%s"}}' % rel if configured else "{}")
+    c = Container(Runtime(RuntimeDefinition(name="leaky", binary=str(binary)), tmp_path / "state", timeout=5), cid, bundle, tmp_path / "io")
+    try:
+        with pytest.raises(RuntimeCallError, match="create failed"):
+            c.create()
+        assert not group.exists(), f"the failed create's cgroup {group} was left behind"
+    finally:
+        for folder in (group, group.parent):
+            if folder != Path(base) and folder.is_dir():
+                folder.rmdir()
