@@ -65,18 +65,15 @@ def cgroup_controllers() -> frozenset[str]:
     """The cgroup controllers a container can be given here: on a pure v2 host those the root
     cgroup offers (/sys/fs/cgroup/cgroup.controllers), otherwise those of the mounted v1
     hierarchies (a controller bound to v1 is not available in a hybrid host's v2 hierarchy)."""
-    known = set()
-    try:
-        for line in Path("/proc/cgroups").read_text().splitlines():
-            if not line.startswith("#") and line.split():
-                known.add(line.split()[0])
-    except OSError:
-        pass
     if cgroup_mode() == "v2":
         try:
             return frozenset(Path("/sys/fs/cgroup/cgroup.controllers").read_text().split())
         except OSError:
             return frozenset()
+    try:  # the kernel's controller names tell them from the other super options (rw, xattr...)
+        known = {line.split()[0] for line in Path("/proc/cgroups").read_text().splitlines() if line.strip() and not line.startswith("#")}
+    except OSError:
+        known = set()
     return frozenset(opt for m in mounts() if m.fstype == "cgroup" for opt in m.super_options if opt in known)
 
 

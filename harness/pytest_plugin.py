@@ -47,7 +47,6 @@ _REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
 }
 
 
-
 def _requirement(item: pytest.Item, need: str) -> tuple[Callable[[], bool], str]:
     if need.startswith("controller-") and len(need) > len("controller-"):
         name = need[len("controller-"):]
@@ -56,6 +55,7 @@ def _requirement(item: pytest.Item, need: str) -> tuple[Callable[[], bool], str]
     if need not in _REQUIREMENTS:
         raise pytest.UsageError(f"{item.nodeid}: unknown requirement {need!r} (known: {', '.join(_REQUIREMENTS)}, controller-NAME)")
     return _REQUIREMENTS[need]
+
 
 _CONTAINERS = pytest.StashKey[list]()
 _PROFILE = "oci-quick"

@@ -109,10 +109,11 @@ def summarize(ctx: BenchContext) -> dict[str, Any]:
     groups: dict[tuple, list[float]] = {}
     for r in rows:
         groups.setdefault((r["params"]["n"], r["phase"], r["mode"]), []).append(r["value"])
+    medians = {key: stats.summary(values)["median"] for key, values in groups.items()}
     out: dict[str, Any] = {}
     for (n, phase, mode), values in sorted(groups.items(), key=str):
         entry = out.setdefault(f"N={n}", {}).setdefault(phase, {})
-        entry[mode] = stats.summary(values)["median"]
+        entry[mode] = medians[(n, phase, mode)]
         raw = groups.get((n, phase, "raw"))
         if mode == "overlay" and raw:
             if phase in ("setup", "teardown"):
@@ -120,6 +121,6 @@ def summarize(ctx: BenchContext) -> dict[str, Any]:
                     entry["overlay_over_raw"] = stats.ratio(values, raw)
                 except ValueError:
                     pass
-            elif stats.summary(raw)["median"]:
-                entry["overlay_over_raw"] = stats.summary(values)["median"] / stats.summary(raw)["median"]
+            elif medians[(n, phase, "raw")]:
+                entry["overlay_over_raw"] = medians[(n, phase, mode)] / medians[(n, phase, "raw")]
     return out

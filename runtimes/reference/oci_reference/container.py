@@ -271,8 +271,8 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
         raise
 
 
-def _raise_reported(sock):
-    """Raise the failure a child reported ("E"/"F" message) if one is waiting unread."""
+def _unread(sock):
+    """The messages still waiting on the channel, without blocking, up to EOF."""
     sock.setblocking(False)
     try:
         while True:
@@ -284,12 +284,18 @@ def _raise_reported(sock):
                 return
             if not msg:
                 return
-            if msg[:1] == b"E":
-                raise RuntimeFailure(msg[1:].decode(errors="replace"))
-            if msg[:1] == b"F":
-                raise HookFailure(msg[1:].decode(errors="replace"))
+            yield msg
     finally:
         sock.setblocking(True)
+
+
+def _raise_reported(sock):
+    """Raise the failure a child reported ("E"/"F" message) if one is waiting unread."""
+    for msg in _unread(sock):
+        if msg[:1] == b"E":
+            raise RuntimeFailure(msg[1:].decode(errors="replace"))
+        if msg[:1] == b"F":
+            raise HookFailure(msg[1:].decode(errors="replace"))
 
 
 def _end_p1(pid1, sock, grace=2.0):
@@ -319,20 +325,10 @@ def _end_p1(pid1, sock, grace=2.0):
         except ProcessLookupError:
             pass
     os.waitpid(pid1, 0)
-    if sock is None:
-        return 0
-    sock.setblocking(False)
-    while True:
-        try:
-            msg = sock.recv(65536)
-        except ConnectionResetError:
-            continue  # reported once, ahead of the messages still queued (see _recv)
-        except OSError:
-            return 0
-        if not msg:
-            return 0
+    for msg in _unread(sock) if sock is not None else ():
         if msg[:1] == b"P" and msg[1:].isdigit():
             return int(msg[1:])
+    return 0
 
 
 def _drop_ungrantable(cset, warnings):
