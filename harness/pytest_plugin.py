@@ -11,6 +11,8 @@ Markers
     ``@pytest.mark.requires(*needs)`` skips with a stated reason when the host lacks one of:
     ``root``, ``cgroup-v1``, ``cgroup-v2``, ``userns``, ``controller-NAME`` (the cgroup controller
     NAME, e.g. ``controller-memory``, can be given to a container here).
+    ``@pytest.mark.feature(path, contains=None)`` skips a runtime whose ``features`` document
+    does not claim the property at the dotted ``path`` (:mod:`harness.features`).
 
 Fixtures
     ``runtime`` (a :class:`~harness.runtime.Runtime` with its own state root per run and worker),
@@ -35,7 +37,7 @@ from typing import Any
 
 import pytest
 
-from . import _linux, host, requirements, runtime as _runtime
+from . import _linux, features, host, requirements, runtime as _runtime
 from .bundle import PROBE_PATH, Bundle, create_bundle
 from .errors import HarnessError
 
@@ -104,6 +106,7 @@ def pytest_configure(config: pytest.Config) -> None:
             config.option.xmlpath = str(Path(results_dir) / "junit.xml")
         config.pluginmanager.register(_Recorder(config, Path(results_dir)), "oci-harness-results")
     config.addinivalue_line("markers", "spec(*ids): the catalogue ids of the spec requirements a case checks")
+    config.addinivalue_line("markers", "feature(path, contains=None): a features-document property the runtime must claim, or the case skips")
     config.addinivalue_line("markers", "requires(*needs): host capabilities a case needs (root, cgroup-v1, cgroup-v2, userns, controller-NAME)")
     names = [n.strip() for n in config.getoption("--runtime").split(",") if n.strip()]
     defs: dict[str, _runtime.RuntimeDefinition] = {}
@@ -252,8 +255,17 @@ def _runtimes(request: pytest.FixtureRequest) -> dict[str, _runtime.Runtime]:
 
 @pytest.fixture
 def runtime(request: pytest.FixtureRequest, _runtimes: dict[str, _runtime.Runtime]) -> _runtime.Runtime:
-    """The runtime under test (cases run once per ``--runtime``)."""
-    return _runtimes[request.param]
+    """The runtime under test (cases run once per ``--runtime``). A case marked
+    ``feature(PATH, contains=VALUE)`` skips when the runtime's ``features`` output does not claim
+    it (see :mod:`harness.features`)."""
+    rt = _runtimes[request.param]
+    for marker in request.node.iter_markers("feature"):
+        if not marker.args:
+            raise pytest.UsageError(f"{request.node.nodeid}: feature() needs a dotted features path")
+        reason = features.unclaimed(features.document(rt), marker.args[0], marker.kwargs.get("contains"), rt.name)
+        if reason:
+            pytest.skip(reason)
+    return rt
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,62 @@
+"""What a runtime claims in its ``features`` document (features.md), and the ``feature`` marker.
+
+A case that needs a property introduced by a later spec release (idmapped mounts, network
+devices, memory policy...) declares it with ``@pytest.mark.feature(PATH, contains=VALUE)``; a
+runtime whose ``features`` output does not claim it skips the case, naming the property and
+what the runtime reported. ``PATH`` is dotted (``linux.netDevices.enabled``): the case runs
+when the value there is ``true``, a non-empty list or object, or, with ``contains``, a list
+holding ``VALUE``. A runtime without a ``features`` command claims nothing (the document is
+optional: features.md MAY), so such cases skip on it too.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+_MISSING = object()
+
+
+def lookup(doc: dict[str, Any], path: str) -> Any:
+    """The value at dotted ``path`` in ``doc``, or ``_MISSING``."""
+    node: Any = doc
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return _MISSING
+        node = node[key]
+    return node
+
+
+def unclaimed(doc: dict[str, Any] | None, path: str, contains: str | None = None, runtime: str = "the runtime") -> str | None:
+    """Why ``doc`` does not claim ``path`` (and ``contains``), or None when it does."""
+    if doc is None:
+        return f"{runtime} has no `features` command, so it claims no support for {path} (features.md: the document is optional)"
+    value = lookup(doc, path)
+    if value is _MISSING or value is None:
+        return f"{runtime} does not report {path} in its `features` output: not supported by this runtime"
+    if contains is not None:
+        if not isinstance(value, list) or contains not in value:
+            return f"{runtime} does not list {contains!r} in {path} of its `features` output ({json.dumps(value)[:200]}): not supported by this runtime"
+        return None
+    if value is False or value in ([], {}):
+        return f"{runtime} reports {path} = {json.dumps(value)} in its `features` output: not supported by this runtime"
+    return None
+
+
+def document(runtime: Any) -> dict[str, Any] | None:
+    """The runtime's features document, or None when it has no ``features`` command or prints no
+    JSON object. Cached on the runtime object: a runtime's claims do not change during a run."""
+    cached = getattr(runtime, "_features_document", _MISSING)
+    if cached is not _MISSING:
+        return cached
+    proc = runtime.call("features", check=False, timeout=30)
+    doc: dict[str, Any] | None = None
+    if proc.returncode == 0:
+        out = proc.stdout.decode(errors="replace") if isinstance(proc.stdout, bytes) else proc.stdout
+        try:
+            parsed = json.loads(out)
+        except json.JSONDecodeError:
+            parsed = None
+        doc = parsed if isinstance(parsed, dict) else None
+    runtime._features_document = doc
+    return doc
