@@ -279,8 +279,7 @@ def test_tmpcopyup_copies_rootfs_content(runtime, bundle_factory, container_fact
     assert c.stdout().split() == ["from-rootfs.txt"], f"tmpcopyup: the tmpfs at /seeded should hold a copy of the rootfs's from-rootfs.txt, it holds {c.stdout().split()}"
 
 
-@pytest.mark.parametrize("option, flag", [("rro", "ro"), ("rnosuid", "nosuid"), ("rnodev", "nodev"), ("rnoexec", "noexec")])
-@pytest.mark.spec("config.mounts.option.recursive")
+@pytest.mark.parametrize("option, flag", [pytest.param(o, f, marks=pytest.mark.spec(f"config.mounts.option.{o}")) for o, f in [("rro", "ro"), ("rnosuid", "nosuid"), ("rnoexec", "noexec")]])
 def test_recursive_option_reaches_submounts(runtime, run_probe, host_tree, option, flag):
     _, report = run_probe("report", edit=add_mounts(bind("/data", host_tree, "rbind", option)))
     top, sub = mount_at(report, "/data"), mount_at(report, "/data/sub")
