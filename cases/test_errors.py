@@ -58,10 +58,12 @@ def test_create_with_existing_id(runtime, bundle_factory, container_factory):
 
 @pytest.mark.spec("runtime.start.not-created", "runtime.errors.no-change")
 def test_start_twice(runtime, bundle_factory, container_factory):
-    c = container_factory(bundle_factory("pause"))
+    bundle = bundle_factory("write", "/ready", "1", "pause")
+    c = container_factory(bundle)
     c.create()
     c.start()
     before = c.wait_status("running")
+    c.wait_ready(bundle.rootfs / "ready")
     with pytest.raises(RuntimeCallError):
         c.start()
     after = c.state()

@@ -31,11 +31,13 @@ def test_create_does_not_run_user_program(runtime, bundle_factory, container_fac
 
 @pytest.mark.spec("runtime.start.runs-program", "runtime.scope.operations", "runtime.operations.supported")
 def test_start_makes_it_running(runtime, bundle_factory, container_factory):
-    c = container_factory(bundle_factory("write", "/ready", "1", "pause"))
+    bundle = bundle_factory("write", "/ready", "1", "pause")
+    c = container_factory(bundle)
     c.create()
     c.start()
     state = c.wait_status("running")
     assert state.pid == c.pid, "the pid changed between create and start"
+    c.wait_ready(bundle.rootfs / "ready")
     c.kill("TERM")
     c.wait()
 
@@ -57,6 +59,9 @@ def test_kill_term_reaches_the_process(runtime, bundle_factory, container_factor
     c.create()
     c.start()
     c.wait_status("running")
+    # "running" is not readiness: before the probe runs, a SIGTERM to the namespace's pid 1
+    # without a handler is discarded by the kernel, and the probe would pause for ever
+    c.wait_ready(bundle.rootfs / "ready")
     c.kill("TERM")
     end = c.wait()
     assert c.stdout() == "SIGTERM\n", f"the process did not report SIGTERM; stdout {c.stdout()!r}"
@@ -78,10 +83,12 @@ def test_kill_kill_stops_the_process(runtime, bundle_factory, container_factory)
 
 @pytest.mark.spec("runtime.kill.sends-signal")
 def test_kill_usr1_reaches_the_process(runtime, bundle_factory, container_factory):
-    c = container_factory(bundle_factory("pause"))
+    bundle = bundle_factory("write", "/ready", "1", "pause")
+    c = container_factory(bundle)
     c.create()
     c.start()
     c.wait_status("running")
+    c.wait_ready(bundle.rootfs / "ready")
     c.kill("USR1")
     c.wait()
     assert c.stdout() == "SIGUSR1\n"

@@ -553,6 +553,25 @@ class Container:
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
 
+    def wait_ready(self, marker: Path, timeout: float = 10.0) -> None:
+        """Wait until the user program has written ``marker`` (a host path, e.g. the probe's
+        ``write /ready 1 pause`` seen as ``bundle.rootfs / "ready"``).
+
+        A ``running`` status is not readiness: runtimes report it once ``start`` released the
+        init, which may still be the runtime's own code, not the user program. A signal sent
+        then can be lost (pid 1 of a pid namespace ignores signals it has no handler for). The
+        wait ends early, with the reason, when the process ends before writing the mark.
+        """
+        deadline = time.monotonic() + timeout
+        delay = 0.002
+        while not marker.exists():
+            if self.pid is not None and not _alive(self.pid):
+                raise HarnessError(f"container {self.id}: its process {self.pid} ended before writing its readiness mark {marker}; stderr: {self.stderr()!r}")
+            if time.monotonic() > deadline:
+                raise HarnessError(f"container {self.id}: no readiness mark {marker} within {timeout:g} s (status {self.state().status!r})")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
     def cleanup(self) -> None:
         """Remove the container whatever state it is in; never raises for an already gone one."""
         if self._exists():
