@@ -40,12 +40,13 @@ def requested_runtimes(posargs: list[str], default: str) -> tuple[list[str], lis
     return default.split(","), ["--runtime", default, *posargs]
 
 
-def ensure_system_packages(session: nox.Session, runtimes: list[str]) -> None:
-    """apt-get install what the conformance suite needs and the host lacks (root, Debian only)."""
+def ensure_system_packages(session: nox.Session, runtimes: list[str], extra: tuple[str, ...] = ()) -> None:
+    """apt-get install what the conformance suite needs and the host lacks (root, Debian only);
+    ``extra`` are commands the session needs, each in the Debian package of the same name."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from harness import runtime as rt
 
-    missing = []
+    missing = [name for name in extra if not shutil.which(name)]
     if not (shutil.which("cc") or shutil.which("gcc")) or not any(
         os.path.exists(p) for p in ("/usr/lib/x86_64-linux-gnu/libc.a", "/usr/lib/aarch64-linux-gnu/libc.a", "/usr/lib64/libc.a", "/usr/lib/libc.a")
     ):
@@ -142,8 +143,12 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def stability(session: nox.Session) -> None:
-    """The conformance suite five times: any case whose outcome changes is reported."""
+    """The conformance suite five times: any case whose outcome changes is reported. With
+    ``-- --load`` the runs happen under a CPU, memory and I/O load (stress-ng, installed if
+    missing, started and stopped by benchmarks/stability.py); ``--cgroup-v2`` as conformance-v2."""
     install(session)
+    runtimes, _ = requested_runtimes(session.posargs, "reference,runc")
+    ensure_system_packages(session, runtimes, extra=("stress-ng",) if "--load" in session.posargs else ())
     session.run("python", "benchmarks/stability.py", *session.posargs)
 
 
