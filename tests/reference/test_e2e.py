@@ -325,6 +325,24 @@ def test_run_init_is_in_its_cgroups_before_the_program(rt, alpine_bundle, cgroup
     assert not os.path.exists("/sys/fs/cgroup/pids/oci-reference-test")
 
 
+def test_cgroup_folders_do_not_take_the_callers_umask(rt, static_bundle):
+    # a parent made under umask 077 would be 0700, and later user-namespaced containers
+    # sharing it (host uid 100000, no rights on host-owned folders) could not bind their group
+    b = static_bundle(["/hello", "sleep", "100"])
+    b.config["linux"]["cgroupsPath"] = f"/oci-reference-test-umask-{os.getpid()}/um1"
+    b.write()
+    old = os.umask(0o077)
+    try:
+        rt("create", "--bundle", b.path, "um1", check=True)
+    finally:
+        os.umask(old)
+    made = [f"{m}/oci-reference-test-umask-{os.getpid()}" for m in ("/sys/fs/cgroup", *(f"/sys/fs/cgroup/{h}" for h in os.listdir("/sys/fs/cgroup")))]
+    made = [p for p in made if os.path.isdir(p)]
+    modes = {p: oct(os.stat(p).st_mode & 0o777) for p in made + [p + "/um1" for p in made]}
+    rt("delete", "--force", "um1", check=True)
+    assert made and set(modes.values()) == {"0o755"}, modes
+
+
 def _default_parents():
     return [p for p in ("/sys/fs/cgroup/oci-reference", "/sys/fs/cgroup/pids/oci-reference") if os.path.isdir(p)]
 

@@ -157,6 +157,12 @@ def _mkdirs(base, rel, created, on_new=None):
             except OSError as e:
                 raise RuntimeFailure(f"cgroup: cannot create {cur}: {e.strerror}") from None
             created.append(cur)
+            # 0755 whatever the caller's umask: a parent is shared by later containers, and
+            # one made 0700 under umask 077 cannot be crossed by a user-namespaced one
+            try:
+                os.chmod(cur, 0o755)
+            except FileNotFoundError:
+                break
             if on_new:
                 on_new(parent, cur)
         else:
