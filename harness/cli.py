@@ -241,6 +241,8 @@ def cmd_requirements(args: argparse.Namespace) -> int:
 
     from . import requirements
 
+    if args.audit is not None:
+        return _requirements_audit(args)
     rows = requirements.coverage(requirements.collect_cases(Path(args.cases)))
     if args.json:
         print(json.dumps([{**r.requirement.__dict__, "status": r.status, "cases": r.cases} for r in rows], indent=2))
@@ -267,6 +269,64 @@ def cmd_requirements(args: argparse.Namespace) -> int:
     untestable = sum(1 for r in rows if not r.cases and not r.requirement.testable)
     print(f"  {'all':<18} {covered}/{len(rows)} requirements covered, {untestable} not testable here, {len(rows) - covered - untestable} not covered")
     return 0
+
+
+def _requirements_audit(args: argparse.Namespace) -> int:
+    """``harness requirements --audit``: the catalogue joined to the spec's sentences; exit 1
+    when a runtime-constraining MUST/SHOULD sentence has no entry, an entry's sentence is not in
+    the spec, an entry has no sentence or an anchor is no heading."""
+    import json
+
+    from . import requirements, spectext
+    from .requirements import audit as audit_mod
+
+    if args.audit and args.spec and Path(args.audit) != Path(args.spec):
+        raise HarnessError(f"two spec folders given ({args.audit} and --spec {args.spec}); give one")
+    folder = spectext.spec_dir(args.audit or args.spec or None)
+    result = audit_mod.audit(folder, requirements.collect_cases(Path(args.cases)))
+    if args.json:
+        print(json.dumps({
+            "spec": str(folder),
+            "differs_from_pinned": result.differs_from_pin,
+            "totals": [{"file": f, "level": lvl, **cell} for (f, lvl), cell in result.totals().items()],
+            "sentences": [{
+                "file": r.sentence.file, "section": r.sentence.section, "line": r.sentence.line,
+                "level": r.sentence.level, "digest": r.sentence.digest, "text": r.sentence.text,
+                "applies_to": r.applies_to, "status": r.status,
+                "requirements": [q.id for q in r.requirements], "cases": r.cases,
+                "why": r.why_not_testable,
+            } for r in result.rows],
+            "unmatched": [u.__dict__ for u in result.unmatched],
+            "no_sentence": [r.id for r in result.no_sentence],
+            "bad_anchors": [{"who": w, "anchor": a} for w, a in result.bad_anchors],
+            "wrong_section": [{"who": w, "anchor": a, "sentence_anchor": b} for w, a, b in result.wrong_section],
+        }, indent=2))
+        return 0 if result.clean else 1
+    pin = ("the pinned v" + spectext.SPEC_VERSION) if not result.differs_from_pin else (
+        f"differs from the pinned v{spectext.SPEC_VERSION} in {len(result.differs_from_pin)} file(s)")
+    print(f"spec: {folder} ({pin})")
+    print()
+    print(audit_mod.format_table(result))
+    print("  runtime: sentences that constrain the runtime (the rest are marked config-author, hook, other platforms...)")
+    print("  missing: runtime sentences no catalogue entry stands for")
+
+    def show(title: str, lines: list[str]) -> None:
+        if lines:
+            print(f"\n{title} ({len(lines)}):")
+            for line in lines:
+                print(f"  {line}")
+
+    show("runtime MUST/SHOULD sentences with no catalogue entry",
+         [f"{r.sentence.anchor} [{r.sentence.level}] {r.sentence.digest}: {r.sentence.text}" for r in result.missing()])
+    show("catalogue sentences not found in the spec (changed or mistyped)",
+         [f"{u.who} ({u.file}#{u.section}): {u.sentence}" for u in result.unmatched])
+    show("catalogue entries without a sentence", [f"{r.id} ({r.anchor})" for r in result.no_sentence])
+    show("catalogue anchors that are no heading of the spec", [f"{w}: {a}" for w, a in result.bad_anchors])
+    show("catalogue entries whose sentence is under another heading", [f"{w}: {a} (the sentence is in {b})" for w, a, b in result.wrong_section])
+    if args.verbose:
+        show("not testable", [f"{r.sentence.anchor} {r.sentence.digest}: {r.why_not_testable}" for r in result.rows if r.status == "not testable"])
+        show("every sentence", [f"{r.sentence.anchor} [{r.sentence.level}] {r.status}: {r.sentence.text}" for r in result.rows])
+    return 0 if result.clean else 1
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -404,6 +464,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cases", default="cases", metavar="DIR", help="the folder of conformance cases (default: cases)")
     p.add_argument("--uncovered", action="store_true", help="list only requirements no case covers")
     p.add_argument("--json", action="store_true", help="the catalogue with coverage as JSON")
+    p.add_argument("--audit", nargs="?", const="", default=None, metavar="SPEC_DIR",
+                   help="check the catalogue against every RFC 2119 sentence of the spec text (the folder: SPEC_DIR, "
+                        "--spec, $HARNESS_SPEC_DIR, else runtime-spec v1.3.0 downloaded once and cached); exit 1 when "
+                        "a runtime MUST/SHOULD sentence has no entry or an entry does not match the spec")
+    p.add_argument("--spec", metavar="DIR", help="the spec folder for --audit")
+    p.add_argument("--verbose", "-v", action="store_true", help="with --audit: also every sentence and its status")
     p.set_defaults(func=cmd_requirements)
 
     p = sub.add_parser("diff", help="run the same bundles on two runtimes and show where what the containers saw differs")

@@ -9,10 +9,24 @@ mounts...), whatever spec document they come from::
     section = "create"                   # its section anchor
     level = "MUST"                       # the RFC 2119 keyword
     text = "create MUST NOT run the user-specified program"
+    sentence = "[`process.args`](config.md#process) MUST NOT be applied until triggered by the [`start`](#start) operation."
+    # or sentences = ["...", "..."]: the spec sentence(s) the entry stands for, as written
     # optional: platform = "linux" | "all" (default "all"); testable = false with why = "..."
 
 Cases name the ids they check with ``@pytest.mark.spec("runtime.create.no-user-code", ...)``;
 :func:`coverage` joins the two.
+
+Sentences that do not constrain the runtime (they constrain config authors, other platforms or
+other actors) are marked so, with no id, in ``[[sentence]]`` tables::
+
+    [[sentence]]
+    file = "config.md"
+    section = "root"
+    applies_to = "config-author"           # one of APPLIES_TO
+    sentence = "..."                       # or sentences = [...]
+    # optional: note = "..."
+
+:mod:`harness.requirements.audit` joins both to the sentences of the spec text.
 """
 
 from __future__ import annotations
@@ -29,6 +43,20 @@ LEVELS = ("MUST", "MUST NOT", "REQUIRED", "SHALL", "SHALL NOT", "SHOULD", "SHOUL
 SPEC_FILES = ("runtime.md", "runtime-linux.md", "config.md", "config-linux.md", "features.md", "features-linux.md", "bundle.md")
 HERE = Path(__file__).resolve().parent
 
+#: Who a ``[[sentence]]`` that does not constrain the runtime constrains instead.
+APPLIES_TO = {
+    "config-author": "what a config.json (or the bundle) holds: its author's duty, not the runtime's",
+    "hook": "what a hook program does",
+    "caller": "the user of the runtime or a higher-level tool",
+    "spec": "the specification itself (its versioning, its own documents)",
+    "windows": "Windows only",
+    "solaris": "Solaris only",
+    "zos": "z/OS only",
+    "freebsd": "FreeBSD only",
+    "vm": "virtual-machine runtimes only",
+    "other-platforms": "platforms other than Linux",
+}
+
 
 @dataclass(frozen=True)
 class Requirement:
@@ -41,6 +69,7 @@ class Requirement:
     platform: str = "all"
     testable: bool = True
     why: str = ""
+    sentences: tuple[str, ...] = ()
 
     @property
     def anchor(self) -> str:
@@ -56,14 +85,67 @@ class Requirement:
         return "MAY"
 
 
+@dataclass(frozen=True)
+class Marking:
+    """Spec sentences that constrain someone other than a Linux runtime."""
+
+    file: str
+    section: str
+    applies_to: str
+    sentences: tuple[str, ...]
+    area: str
+    note: str = ""
+
+    @property
+    def anchor(self) -> str:
+        return f"{self.file}#{self.section}"
+
+
+def _sentences(entry: dict, where: str) -> tuple[str, ...]:
+    """The ``sentence`` / ``sentences`` field of an entry: non-empty strings, one of the two."""
+    if "sentence" in entry and "sentences" in entry:
+        raise HarnessError(f"requirement catalogue {where}: give either sentence or sentences, not both")
+    raw = entry.get("sentences", [entry["sentence"]] if "sentence" in entry else [])
+    if not isinstance(raw, list) or not all(isinstance(s, str) and s.strip() for s in raw):
+        raise HarnessError(f"requirement catalogue {where}: sentence(s) must be non-empty strings, copied from the spec")
+    if "sentences" in entry and not raw:
+        raise HarnessError(f"requirement catalogue {where}: sentences is empty")
+    return tuple(raw)
+
+
+def _read(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise HarnessError(f"requirement catalogue {path}: {err}") from None
+
+
+def load_markings(directory: Path = HERE) -> list[Marking]:
+    """Every ``[[sentence]]`` marking; a malformed one is a :class:`HarnessError`."""
+    out = []
+    for path in sorted(directory.glob("*.toml")):
+        for i, entry in enumerate(_read(path).get("sentence", [])):
+            where = f"{path.name} sentence #{i + 1}"
+            try:
+                mark = Marking(file=entry["file"], section=entry["section"], applies_to=entry["applies_to"],
+                               sentences=_sentences(entry, where), area=path.stem, note=entry.get("note", ""))
+            except KeyError as err:
+                raise HarnessError(f"requirement catalogue {where}: missing field {err}") from None
+            if not mark.sentences:
+                raise HarnessError(f"requirement catalogue {where}: missing field 'sentence'")
+            if mark.file not in SPEC_FILES:
+                raise HarnessError(f"requirement catalogue {where}: unknown spec file {mark.file!r}")
+            if mark.applies_to not in APPLIES_TO:
+                raise HarnessError(f"requirement catalogue {where}: applies_to {mark.applies_to!r} is not one of {', '.join(APPLIES_TO)}")
+            out.append(mark)
+    return out
+
+
 def load(directory: Path = HERE) -> dict[str, Requirement]:
     """Every requirement by id; a malformed file or a duplicate id is a :class:`HarnessError`."""
     found: dict[str, Requirement] = {}
     for path in sorted(directory.glob("*.toml")):
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as err:
-            raise HarnessError(f"requirement catalogue {path}: {err}") from None
+        data = _read(path)
         for i, entry in enumerate(data.get("requirement", [])):
             where = f"{path.name} requirement #{i + 1}"
             try:
@@ -77,6 +159,7 @@ def load(directory: Path = HERE) -> dict[str, Requirement]:
                     platform=entry.get("platform", "all"),
                     testable=entry.get("testable", True),
                     why=entry.get("why", ""),
+                    sentences=_sentences(entry, f"{path.name} requirement #{i + 1} ({entry.get('id', '?')})"),
                 )
             except KeyError as err:
                 raise HarnessError(f"requirement catalogue {where}: missing field {err}") from None
