@@ -505,7 +505,7 @@ def test_failing_poststart_hook_is_only_a_warning(runtime, bundle_factory, conta
     assert all(f"poststart-{i}" in labels for i in range(3)), f"the poststart hooks after the failing poststart-1 did not all run: {labels}"
 
 
-@pytest.mark.spec("runtime.lifecycle.poststop-failure")
+@pytest.mark.spec("runtime.lifecycle.poststop-failure", "runtime.warnings.continue")
 def test_failing_poststop_hook_is_only_a_warning(runtime, bundle_factory, container_factory, tmp_path):
     bundle, setup = hooked_bundle(bundle_factory, tmp_path, per_kind={**FAILURE_COUNTS, "poststop": 3}, words={"poststop-1": FAIL})
     c = container_factory(bundle)

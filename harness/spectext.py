@@ -323,7 +323,12 @@ def _cells(row: str) -> list[str]:
 def headings(text: str) -> list[tuple[int, str]]:
     """``[(line, anchor)]`` of a Markdown document's headings, outside code blocks, with
     GitHub's -1, -2... suffixes for repeated ones."""
-    out: list[tuple[int, str]] = []
+    return [(n, anchor) for n, _, anchor in outline(text)]
+
+
+def outline(text: str) -> list[tuple[int, int, str]]:
+    """``[(line, depth, anchor)]`` of a Markdown document's headings (see :func:`headings`)."""
+    out: list[tuple[int, int, str]] = []
     seen: dict[str, int] = {}
     fenced = False
     for n, line in enumerate(text.splitlines(), 1):
@@ -336,7 +341,25 @@ def headings(text: str) -> list[tuple[int, str]]:
             base = slug(m.group(2))
             count = seen.get(base, 0)
             seen[base] = count + 1
-            out.append((n, base if count == 0 else f"{base}-{count}"))
+            out.append((n, len(m.group(1)), base if count == 0 else f"{base}-{count}"))
+    return out
+
+
+def ancestors(folder: Path, documents: tuple[str, ...] = DOCUMENTS) -> dict[str, dict[str, tuple[str, ...]]]:
+    """``{document: {anchor: (the anchors of the headings it is under, outermost first)}}``."""
+    out: dict[str, dict[str, tuple[str, ...]]] = {}
+    for name in documents:
+        try:
+            text = (folder / name).read_text(encoding="utf-8")
+        except OSError as err:
+            raise SpecError(f"cannot read {folder / name}: {err.strerror}; {_NEEDS_SPEC}") from None
+        stack: list[tuple[int, str]] = []
+        out[name] = {}
+        for _, depth, anchor in outline(text):
+            while stack and stack[-1][0] >= depth:
+                stack.pop()
+            out[name][anchor] = tuple(a for _, a in stack)
+            stack.append((depth, anchor))
     return out
 
 

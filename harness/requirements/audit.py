@@ -3,8 +3,9 @@
 :func:`audit` joins every RFC 2119 sentence of the spec (:func:`harness.spectext.extract`) to
 the catalogue: a requirement entry stands for the sentences in its ``sentence``/``sentences``
 field, a ``[[sentence]]`` marking says a sentence constrains someone other than the runtime.
-Sentences are matched on their normalised text within the same document (the section breaks a
-tie when one document says the same thing twice); a sentence said several times in one section
+Sentences are matched on their normalised text within the same document; when a document says
+the same thing in several places, an entry takes those in its own section and the sections
+above and below it (sibling sections keep theirs apart); a sentence said several times in one section
 (the hook types repeat theirs) is counted once. An entry may also name a sentence without a
 keyword (a requirement the catalogue derives from a description): it is checked against the
 text like the others but counted nowhere. What does not join is reported: sentences
@@ -115,6 +116,7 @@ def audit(spec_dir: Path, case_ids: dict[str, list[str]] | None = None,
     markings = markings if markings is not None else load_markings()
     case_ids = case_ids or {}
     anchors = spectext.anchors(spec_dir)
+    tree = spectext.ancestors(spec_dir)
     rows: list[SentenceRow] = []
     plain: list[SentenceRow] = []  # sentences without a keyword: joined, not counted
     seen: dict[tuple[str, str, str], SentenceRow] = {}
@@ -132,19 +134,29 @@ def audit(spec_dir: Path, case_ids: dict[str, list[str]] | None = None,
     wrong_section: list[tuple[str, str, str]] = []
     bad_anchors: list[tuple[str, str]] = []
 
+    def related(file: str, a: str, b: str) -> bool:
+        """Same section, or one is under the other (the hook sections restate sentences of
+        the hooks list above them)."""
+        up = tree.get(file, {})
+        return a == b or a in up.get(b, ()) or b in up.get(a, ())
+
     def join(who: str, file: str, section: str, texts: tuple[str, ...]) -> list[SentenceRow]:
         if section not in anchors.get(file, set()):
             bad_anchors.append((who, f"{file}#{section}"))
         out = []
+        elsewhere = []
         for text in texts:
             found = index.get((file, spectext.normalise(text)), [])
             if not found:
                 unmatched.append(Unmatched(who, file, section, text))
                 continue
-            same = [r for r in found if r.sentence.section == section]
+            same = [r for r in found if related(file, section, r.sentence.section)]
             if not same:
-                wrong_section.append((who, f"{file}#{section}", found[0].sentence.anchor))
+                elsewhere.append(found[0].sentence.anchor)
             out.extend(same or found)
+        # an entry may gather sentences of several sections, but one of them should be its own
+        if elsewhere and len(elsewhere) == len(texts):
+            wrong_section.append((who, f"{file}#{section}", elsewhere[0]))
         return out
 
     for req in reqs.values():
