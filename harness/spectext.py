@@ -10,7 +10,7 @@ the git objects of tag v1.3.0). A download whose files do not match is refused a
 nothing in the cache; a cached copy is checked again on every use.
 
 What (:func:`extract`): every sentence with an RFC 2119 keyword (uppercase MUST, MUST NOT,
-REQUIRED, SHALL, SHALL NOT, SHOULD, SHOULD NOT, RECOMMENDED, MAY, OPTIONAL) of the Markdown
+REQUIRED, SHALL, SHALL NOT, SHOULD, SHOULD NOT, RECOMMENDED, NOT RECOMMENDED, MAY, OPTIONAL) of the Markdown
 documents, outside code blocks, each with its document, the GitHub anchor of its section, its
 level and a digest of its normalised text. A table row holding a keyword counts as one sentence
 (so does each row of config.md's Linux mount options table, whose level is its Requirement
@@ -225,10 +225,10 @@ def _download(url: str, timeout: float) -> bytes:
 # ----------------------------------------------------------------------------- what it says
 
 #: Keywords, longest first so "MUST NOT" wins over "MUST".
-KEYWORDS = ("MUST NOT", "SHALL NOT", "SHOULD NOT", "MUST", "REQUIRED", "SHALL", "SHOULD", "RECOMMENDED", "MAY", "OPTIONAL")
+KEYWORDS = ("MUST NOT", "SHALL NOT", "SHOULD NOT", "NOT RECOMMENDED", "MUST", "REQUIRED", "SHALL", "SHOULD", "RECOMMENDED", "MAY", "OPTIONAL")
 _KEYWORD_RE = re.compile(r"(?<![A-Za-z_])(" + "|".join(k.replace(" ", r"\s+") for k in KEYWORDS) + r")(?![A-Za-z_])")
 STRENGTH = {"MUST": 0, "MUST NOT": 0, "REQUIRED": 0, "SHALL": 0, "SHALL NOT": 0,
-            "SHOULD": 1, "SHOULD NOT": 1, "RECOMMENDED": 1, "MAY": 2, "OPTIONAL": 2}
+            "SHOULD": 1, "SHOULD NOT": 1, "RECOMMENDED": 1, "NOT RECOMMENDED": 1, "MAY": 2, "OPTIONAL": 2}
 STRENGTH_NAMES = ("MUST", "SHOULD", "MAY")
 
 

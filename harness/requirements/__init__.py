@@ -39,7 +39,7 @@ from pathlib import Path
 
 from ..errors import HarnessError
 
-LEVELS = ("MUST", "MUST NOT", "REQUIRED", "SHALL", "SHALL NOT", "SHOULD", "SHOULD NOT", "RECOMMENDED", "MAY", "OPTIONAL")
+LEVELS = ("MUST", "MUST NOT", "REQUIRED", "SHALL", "SHALL NOT", "SHOULD", "SHOULD NOT", "RECOMMENDED", "NOT RECOMMENDED", "MAY", "OPTIONAL")
 SPEC_FILES = ("runtime.md", "runtime-linux.md", "config.md", "config-linux.md", "features.md", "features-linux.md", "bundle.md")
 HERE = Path(__file__).resolve().parent
 
@@ -80,7 +80,7 @@ class Requirement:
         """MUST-like, SHOULD-like or MAY-like, for totals."""
         if self.level in ("MUST", "MUST NOT", "REQUIRED", "SHALL", "SHALL NOT"):
             return "MUST"
-        if self.level in ("SHOULD", "SHOULD NOT", "RECOMMENDED"):
+        if self.level in ("SHOULD", "SHOULD NOT", "RECOMMENDED", "NOT RECOMMENDED"):
             return "SHOULD"
         return "MAY"
 
