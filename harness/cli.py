@@ -323,8 +323,10 @@ def _requirements_audit(args: argparse.Namespace) -> int:
     show("catalogue entries without a sentence", [f"{r.id} ({r.anchor})" for r in result.no_sentence])
     show("catalogue anchors that are no heading of the spec", [f"{w}: {a}" for w, a in result.bad_anchors])
     show("catalogue entries whose sentence is under another heading", [f"{w}: {a} (the sentence is in {b})" for w, a, b in result.wrong_section])
+    show("runtime sentences marked not testable, and why",
+         [f"{r.sentence.anchor} [{r.sentence.level}] {', '.join(q.id for q in r.requirements)}: {r.why_not_testable}"
+          for r in result.rows if r.status == "not testable"])
     if args.verbose:
-        show("not testable", [f"{r.sentence.anchor} {r.sentence.digest}: {r.why_not_testable}" for r in result.rows if r.status == "not testable"])
         show("every sentence", [f"{r.sentence.anchor} [{r.sentence.level}] {r.status}: {r.sentence.text}" for r in result.rows])
     return 0 if result.clean else 1
 
