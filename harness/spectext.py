@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import io
+import itertools
 import logging
 import os
 import re
@@ -367,8 +368,14 @@ _ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "cf.")
 _BOUNDARY_RE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z`*\[(\"_])")
 
 
+_CAPITAL_RE = re.compile(r"[A-Z][a-z]")
+
+
 def split_sentences(text: str) -> list[str]:
-    """Sentences of a paragraph (its lines already joined by single spaces)."""
+    """Sentences of a paragraph (its lines joined by single spaces; a newline is a sentence
+    break)."""
+    if "\n" in text:
+        return [s for part in text.split("\n") for s in split_sentences(part)]
     out, start = [], 0
     for m in _BOUNDARY_RE.finditer(text):
         before = text[start:m.start()]
@@ -392,7 +399,13 @@ def _blocks(text: str):
     def flush():
         nonlocal block
         if block:
-            yield (block_line, " ".join(block), False, None)
+            joined = block[0]
+            for prev, line in itertools.pairwise(block):
+                # one sentence a line is the spec's style: a line that ends in ")" without a
+                # full stop, followed by one that starts a capitalised word, starts a sentence
+                # ("... (as defined by `period` below)" / "If specified, ...")
+                joined += ("\n" if prev.endswith(")") and _CAPITAL_RE.match(line) else " ") + line
+            yield (block_line, joined, False, None)
         block = []
 
     i = 0

@@ -112,6 +112,8 @@ def test_audit_joins_sentences_to_entries(tmp_path):
         'sentence = "It SHOULD be quick."\ntestable = false\nwhy = "no clock"\n'
         '[[requirement]]\nid = "gone"\nfile = "runtime.md"\nsection = "stop"\nlevel = "MUST"\ntext = "t"\n'
         'sentence = "The runtime MUST stop it."\n'
+        '[[requirement]]\nid = "both"\nfile = "runtime.md"\nsection = "create"\nlevel = "MAY"\ntext = "t"\n'
+        'sentence = "It SHOULD be quick. It MAY log."\n'
         '[[requirement]]\nid = "bare"\nfile = "runtime.md"\nsection = "create"\nlevel = "MAY"\ntext = "t"\n'
         '[[sentence]]\nfile = "runtime.md"\nsection = "start"\napplies_to = "config-author"\nsentence = "Config authors MUST set `x`."\n'
         '[[sentence]]\nfile = "config.md"\nsection = "root"\napplies_to = "config-author"\n'
@@ -123,8 +125,8 @@ def test_audit_joins_sentences_to_entries(tmp_path):
     status = {r.sentence.text: r.status for r in result.rows}
     assert status == {
         "The runtime MUST create it.": "covered",
-        "It SHOULD be quick.": "not testable",
-        "It MAY log.": "NOT CATALOGUED",
+        "It SHOULD be quick.": "not covered",  # "both" can be tested
+        "It MAY log.": "not covered",
         "The runtime MUST start it.": "NOT CATALOGUED",
         "Config authors MUST set `x`.": "not the runtime's (config-author)",
         "**`path`** (string, REQUIRED) is the root.": "not the runtime's (config-author)",
@@ -137,9 +139,10 @@ def test_audit_joins_sentences_to_entries(tmp_path):
     assert result.wrong_section == [("quick", "runtime.md#start", "runtime.md#create")]
     assert result.totals()[("runtime.md", "MUST")] == {"sentences": 3, "runtime": 2, "catalogued": 1, "covered": 1, "not testable": 0}
     assert result.totals()[("config.md", "MUST")] == {"sentences": 2, "runtime": 0, "catalogued": 0, "covered": 0, "not testable": 0}
+    assert [q.id for q in next(r for r in result.rows if r.sentence.text == "It SHOULD be quick.").requirements] == ["quick", "both"]
     assert not result.clean
     table = audit.format_table(result)
-    assert "runtime.md         MUST" in table and table.splitlines()[-1].split()[1:] == ["7", "4", "2", "1", "1", "2"]
+    assert "runtime.md         MUST" in table and table.splitlines()[-1].split()[1:] == ["7", "4", "3", "1", "0", "1"]
 
 
 def test_audit_command_without_a_spec_names_the_ways_to_give_one(tmp_path):

@@ -213,3 +213,14 @@ def test_offline_without_a_folder_is_one_clear_error(tmp_path, no_env):
         spectext.spec_dir(cache=tmp_path / "c", url=f"http://127.0.0.1:{port}/v1.3.0.tar.gz", timeout=5)
     msg = str(err.value)
     assert "cannot download" in msg and "--spec DIR" in msg and "HARNESS_SPEC_DIR" in msg and "\n" not in msg
+
+
+def test_a_line_ending_in_a_parenthesis_ends_its_sentence():
+    text = ("* **`quota`** *(int64, OPTIONAL)* - the time (as defined by **`period`** below)\n"
+            "    If specified, it MUST be no smaller than `burst` (runtimes MAY refuse it).\n"
+            "* **`x`** (string, OPTIONAL) is the name of the\n    Ethernet card (e.g. `eth0`) it MUST use.\n")
+    assert [s.text for s in spectext.extract_text("x.md", text, every=True)] == [
+        "**`quota`** *(int64, OPTIONAL)* - the time (as defined by **`period`** below)",
+        "If specified, it MUST be no smaller than `burst` (runtimes MAY refuse it).",
+        "**`x`** (string, OPTIONAL) is the name of the Ethernet card (e.g. `eth0`) it MUST use.",
+    ]

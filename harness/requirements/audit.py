@@ -8,7 +8,8 @@ the same thing in several places, an entry takes those in its own section and th
 above and below it (sibling sections keep theirs apart); a sentence said several times in one section
 (the hook types repeat theirs) is counted once. An entry may also name a sentence without a
 keyword (a requirement the catalogue derives from a description): it is checked against the
-text like the others but counted nowhere. What does not join is reported: sentences
+text like the others but counted nowhere. An entry's text may also run over two to four
+sentences in a row (a list item copied as one line): it stands for each of them. What does not join is reported: sentences
 that nobody catalogued, entries whose sentence is not (or no longer) in the spec, entries
 without a sentence, and anchors that are no heading of the spec.
 """
@@ -121,14 +122,33 @@ def audit(spec_dir: Path, case_ids: dict[str, list[str]] | None = None,
     plain: list[SentenceRow] = []  # sentences without a keyword: joined, not counted
     seen: dict[tuple[str, str, str], SentenceRow] = {}
     index: dict[tuple[str, str], list[SentenceRow]] = defaultdict(list)
+    order: dict[str, list[tuple[str, SentenceRow]]] = defaultdict(list)  # each document's sentences in turn
     for s in spectext.extract(spec_dir, every=True):
         key = (s.file, s.section, s.norm)
         if key in seen:
             seen[key].occurrences += 1
+            order[s.file].append((s.norm, seen[key]))
             continue
         row = seen[key] = SentenceRow(s)
         (rows if s.level else plain).append(row)
         index[(s.file, s.norm)].append(row)
+        order[s.file].append((s.norm, row))
+
+    def consecutive(file: str, norm: str) -> list[SentenceRow]:
+        """The sentences an entry's text runs over, when it copies two to four of them in a row
+        (a list item written as one line)."""
+        seq = order.get(file, [])
+        for i, (first, _) in enumerate(seq):
+            if not norm.startswith(first + " "):
+                continue
+            text = first
+            for j in range(i + 1, min(i + 4, len(seq))):
+                text += " " + seq[j][0]
+                if text == norm:
+                    return [r for _, r in seq[i:j + 1]]
+                if not norm.startswith(text + " "):
+                    break
+        return []
 
     unmatched: list[Unmatched] = []
     wrong_section: list[tuple[str, str, str]] = []
@@ -146,7 +166,8 @@ def audit(spec_dir: Path, case_ids: dict[str, list[str]] | None = None,
         out = []
         elsewhere = []
         for text in texts:
-            found = index.get((file, spectext.normalise(text)), [])
+            norm = spectext.normalise(text)
+            found = index.get((file, norm), []) or consecutive(file, norm)
             if not found:
                 unmatched.append(Unmatched(who, file, section, text))
                 continue
