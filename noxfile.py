@@ -162,6 +162,19 @@ def stability(session: nox.Session) -> None:
     session.run("python", "benchmarks/stability.py", *session.posargs)
 
 
+MUTANTS_RESULTS = f"{RESULTS}/mutants/mutants.json"
+
+
+@nox.session
+def mutants(session: nox.Session) -> None:
+    """Every spec mutant of the bundled runtime (tests/mutants/): the cases naming its
+    requirements first, the whole suite for those they miss; fails if a mutant survives.
+    Results: results/mutants/mutants.json (pass --only ID,AREA or --fast)."""
+    install(session)
+    ensure_system_packages(session, [DEFAULT_RUNTIME])
+    session.run("harness", "mutants", "--output", MUTANTS_RESULTS, *session.posargs)
+
+
 @nox.session
 def ci(session: nox.Session) -> None:
     """Everything CI checks: the harness's tests, then the conformance suite on the bundled

@@ -491,6 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_bench(sub)
     from .report._cli import register as register_report
     register_report(sub)
+    from .mutants import register as register_mutants
+    register_mutants(sub)
     return parser
 
 

@@ -1,0 +1,56 @@
+"""pytest plugin for `harness mutants`: run each mutant runtime on its own cases only.
+
+``HARNESS_MUTANT_SELECT`` names a JSON file ``{runtime name: [case ids] or "*"}`` (case ids
+without parameters, as in ``cases/test_x.py::test_y``). An item runs if its ``runtime``
+parameter is one of those runtimes and its case id is listed for it (or the runtime has
+``"*"``); every other item is deselected, so one session serves every mutant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+
+def _selection() -> dict[str, set[str] | None]:
+    path = os.environ.get("HARNESS_MUTANT_SELECT")
+    if not path:
+        raise pytest.UsageError("harness._mutant_select needs HARNESS_MUTANT_SELECT (the file `harness mutants` writes)")
+    with open(path, encoding="utf-8") as f:
+        raw = json.load(f)
+    return {name: None if cases == "*" else set(cases) for name, cases in raw.items()}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    sel = _selection()
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        name = callspec.params.get("runtime") if callspec is not None else None
+        cases = sel.get(name, set()) if isinstance(name, str) else set()
+        if isinstance(name, str) and name in sel and (cases is None or item.nodeid.split("[", 1)[0] in cases):
+            keep.append(item)
+        else:
+            drop.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Property cases keep their examples but do not shrink a failure (a mutant needs only to
+    be caught, and shrinking against a broken runtime can take many minutes), nor write a
+    hypothesis database into the working tree."""
+    from hypothesis import Phase, settings
+
+    from harness import pytest_plugin
+
+    original = pytest_plugin.hypothesis_settings
+
+    def no_shrink():
+        return settings(original(), phases=(Phase.explicit, Phase.reuse, Phase.generate), database=None)
+
+    pytest_plugin.hypothesis_settings = no_shrink

@@ -1,0 +1,154 @@
+"""harness mutants: the library's format, applying snippets, selecting cases, the report.
+(Running mutants needs root and containers: `harness mutants`, `nox -s mutants`.)"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from harness import mutants, requirements
+from harness.errors import HarnessError
+
+ONE = """
+[[mutant]]
+id = "m1"
+requirements = ["runtime.state.bundle"]
+description = "d"
+[[mutant.edit]]
+file = "pkg/a.py"
+old = 'x = 1'
+new = 'x = 2'
+"""
+
+
+def lib(tmp_path, text):
+    d = tmp_path / "lib"
+    d.mkdir(exist_ok=True)
+    (d / "area.toml").write_text(text)
+    return d
+
+
+def test_shipped_library_loads_with_known_ids():
+    found = mutants.load(mutants.ROOT / "tests" / "mutants")
+    assert len(found) >= 15
+    assert len({m.id for m in found}) == len(found)
+
+
+def test_library_errors_name_the_problem(tmp_path):
+    assert [m.id for m in mutants.load(lib(tmp_path, ONE))] == ["m1"]
+    with pytest.raises(HarnessError, match="defined twice"):
+        mutants.load(lib(tmp_path, ONE + ONE))
+    with pytest.raises(HarnessError, match="unknown requirement ids"):
+        mutants.load(lib(tmp_path, ONE.replace("runtime.state.bundle", "no.such.id")))
+    with pytest.raises(HarnessError, match="missing or invalid field"):
+        mutants.load(lib(tmp_path, ONE.replace('description = "d"\n', "")))
+    with pytest.raises(HarnessError, match="must be letters"):
+        mutants.load(lib(tmp_path, ONE.replace('id = "m1"', 'id = "a b"')))
+    with pytest.raises(HarnessError, match="no such folder"):
+        mutants.load(tmp_path / "nowhere")
+
+
+def runtime_copy(tmp_path, text="x = 1\ny = 1\n"):
+    rt = tmp_path / "rt"
+    (rt / "pkg").mkdir(parents=True)
+    (rt / "pkg" / "a.py").write_text(text)
+    return rt
+
+
+def mutant(old, new, file="pkg/a.py"):
+    return mutants.Mutant("m", ("runtime.state.bundle",), "d", (mutants.Edit(file, old, new),))
+
+
+def test_apply_replaces_the_one_snippet(tmp_path):
+    rt = runtime_copy(tmp_path)
+    mutants.apply(mutant("x = 1", "x = 2"), rt)
+    assert (rt / "pkg" / "a.py").read_text() == "x = 2\ny = 1\n"
+
+
+@pytest.mark.parametrize(
+    "old,new,file,match",
+    [
+        ("z = 1", "z = 2", "pkg/a.py", "is gone"),
+        ("= 1", "= 2", "pkg/a.py", "occurs 2 times"),
+        ("x = 1", "x = (", "pkg/a.py", "not valid Python"),
+        ("x = 1", "x = 2", "pkg/missing.py", "missing.py"),
+        ("x = 1", "x = 2", "../outside.py", "outside the runtime"),
+    ],
+)
+def test_apply_refuses_what_does_not_apply_and_leaves_the_file(tmp_path, old, new, file, match):
+    rt = runtime_copy(tmp_path)
+    with pytest.raises(mutants.NotApplicable, match=match):
+        mutants.apply(mutant(old, new, file), rt)
+    assert (rt / "pkg" / "a.py").read_text() == "x = 1\ny = 1\n"
+
+
+def test_definition_is_the_reference_one_renamed(tmp_path):
+    ref = mutants.ROOT / "runtimes" / "reference.toml"
+    mutants._write_definition(tmp_path, "m-x", tmp_path / "bin" / "rt", ref)
+    from harness.runtime import RuntimeDefinition
+
+    d = RuntimeDefinition.from_toml(tmp_path / "m-x.toml")
+    orig = RuntimeDefinition.from_toml(ref)
+    assert (d.name, d.binary) == ("m-x", str(tmp_path / "bin" / "rt"))
+    assert (d.root_flag, d.delete_force, d.global_args) == (orig.root_flag, orig.delete_force, orig.global_args)
+
+
+def rec(runtime, case, outcome, reqs=(), message=None):
+    return {"runtime": runtime, "case": f"{case}[{runtime}]", "outcome": outcome, "message": message, "requirements": [{"id": r} for r in reqs]}
+
+
+def result(reqs=("runtime.state.bundle",)):
+    return mutants.Result("x", "lifecycle", list(reqs), "d")
+
+
+def test_classify_killed_breaks_everything_hang_and_undecided():
+    smoke = mutants.SMOKE_CASES[0]
+    r = result()
+    assert not mutants._classify(r, [rec("m-x", "cases/t.py::a", "passed")], "fast")
+    r = result()
+    assert mutants._classify(r, [rec("m-x", "cases/t.py::a", "failed"), rec("m-x", smoke, "passed")], "fast")
+    assert (r.outcome, r.phase, r.killed_by) == ("killed", "fast", ["cases/t.py::a"])
+    r = result()
+    mutants._classify(r, [rec("m-x", "cases/t.py::a", "failed"), rec("m-x", smoke, "failed")], "fast")
+    assert r.outcome == "breaks-everything"
+    r = result(("config.process.args",))
+    mutants._classify(r, [rec("m-x", smoke, "failed", reqs=["config.process.args"])], "fast")
+    assert r.outcome == "killed", "a smoke case checking the mutant's own requirement counts as a kill"
+    r = result()
+    mutants._classify(r, [rec("m-x", "cases/t.py::a", "failed", message="m-x: no answer within 20 s (killed)")], "full")
+    assert r.outcome == "hang"
+
+
+def test_report_scores_areas_and_lists_untargeted():
+    cat = requirements.catalogue()
+    rs = [result(), result(), mutants.Result("y", "process", ["config.process.cwd"], "d", outcome="not-applying")]
+    rs[0].outcome, rs[1].outcome = "killed", "survived"
+    doc = mutants.report(rs, cat, full=True, seconds=1.0)
+    assert doc["areas"]["lifecycle"]["score"] == 0.5
+    assert doc["areas"]["process"]["score"] is None
+    assert doc["totals"]["not-applying"] == 1
+    assert "runtime.state.bundle" not in doc["untargeted"] and "config.process.env" in doc["untargeted"]
+    json.dumps(doc)
+    assert "score 50%" in mutants.summary(doc)
+
+
+def test_select_plugin_keeps_each_runtimes_own_cases(tmp_path):
+    (tmp_path / "test_x.py").write_text(textwrap.dedent("""
+        import pytest
+        @pytest.mark.parametrize("runtime", ["m-a", "m-b", "other"])
+        def test_one(runtime): pass
+        @pytest.mark.parametrize("runtime", ["m-a", "m-b"])
+        def test_two(runtime): pass
+        def test_no_runtime(): pass
+    """))
+    sel = tmp_path / "sel.json"
+    sel.write_text(json.dumps({"m-a": ["test_x.py::test_one"], "m-b": "*"}))
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", str(tmp_path), "-p", "harness._mutant_select", "-p", "no:cacheprovider", "--collect-only", "-q", "-p", "no:harness"],
+        cwd=tmp_path, env={**os.environ, "HARNESS_MUTANT_SELECT": str(sel), "PYTHONPATH": str(mutants.ROOT)}, capture_output=True, text=True, check=False,
+    )
+    ids = sorted(line for line in out.stdout.splitlines() if "::" in line)
+    assert ids == ["test_x.py::test_one[m-a]", "test_x.py::test_one[m-b]", "test_x.py::test_two[m-b]"], out.stdout + out.stderr
