@@ -144,6 +144,30 @@ def apply(mutant: Mutant, runtime_dir: Path) -> None:
         path.write_text(text, encoding="utf-8")
 
 
+def sample(mutants: list[Mutant], n: int, seed: str) -> list[Mutant]:
+    """``n`` mutants chosen reproducibly from ``seed``, spread over the areas: a seeded shuffle,
+    then one mutant per area in turn (every area is in the sample when ``n`` allows)."""
+    import random
+
+    from . import requirements
+
+    cat = requirements.catalogue()
+    by_area: dict[str, list[Mutant]] = defaultdict(list)
+    for m in sorted(mutants, key=lambda m: m.id):
+        by_area[cat[m.requirements[0]].area].append(m)
+    rng = random.Random(seed)
+    for ms in by_area.values():
+        rng.shuffle(ms)
+    areas = sorted(by_area)
+    rng.shuffle(areas)
+    chosen: list[Mutant] = []
+    while len(chosen) < min(n, len(mutants)):
+        for a in areas:
+            if by_area[a] and len(chosen) < n:
+                chosen.append(by_area[a].pop())
+    return chosen
+
+
 def _short(s: str, n: int = 60) -> str:
     s = " ".join(s.split())
     return s if len(s) <= n else s[: n - 1] + "…"
@@ -397,6 +421,8 @@ def register(sub) -> None:
     p.add_argument("--mutants", default=str(ROOT / "tests" / "mutants"), metavar="DIR", help="the mutant library (default: tests/mutants)")
     p.add_argument("--cases", default=str(ROOT / "cases"), metavar="DIR", help="the conformance cases (default: cases)")
     p.add_argument("--only", default=None, metavar="ID,...", help="run only these mutants (ids, or an area like seccomp)")
+    p.add_argument("--sample", type=int, default=None, metavar="N", help="run only N mutants, chosen from --seed and spread over the areas")
+    p.add_argument("--seed", default="0", help="the seed of --sample (CI passes the ISO week, so the sample rotates weekly and is reproducible)")
     p.add_argument("--fast", action="store_true", help="only the fast path: the cases naming each mutant's requirements (what CI runs)")
     p.add_argument("--jobs", "-j", type=int, default=2, help="pytest workers (default: 2)")
     p.add_argument("--timeout", type=float, default=3600.0, help="time bound of each pytest session, in seconds (default: 3600)")
@@ -417,6 +443,8 @@ def cmd_mutants(args) -> int:
         mutants = [m for m in mutants if m.id in wanted or cat[m.requirements[0]].area in wanted]
         if not mutants:
             raise HarnessError(f"--only {args.only}: no mutant has such an id or area")
+    if args.sample is not None:
+        mutants = sample(mutants, args.sample, args.seed)
     fail_on = {o.strip() for o in args.fail_on.split(",") if o.strip()}
     if fail_on - set(OUTCOMES):
         raise HarnessError(f"--fail-on: unknown outcomes {sorted(fail_on - set(OUTCOMES))}; choose from {', '.join(OUTCOMES)}")

@@ -152,3 +152,14 @@ def test_select_plugin_keeps_each_runtimes_own_cases(tmp_path):
     )
     ids = sorted(line for line in out.stdout.splitlines() if "::" in line)
     assert ids == ["test_x.py::test_one[m-a]", "test_x.py::test_one[m-b]", "test_x.py::test_two[m-b]"], out.stdout + out.stderr
+
+
+def test_sample_is_reproducible_and_spread_over_areas():
+    found = mutants.load(mutants.ROOT / "tests" / "mutants")
+    cat = requirements.catalogue()
+    areas = {cat[m.requirements[0]].area for m in found}
+    a = mutants.sample(found, len(areas), "2026-W49")
+    assert [m.id for m in a] == [m.id for m in mutants.sample(found, len(areas), "2026-W49")]
+    assert {cat[m.requirements[0]].area for m in a} == areas
+    assert [m.id for m in a] != [m.id for m in mutants.sample(found, len(areas), "2026-W50")]
+    assert len(mutants.sample(found, 10_000, "x")) == len(found)
