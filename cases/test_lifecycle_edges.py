@@ -1,0 +1,60 @@
+"""Lifecycle edges (runtime.md "State", "Lifecycle", "Delete"): the status of a container whose
+process has exited but is not yet reaped, and the poststop hooks of a forced delete."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+import _hooks
+
+pytestmark = pytest.mark.requires("root")
+
+
+def proc_state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+@pytest.mark.spec("runtime.state.status-stopped")
+def test_exited_but_unreaped_process_is_stopped(runtime, bundle_factory, container_factory):
+    """'stopped': the container process has exited. A zombie has exited, whoever reaps it later.
+    Runtime calls through the adapter reap the harness's children, so `state` is called here
+    with a plain subprocess while the container's process is kept a zombie."""
+    bundle = bundle_factory("write", "/ready", "1", "pause")
+    c = container_factory(bundle)
+    c.create()
+    c.start()
+    c.wait_ready(bundle.rootfs / "ready")
+    os.kill(c.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while proc_state(c.pid) != "Z":
+        assert time.monotonic() < deadline, f"the container process {c.pid} did not exit after SIGTERM (state {proc_state(c.pid)})"
+        time.sleep(0.005)
+    out = subprocess.run(runtime.argv("state", c.id), capture_output=True, text=True, timeout=30, check=False, preexec_fn=runtime.preexec_fn)
+    assert proc_state(c.pid) == "Z", "the process was reaped during the state call: the case cannot tell"
+    assert out.returncode == 0, f"state failed: {out.stderr}"
+    status = json.loads(out.stdout).get("status")
+    assert status == "stopped", f"the container's process has exited (a zombie not yet reaped), yet the status is {status!r}"
+    c.wait()
+
+
+@pytest.mark.spec("runtime.lifecycle.poststop-invoked", "config.hooks.poststop.during-delete")
+def test_forced_delete_of_running_container_runs_poststop(runtime, bundle_factory, container_factory, tmp_path):
+    bundle = bundle_factory("write", "/ready", "1", "pause")
+    setup = _hooks.install(bundle, tmp_path)
+    entry = _hooks.hook_entry(setup, "poststop", 0)
+    bundle.edit(lambda config: config.__setitem__("hooks", {"poststop": [entry]}))
+    c = container_factory(bundle)
+    c.create()
+    c.start()
+    c.wait_ready(bundle.rootfs / "ready")
+    c.delete(force=True)
+    labels = setup.labels()
+    assert labels == ["poststop-0"], f"delete --force of a running container must run its poststop hook (lifecycle step 13); the log holds {labels}"
