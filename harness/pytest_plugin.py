@@ -2,7 +2,8 @@
 
 Options
     ``--runtime NAME[,NAME...]`` runs every case that uses the ``runtime`` fixture once per runtime
-    (a name from runtimes/*.toml or a binary path; default ``$HARNESS_RUNTIME`` or runc).
+    (a name from runtimes/*.toml or a binary path; default ``$HARNESS_RUNTIME`` or the bundled
+    ``reference``, which needs nothing installed).
 
 Markers
     ``@pytest.mark.spec(*ids)`` names the requirements a case checks, by their ids in the
@@ -30,6 +31,7 @@ import itertools
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -60,6 +62,11 @@ def _requirement(item: pytest.Item, need: str) -> tuple[Callable[[], bool], str]
 
 
 _CONTAINERS = pytest.StashKey[list]()
+#: The runtime cases run on when neither --runtime nor $HARNESS_RUNTIME names one: the bundled
+#: one, so the suite works on a machine with no runtime installed.
+DEFAULT_RUNTIME = "reference"
+#: The fixture of the differential cases; they run only with --diff A,B.
+DIFF_FIXTURE = "diff_runtimes"
 _PROFILE = "oci-quick"
 
 
@@ -78,8 +85,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("oci-harness", "OCI runtime conformance")
     group.addoption(
         "--runtime",
-        default=os.environ.get("HARNESS_RUNTIME", "runc"),
-        help="runtimes to test, comma separated: names from runtimes/*.toml or binary paths (default: %(default)s)",
+        default=os.environ.get("HARNESS_RUNTIME", DEFAULT_RUNTIME),
+        help="runtimes to test, comma separated: names from runtimes/*.toml or binary paths "
+        "(default: %(default)s; e.g. --runtime reference,runc,crun)",
     )
     group.addoption("--runtime-timeout", type=float, default=None, help="timeout of each runtime call, in seconds")
     group.addoption(
@@ -161,7 +169,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     problems = config._harness_runtime_problems  # type: ignore[attr-defined]
     if problems and not config.option.collectonly and any("runtime" in getattr(item, "fixturenames", ()) for item in items):
         raise pytest.UsageError("\n".join(problems))
+    diff = config.getoption("--diff")
+    if not diff:
+        # Without --diff the differential cases have no runtimes to compare: leave them out
+        # rather than record them as skipped on no runtime at all.
+        left_out = [item for item in items if DIFF_FIXTURE in getattr(item, "fixturenames", ())]
+        if left_out:
+            config.hook.pytest_deselected(items=left_out)
+            items[:] = [item for item in items if item not in left_out]
     for item in items:
+        if diff and DIFF_FIXTURE in getattr(item, "fixturenames", ()):
+            item.user_properties.append(("runtime", " vs ".join(n.strip() for n in diff.split(","))))
         for marker in item.iter_markers("requires"):
             for need in marker.args:
                 available, reason = _requirement(item, need)
@@ -433,9 +451,27 @@ class _Recorder:
         self.config = config
         self.directory = directory
         self.records: dict[str, dict[str, Any]] = {}
+        self.started = time.time()
+        self.collected = 0
+        self.deselected = 0
+        #: Cases that ran on no runtime (none in cases/ today): never recorded, only counted.
+        self.without_runtime: set[str] = set()
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.collected = max(self.collected, len(session.items))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self.collected = max(self.collected, len(ids))  # under xdist the workers collect
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.deselected += len(items)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props = dict((k, v) for k, v in report.user_properties if k != "requirement_id")
+        if not props.get("runtime"):
+            self.without_runtime.add(report.nodeid)
+            return
         rec = self.records.get(report.nodeid)
         if rec is None:
             catalogue = requirements.catalogue()
@@ -492,9 +528,23 @@ class _Recorder:
         for r in records:
             r["runtime_version"] = versions.get(r["runtime"] or "", None)
             r["host"] = {k: env[k] for k in ("kernel", "machine", "cgroup_mode")}
+        status = int(session.exitstatus)
+        env["run_status"] = results.run_block(
+            started=self.started,
+            exitstatus=status,
+            args=[str(a) for a in self.config.invocation_params.args],
+            runtimes=list(getattr(self.config, "_harness_runtimes", {})),
+            collected=self.collected,
+            deselected=self.deselected,
+            recorded=len(records),
+            keyword=self.config.getoption("keyword", "") or "",
+            markexpr=self.config.getoption("markexpr", "") or "",
+            without_runtime=len(self.without_runtime),
+            stopped_early=bool(session.shouldfail or session.shouldstop),
+        )
         results.write_jsonl(records, self.directory / "results.jsonl")
         results.write_tap(records, self.directory / "conformance.tap")
-        (self.directory / "environment.json").write_text(json.dumps(env, indent=2) + "\n")
+        results._atomic_write(self.directory / "environment.json", json.dumps(env, indent=2) + "\n")
 
 
 def _skip_reason(report: pytest.TestReport) -> str:

@@ -223,6 +223,7 @@ def run_bench(options: Options, argv: list[str] | None = None) -> Path:
 
     old_term = signal.signal(signal.SIGTERM, on_term)
     interrupted = False
+    failure: str | None = None
     try:
         with WAKEUP:
             for suite in options.suites:
@@ -237,6 +238,10 @@ def run_bench(options: Options, argv: list[str] | None = None) -> Path:
                     run_scale(ctx)
     except KeyboardInterrupt:
         interrupted = True
+    except BaseException as err:
+        # recorded as a failed run (a report refuses it unless told otherwise), then raised
+        failure = f"{type(err).__name__}: {err}"
+        raise
     finally:
         ctx.progress.finish()
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # let cleanup finish
@@ -245,7 +250,11 @@ def run_bench(options: Options, argv: list[str] | None = None) -> Path:
         finally:
             signal.signal(signal.SIGTERM, old_term)
             ctx.writer.close()
-        env.update({"finished": time.time(), "loadavg_end": os.getloadavg(), "interrupted": interrupted})
+        status = "interrupted" if interrupted else "failed" if failure else "complete"
+        env.update({"finished": time.time(), "loadavg_end": os.getloadavg(), "interrupted": interrupted,
+                    "run_status": {"kind": "bench", "status": status, "error": failure, "started": started, "finished": time.time(),
+                            "args": list(argv or sys.argv)[1:], "runtimes": options.runtimes, "suites": options.suites,
+                            "quick": options.quick, "samples": ctx.writer.count}})
         (output / "environment.json").write_text(json.dumps(env, indent=2, sort_keys=True) + "\n")
         if ctx.summaries:
             (output / "summary.json").write_text(json.dumps(ctx.summaries, indent=2, sort_keys=True) + "\n")
