@@ -139,9 +139,11 @@ def conformance_v2(session: nox.Session) -> None:
 
 @nox.session
 def report(session: nox.Session) -> None:
-    """The HTML report (and a Markdown summary) from the latest results under results/."""
+    """The HTML report (and a Markdown summary) of the newest complete conformance and bench runs
+    under results/ (named at the top of the report); `nox -s report -- RESULTS...` shows others."""
     install(session)
-    session.run("harness", "report", RESULTS, "--output", f"{RESULTS}/report.html", "--markdown", f"{RESULTS}/report.md", *session.posargs)
+    chosen = session.posargs or ["--latest", RESULTS]
+    session.run("harness", "report", *chosen, "--output", f"{RESULTS}/report.html", "--markdown", f"{RESULTS}/report.md")
 
 
 @nox.session

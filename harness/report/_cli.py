@@ -16,21 +16,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "report",
         help="one self-contained HTML report of conformance results and bench samples (two runs: OLD NEW compared)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
-            "RESULTS is a results.jsonl or samples.jsonl, a folder holding them (searched below for the newest "
-            "of each), or several joined with commas. One RESULTS: the report of that run; two: OLD NEW, what changed."
+            "One self-contained HTML report of conformance results and bench samples (two runs: OLD NEW compared).\n\n"
+            "RESULTS is a results.jsonl or samples.jsonl, a folder holding them, or several joined with commas\n"
+            "(the parts of one run: CONF,BENCH). One RESULTS: the report of that run; two: OLD NEW, what changed.\n"
+            "The runs shown are listed at the top of the report: where from, when, status, runtimes, counts.\n\n"
+            "Nothing is picked for you: a folder holding no results itself is refused with the runs found\n"
+            "below it listed, unless --latest. A run recorded as interrupted or failed is refused unless\n"
+            "--allow-partial (then it is flagged). Several conformance sets in one RESULTS are merged with\n"
+            "--merge: runtimes from different runs, or hosts from different machines (columns become\n"
+            "`runtime @ host`). Needs the analysis extra: pip install 'oci-harness[analysis]'."
+        ),
+        epilog=(
+            "examples:\n"
+            "  harness report results/conformance -o report.html\n"
+            "  harness report results/conformance,results/bench/20250101T120000Z --markdown summary.md\n"
+            "  harness report --latest results                       # newest complete run of each kind below results/\n"
+            "  harness report old/conformance new/conformance        # OLD NEW: flips and significant changes\n"
+            "  harness report --merge host-a/conformance,host-b/conformance -o fleet.html"
         ),
     )
     p.add_argument("results", nargs="+", metavar="RESULTS", help="a run's results (file, folder, or A,B); give two to compare OLD NEW")
     p.add_argument("--output", "-o", default=DEFAULT_OUTPUT, metavar="FILE", help=f"the HTML file to write (default: {DEFAULT_OUTPUT})")
     p.add_argument("--markdown", metavar="FILE", help="also write a Markdown summary (for CI job pages)")
+    p.add_argument("--merge", action="store_true", help="merge the sets joined with commas in one RESULTS into one matrix (runs of other runtimes, other hosts)")
+    p.add_argument("--latest", action="store_true", help="for a folder holding no results itself: take the newest complete run of each kind below it (the others are listed as passed over)")
+    p.add_argument("--allow-partial", action="store_true", help="show runs recorded as interrupted or failed (flagged as partial) instead of refusing them")
     p.add_argument("--noise", type=float, default=0.05, metavar="FRACTION", help="changes smaller than this are never significant (default: 0.05, 5%%)")
     p.add_argument("--cases", metavar="DIR", help="the conformance cases, to tell 'not run' from 'not covered' (default: cases/ if present)")
-    p.add_argument("--title", help="the report's title")
+    p.add_argument("--title", help="the report's title (default: oci-harness report, or comparison)")
     p.set_defaults(func=cmd_report)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from ..errors import require_analysis
+
+    require_analysis("report")
     from .. import requirements
     from .load import load_runs
     from .render import build_report
@@ -40,7 +62,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise HarnessError(f"give one run, or two to compare (OLD NEW), not {len(args.results)}; join the parts of one run with commas (conf,bench)")
     if not 0 <= args.noise < 1:
         raise HarnessError(f"--noise {args.noise}: expected a fraction in [0, 1), like 0.05")
-    runs = load_runs(args.results)
+    runs = load_runs(args.results, merge=args.merge, latest=args.latest, allow_partial=args.allow_partial)
     covered = None
     cases = Path(args.cases) if args.cases else Path("cases")
     if any(r.conformance is not None for r in runs) and (args.cases or cases.is_dir()):
@@ -52,6 +74,10 @@ def cmd_report(args: argparse.Namespace) -> int:
             print(f"harness report: cannot collect the cases in {cases} ({str(err).splitlines()[0]}); requirements without results count as not covered", file=sys.stderr)
     html, markdown = build_report(runs, covered=covered, noise=args.noise, title=args.title)
     _atomic_write(Path(args.output), html)
+    for run in runs:
+        for part in run.parts:
+            flag = " PARTIAL" if part.partial else ""
+            print(f"{run.label}: {part.kind} {part.path.parent} ({part.status}{flag}, {part.when}, {', '.join(part.runtimes) or 'no runtime'}, {part.count} {'records' if part.kind == 'conformance' else 'samples'})", file=sys.stderr)
     print(os.fspath(args.output))
     if args.markdown:
         _atomic_write(Path(args.markdown), markdown)

@@ -1,19 +1,27 @@
-"""Reading result folders and files into pandas frames.
+"""Reading result folders and files into pandas frames, and choosing which.
 
-A *run* is what one report shows: the conformance records of one ``pytest --results`` folder
-(``results.jsonl``) and/or the samples of one ``harness bench`` folder (``samples.jsonl``), each
-with the ``environment.json`` beside it. A run is given as a file, a folder, or several of
-them joined with commas (``conf,bench``). A folder that holds neither file directly is searched
-below: the newest ``results.jsonl`` and the newest ``samples.jsonl`` found are used (so
-``harness report results`` shows the latest results), and the others are named in the run's
-notes.
+A *run* is what one report shows: the conformance records of a ``pytest --results`` folder
+(``results.jsonl``) and/or the samples of a ``harness bench`` folder (``samples.jsonl``), each
+with the ``environment.json`` beside it. A run is given as a file, a folder holding such files,
+or several joined with commas (``conf,bench``). Nothing is picked behind the user's back:
 
-Every problem with the input is a :class:`~harness.errors.HarnessError` naming the file (and
-line) at fault.
+* a folder that holds no results itself is refused with the runs found below it listed, unless
+  ``latest=True`` (``--latest``): then the newest *complete* conformance run and bench run below
+  it are used, and the others are listed as passed over;
+* a run whose ``environment.json`` says it was interrupted or failed is refused unless
+  ``allow_partial=True`` (``--allow-partial``); it is then flagged wherever it is shown;
+* several conformance (or bench) sets in one run are merged only with ``merge=True``
+  (``--merge``): runtimes from different runs, hosts from different machines. When the sets
+  come from more than one host, every runtime column becomes ``runtime @ host``.
+
+Each part read becomes a :class:`Part` (path, kind, status, when, host, runtimes, counts): the
+report shows them at its top. Every problem with the input is a
+:class:`~harness.errors.HarnessError` naming the file (and line) at fault.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 from dataclasses import dataclass, field
@@ -23,7 +31,6 @@ from typing import Any
 import pandas as pd
 
 from ..errors import HarnessError
-from ..results import OUTCOMES
 
 CONFORMANCE_SCHEMA = "oci-harness/conformance-result/1"
 BENCH_SCHEMA = "oci-harness/bench-sample/1"
@@ -32,7 +39,7 @@ BENCH_FILE = "samples.jsonl"
 
 CONFORMANCE_COLUMNS = [
     "case", "file", "name", "runtime", "outcome", "reason", "message", "sections",
-    "duration", "requirements", "runtime_version",
+    "duration", "requirements", "runtime_version", "host",
 ]
 BENCH_COLUMNS = [
     "run", "suite", "runtime", "mode", "workload", "phase", "params", "iteration",
@@ -40,6 +47,48 @@ BENCH_COLUMNS = [
 ]
 SUITES = ("lifecycle", "io", "scale")
 UNITS = ("s", "bytes", "inodes", "mounts", "B/s", "ops/s")
+#: Statuses of a run (``environment.json``, ``run_status.status``); ``unknown`` when not recorded
+#: (an older harness, or a run killed before it could write it).
+COMPLETE, UNKNOWN = "complete", "unknown"
+
+
+@dataclass
+class Part:
+    """One results file a run is made of, with what its environment says about it."""
+
+    kind: str  # "conformance" or "bench"
+    path: Path
+    status: str = UNKNOWN
+    detail: str = ""
+    host: str = "unknown host"
+    started: float | None = None
+    finished: float | None = None
+    runtimes: list[str] = field(default_factory=list)
+    #: records (conformance) or measured samples (bench)
+    count: int = 0
+    selection: list[str] = field(default_factory=list)
+    quick: bool = False
+
+    @property
+    def partial(self) -> bool:
+        return self.status not in (COMPLETE, UNKNOWN)
+
+    @property
+    def when(self) -> str:
+        if self.started is None:
+            return "time not recorded"
+        start = datetime.datetime.fromtimestamp(self.started, datetime.timezone.utc)
+        text = start.strftime("%Y-%m-%d %H:%M UTC")
+        if self.finished is not None:
+            text += f", {_duration(self.finished - self.started)}"
+        return text
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min"
 
 
 @dataclass
@@ -50,9 +99,13 @@ class Run:
     sources: list[Path] = field(default_factory=list)
     conformance: pd.DataFrame | None = None
     samples: pd.DataFrame | None = None
-    #: ``{"conformance": {...}, "bench": {...}}``: the environment block of each part.
+    #: ``{"conformance": {...}, "bench": {...}}``: the environment block of each part (the
+    #: first one of each kind when merged).
     environments: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    parts: list[Part] = field(default_factory=list)
+    #: Whether the runtime columns carry hosts (a merge of results from several machines).
+    multi_host: bool = False
 
     @property
     def runtimes(self) -> list[str]:
@@ -62,36 +115,111 @@ class Run:
                 names += [r for r in frame["runtime"].dropna().unique() if r not in names]
         return names
 
+    @property
+    def partial(self) -> bool:
+        return any(p.partial for p in self.parts)
 
-def load_runs(specs: list[str]) -> list[Run]:
-    return [load_run(s) for s in specs]
+    @property
+    def quick(self) -> bool:
+        return any(p.quick for p in self.parts if p.kind == "bench")
 
 
-def load_run(spec: str | Path, label: str | None = None) -> Run:
-    """A run from a file, a folder, or several joined with commas."""
+def load_runs(specs: list[str], *, merge: bool = False, latest: bool = False, allow_partial: bool = False) -> list[Run]:
+    return [load_run(s, merge=merge, latest=latest, allow_partial=allow_partial) for s in specs]
+
+
+def load_run(spec: str | Path, label: str | None = None, *, merge: bool = False, latest: bool = False, allow_partial: bool = False) -> Run:
+    """A run from a file, a folder, or several joined with commas (see the module's doc)."""
     spec = str(spec)
     parts = [spec] if Path(spec).exists() or "," not in spec else [p for p in spec.split(",") if p]
     run = Run(label=label or ", ".join(_short_label(Path(p)) for p in parts))
+    frames: dict[str, list[tuple[Part, pd.DataFrame]]] = {"conformance": [], "bench": []}
     for part in parts:
         path = Path(part)
         if not path.exists():
             raise HarnessError(f"{path}: no such file or folder of results")
-        for kind, file in _discover(path, run.notes):
-            if kind == "conformance":
-                if run.conformance is not None:
-                    raise HarnessError(f"{file}: a second set of conformance results in one run (already have {_source(run, kind)}); give them as two runs")
-                run.conformance = read_conformance(file)
-            else:
-                if run.samples is not None:
-                    raise HarnessError(f"{file}: a second set of bench samples in one run (already have {_source(run, kind)}); give them as two runs")
-                run.samples = read_samples(file)
+        for kind, file in _discover(path, run.notes, latest):
+            env_path = file.parent / "environment.json"
+            env = read_environment(env_path) if env_path.is_file() else {}
+            frame = read_conformance(file, run.notes) if kind == "conformance" else read_samples(file)
+            info = describe(kind, file, env, frame)
+            if info.partial and not allow_partial:
+                raise HarnessError(
+                    f"{file}: this {kind} run is {info.status}{f' ({info.detail})' if info.detail else ''}: its results are partial. "
+                    "Give a complete run, or pass --allow-partial to show it flagged as partial"
+                )
+            if frames[kind] and not merge:
+                raise HarnessError(
+                    f"{file}: a second set of {kind} results in one run (already have {frames[kind][0][0].path}); "
+                    "pass --merge to merge them into one matrix (runtimes from different runs, or hosts from different machines), "
+                    "or give them as two runs (OLD NEW) to compare them"
+                )
+            frames[kind].append((info, frame))
+            run.parts.append(info)
             run.sources.append(file)
-            env = file.parent / "environment.json"
-            if env.is_file():
-                run.environments[kind] = read_environment(env)
-    if run.conformance is None and run.samples is None:
+            if env:
+                run.environments.setdefault(kind, env)
+    if not frames["conformance"] and not frames["bench"]:
         raise HarnessError(f"{spec}: no results found (expected {CONFORMANCE_FILE} from pytest --results or {BENCH_FILE} from harness bench)")
+    hosts = {p.host for p in run.parts}
+    run.multi_host = len(hosts) > 1
+    if frames["conformance"]:
+        run.conformance = _merged(frames["conformance"], run.multi_host, "case")
+    if frames["bench"]:
+        run.samples = _merged(frames["bench"], run.multi_host, None)
     return run
+
+
+def _merged(sets: list[tuple[Part, pd.DataFrame]], multi_host: bool, key: str | None) -> pd.DataFrame:
+    """One frame of several sets; refuses a runtime on one host given twice."""
+    seen: dict[tuple[str, str], Path] = {}
+    out = []
+    for part, frame in sets:
+        frame = frame.copy()
+        for rt in frame["runtime"].dropna().unique():
+            if (rt, part.host) in seen:
+                raise HarnessError(
+                    f"{part.path}: {rt} on {part.host} is also in {seen[(rt, part.host)]}; a merged matrix holds one run per "
+                    "runtime and host: leave one of them out, or compare them as OLD NEW"
+                )
+            seen[(rt, part.host)] = part.path
+        frame["host"] = part.host
+        if multi_host:
+            frame["runtime"] = frame["runtime"].map(lambda rt, h=part.host: None if rt is None or (isinstance(rt, float) and math.isnan(rt)) else f"{rt} @ {h}")
+            if key:
+                frame[key] = frame[key] + f" @ {part.host}"
+        out.append(frame)
+    return pd.concat(out, ignore_index=True) if len(out) > 1 else out[0]
+
+
+def describe(kind: str, file: Path, env: dict[str, Any], frame: pd.DataFrame) -> Part:
+    """What a results file's environment says about its run."""
+    status = env.get("run_status") if isinstance(env.get("run_status"), dict) else {}
+    part = Part(kind=kind, path=file, host=str(env.get("hostname") or "unknown host"))
+    part.status = str(status.get("status") or UNKNOWN)
+    if part.status == UNKNOWN and env.get("interrupted") is True:
+        part.status = "interrupted"
+    if status.get("error"):
+        part.detail = str(status["error"])
+    elif status.get("exit") and part.status != COMPLETE:
+        part.detail = f"pytest: {status['exit']}"
+    if kind == "conformance" and status and status.get("collected") and status.get("recorded", 0) < status["collected"]:
+        part.detail = (part.detail + "; " if part.detail else "") + f"{status['recorded']} of {status['collected']} cases recorded"
+    started = status.get("started", env.get("started"))
+    finished = status.get("finished", env.get("finished"))
+    part.started = float(started) if isinstance(started, (int, float)) else None
+    part.finished = float(finished) if isinstance(finished, (int, float)) else None
+    part.runtimes = [str(r) for r in frame["runtime"].dropna().unique()]
+    if kind == "conformance":
+        part.count = len(frame)
+        part.selection = [str(s) for s in status.get("selection") or []]
+    else:
+        part.count = int((~frame["warmup"].astype(bool)).sum())
+        options = env.get("options") if isinstance(env.get("options"), dict) else {}
+        part.quick = bool(status.get("quick", options.get("quick", False)))
+        if part.quick:
+            part.selection.append("--quick (smoke run)")
+    return part
 
 
 def _source(run: Run, kind: str) -> str:
@@ -106,20 +234,57 @@ def _short_label(path: Path) -> str:
     return "/".join(path.parts[-2:])
 
 
-def _discover(path: Path, notes: list[str]) -> list[tuple[str, Path]]:
+def _discover(path: Path, notes: list[str], latest: bool = False) -> list[tuple[str, Path]]:
     if path.is_file():
         return [(_kind_of_file(path), path)]
-    found = []
     direct = [(k, path / n) for k, n in (("conformance", CONFORMANCE_FILE), ("bench", BENCH_FILE)) if (path / n).is_file()]
     if direct:
         return direct
+    found = []
+    listing = []
     for kind, name in (("conformance", CONFORMANCE_FILE), ("bench", BENCH_FILE)):
-        candidates = sorted(path.rglob(name), key=lambda p: (p.stat().st_mtime, str(p)))
-        if candidates:
-            found.append((kind, candidates[-1]))
-            for older in candidates[:-1]:
-                notes.append(f"{older}: older than {candidates[-1]}, not shown")
+        candidates = sorted(path.rglob(name), key=lambda p: (_started(p), str(p)))
+        if not candidates:
+            continue
+        listing += [f"  {c.parent} ({kind}, {_status_of(c)})" for c in candidates]
+        if latest:
+            complete = [c for c in candidates if _status_of(c) in (COMPLETE, UNKNOWN)]
+            if not complete:
+                raise HarnessError(f"{path}: no complete {kind} run below it (found: {', '.join(str(c.parent) for c in candidates)}); pass one with --allow-partial")
+            chosen = complete[-1]
+            found.append((kind, chosen))
+            for other in candidates:
+                if other != chosen:
+                    notes.append(f"passed over (--latest): {other.parent} ({kind}, {_status_of(other)})")
+    if listing and not latest:
+        raise HarnessError(
+            f"{path}: holds no {CONFORMANCE_FILE} or {BENCH_FILE} itself; the runs below it are:\n" + "\n".join(listing)
+            + "\nName the ones to show (join parts of one run with commas: CONF,BENCH), or pass --latest for the newest complete run of each kind"
+        )
     return found
+
+
+def _environment_of(results: Path) -> dict[str, Any]:
+    try:
+        env = json.loads((results.parent / "environment.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return env if isinstance(env, dict) else {}
+
+
+def _status_of(results: Path) -> str:
+    env = _environment_of(results)
+    status = env.get("run_status") if isinstance(env.get("run_status"), dict) else {}
+    if status.get("status"):
+        return str(status["status"])
+    return "interrupted" if env.get("interrupted") is True else UNKNOWN
+
+
+def _started(results: Path) -> float:
+    env = _environment_of(results)
+    status = env.get("run_status") if isinstance(env.get("run_status"), dict) else {}
+    value = status.get("started", env.get("started"))
+    return float(value) if isinstance(value, (int, float)) else results.stat().st_mtime
 
 
 def _kind_of_file(path: Path) -> str:
@@ -163,22 +328,28 @@ def _objects(path: Path, schema: str):
         yield number, obj
 
 
-def read_conformance(path: Path) -> pd.DataFrame:
-    """``results.jsonl``: one row per case and runtime."""
+def read_conformance(path: Path, notes: list[str] | None = None) -> pd.DataFrame:
+    """``results.jsonl``: one row per case and runtime.
+
+    An outcome this reader does not know (a newer harness may add one, like ``leak``) is kept
+    as it is and counts as a failure. A record without a runtime (older harnesses wrote one
+    for the differential cases skipped without ``--diff``) is left out, with a note."""
     rows = []
+    without_runtime = 0
     for number, obj in _objects(path, CONFORMANCE_SCHEMA):
         where = f"{path}:{number}"
         for key in ("case", "outcome"):
-            if not isinstance(obj.get(key), str):
+            if not isinstance(obj.get(key), str) or not obj.get(key):
                 raise HarnessError(f"{where}: conformance record without {key!r}")
-        if obj["outcome"] not in OUTCOMES:
-            raise HarnessError(f"{where}: outcome {obj['outcome']!r} is not one of {', '.join(OUTCOMES)}")
         reqs = obj.get("requirements") or []
         if not isinstance(reqs, list) or not all(isinstance(r, dict) and isinstance(r.get("id"), str) for r in reqs):
             raise HarnessError(f"{where}: 'requirements' must be a list of objects with an 'id'")
         sections = obj.get("sections") or {}
         if not isinstance(sections, dict):
             raise HarnessError(f"{where}: 'sections' must be an object of title: text")
+        if not obj.get("runtime"):
+            without_runtime += 1
+            continue
         case = obj["case"]
         path_part, _, name = case.partition("::")
         rows.append(
@@ -186,7 +357,7 @@ def read_conformance(path: Path) -> pd.DataFrame:
                 "case": case,
                 "file": obj.get("file") or path_part,
                 "name": obj.get("name") or name.split("[", 1)[0],
-                "runtime": obj.get("runtime") or "(none)",
+                "runtime": str(obj["runtime"]),
                 "outcome": obj["outcome"],
                 "reason": obj.get("reason"),
                 "message": obj.get("message"),
@@ -194,10 +365,13 @@ def read_conformance(path: Path) -> pd.DataFrame:
                 "duration": float(obj.get("duration") or 0.0),
                 "requirements": reqs,
                 "runtime_version": obj.get("runtime_version"),
+                "host": None,
             }
         )
+    if without_runtime and notes is not None:
+        notes.append(f"{path}: {without_runtime} record(s) without a runtime left out (differential cases skipped without --diff, from an older harness)")
     if not rows:
-        raise HarnessError(f"{path}: no conformance records")
+        raise HarnessError(f"{path}: no conformance records" + (f" ({without_runtime} without a runtime)" if without_runtime else ""))
     return pd.DataFrame(rows, columns=CONFORMANCE_COLUMNS)
 
 

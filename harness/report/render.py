@@ -49,7 +49,18 @@ def _environment(autoescape: bool) -> jinja2.Environment:
     env.filters["total"] = _conf.total_text
     env.filters["quantity"] = fmt_quantity
     env.filters["ratio"] = fmt_ratio
+    env.filters["failure"] = _conf.failure_view
+    env.filters["shortpath"] = _short_path
     return env
+
+
+def _short_path(path: Any) -> str:
+    """A results file's folder, relative to the current folder when below it."""
+    folder = Path(path).parent
+    try:
+        return str(folder.resolve().relative_to(Path.cwd().resolve())) or "."
+    except ValueError:
+        return str(folder)
 
 
 @dataclass
@@ -59,11 +70,17 @@ class RunView:
     sources: list[str]
     notes: list[str]
     environments: list[tuple[str, list[tuple[str, str]]]]
+    #: The results files shown (see :class:`~.load.Part`): the report's first table.
+    parts: list[Any]
+    partial: bool = False
+    quick: bool = False
+    multi_host: bool = False
 
 
 def _run_view(run: Run, role: str) -> RunView:
     envs = [(kind, _compare._flatten(env).items()) for kind, env in run.environments.items()]
-    return RunView(run.label, role, [str(s) for s in run.sources], run.notes, [(k, sorted(v)) for k, v in envs])
+    return RunView(run.label, role, [str(s) for s in run.sources], run.notes, [(k, sorted(v)) for k, v in envs],
+                   parts=run.parts, partial=run.partial, quick=run.quick, multi_host=run.multi_host)
 
 
 def _conformance_context(run: Run, catalogue: dict[str, Requirement], covered: dict[str, list[str]] | None) -> dict[str, Any] | None:
