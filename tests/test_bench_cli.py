@@ -27,7 +27,11 @@ def test_quick_lifecycle_run_with_runc(tmp_path):
                            "--output", str(out), "--json", str(hf), "--workdir", str(work), "--no-progress"],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == str(out)
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-1] == str(out)
+    # it says it is a smoke run, then the headline figures, then the folder
+    assert "smoke run" in proc.stderr and lines[0].startswith("NOTE: a smoke run")
+    assert any(line.strip().startswith("runc ") and " ms " in line for line in lines), lines
 
     samples = read_samples(out / "samples.jsonl")
     measured = [s for s in samples if not s["warmup"]]

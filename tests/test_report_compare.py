@@ -65,8 +65,9 @@ def test_performance_changes_find_the_slower_runtime(tmp_path):
     assert not changes[("lifecycle", "run", "runc", "")]["significant"]
     ordered = list(changes.values())
     assert ordered[0]["significant"]  # significant ones first
-    assert changes[("n-containers", "bytes", "–", "n=5")]["verdict"] == "no change"  # exact counts, equal
-    assert changes[("n-containers", "mounts", "–", "n=5")]["verdict"] in ("no change",)  # raw has 0 mounts (no ratio) or overlay equal
+    # one count a side: equal or not, one sample cannot support a verdict
+    assert changes[("n-containers", "bytes", "–", "n=5")]["verdict"] == "too few samples"
+    assert changes[("n-containers", "mounts", "–", "n=5")]["verdict"] == "too few samples"
     assert changes[("n-containers", "setup", "–", "n=5")]["verdict"] == "too few samples"  # 3 noisy samples a side
     assert all(c["old"]["n"] >= 1 for c in ordered) and not any(c["workload"] == "lifecycle" and c["new"]["n"] != 30 for c in ordered)  # warm-up left out
 
@@ -79,3 +80,34 @@ def test_identical_runs_have_no_significant_change(tmp_path):
 def test_environment_diff():
     rows = environment_diff({"kernel": "6.1", "runtimes": {"runc": "1.1"}}, {"kernel": "6.6", "runtimes": {"runc": "1.1"}, "cpus": 4})
     assert ("kernel", "6.1", "6.6", True) in rows and ("runtimes.runc", "1.1", "1.1", False) in rows and ("cpus", "–", "4", True) in rows
+
+
+def _frame(rows):
+    import pandas as pd
+
+    from harness.report.load import BENCH_COLUMNS
+
+    return pd.DataFrame([{**{c: None for c in BENCH_COLUMNS}, "suite": "lifecycle", "workload": "lifecycle", "runtime": "runc", "phase": "run",
+                          "params": {}, "warmup": False, "unit": unit, "value": v} for unit, v in rows], columns=BENCH_COLUMNS)
+
+
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_small_samples_are_never_significant(n):
+    old = _frame([("s", 0.100 + i * 1e-4) for i in range(n)])
+    new = _frame([("s", 0.200 + i * 1e-4) for i in range(n)])
+    (change,) = performance_changes(old, new)
+    assert change["verdict"] == "too few samples" and not change["significant"]
+
+
+def test_six_samples_a_side_can_be_significant():
+    old = _frame([("s", 0.100 + i * 1e-4) for i in range(6)])
+    new = _frame([("s", 0.200 + i * 1e-4) for i in range(6)])
+    (change,) = performance_changes(old, new)
+    assert change["significant"] and change["word"] == "slower"
+
+
+def test_exact_counts_compare_from_two_samples():
+    (change,) = performance_changes(_frame([("bytes", 100.0)] * 2), _frame([("bytes", 300.0)] * 2))
+    assert change["significant"] and change["word"] == "larger"
+    (change,) = performance_changes(_frame([("bytes", 100.0)] * 2), _frame([("bytes", 100.0)] * 2))
+    assert change["verdict"] == "no change"

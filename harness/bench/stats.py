@@ -19,12 +19,31 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats as _st
 
-__all__ = ["median_ci", "outliers", "summary", "ratio", "linear_fit", "MODIFIED_Z_LIMIT", "TUKEY_K"]
+__all__ = ["median_ci", "outliers", "summary", "ratio", "linear_fit", "interval_note", "enough_for_interval", "MODIFIED_Z_LIMIT", "TUKEY_K", "MIN_N_95"]
 
 #: |modified z| above this flags an outlier (Iglewicz and Hoaglin).
 MODIFIED_Z_LIMIT = 3.5
 #: Tukey fences at Q1 - k IQR and Q3 + k IQR.
 TUKEY_K = 1.5
+#: The fewest values whose median has an order-statistic interval of at least 95%
+#: (with 5 values, [min, max] covers the median with probability 1 - 2/32 = 93.75%).
+MIN_N_95 = 6
+
+
+def enough_for_interval(n: int, level: float = 0.95) -> bool:
+    """Whether ``n`` values give a median interval (and a bootstrap ratio interval) that
+    reaches ``level``; below it, intervals are labelled with their real coverage or omitted."""
+    return n >= 1 and 1.0 - 2.0 * 0.5**n >= level
+
+
+def interval_note(n: int, coverage: float, level: float = 0.95) -> str:
+    """What to print beside a median interval: ``""`` when it reaches ``level``, else its real
+    coverage (``"75% only, n=3"``), or ``"too few samples (n=1)"`` when there is no interval."""
+    if n < 2 or coverage <= 0:
+        return f"too few samples (n={n})"
+    if coverage + 1e-12 >= level:
+        return ""
+    return f"{coverage * 100:.4g}% only, n={n}"
 
 
 def _array(values: Sequence[float]) -> np.ndarray:

@@ -115,7 +115,29 @@ def fmt_interval(low: float, high: float, scale: float = 1.0) -> str:
     return f"[{fmt(low * scale)}, {fmt(high * scale)}]"
 
 
+#: Below this many samples on a side an interval does not reach 95% (see harness.bench.stats).
+MIN_N_95 = 6
+
+
+def fmt_median_interval(sm: dict, scale: float = 1.0) -> str:
+    """A median's interval labelled with its real coverage: ``[a, b]`` at 95% or more,
+    ``[a, b] (75% only, n=3)`` below, ``too few samples (n=1)`` with no interval at all."""
+    n = int(sm.get("n", 0))
+    coverage = float(sm.get("ci_coverage", 0.95 if n >= MIN_N_95 else 0.0))
+    if n < 2 or coverage <= 0:
+        return f"too few samples (n={n})"
+    text = fmt_interval(sm["low"], sm["high"], scale)
+    if coverage + 1e-12 < 0.95:
+        text += f" ({coverage * 100:.4g}% only, n={n})"
+    return text
+
+
 def fmt_ratio(r: dict) -> str:
+    """A ratio of medians with its bootstrap 95% interval, or without one when a side has fewer
+    than six samples (a bootstrap of so few values does not cover 95%)."""
+    n = min(int(r.get("n_a", MIN_N_95)), int(r.get("n_b", MIN_N_95)))
+    if n < MIN_N_95:
+        return f"{fmt(r['value'])}× (no interval: n={r.get('n_a')}/{r.get('n_b')})"
     return f"{fmt(r['value'])}× {fmt_interval(r['low'], r['high'])}"
 
 

@@ -1,8 +1,11 @@
 """OLD against NEW: conformance outcomes that flipped, and performance that changed.
 
-A performance change is *significant* only when the 95% interval of the ratio NEW/OLD (of
-medians, bootstrap, from :mod:`harness.bench.stats`) excludes 1 (no change) **and** the ratio
-differs from 1 by more than the noise threshold (``--noise``, default 5%).
+A performance change is *significant* only when each side has at least ``MIN_SAMPLES`` (6)
+samples, the 95% interval of the ratio NEW/OLD (of medians, bootstrap, from
+:mod:`harness.bench.stats`) excludes 1 (no change) **and** the ratio differs from 1 by more than
+the noise threshold (``--noise``, default 5%). With fewer samples the verdict is "too few
+samples", never a change; counted quantities (bytes, inodes, mounts) with no spread at all on
+either side (two samples or more) are compared exactly.
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ from .performance import measured
 #: Units where a larger value is better (throughputs); for the others (times, bytes) smaller is.
 HIGHER_IS_BETTER = ("B/s", "ops/s")
 DEFAULT_NOISE = 0.05
-#: With fewer samples on a side, a bootstrap interval means little: no verdict, unless both
-#: sides are exact (no spread at all, like bytes or inodes counted).
-MIN_SAMPLES = 5
+#: With fewer samples on a side, an interval does not reach 95% (a median's order-statistic
+#: interval needs 6; a bootstrap of fewer resamples too few distinct values): no verdict.
+MIN_SAMPLES = 6
+#: Counted quantities: with at least two samples on each side and no spread at all, the
+#: values are exact and a difference is real without an interval.
+COUNTED_UNITS = ("bytes", "inodes", "mounts")
 
 _RANK = {"pass": 0, "skip": 1, "xfail": 2, "fail": 3}
 
@@ -115,10 +121,15 @@ def performance_changes(old: pd.DataFrame | None, new: pd.DataFrame | None, nois
         r = _stats.ratio(values, olds[k])
         unit = k[5]
         old_s, new_s = _stats.summary(olds[k]), _stats.summary(values)
-        exact = old_s["min"] == old_s["max"] and new_s["min"] == new_s["max"]
-        if math.isnan(r["value"]) and old_s["median"] == new_s["median"]:
+        n = min(len(values), len(olds[k]))
+        exact = unit in COUNTED_UNITS and n >= 2 and old_s["min"] == old_s["max"] and new_s["min"] == new_s["max"]
+        if exact and old_s["median"] == new_s["median"]:
             verdict = "no change"  # e.g. zero mounts before and after
-        elif min(len(values), len(olds[k])) < MIN_SAMPLES and not exact:
+        elif exact:
+            verdict = "better" if (new_s["median"] > old_s["median"]) == (unit in HIGHER_IS_BETTER) else "worse"
+            if old_s["median"] and abs(new_s["median"] / old_s["median"] - 1.0) <= noise:
+                verdict = "no change"
+        elif n < MIN_SAMPLES:
             verdict = "too few samples"
         else:
             verdict = classify(r["value"], r["low"], r["high"], noise, unit in HIGHER_IS_BETTER)
@@ -133,7 +144,11 @@ def performance_changes(old: pd.DataFrame | None, new: pd.DataFrame | None, nois
                 "significant": verdict in ("better", "worse"),
             }
         )
-    return sorted(out, key=lambda c: (not c["significant"], -abs(math.log(c["ratio"]["value"])) if c["significant"] else 0))
+    def size(c: dict[str, Any]) -> float:
+        v = c["ratio"]["value"]
+        return -abs(math.log(v)) if c["significant"] and math.isfinite(v) and v > 0 else 0.0
+
+    return sorted(out, key=lambda c: (not c["significant"], size(c)))
 
 
 def environment_diff(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str, str, bool]]:

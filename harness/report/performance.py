@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from . import _stats
-from ._figures import COLOURS, MARKERS, Figure, Table, fmt, fmt_interval, fmt_quantity, fmt_ratio, new_figure, plain_log_ticks, style, time_unit, to_svg
+from ._figures import COLOURS, MARKERS, Figure, Table, fmt, fmt_interval, fmt_median_interval, fmt_quantity, fmt_ratio, new_figure, plain_log_ticks, style, time_unit, to_svg
+from ._figures import MIN_N_95
 from .load import params_key
 
 PHASES = ("run", "create", "start", "state", "kill", "delete", "create+start+delete")
@@ -85,7 +86,8 @@ def lifecycle(s: pd.DataFrame) -> Part | None:
         "perf-lifecycle",
         "Lifecycle latency",
         f"Latency of each lifecycle phase per runtime, {len(lc)} samples (warm-up left out). "
-        "Medians with distribution-free 95% intervals; ratios of medians with bootstrap 95% intervals.",
+        "Medians with distribution-free intervals (95% from six samples up; with fewer, the real coverage is given); "
+        "ratios of medians with bootstrap 95% intervals (none with fewer than six samples a side).",
     )
 
     # Box plots, one panel per phase.
@@ -103,13 +105,12 @@ def lifecycle(s: pd.DataFrame) -> Part | None:
         ax.set_xticks(range(1, len(keep) + 1), [runtimes[j] for j in keep], rotation=30)
         if ph in FLOOR_PHASES:
             for k, (name, values) in enumerate(fl.items()):
-                ax.axhline(_stats.summary(values)["median"] * scale, color="#555555", linestyle=("--", ":")[k % 2], linewidth=0.8, label=name)
-            if fl:
-                ax.legend(fontsize=6, loc="upper left")
+                ax.axhline(_stats.summary(values)["median"] * scale, color="#555555", linestyle=("--", ":")[k % 2], linewidth=0.8, label=f"{name} (median)")
         style(ax, ph, ylabel=unit if i % ncols == 0 else "")
     for j in range(len(phases), nrows * ncols):
         axes[j // ncols][j % ncols].set_visible(False)
     fig.tight_layout()
+    _legend_below(fig, axes, ncol=2)
     part.figures.append(Figure("Latency per phase and runtime", to_svg(fig), "Box: quartiles; whiskers: 1.5 IQR; points: the samples beyond. Dashed and dotted lines: the floors (fork+exec of the probe, and the same with namespaces)."))
 
     # ECDF of the whole-run phase.
@@ -125,12 +126,12 @@ def lifecycle(s: pd.DataFrame) -> Part | None:
             floor = name in FLOORS
             ax.step(x, y, where="post", color="#555555" if floor else _colour(j), linestyle=":" if floor else "-", label=name, linewidth=1.2)
     ax.set_xscale("log")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     style(ax, f"ECDF of '{main}'", xlabel=f"latency ({unit}, log scale)", ylabel="fraction of samples ≤ x")
     part.figures.append(Figure(f"Empirical distribution of '{main}'", to_svg(fig), "Each step is one sample; curves further left are faster."))
 
     # Medians with intervals, ratio to the fastest runtime of the phase.
-    t = Table("Medians per runtime and phase", ["phase", "runtime", "n", f"median ({unit})", "95% interval", "outliers", "ratio to fastest [95%]"], numeric={2, 3, 5})
+    t = Table("Medians per runtime and phase", ["phase", "runtime", "n", f"median ({unit})", "interval (95% unless noted)", "outliers", "ratio to fastest [95% interval]"], numeric={2, 3, 5})
     for ph in phases:
         present = [rt for rt in runtimes if (rt, ph) in sums]
         if not present:
@@ -143,11 +144,11 @@ def lifecycle(s: pd.DataFrame) -> Part | None:
                 rel = "fastest"
             else:
                 rel = fmt_ratio(_stats.ratio(lc[(lc["runtime"] == rt) & (lc["phase"] == ph)]["value"].tolist(), fastest_values))
-            t.add([ph, rt, str(sm["n"]), fmt(sm["median"] * scale), fmt_interval(sm["low"], sm["high"], scale), str(sm["outliers"]), rel], "best" if rt == fastest else "")
+            t.add([ph, rt, str(sm["n"]), fmt(sm["median"] * scale), fmt_median_interval(sm, scale), str(sm["outliers"]), rel], "best" if rt == fastest else "")
     part.tables.append(t)
 
     if fl:
-        t = Table(f"'{main}' against the floors", ["runtime", *[f"ratio to {n} [95%]" for n in fl]], caption=(
+        t = Table(f"'{main}' against the floors", ["runtime", *[f"ratio to {n} [95% interval]" for n in fl]], caption=(
             "Floors: " + "; ".join(f"{n} median {fmt_quantity(_stats.summary(v)['median'], 's')} (n={len(v)})" for n, v in fl.items())
         ))
         for rt in runtimes:
@@ -168,25 +169,48 @@ def concurrency(s: pd.DataFrame) -> Part | None:
     part = Part("perf-concurrency", "Concurrent containers", "Wall time to run N containers at once, per runtime.")
     fig, axes = new_figure(width=6.5, height=3.0)
     ax = axes[0][0]
-    t = Table("Wall time by concurrency", ["runtime", "N", "n", f"median ({unit})", "95% interval", f"per container ({unit})"], numeric={1, 2, 3, 5})
+    t = Table("Wall time by concurrency", ["runtime", "N", "n", f"median ({unit})", "interval (95% unless noted)", f"per container ({unit})"], numeric={1, 2, 3, 5})
     for j, rt in enumerate(runtimes):
-        xs, med, lo, hi = [], [], [], []
+        xs, med, lo, hi, ns = [], [], [], [], []
         for n, g in sorted(c[c["runtime"] == rt].groupby("n"), key=lambda kv: kv[0]):
             sm = _stats.summary(g["value"].tolist())
-            xs.append(n), med.append(sm["median"] * scale), lo.append(sm["low"] * scale), hi.append(sm["high"] * scale)
-            t.add([rt, str(n), str(sm["n"]), fmt(sm["median"] * scale), fmt_interval(sm["low"], sm["high"], scale), fmt(sm["median"] * scale / n)])
-        _errorline(ax, xs, med, lo, hi, j, rt)
-    ax.legend(fontsize=7)
+            xs.append(n), med.append(sm["median"] * scale), lo.append(sm["low"] * scale), hi.append(sm["high"] * scale), ns.append(sm["n"])
+            t.add([rt, str(n), str(sm["n"]), fmt(sm["median"] * scale), fmt_median_interval(sm, scale), fmt(sm["median"] * scale / n)])
+        _errorline(ax, xs, med, lo, hi, j, rt, ns=ns)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     style(ax, "", xlabel="containers run at once (N)", ylabel=f"wall time ({unit})")
-    part.figures.append(Figure("Wall time against concurrency", to_svg(fig), "Points: medians; bars: 95% intervals."))
+    part.figures.append(Figure("Wall time against concurrency", to_svg(fig), BARS))
     part.tables.append(t)
     return part
 
 
-def _errorline(ax, xs, med, lo, hi, j, label) -> None:
+def _errorline(ax, xs, med, lo, hi, j, label, ns=None, linestyle="-", colour=None, marker=None) -> None:
+    """Medians joined by a line, with interval bars only where ``ns`` (samples per point) is
+    enough for a 95% interval (six or more): a bar of fewer samples would claim too much."""
     med, lo, hi = np.asarray(med, float), np.asarray(lo, float), np.asarray(hi, float)
+    if ns is not None:
+        few = np.asarray([n < MIN_N_95 for n in ns])
+        lo, hi = np.where(few, med, lo), np.where(few, med, hi)
     err = np.vstack([np.nan_to_num(med - lo), np.nan_to_num(hi - med)])
-    ax.errorbar(xs, med, yerr=np.clip(err, 0, None), color=_colour(j), marker=MARKERS[j % len(MARKERS)], markersize=4, capsize=2, linewidth=1, label=label)
+    ax.errorbar(xs, med, yerr=np.clip(err, 0, None), color=colour or _colour(j), marker=marker or MARKERS[j % len(MARKERS)], markersize=4,
+                capsize=2, linewidth=1, linestyle=linestyle, label=label)
+
+
+BARS = "Points: medians; bars: 95% intervals, drawn only where a point has six samples or more."
+
+
+def _legend_below(fig, axes, ncol: int = 4) -> None:
+    """One legend for the whole figure, under the plots: it never covers data."""
+    handles, labels = [], []
+    for ax in np.ravel(axes):
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(ncol, len(labels)), fontsize=7, frameon=False, bbox_to_anchor=(0.5, 0.0))
+        rows = math.ceil(len(labels) / min(ncol, len(labels)))
+        fig.subplots_adjust(bottom=min(0.45, 0.12 + 0.07 * rows))
 
 
 # ---------------------------------------------------------------- io
@@ -215,7 +239,7 @@ def overlay_vs_raw(s: pd.DataFrame) -> Part | None:
     if not ratios:
         return None
     part = Part("perf-overlay", "Overlay against raw bundles", "For each I/O workload: the median of the overlay bundle over that of the raw bundle (above 1: overlay is slower), with a bootstrap 95% interval.")
-    t = Table("Overlay over raw, per workload", ["workload", "params", "runtime", "raw median", "overlay median", "overlay / raw [95%]"], numeric={3, 4, 5})
+    t = Table("Overlay over raw, per workload", ["workload", "params", "runtime", "raw median", "overlay median", "overlay / raw [95% interval]"], numeric={3, 4, 5})
     for r in ratios:
         t.add([r["workload"], r["params"], r["runtime"], fmt_quantity(r["raw"]["median"], r["unit"]), fmt_quantity(r["overlay"]["median"], r["unit"]), fmt_ratio(r["ratio"])])
     part.tables.append(t)
@@ -224,6 +248,8 @@ def overlay_vs_raw(s: pd.DataFrame) -> Part | None:
     labels = [f"{r['workload']} ({r['params']})" if r["params"] else r["workload"] for r in ratios]
     for i, r in enumerate(ratios):
         v, lo, hi = r["ratio"]["value"], r["ratio"]["low"], r["ratio"]["high"]
+        if min(r["ratio"].get("n_a", 0), r["ratio"].get("n_b", 0)) < MIN_N_95:
+            lo = hi = v  # a bootstrap of so few samples is no 95% interval: the point alone
         ax.errorbar([v], [i], xerr=[[max(0.0, v - lo) if not math.isnan(lo) else 0], [max(0.0, hi - v) if not math.isnan(hi) else 0]], fmt="o", color=_colour(0), markersize=4, capsize=2)
     ax.axvline(1.0, color="#555555", linewidth=0.8, linestyle="--")
     ax.set_yticks(range(len(ratios)), labels)
@@ -231,12 +257,18 @@ def overlay_vs_raw(s: pd.DataFrame) -> Part | None:
     ax.set_xscale("log")
     plain_log_ticks(ax.xaxis)
     style(ax, "", xlabel="overlay / raw (log scale; 1 = no difference)")
-    part.figures.append(Figure("Overlay over raw with 95% intervals", to_svg(fig)))
+    part.figures.append(Figure("Overlay over raw with 95% intervals", to_svg(fig), "Bars: bootstrap 95% intervals, drawn only with six samples or more on each side."))
     return part
 
 
 def _xparam(frame: pd.DataFrame, name: str) -> pd.Series:
     return frame["params"].map(lambda p: p.get(name))
+
+
+#: Params that restate the file size (or are the same for every sample) and so do not make a series.
+SIZE_PARAMS = ("size_mib", "bytes", "count", "runtime_io")
+#: Line styles by page cache state: colour tells the mode, the line how the cache was.
+CACHE_STYLES = {"warm": "-", "dropped": "--"}
 
 
 def copy_up(s: pd.DataFrame) -> Part | None:
@@ -246,24 +278,36 @@ def copy_up(s: pd.DataFrame) -> Part | None:
         return None
     cu["size"] = _xparam(cu, "size_mib")
     cu = cu[cu["size"].notna()]
-    cu["rest"] = cu["params"].map(lambda p: params_key(p, drop=("size_mib",)))
-    part = Part("perf-copy-up", "Copy-up cost", "Time of the first write to a file of the lower layer (overlay copies it up whole) against its size, with a least-squares line.")
-    fig, axes = new_figure(width=6.5, height=3.2)
+    cu["rest"] = cu["params"].map(lambda p: params_key(p, drop=SIZE_PARAMS))
+    part = Part("perf-copy-up", "Copy-up cost", "Time of the first write to a file of the lower layer (overlay copies it up whole) against its size, "
+                "with a least-squares line per series; the raw bundle (no copy-up) for comparison.")
+    fig, axes = new_figure(width=6.5, height=3.6)
     ax = axes[0][0]
     scale, unit = time_unit(cu["value"])
-    t = Table("Copy-up fit: time = intercept + slope × size", ["series", "n", f"slope ({unit}/MiB)", f"intercept ({unit})", "r²", "throughput"], numeric={1, 2, 3, 4})
-    for j, ((mode, rt, rest), g) in enumerate(cu.groupby(["mode", "runtime", "rest"], sort=False)):
-        label = " ".join(x for x in (mode, rt if rt != "–" else "", rest) if x)
-        ax.scatter(g["size"], g["value"] * scale, s=6, color=_colour(j), alpha=0.5, marker=MARKERS[j % len(MARKERS)], label=label)
-        if g["size"].nunique() >= 2:
+    t = Table("Copy-up fit: time = intercept + slope × size", ["series", "n", "sizes", f"slope ({unit}/MiB)", f"intercept ({unit})", "r²", "throughput"], numeric={1, 2, 3, 4, 5},
+              caption="± is the standard error. A series needs two sizes or more for a line.")
+    modes = _order(cu["mode"], ("raw", "overlay"))
+    runtimes = _order(cu["runtime"])
+    for (mode, rt, rest), g in cu.groupby(["mode", "runtime", "rest"], sort=False):
+        j = modes.index(mode)
+        label = " ".join(x for x in (mode, rt if rt != "–" and len(runtimes) > 1 else "", rest.replace("cache=", "cache ")) if x)
+        cache = g["params"].iloc[0].get("cache", "")
+        style_ = CACHE_STYLES.get(cache, ":")
+        ax.scatter(g["size"], g["value"] * scale, s=8, color=_colour(j), alpha=0.45, marker=MARKERS[j % len(MARKERS)])
+        sizes = g["size"].nunique()
+        if sizes >= 2:
             f = _stats.linear_fit(g["size"].astype(float).tolist(), g["value"].tolist())
             xs = np.linspace(0, g["size"].max(), 50)
-            ax.plot(xs, (f["intercept"] + f["slope"] * xs) * scale, color=_colour(j), linewidth=1)
+            ax.plot(xs, (f["intercept"] + f["slope"] * xs) * scale, color=_colour(j), linewidth=1.2, linestyle=style_, label=label)
             mibps = 1.0 / f["slope"] if f["slope"] > 0 else math.nan
-            t.add([label, str(len(g)), f"{fmt(f['slope'] * scale)} ± {fmt(f['slope_stderr'] * scale)}", f"{fmt(f['intercept'] * scale)} ± {fmt(f['intercept_stderr'] * scale)}", fmt(f.get("r2", math.nan)), f"{fmt(mibps)} MiB/s"])
-    ax.legend(fontsize=7)
+            t.add([label, str(len(g)), str(sizes), f"{fmt(f['slope'] * scale)} ± {fmt(f['slope_stderr'] * scale)}", f"{fmt(f['intercept'] * scale)} ± {fmt(f['intercept_stderr'] * scale)}",
+                   fmt(f.get("r2", math.nan)), f"{fmt(mibps)} MiB/s" if math.isfinite(mibps) else "– (no growth)"])
+        else:
+            ax.plot([], [], color=_colour(j), linestyle=style_, label=f"{label} (one size: no line)")
+            t.add([label, str(len(g)), str(sizes), "–", "–", "–", "–"])
     style(ax, "", xlabel="file size (MiB)", ylabel=f"time of first write ({unit})")
-    part.figures.append(Figure("Copy-up time against file size", to_svg(fig), "Points: samples; lines: least-squares fits (± is the standard error)."))
+    _legend_below(fig, axes, ncol=2)
+    part.figures.append(Figure("Copy-up time against file size", to_svg(fig), "Points: samples (colour: bundle mode); lines: least-squares fits (solid: warm page cache, dashed: caches dropped)."))
     part.tables.append(t)
     return part
 
@@ -275,26 +319,30 @@ def depth(s: pd.DataFrame) -> Part | None:
         return None
     d["depth"] = _xparam(d, "depth")
     d = d[d["depth"].notna()]
-    d["rest"] = d["params"].map(lambda p: params_key(p, drop=("depth",)))
+    d["rest"] = d["params"].map(lambda p: params_key(p, drop=("depth", "bytes", "count", "runtime_io")))
     workloads = _order(d["workload"])
     scale, unit = time_unit(d["value"])
     part = Part("perf-depth", "Layer depth", "Time of an operation through a stack of D image layers (overlay lowerdirs) and on the flattened raw copy.")
-    fig, axes = new_figure(width=3.6 * len(workloads), height=3.0, ncols=len(workloads))
-    t = Table("Median time by layer depth", ["workload", "series", "depth", "n", f"median ({unit})", "95% interval"], numeric={2, 3, 4})
+    fig, axes = new_figure(width=max(6.5, 3.4 * len(workloads)), height=3.4, ncols=len(workloads))
+    t = Table("Median time by layer depth", ["workload", "series", "depth", "n", f"median ({unit})", "interval (95% unless noted)"], numeric={2, 3, 4})
+    modes = _order(d["mode"], ("raw", "overlay"))
+    runtimes = _order(d["runtime"])
     for i, wl in enumerate(workloads):
         ax = axes[0][i]
-        for j, ((mode, rt, rest), g) in enumerate(d[d["workload"] == wl].groupby(["mode", "runtime", "rest"], sort=False)):
-            label = " ".join(x for x in (mode, rt if rt != "–" else "", rest) if x)
-            xs, med, lo, hi = [], [], [], []
+        for (mode, rt, rest), g in d[d["workload"] == wl].groupby(["mode", "runtime", "rest"], sort=False):
+            j = modes.index(mode)
+            label = " ".join(x for x in (mode, rt if rt != "–" and len(runtimes) > 1 else "", rest.replace("cache=", "cache ")) if x)
+            xs, med, lo, hi, ns = [], [], [], [], []
             for dep, gg in sorted(g.groupby("depth"), key=lambda kv: kv[0]):
                 sm = _stats.summary(gg["value"].tolist())
-                xs.append(dep), med.append(sm["median"] * scale), lo.append(sm["low"] * scale), hi.append(sm["high"] * scale)
-                t.add([wl, label, str(dep), str(sm["n"]), fmt(sm["median"] * scale), fmt_interval(sm["low"], sm["high"], scale)])
-            _errorline(ax, xs, med, lo, hi, j, label)
-        ax.legend(fontsize=7)
+                xs.append(dep), med.append(sm["median"] * scale), lo.append(sm["low"] * scale), hi.append(sm["high"] * scale), ns.append(sm["n"])
+                t.add([wl, label, str(dep), str(sm["n"]), fmt(sm["median"] * scale), fmt_median_interval(sm, scale)])
+            cache = g["params"].iloc[0].get("cache", "")
+            _errorline(ax, xs, med, lo, hi, j, label, ns=ns, linestyle=CACHE_STYLES.get(cache, "-"))
         style(ax, wl, xlabel="layers (D)", ylabel=f"median ({unit})" if i == 0 else "")
     fig.tight_layout()
-    part.figures.append(Figure("Operation time against layer depth", to_svg(fig), "Points: medians; bars: 95% intervals."))
+    _legend_below(fig, axes, ncol=4)
+    part.figures.append(Figure("Operation time against layer depth", to_svg(fig), BARS + " Colour: bundle mode; solid: warm page cache, dashed: caches dropped."))
     part.tables.append(t)
     return part
 
@@ -324,19 +372,19 @@ def scaling(s: pd.DataFrame) -> Part | None:
         scale, shown = time_unit(g_ph["value"]) if unit == "s" else ((1 / 2**20, "MiB") if unit == "bytes" else (1.0, unit))
         for j, ((mode, rt), g) in enumerate(g_ph.groupby(["mode", "runtime"], sort=False)):
             label = " ".join(x for x in (mode, rt if rt != "–" else "") if x)
-            xs, med, lo, hi = [], [], [], []
+            xs, med, lo, hi, ns = [], [], [], [], []
             for n, gg in sorted(g.groupby("n"), key=lambda kv: kv[0]):
                 sm = _stats.summary(gg["value"].tolist())
-                xs.append(n), med.append(sm["median"] * scale), lo.append(sm["low"] * scale), hi.append(sm["high"] * scale)
-            _errorline(ax, xs, med, lo, hi, j, label)
+                xs.append(n), med.append(sm["median"] * scale), lo.append(sm["low"] * scale), hi.append(sm["high"] * scale), ns.append(sm["n"])
+            _errorline(ax, xs, med, lo, hi, j, label, ns=ns)
             if g["n"].nunique() >= 2:
                 f = _stats.linear_fit(g["n"].astype(float).tolist(), g["value"].tolist())
                 t.add([ph, label, str(g["n"].nunique()), f"{fmt_quantity(f['slope'], unit)} ± {fmt_quantity(f['slope_stderr'], unit)}", fmt_quantity(f["intercept"], unit), fmt(f.get("r2", math.nan))])
-        ax.legend(fontsize=6)
         style(ax, ph, xlabel="containers (N)" if i // ncols == nrows - 1 else "", ylabel=shown)
     for j in range(len(phases), nrows * ncols):
         axes[j // ncols][j % ncols].set_visible(False)
     fig.tight_layout()
-    part.figures.append(Figure("Setup, teardown and disk against N", to_svg(fig), "Points: medians; bars: 95% intervals."))
+    _legend_below(fig, axes, ncol=4)
+    part.figures.append(Figure("Setup, teardown and disk against N", to_svg(fig), BARS))
     part.tables.append(t)
     return part
