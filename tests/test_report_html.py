@@ -47,7 +47,8 @@ def test_failure_opens_to_message_config_and_stderr(report):
     html, _ = report
     block = html[html.index('<details class="failure"'):]
     block = block[: block.index("</details>\n</details>") if "</details>\n</details>" in block else len(block)]
-    assert "on <strong>crun</strong>" in block and "assert &#39;a&#39; == &#39;b&#39;" in block and "config.json of container x" in block
+    assert "on <strong>crun</strong>" in block and "assert &#39;a&#39; == &#39;b&#39;" in block and "config.json, whole" in block
+    assert '<details class="traceback">' in block  # the traceback is folded away
 
 
 def test_reasons_are_escaped(report):

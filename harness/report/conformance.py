@@ -13,6 +13,8 @@ A cell is the outcome of every case naming the requirement on one runtime, aggre
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -27,13 +29,20 @@ STATUSES = ("pass", "fail", "xfail", "skip", "not run", "not covered", "not test
 TESTED = ("pass", "fail", "xfail", "skip")
 STRENGTHS = ("MUST", "SHOULD", "MAY")
 FAILING_OUTCOMES = ("failed", "error", "xpassed")
+#: Outcomes that are not failures; any other (failed, error, xpassed, and one this report does
+#: not know yet, like a ``leak`` a newer harness may record) makes the requirement fail.
+FINE_OUTCOMES = ("passed", "xfailed", "skipped")
+
+
+def is_failing(outcome: str) -> bool:
+    return outcome not in FINE_OUTCOMES
 
 
 def aggregate(outcomes: list[str]) -> str | None:
     """The status of a requirement from the outcomes of its cases (``None``: no case ran)."""
     if not outcomes:
         return None
-    if any(o in FAILING_OUTCOMES for o in outcomes):
+    if any(is_failing(o) for o in outcomes):
         return "fail"
     if "xfailed" in outcomes:
         return "xfail"
@@ -64,7 +73,7 @@ class Cell:
 
     @property
     def failing(self) -> list[dict[str, Any]]:
-        return [c for c in self.cases if c["outcome"] in FAILING_OUTCOMES]
+        return [c for c in self.cases if is_failing(c["outcome"])]
 
 
 @dataclass
@@ -198,3 +207,92 @@ def skips(matrix: Matrix) -> dict[str, list[tuple[Row, str]]]:
                 for reason in c.reasons or ["(no reason given)"]:
                     out[reason].append((r, rt))
     return dict(out)
+
+
+# ---------------------------------------------------------------- failure details
+
+_EXPECTED_GOT = re.compile(r"expected (?P<expected>.+?),? (?:but )?got (?P<actual>.+)$", re.IGNORECASE)
+_IS_EXPECTED = re.compile(r"(?:reads|is|was|gave|has|are) (?P<actual>.+?), expected (?P<expected>.+)$", re.IGNORECASE)
+
+
+@dataclass
+class FailureView:
+    """A failed case as a maintainer reads it: what was checked, expected against actual (when
+    the message says), the part of config.json the case set, the runtime's stderr; the full
+    pytest traceback last, folded."""
+
+    headline: str
+    expected: str | None
+    actual: str | None
+    detail: list[str]
+    config_excerpt: str | None
+    config_full: str | None
+    stderr: list[tuple[str, str]]
+    other: list[tuple[str, str]]
+    traceback: str
+
+
+def _error_lines(message: str) -> list[str]:
+    """pytest's ``E   `` lines: the exception and the assertion's explanation."""
+    return [line[1:].strip() if line.startswith("E") else line for line in message.splitlines() if line.startswith("E ") or line == "E"]
+
+
+def failure_view(case: dict[str, Any]) -> FailureView:
+    message = case.get("message") or ""
+    errors = [line for line in _error_lines(message) if line]
+    headline = errors[0] if errors else (message.strip().splitlines() or ["(no message)"])[-1]
+    for prefix in ("AssertionError: ", "Failed: "):
+        headline = headline.removeprefix(prefix)
+    expected = actual = None
+    for pattern in (_EXPECTED_GOT, _IS_EXPECTED):
+        m = pattern.search(headline)
+        if m:
+            expected, actual = m.group("expected").strip(), m.group("actual").strip()
+            break
+    detail = errors[1:12]
+    config_excerpt = config_full = None
+    stderr, other = [], []
+    for title, text in (case.get("sections") or {}).items():
+        title = title.removeprefix("harness: ")
+        if title.startswith("config.json"):
+            config_full = text
+            config_excerpt = config_excerpt or _config_excerpt(text)
+        elif "stderr" in title:
+            stderr.append((title, text))
+        else:
+            other.append((title, text))
+    return FailureView(headline, expected, actual, detail, config_excerpt, config_full, stderr, other, message)
+
+
+def _config_excerpt(text: str) -> str | None:
+    """What of a config.json differs from the default config (``harness spec``): the settings
+    the case chose, which are what its check is about. ``None`` when it cannot be read."""
+    from ..spec import default_config
+
+    try:
+        config = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(config, dict):
+        return None
+    base = default_config()
+    changed = _changed(config, base)
+    if config == base:
+        return "(the default config, as harness spec writes it)"
+    if not changed:
+        return "(only leaves out settings of the default config: see the whole config)"
+    return json.dumps(changed, indent=2, sort_keys=True)
+
+
+def _changed(value: Any, base: Any) -> Any:
+    """The parts of ``value`` that differ from ``base`` (objects compared key by key; a list or
+    scalar that differs is kept whole)."""
+    if isinstance(value, dict) and isinstance(base, dict):
+        out = {}
+        for k, v in value.items():
+            if k not in base:
+                out[k] = v
+            elif v != base[k]:
+                out[k] = _changed(v, base[k])
+        return out
+    return value
