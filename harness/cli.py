@@ -17,6 +17,10 @@ from pathlib import Path
 
 from .errors import HarnessError
 
+#: The runtime `harness run` uses when neither --runtime nor $HARNESS_RUNTIME names one: the
+#: bundled one, which needs nothing installed (as for `pytest cases` and nox).
+DEFAULT_RUNTIME = "reference"
+
 
 def cmd_spec(args: argparse.Namespace) -> int:
     from . import spec
@@ -75,6 +79,8 @@ def cmd_image_build(args: argparse.Namespace) -> int:
     for kind, value in args.layers or []:
         if kind == "folder":
             builder.add_folder(Path(value))
+        elif kind == "tree":
+            builder.add_tree(Path(value))
         else:
             try:
                 changes = json.loads(Path(value).read_text())
@@ -386,83 +392,135 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     return 1 if report.errors else 0
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and examples keep their line breaks; option help is wrapped."""
+
+
+def _command(sub: argparse._SubParsersAction, name: str, summary: str, description: str, examples: str, **kw) -> argparse.ArgumentParser:
+    """A subcommand with a one-line summary (in ``harness --help``), a description and examples."""
+    return sub.add_parser(name, help=summary, description=f"{summary[0].upper()}{summary[1:]}.\n\n{description}".rstrip(),
+                          epilog="examples:\n" + examples.strip("\n"), formatter_class=_Help, **kw)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description="OCI runtime-spec conformance and benchmarking harness")
+    parser = argparse.ArgumentParser(
+        prog="harness", formatter_class=_Help,
+        description="OCI runtime-spec conformance and benchmarking harness.\n\n"
+        "Run `harness COMMAND --help` for a command's options and examples. The default runtime\n"
+        "everywhere is the bundled `reference` (needs nothing installed); $HARNESS_RUNTIME changes it.",
+        epilog="examples:\n"
+        "  harness bundle b --rootfs probe --hostname HAL-9000 && harness run b\n"
+        "  harness runtimes\n"
+        "  harness report results/conformance -o report.html",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("spec", help="write a default config.json (the content `runc spec` gives)")
+    p = _command(sub, "spec", "write a default config.json (the content `runc spec` gives)",
+                 "Writes BUNDLE/config.json; never overwrites one.",
+                 "  harness spec --bundle mybundle\n  harness spec --rootless --bundle mybundle")
     p.add_argument("--rootless", action="store_true", help="a config for a rootless container (user namespace)")
-    p.add_argument("--bundle", "-b", default=".", help="the bundle folder to write config.json into (default: .)")
+    p.add_argument("--bundle", "-b", default=".", metavar="DIR", help="the bundle folder to write config.json into (default: .)")
     p.set_defaults(func=cmd_spec)
 
-    p = sub.add_parser("bundle", help="make a bundle: config.json and a root filesystem", usage="harness bundle DIR --rootfs SOURCE [options] [-- ARGS...]")
+    p = _command(sub, "bundle", "make a bundle: config.json and a root filesystem",
+                 "DIR must be new or empty. The probe is installed at /probe unless --no-probe. Words after --\n"
+                 "are the container's process (default: the probe's report).",
+                 "  harness bundle b --rootfs probe --hostname HAL-9000\n"
+                 "  harness bundle a --rootfs alpine -- /bin/sh -c 'cat /etc/alpine-release'\n"
+                 "  harness bundle o --image img:v1 --mode overlay\n"
+                 "  harness bundle o --remove",
+                 usage="harness bundle DIR [--rootfs SOURCE | --image LAYOUT[:TAG]] [options] [-- ARGS...]")
     p.add_argument("dir", metavar="DIR", help="the bundle folder to create (new or empty)")
-    p.add_argument("--rootfs", default="probe", metavar="SOURCE", help="probe (default), alpine, or the path of a folder or tarball")
+    p.add_argument("--rootfs", default="probe", metavar="SOURCE", help="probe (default: only the probe), alpine (downloaded once, checked), or the path of a folder or tarball")
     p.add_argument("--rootfs-tar", metavar="PATH", help="with --rootfs alpine: use this local minirootfs tarball instead of downloading it")
-    p.add_argument("--hostname", metavar="NAME", help="the container's hostname")
+    p.add_argument("--hostname", metavar="NAME", help="the container's hostname, e.g. HAL-9000")
     p.add_argument("--writable", action="store_true", help="a writable root filesystem (default: read-only, like runc spec)")
     p.add_argument("--no-probe", action="store_true", help="do not install the probe at /probe")
-    p.add_argument("--image", metavar="LAYOUT[:TAG]", help="make the root filesystem from an OCI image layout")
+    p.add_argument("--image", metavar="LAYOUT[:TAG]", help="make the root filesystem from an OCI image layout, e.g. img:v1")
     p.add_argument("--mode", choices=("raw", "overlay"), help="with --image: flatten the layers (raw, default) or mount them with overlayfs")
     p.add_argument("--remove", action="store_true", help="unmount and remove the bundle DIR instead of making one")
     p.set_defaults(func=cmd_bundle)
 
-    p = sub.add_parser("image", help="OCI images: build, generate, list, inspect")
+    p = _command(sub, "image", "OCI images: build, generate, list, inspect",
+                 "An image lives in an OCI image layout folder; LAYOUT:TAG names one image in it.",
+                 "  harness image build img:v1 --base alpine --layer ./my-changes\n  harness image ls img\n  harness image build --help")
     isub = p.add_subparsers(dest="image_command", required=True, metavar="SUBCOMMAND")
 
     class _Layer(argparse.Action):
         def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
-            kind = "folder" if option_string == "--layer" else "changes"
+            kind = {"--layer": "folder", "--tree": "tree"}.get(option_string or "", "changes")
             items = getattr(namespace, "layers", None) or []
             namespace.layers = items + [(kind, values)]
 
-    q = isub.add_parser("build", help="build an image into a layout: a base plus layers", usage="harness image build LAYOUT:TAG [--base SOURCE] [--layer DIR | --changes FILE]...")
+    q = _command(isub, "build", "build an image into a layout: a base plus layers",
+                 "Layers are added in the order given. --layer DIR adds what DIR holds on top of the image so\n"
+                 "far, as a Dockerfile `COPY DIR /` does: new files are added, files at the same paths are\n"
+                 "replaced, folders the image has keep their mode and owner, nothing is removed. To remove\n"
+                 "files, use --changes (a delete change) or --tree DIR, which takes DIR as the whole new root\n"
+                 "filesystem and stores a whiteout for everything of the image DIR lacks.",
+                 "  mkdir -p my-changes/etc && echo hi > my-changes/etc/motd\n"
+                 "  harness image build img:v1 --base alpine --layer ./my-changes     # alpine + /etc/motd\n"
+                 "  harness image build img:v2 --from v1 --changes delete-motd.json --cmd '/bin/cat /etc/os-release'\n"
+                 "  harness image build img:v3 --base alpine --tree ./full-rootfs      # alpine -> exactly ./full-rootfs",
+                 usage="harness image build LAYOUT:TAG [--base SOURCE | --from TAG] [--layer DIR | --tree DIR | --changes FILE]...")
     q.add_argument("ref", metavar="LAYOUT:TAG", help="the layout folder (made if new) and the tag to give the image")
-    q.add_argument("--base", default="alpine", metavar="SOURCE", help="alpine (default), scratch, a tarball or a folder")
+    q.add_argument("--base", default="alpine", metavar="SOURCE", help="alpine (default), scratch, a tarball or a folder (taken whole)")
     q.add_argument("--rootfs-tar", metavar="PATH", help="with --base alpine: a local minirootfs tarball")
     q.add_argument("--from", dest="from_image", metavar="TAG", help="start from the image TAG of the same layout instead of --base")
-    q.add_argument("--layer", action=_Layer, dest="layers", metavar="DIR", help="a layer: the folder is the new root filesystem; its difference is stored (repeatable)")
-    q.add_argument("--changes", action=_Layer, dest="layers", metavar="FILE", help="a layer from a JSON list of changes (file, dir, symlink, hardlink, delete, opaque...; repeatable)")
-    q.add_argument("--env", action="append", metavar="K=V", help="set an environment variable in the image config")
+    q.add_argument("--layer", action=_Layer, dest="layers", metavar="DIR", help="a layer of what DIR adds or changes (like COPY DIR /; nothing is removed; repeatable)")
+    q.add_argument("--tree", action=_Layer, dest="layers", metavar="DIR", help="a layer that makes the image exactly DIR: whiteouts for what DIR lacks (repeatable)")
+    q.add_argument("--changes", action=_Layer, dest="layers", metavar="FILE", help='a layer from a JSON list of changes, e.g. [{"op": "delete", "path": "/etc/motd"}] (file, dir, symlink, hardlink, delete, opaque...; repeatable)')
+    q.add_argument("--env", action="append", metavar="K=V", help="set an environment variable in the image config (repeatable)")
     q.add_argument("--entrypoint", metavar="CMD", help="the Entrypoint (a JSON list or words)")
-    q.add_argument("--cmd", metavar="CMD", help="the Cmd (a JSON list or words)")
+    q.add_argument("--cmd", metavar="CMD", help="the Cmd (a JSON list or words), e.g. '[\"/bin/sh\", \"-c\", \"date\"]'")
     q.add_argument("--workdir", metavar="DIR", help="the WorkingDir")
-    q.add_argument("--user", metavar="USER[:GROUP]", help="the User")
-    q.add_argument("--label", action="append", metavar="K=V", help="a label (becomes a bundle annotation)")
+    q.add_argument("--user", metavar="USER[:GROUP]", help="the User (numeric, or names from the image's /etc/passwd)")
+    q.add_argument("--label", action="append", metavar="K=V", help="a label (becomes a bundle annotation; repeatable)")
     q.add_argument("--no-gzip", action="store_true", help="store new layers as plain tar")
     q.set_defaults(func=cmd_image_build)
 
-    q = isub.add_parser("generate", help="a reproducible benchmark image: N layers of M files")
-    q.add_argument("ref", metavar="LAYOUT:TAG")
-    q.add_argument("--layers", type=int, default=8, metavar="N")
-    q.add_argument("--files", type=int, default=16, metavar="M", help="files per layer")
-    q.add_argument("--size", type=int, default=4096, metavar="BYTES", help="file size (the minimum with --max-size)")
+    q = _command(isub, "generate", "a reproducible benchmark image: N layers of M files",
+                 "Same arguments and seed, same image (same digests). With churn, layers also delete,\n"
+                 "overwrite and make opaque folders.",
+                 "  harness image generate bench:deep --layers 64 --files 8\n"
+                 "  harness image generate bench:big --layers 4 --size 4096 --max-size 1048576 --seed 7")
+    q.add_argument("ref", metavar="LAYOUT:TAG", help="the layout folder (made if new) and the tag")
+    q.add_argument("--layers", type=int, default=8, metavar="N", help="number of layers (default: 8)")
+    q.add_argument("--files", type=int, default=16, metavar="M", help="files per layer (default: 16)")
+    q.add_argument("--size", type=int, default=4096, metavar="BYTES", help="file size (the minimum with --max-size; default: 4096)")
     q.add_argument("--max-size", type=int, metavar="BYTES", help="draw sizes between --size and this")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--seed", type=int, default=0, help="seed of the generated content (default: 0)")
     q.add_argument("--base", default="scratch", metavar="SOURCE", help="scratch (default), alpine, a tarball or a folder")
-    q.add_argument("--rootfs-tar", metavar="PATH")
+    q.add_argument("--rootfs-tar", metavar="PATH", help="with --base alpine: a local minirootfs tarball")
     q.add_argument("--no-churn", action="store_true", help="no deletions, overwrites or opaque folders")
-    q.add_argument("--no-gzip", action="store_true")
+    q.add_argument("--no-gzip", action="store_true", help="store layers as plain tar")
     q.set_defaults(func=cmd_image_generate)
 
-    q = isub.add_parser("ls", help="list the images of a layout")
-    q.add_argument("layout", metavar="LAYOUT")
+    q = _command(isub, "ls", "list the images of a layout", "One line per image: tag, digest, layers and size.", "  harness image ls img")
+    q.add_argument("layout", metavar="LAYOUT", help="the image layout folder")
     q.set_defaults(func=cmd_image_ls)
 
-    q = isub.add_parser("inspect", help="print an image's manifest summary and config as JSON")
-    q.add_argument("ref", metavar="LAYOUT[:TAG]")
+    q = _command(isub, "inspect", "print an image's manifest summary and config as JSON", "", "  harness image inspect img:v1")
+    q.add_argument("ref", metavar="LAYOUT[:TAG]", help="the image (LAYOUT alone: its only image)")
     q.set_defaults(func=cmd_image_inspect)
 
-    p = sub.add_parser("run", help="create, start and wait for a container, then delete it; exits with its exit code")
-    p.add_argument("bundle", metavar="BUNDLE")
-    p.add_argument("--runtime", "-r", default=os.environ.get("HARNESS_RUNTIME", "runc"), metavar="NAME|PATH")
+    p = _command(sub, "run", "create, start and wait for a container, then delete it; exits with its exit code",
+                 "The container's stdout and stderr are streamed; Ctrl-C removes the container.",
+                 "  harness run b                    # on the bundled reference runtime\n"
+                 "  harness run b --runtime runc\n"
+                 "  harness run b --runtime /usr/local/bin/crun --stdin")
+    p.add_argument("bundle", metavar="BUNDLE", help="the bundle folder (from harness bundle)")
+    p.add_argument("--runtime", "-r", default=os.environ.get("HARNESS_RUNTIME", DEFAULT_RUNTIME), metavar="NAME|PATH",
+                   help="a runtime name from runtimes/*.toml or a binary path (default: %(default)s)")
     p.add_argument("--id", help="container id (default: a fresh unique one)")
-    p.add_argument("--timeout", type=float, default=None, metavar="S", help="timeout of each runtime call")
-    p.add_argument("--wait-timeout", type=float, default=3600.0, metavar="S", help="how long to wait for the container to exit")
+    p.add_argument("--timeout", type=float, default=None, metavar="S", help="timeout of each runtime call, in seconds")
+    p.add_argument("--wait-timeout", type=float, default=3600.0, metavar="S", help="how long to wait for the container to exit (default: 3600)")
     p.add_argument("--stdin", action="store_true", help="pass this process's stdin to the container (default: /dev/null)")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("requirements", help="the spec requirement catalogue and which cases cover it")
+    p = _command(sub, "requirements", "the spec requirement catalogue and which cases cover it",
+                 "Per requirement: id, RFC 2119 level, spec anchor and the cases naming it; then totals.",
+                 "  harness requirements\n  harness requirements --uncovered\n  harness requirements --json > catalogue.json")
     p.add_argument("--cases", default="cases", metavar="DIR", help="the folder of conformance cases (default: cases)")
     p.add_argument("--uncovered", action="store_true", help="list only requirements no case covers")
     p.add_argument("--json", action="store_true", help="the catalogue with coverage as JSON")
@@ -474,18 +532,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", "-v", action="store_true", help="with --audit: also every sentence and its status")
     p.set_defaults(func=cmd_requirements)
 
-    p = sub.add_parser("diff", help="run the same bundles on two runtimes and show where what the containers saw differs")
-    p.add_argument("--runtime", "-r", required=True, metavar="A,B", help="the two runtimes to compare")
+    p = _command(sub, "diff", "run the same bundles on two runtimes and show where what the containers saw differs",
+                 "Exit code 1 when anything differs (after normalising what the spec leaves open).",
+                 "  harness diff --runtime runc,crun\n  harness diff --runtime reference,runc --variant default --json")
+    p.add_argument("--runtime", "-r", required=True, metavar="A,B", help="the two runtimes to compare, e.g. runc,crun")
     p.add_argument("--variant", action="append", metavar="NAME", help="compare only these bundle variants (repeatable)")
     p.add_argument("--json", action="store_true", help="the differences as JSON")
     p.set_defaults(func=cmd_diff)
 
-    p = sub.add_parser("cleanup", help="remove what killed runs left behind (containers, processes, mounts, state), from their journals")
+    p = _command(sub, "cleanup", "remove what killed runs left behind (containers, processes, mounts, state), from their journals",
+                 "Only what a run journaled is touched; runs still going are left alone unless --force.",
+                 "  harness cleanup --dry-run\n  harness cleanup")
     p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     p.add_argument("--force", action="store_true", help="also clean up after runs that are still going")
     p.set_defaults(func=cmd_cleanup)
 
-    p = sub.add_parser("runtimes", help="list the runtime definitions, their binaries and versions")
+    p = _command(sub, "runtimes", "list the runtime definitions, their binaries and versions",
+                 "Definitions come from runtimes/*.toml (or $HARNESS_RUNTIMES_DIR).", "  harness runtimes")
     p.set_defaults(func=cmd_runtimes)
     from .bench._cli import register as register_bench
     register_bench(sub)

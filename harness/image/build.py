@@ -286,10 +286,15 @@ def _same(a: os.stat_result, b: os.stat_result, pa: str, pb: str) -> bool:
     return a.st_mtime_ns // 10**9 == b.st_mtime_ns // 10**9
 
 
-def diff_folders(writer: LayerWriter, lower: Path | None, upper: Path) -> int:
+def diff_folders(writer: LayerWriter, lower: Path | None, upper: Path, *,
+                 keep_dirs: frozenset[tuple[str, ...]] = frozenset()) -> int:
     """Write into ``writer`` what turns ``lower`` (None: nothing) into ``upper``: changed and new
     entries in full, deleted ones as whiteouts (written before their siblings). Returns the
-    number of changes."""
+    number of changes.
+
+    ``keep_dirs`` (with ``lower`` None): folders the image already has. ``upper`` holding one of
+    them does not rewrite it: it keeps the image's mode and owner, and ``upper``'s content is
+    added to it (what a Dockerfile COPY does)."""
     links: dict[tuple[int, int], tuple[str, ...]] = {}
     count = 0
 
@@ -336,7 +341,9 @@ def diff_folders(writer: LayerWriter, lower: Path | None, upper: Path) -> int:
             lst = None
             if name in old:
                 lst = os.lstat(os.path.join(low, name))  # type: ignore[arg-type]
-            if lst is None or not _same(st, lst, cp, os.path.join(low, name)):  # type: ignore[arg-type]
+            if lst is None and child in keep_dirs and stat.S_ISDIR(st.st_mode):
+                pass  # a folder the image has: only what is inside it is added
+            elif lst is None or not _same(st, lst, cp, os.path.join(low, name)):  # type: ignore[arg-type]
                 if lst is not None and stat.S_ISDIR(lst.st_mode) and not stat.S_ISDIR(st.st_mode):
                     pass  # a non-folder over a folder replaces it whole
                 entry(child, cp, st)
@@ -413,7 +420,7 @@ class ImageBuilder:
             raise ImageError("--rootfs-tar goes with the alpine base")
         path = Path(source).expanduser()
         if path.is_dir():
-            self.add_folder(path)
+            self.add_tree(path)
         elif path.is_file():
             self.add_tarball(path)
         else:
@@ -521,19 +528,32 @@ class ImageBuilder:
             apply_changes(w, changes)
 
     def add_folder(self, folder: Path) -> None:
-        """A layer turning the image so far into the content of ``folder``."""
+        """A layer of what ``folder`` adds or changes, as a Dockerfile ``COPY folder /`` does:
+        its files are added to the image (replacing those at the same paths), folders the image
+        already has keep their mode and owner and get the folder's content added; nothing of the
+        image is removed. (:meth:`add_tree` takes a folder as the whole new root filesystem.)"""
         folder = Path(folder)
         if not folder.is_dir():
             raise ImageError(f"layer folder {folder} does not exist")
+        with self.layer(f"folder {folder.name}") as w:
+            diff_folders(w, None, folder, keep_dirs=frozenset(self._dirs))
+
+    def add_tree(self, folder: Path) -> None:
+        """A layer turning the image so far into the content of ``folder`` (the whole new root
+        filesystem): new and changed entries, and a whiteout for everything of the image that
+        ``folder`` lacks."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise ImageError(f"root filesystem folder {folder} does not exist")
         if not self.layers:
-            with self.layer(f"folder {folder.name}") as w:
+            with self.layer(f"tree {folder.name}") as w:
                 diff_folders(w, None, folder)
             return
         with tempfile.TemporaryDirectory(prefix=".harness-flat-", dir=self.layout.path) as tmp:
             lower = Path(tmp) / "rootfs"
             for layer in self.layers:
                 unpack_layer(self.layout, layer.desc, layer.diff_id, lower, form=RAW)
-            with self.layer(f"folder {folder.name}") as w:
+            with self.layer(f"tree {folder.name}") as w:
                 diff_folders(w, lower, folder)
 
     # -- committing -------------------------------------------------------------------------------
