@@ -519,8 +519,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = _command(sub, "requirements", "the spec requirement catalogue and which cases cover it",
-                 "Per requirement: id, RFC 2119 level, spec anchor and the cases naming it; then totals.",
-                 "  harness requirements\n  harness requirements --uncovered\n  harness requirements --json > catalogue.json")
+                 "Per requirement: id, RFC 2119 level, spec anchor and the cases naming it; then totals.\n"
+                 "With --audit: the catalogue against every RFC 2119 sentence of the spec text.",
+                 "  harness requirements\n  harness requirements --uncovered\n  harness requirements --json > catalogue.json\n"
+                 "  harness requirements --audit /path/to/runtime-spec-v1.3.0")
     p.add_argument("--cases", default="cases", metavar="DIR", help="the folder of conformance cases (default: cases)")
     p.add_argument("--uncovered", action="store_true", help="list only requirements no case covers")
     p.add_argument("--json", action="store_true", help="the catalogue with coverage as JSON")
