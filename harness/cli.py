@@ -558,7 +558,20 @@ def build_parser() -> argparse.ArgumentParser:
     register_report(sub)
     from .mutants import register as register_mutants
     register_mutants(sub)
+    _describe(sub.choices["mutants"],
+              "Each mutant breaks one spec sentence in a copy of the bundled runtime; the cases naming its\n"
+              "requirements run against it, and a mutant no case notices 'survived'. Results go to --output.",
+              "  harness mutants --list\n  harness mutants --only seccomp --fast\n  harness mutants --sample 10 --seed 2026-W48 --fast")
     return parser
+
+
+def _describe(parser: argparse.ArgumentParser, description: str, examples: str) -> None:
+    """Give a subcommand registered elsewhere a description and examples, if it has none."""
+    parser.formatter_class = _Help
+    if not parser.description:
+        parser.description = description
+    if not parser.epilog:
+        parser.epilog = "examples:\n" + examples
 
 
 def main(argv: list[str] | None = None) -> int:
