@@ -2,7 +2,9 @@
 own tests), `nox -s conformance-v2` (on a hybrid cgroup host, the suite as if it were pure
 cgroup v2), `nox -s ci` (all of these, what .ci/run and the README's test command run).
 
-Each session installs the harness into its virtualenv. The conformance sessions also make sure
+All sessions share one virtualenv, .nox/shared (see install()): the harness with its test and
+analysis extras, made once and installed again only when pyproject.toml changes. The
+conformance sessions also make sure
 the system packages they need are there (the runtime binaries, a C compiler and static libc for
 the probe): when one is missing and we are root on a Debian-like host, they apt-get install it.
 """
@@ -16,7 +18,6 @@ import sys
 import nox
 
 nox.options.sessions = ["tests", "conformance"]
-nox.options.reuse_existing_virtualenvs = True
 
 #: The runtime `nox -s conformance` tests when no --runtime is given: the bundled one, which
 #: needs nothing installed.
@@ -36,8 +37,44 @@ def spec_env(session: nox.Session) -> dict[str, str]:
     return {"HARNESS_SPEC_DIR": os.path.abspath(folder)}
 
 
+#: Every session runs in this one virtualenv (sessions are declared ``venv_backend="none"``):
+#: the harness installed editable with its test and analysis extras. Made on first use and
+#: installed again only when pyproject.toml changes, instead of one ~440 MB virtualenv per
+#: session. Delete the folder to start afresh.
+SHARED_VENV = os.path.join(".nox", "shared")
+shared_session = nox.session(venv_backend="none")
+
+
+def shared_bin() -> str:
+    return os.path.join(os.path.abspath(SHARED_VENV), "bin")
+
+
 def install(session: nox.Session) -> None:
-    session.install("-e", ".[test]")
+    """Make (or reuse) the shared virtualenv and put it first on PATH for this nox process."""
+    import hashlib
+
+    venv = os.path.abspath(SHARED_VENV)
+    python = os.path.join(venv, "bin", "python")
+    stamp = os.path.join(venv, ".oci-harness-installed")
+    with open("pyproject.toml", "rb") as f:
+        key = hashlib.sha256(f.read()).hexdigest()
+    if not os.path.exists(python):
+        try:  # virtualenv comes with nox; the stdlib venv needs python3-venv on Debian
+            import virtualenv  # noqa: F401
+
+            session.run(sys.executable, "-m", "virtualenv", "-q", venv, external=True)
+        except ImportError:
+            session.run(sys.executable, "-m", "venv", venv, external=True)
+    current = open(stamp).read() if os.path.exists(stamp) else ""
+    if current != key:
+        session.run(python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", ".[test]", external=True)
+        with open(stamp, "w") as f:
+            f.write(key)
+    else:
+        session.log(f"reusing the shared virtualenv {SHARED_VENV}")
+    if not os.environ.get("PATH", "").startswith(shared_bin() + os.pathsep):
+        os.environ["PATH"] = shared_bin() + os.pathsep + os.environ.get("PATH", "")
+    os.environ["VIRTUAL_ENV"] = venv
 
 
 def requested_runtimes(posargs: list[str], default: str) -> tuple[list[str], list[str]]:
@@ -84,7 +121,7 @@ def run_conformance(session: nox.Session, posargs: list[str], default: str) -> N
     session.run("pytest", "cases", "-n", "auto", f"--results={RESULTS}/conformance", *args)
 
 
-@nox.session
+@shared_session
 def tests(session: nox.Session) -> None:
     """The harness's own tests (tests/)."""
     install(session)
@@ -92,7 +129,7 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", "tests", f"--junitxml={RESULTS}/tests.xml", *session.posargs, env=spec_env(session))
 
 
-@nox.session
+@shared_session
 def conformance(session: nox.Session) -> None:
     """The conformance suite (cases/) against --runtime (default: the bundled reference runtime)."""
     install(session)
@@ -120,7 +157,7 @@ def run_conformance_unified(session: nox.Session, posargs: list[str]) -> None:
         session.warn("the pure cgroup v2 re-run needs root (a private mount namespace); skipped")
         return
     _, args = requested_runtimes(posargs, V2_RUNTIMES)
-    pytest_bin = os.path.join(session.bin, "pytest")
+    pytest_bin = os.path.join(shared_bin(), "pytest")
     session.run(
         "unshare", "--mount", "--propagation", "private", "--",
         "sh", "-c", 'mount --bind /sys/fs/cgroup/unified /sys/fs/cgroup && exec "$@"', "sh",
@@ -129,7 +166,7 @@ def run_conformance_unified(session: nox.Session, posargs: list[str]) -> None:
     )
 
 
-@nox.session(name="conformance-v2")
+@nox.session(name="conformance-v2", venv_backend="none")
 def conformance_v2(session: nox.Session) -> None:
     """On a hybrid cgroup host, the conformance suite as if the host were pure cgroup v2 (see
     run_conformance_unified); default runtimes: reference and runc."""
@@ -137,7 +174,7 @@ def conformance_v2(session: nox.Session) -> None:
     run_conformance_unified(session, session.posargs)
 
 
-@nox.session
+@shared_session
 def report(session: nox.Session) -> None:
     """The HTML report (and a Markdown summary) of the newest complete conformance and bench runs
     under results/ (named at the top of the report); `nox -s report -- RESULTS...` shows others."""
@@ -146,14 +183,14 @@ def report(session: nox.Session) -> None:
     session.run("harness", "report", *chosen, "--output", f"{RESULTS}/report.html", "--markdown", f"{RESULTS}/report.md")
 
 
-@nox.session
+@shared_session
 def bench(session: nox.Session) -> None:
     """harness bench (default: a full run, about 5 minutes); pass --quick for seconds."""
     install(session)
     session.run("harness", "bench", *session.posargs)
 
 
-@nox.session
+@shared_session
 def stability(session: nox.Session) -> None:
     """The conformance suite five times: any case whose outcome changes is reported. With
     ``-- --load`` the runs happen under a CPU, memory and I/O load (stress-ng, installed if
@@ -167,7 +204,7 @@ def stability(session: nox.Session) -> None:
 MUTANTS_RESULTS = f"{RESULTS}/mutants/mutants.json"
 
 
-@nox.session
+@shared_session
 def mutants(session: nox.Session) -> None:
     """Every spec mutant of the bundled runtime (tests/mutants/): the cases naming its
     requirements first, the whole suite for those they miss; fails if a mutant survives.
@@ -177,7 +214,7 @@ def mutants(session: nox.Session) -> None:
     session.run("harness", "mutants", "--output", MUTANTS_RESULTS, *session.posargs)
 
 
-@nox.session
+@shared_session
 def ci(session: nox.Session) -> None:
     """Everything CI checks: the harness's tests, then the conformance suite on the bundled
     runtime, runc and crun, on a hybrid host again as pure cgroup v2 (reference and runc), a
