@@ -25,6 +25,8 @@ DEFAULT_RUNTIME = "reference"
 #: The runtimes the CI job tests.
 CI_RUNTIMES = "reference,runc,crun"
 RESULTS = "results"
+#: Where `harness mutants` writes (nox -s mutants, and the fast path in nox -s ci).
+MUTANTS_RESULTS = f"{RESULTS}/mutants/mutants.json"
 
 
 def spec_env(session: nox.Session) -> dict[str, str]:
@@ -180,7 +182,8 @@ def report(session: nox.Session) -> None:
     under results/ (named at the top of the report); `nox -s report -- RESULTS...` shows others."""
     install(session)
     chosen = session.posargs or ["--latest", RESULTS]
-    session.run("harness", "report", *chosen, "--output", f"{RESULTS}/report.html", "--markdown", f"{RESULTS}/report.md")
+    strength = ["--strength", MUTANTS_RESULTS] if os.path.exists(MUTANTS_RESULTS) else []
+    session.run("harness", "report", *chosen, "--output", f"{RESULTS}/report.html", "--markdown", f"{RESULTS}/report.md", *strength)
 
 
 @shared_session
@@ -199,9 +202,6 @@ def stability(session: nox.Session) -> None:
     runtimes, _ = requested_runtimes(session.posargs, "reference,runc")
     ensure_system_packages(session, runtimes, extra=("stress-ng",) if "--load" in session.posargs else ())
     session.run("python", "benchmarks/stability.py", *session.posargs)
-
-
-MUTANTS_RESULTS = f"{RESULTS}/mutants/mutants.json"
 
 
 @shared_session

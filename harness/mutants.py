@@ -467,3 +467,39 @@ def cmd_mutants(args) -> int:
     print(summary(doc))
     print(f"results: {out}")
     return 1 if any(m["outcome"] in fail_on for m in doc["mutants"]) else 0
+
+
+# --------------------------------------------------------------------------------------------
+# For the HTML report: the "suite strength" section
+
+
+def load_results(path: Path) -> dict:
+    """The JSON ``harness mutants`` wrote; a HarnessError names what is wrong with it."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as err:
+        raise HarnessError(f"{path}: cannot read the mutants results: {err.strerror}") from None
+    except json.JSONDecodeError as err:
+        raise HarnessError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise HarnessError(f"{path}: not the results of harness mutants (expected schema {SCHEMA!r})")
+    return doc
+
+
+def report_view(doc: dict) -> dict:
+    """What the report's suite-strength section shows."""
+    areas = [
+        {"area": area, "score": _pct(a["score"]), "killed": a["killed"], "judged": a["killed"] + a["survived"],
+         "other": sum(a[o] for o in OUTCOMES if o not in ("killed", "survived"))}
+        for area, a in doc["areas"].items()
+    ]
+    return {
+        "mode": "fast path only" if doc["mode"] == "fast" else "fast path, then the whole suite",
+        "seconds": doc["seconds"],
+        "totals": doc["totals"],
+        "score": _pct(doc["totals"]["score"]),
+        "areas": areas,
+        "survivors": [m for m in doc["mutants"] if m["outcome"] == "survived"],
+        "others": [m for m in doc["mutants"] if m["outcome"] not in ("killed", "survived")],
+        "untargeted": doc["untargeted"],
+    }

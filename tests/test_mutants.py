@@ -163,3 +163,24 @@ def test_sample_is_reproducible_and_spread_over_areas():
     assert {cat[m.requirements[0]].area for m in a} == areas
     assert [m.id for m in a] != [m.id for m in mutants.sample(found, len(areas), "2026-W50")]
     assert len(mutants.sample(found, 10_000, "x")) == len(found)
+
+
+def test_report_shows_suite_strength(tmp_path):
+    from harness.report.load import load_run
+    from harness.report.render import build_report
+
+    cat = requirements.catalogue()
+    rs = [result(), result()]
+    rs[0].outcome, rs[1].outcome = "killed", "survived"
+    rs[1].id = "the-survivor"
+    path = tmp_path / "mutants.json"
+    path.write_text(json.dumps(mutants.report(rs, cat, full=True, seconds=12.0)))
+    results = tmp_path / "conf"
+    results.mkdir()
+    (results / "results.jsonl").write_text(json.dumps({"schema": "oci-harness/conformance-result/1", "case": "cases/test_x.py::test_y[runc]", "outcome": "passed", "runtime": "runc", "requirements": []}) + "\n")
+    html, md = build_report([load_run(results)], strength=mutants.load_results(path))
+    assert 'id="strength"' in html and "the-survivor" in html and "50%" in html
+    assert "## Suite strength" in md and "`the-survivor`" in md
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(HarnessError, match="not the results of harness mutants"):
+        mutants.load_results(tmp_path / "bad.json")

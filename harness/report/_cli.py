@@ -46,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--noise", type=float, default=0.05, metavar="FRACTION", help="changes smaller than this are never significant (default: 0.05, 5%%)")
     p.add_argument("--cases", metavar="DIR", help="the conformance cases, to tell 'not run' from 'not covered' (default: cases/ if present)")
     p.add_argument("--title", help="the report's title (default: oci-harness report, or comparison)")
+    p.add_argument("--strength", metavar="FILE", help="the JSON of `harness mutants`: adds a suite-strength section (mutation score per area, survivors)")
     p.set_defaults(func=cmd_report)
 
 
@@ -72,7 +73,12 @@ def cmd_report(args: argparse.Namespace) -> int:
             if args.cases:
                 raise
             print(f"harness report: cannot collect the cases in {cases} ({str(err).splitlines()[0]}); requirements without results count as not covered", file=sys.stderr)
-    html, markdown = build_report(runs, covered=covered, noise=args.noise, title=args.title)
+    strength = None
+    if args.strength:
+        from ..mutants import load_results
+
+        strength = load_results(Path(args.strength))
+    html, markdown = build_report(runs, covered=covered, noise=args.noise, title=args.title, strength=strength)
     _atomic_write(Path(args.output), html)
     for run in runs:
         for part in run.parts:

@@ -103,7 +103,7 @@ def _conformance_context(run: Run, catalogue: dict[str, Requirement], covered: d
 
 
 def context(runs: list[Run], *, catalogue: dict[str, Requirement] | None = None, covered: dict[str, list[str]] | None = None,
-            noise: float = _compare.DEFAULT_NOISE, title: str | None = None) -> dict[str, Any]:
+            noise: float = _compare.DEFAULT_NOISE, title: str | None = None, strength: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything the templates show, for one run or two (OLD, NEW)."""
     from . import performance
     from ..requirements import catalogue as load_catalogue
@@ -120,7 +120,12 @@ def context(runs: list[Run], *, catalogue: dict[str, Requirement] | None = None,
         "conf": _conformance_context(new, catalogue, covered),
         "perf": performance.sections(new.samples),
         "compare": None,
+        "strength": None,
     }
+    if strength is not None:
+        from ..mutants import report_view
+
+        ctx["strength"] = report_view(strength)
     lifecycle = next((p for p in ctx["perf"] if p.id == "perf-lifecycle"), None)
     ctx["lifecycle"] = lifecycle.tables[0] if lifecycle else None
     if len(runs) == 2:
