@@ -23,9 +23,36 @@ def _selection() -> dict[str, set[str] | None]:
     return {name: None if cases == "*" else set(cases) for name, cases in raw.items()}
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc):
+    """Parametrize each case only with the runtimes that select it: with a hundred mutant
+    runtimes, collecting every case for every runtime (then deselecting) would be ~50,000
+    items per worker. The harness plugin parametrizes from ``config._harness_runtimes``; it is
+    narrowed to this case's runtimes while the plugin runs, then restored."""
+    config = metafunc.config
+    runtimes = getattr(config, "_harness_runtimes", None)
+    if "runtime" not in metafunc.fixturenames or runtimes is None:
+        yield
+        return
+    sel = _cached_selection(config)
+    case = metafunc.definition.nodeid.split("[", 1)[0]
+    config._harness_runtimes = {n: d for n, d in runtimes.items() if n in sel and (sel[n] is None or case in sel[n])}  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        config._harness_runtimes = runtimes  # type: ignore[attr-defined]
+
+
+def _cached_selection(config: pytest.Config) -> dict[str, set[str] | None]:
+    sel = getattr(config, "_mutant_selection", None)
+    if sel is None:
+        sel = config._mutant_selection = _selection()  # type: ignore[attr-defined]
+    return sel
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    sel = _selection()
+    sel = _cached_selection(config)
     keep, drop = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
