@@ -281,7 +281,7 @@ def _classify(res: Result, records: list[dict], phase: str) -> bool:
     own = {r["case"] for r in records if {q["id"] for q in r.get("requirements", ())} & set(res.requirements)}
     smoke_failed = [c for c in failed if c.split("[", 1)[0] in SMOKE_CASES and c not in own]
     messages = [r.get("message") or "" for r in records if r["outcome"] in ("failed", "error")]
-    if messages and all("no answer within" in m for m in messages):
+    if messages and all(_timed_out(m) for m in messages):
         res.outcome, res.detail = "hang", "every failure is a runtime call that did not answer in time"
     elif smoke_failed:
         res.outcome, res.detail = "breaks-everything", "the smoke case fails too"
@@ -290,6 +290,14 @@ def _classify(res: Result, records: list[dict], phase: str) -> bool:
     res.phase = phase
     res.killed_by = [c.replace(f"[{RUNTIME_PREFIX}{res.id}]", "").replace(f"{RUNTIME_PREFIX}{res.id}-", "").replace(f"-{RUNTIME_PREFIX}{res.id}", "") for c in failed]
     return True
+
+
+def _timed_out(message: str) -> bool:
+    """The failure is a runtime call killed at its deadline (the adapter's RuntimeTimeout). Only
+    the error lines count: a traceback also shows the adapter's source, which names it."""
+    lines = message.splitlines()
+    errors = [line for line in lines if line.startswith("E ")] or lines[:1]
+    return any("no answer within" in line and "(killed)" in line for line in errors)
 
 
 def run(

@@ -120,6 +120,10 @@ def test_classify_killed_breaks_everything_hang_and_undecided():
     r = result()
     mutants._classify(r, [rec("m-x", "cases/t.py::a", "failed", message="m-x: no answer within 20 s (killed)")], "full")
     assert r.outcome == "hang"
+    r = result()
+    traceback = 'out, err = _communicate(proc, timeout, lambda o, e: RuntimeTimeout(self.name, argv, f"no answer within {timeout:g} s (killed)"))\nE   RuntimeCallError: m-x: delete failed'
+    mutants._classify(r, [rec("m-x", "cases/t.py::a", "failed", message=traceback)], "fast")
+    assert r.outcome == "killed", "the adapter's source in a traceback is not a timeout"
 
 
 def test_report_scores_areas_and_lists_untargeted():
