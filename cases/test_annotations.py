@@ -15,6 +15,7 @@ ANNOTATIONS = {
     "org.opencontainers.image.os": "linux",
     "org.opencontainers.harness.structured": '{"a": [1, 2]}',
     "com.example.empty-value": "",
+    "example.com/with-a-slash": "kubernetes-style key",
     "com.example.ünïcode": "välue",
 }
 

@@ -58,3 +58,34 @@ def test_forced_delete_of_running_container_runs_poststop(runtime, bundle_factor
     c.delete(force=True)
     labels = setup.labels()
     assert labels == ["poststop-0"], f"delete --force of a running container must run its poststop hook (lifecycle step 13); the log holds {labels}"
+
+
+@pytest.mark.spec("runtime.state.status-stopped", "runtime.kill.sends-signal")
+def test_container_killed_before_start_is_stopped(runtime, bundle_factory, container_factory):
+    c = container_factory(bundle_factory("exit", "0"))
+    c.create()
+    c.kill("KILL")
+    c.wait()
+    status = c.state().status
+    assert status == "stopped", f"a created container whose process was killed is {status!r}, expected stopped"
+
+
+@pytest.mark.spec("runtime.kill.sends-signal")
+def test_kill_with_a_realtime_signal_name(runtime, bundle_factory, container_factory):
+    """Signal names are the runtime's to define; a name it accepts must send that signal. No
+    pid namespace: its init would ignore a signal it has no handler for."""
+    from harness import spec
+    from harness.runtime import RuntimeCallError
+
+    bundle = bundle_factory("write", "/ready", "1", "pause", edit=lambda config: spec.set_namespace(config, "pid", present=False))
+    c = container_factory(bundle)
+    c.create()
+    c.start()
+    c.wait_ready(bundle.rootfs / "ready")
+    rtmin = signal.SIGRTMIN
+    try:
+        c.kill("RTMIN+2")
+    except RuntimeCallError as err:
+        pytest.skip(f"{runtime.name} does not accept the signal name RTMIN+2: {err}")
+    end = c.wait()
+    assert end.signal == rtmin + 2, f"kill RTMIN+2: the process should die of signal {rtmin + 2}, it ended with {end}"

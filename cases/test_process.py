@@ -110,6 +110,22 @@ def test_cwd_is_the_working_directory(runtime, bundle_factory, container_factory
     assert report["cwd"] == "/work/dir", f"cwd: expected /work/dir, got {report['cwd']!r} ({report['errors']})"
 
 
+@pytest.mark.spec("config.process.cwd")
+def test_missing_cwd_is_made_or_an_error(runtime, bundle_factory, container_factory):
+    """A cwd the rootfs lacks: runtimes make it (runc, crun) or refuse the config; the process
+    must never start somewhere else."""
+    bundle = bundle_factory("report", edit=lambda config: config["process"].update(cwd="/not/there/yet"))
+    c = container_factory(bundle)
+    try:
+        c.create()
+    except RuntimeCallError:
+        return
+    c.start()
+    c.wait()
+    report = parse_report(c.stdout())
+    assert report["cwd"] == "/not/there/yet", f"cwd /not/there/yet (missing from the rootfs): the process started in {report['cwd']!r} ({report['errors']})"
+
+
 @pytest.mark.spec("config.process.cwd-absolute", "config.valid-values.error")
 def test_relative_cwd_is_an_error(runtime, bundle_factory, container_factory):
     bundle = bundle_factory("exit", "0")
@@ -189,6 +205,9 @@ RLIMITS = [
     {"type": "RLIMIT_NPROC", "soft": 1111, "hard": 2222},
     {"type": "RLIMIT_CPU", "soft": 3600, "hard": RLIM_INFINITY},
     {"type": "RLIMIT_FSIZE", "soft": RLIM_INFINITY, "hard": RLIM_INFINITY},
+    {"type": "RLIMIT_MEMLOCK", "soft": 32768, "hard": 65536},
+    {"type": "RLIMIT_SIGPENDING", "soft": 300, "hard": 600},
+    {"type": "RLIMIT_STACK", "soft": 4 << 20, "hard": 16 << 20},
 ]
 
 
@@ -348,8 +367,15 @@ def test_oom_score_adj_is_set(runtime, run_probe):
 
 @pytest.mark.spec("config.process.oom-score-adj.unchanged")
 def test_oom_score_adj_unset_is_unchanged(runtime, run_probe):
-    caller = int(Path("/proc/self/oom_score_adj").read_text())
-    _, report = run_probe("report", edit=lambda config: config["process"].pop("oomScoreAdj", None))
+    # a caller's value that is not the default 0, so that "reset to 0" shows; ours is put back
+    own = Path("/proc/self/oom_score_adj")
+    before = own.read_text()
+    own.write_text("211")
+    try:
+        caller = int(own.read_text())
+        _, report = run_probe("report", edit=lambda config: config["process"].pop("oomScoreAdj", None))
+    finally:
+        own.write_text(before)
     assert report["oom_score_adj"] == caller, f"oom_score_adj without oomScoreAdj: expected the caller's {caller}, got {report['oom_score_adj']}"
 
 
