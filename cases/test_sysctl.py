@@ -34,6 +34,15 @@ def test_sysctl_applied(runtime, run_probe, key):
     assert out.strip() == value, f"{key} reads {out.strip()!r} inside the container, expected {value!r}"
 
 
+@pytest.mark.spec("linux.sysctl.applied")
+def test_several_sysctls_of_different_namespaces_applied_together(runtime, run_probe):
+    wanted = {key: other_value(key) for key, _ in PARAMETERS}
+    verbs = [w for key in wanted for w in ("cat", proc_path(key))]
+    _, out = run_probe(*verbs, edit=lambda config: config["linux"].__setitem__("sysctl", dict(wanted)))
+    seen = dict(zip(wanted, out.split()))
+    assert seen == wanted, f"with {len(wanted)} sysctls (IPC and network) in one config, the container reads {seen}, expected {wanted}"
+
+
 @pytest.fixture
 def restore_host_sysctl():
     """Puts back host values a misbehaving runtime changed."""
@@ -61,7 +70,7 @@ def test_sysctl_leaves_host_unchanged(runtime, run_probe, restore_host_sysctl, k
 
 
 @pytest.mark.parametrize("sysctl", [{"net.ipv4.no_such_parameter": "1"}, {"net.ipv4.ip_forward": "banana"}], ids=["unknown-key", "invalid-value"])
-@pytest.mark.spec("runtime.create.cannot-apply", "runtime.lifecycle.create-error", "runtime.errors.no-change")
+@pytest.mark.spec("linux.sysctl.applied", "runtime.create.cannot-apply", "runtime.lifecycle.create-error", "runtime.errors.no-change")
 def test_sysctl_that_cannot_be_set_is_an_error(runtime, bundle_factory, container_factory, sysctl):
     bundle = bundle_factory("write", "/ran", "yes", edit=lambda config: config["linux"].__setitem__("sysctl", sysctl))
     c = container_factory(bundle)
