@@ -89,3 +89,17 @@ def test_kill_with_a_realtime_signal_name(runtime, bundle_factory, container_fac
         pytest.skip(f"{runtime.name} does not accept the signal name RTMIN+2: {err}")
     end = c.wait()
     assert end.signal == rtmin + 2, f"kill RTMIN+2: the process should die of signal {rtmin + 2}, it ended with {end}"
+
+
+@pytest.mark.spec("config.hooks.args")
+def test_hook_gets_its_args_including_args0(runtime, bundle_factory, container_factory, tmp_path):
+    """args[0] is passed as given (execv semantics), not replaced by the hook's path."""
+    bundle = bundle_factory("exit", "0")
+    setup = _hooks.install(bundle, tmp_path)
+    entry = _hooks.hook_entry(setup, "prestart", 0, "second", "third")
+    bundle.edit(lambda config: config.__setitem__("hooks", {"prestart": [entry]}))
+    c = container_factory(bundle)
+    c.create()
+    records = setup.records()
+    assert len(records) == 1, f"expected one prestart hook run, the log holds {[r['argv'] for r in records]}"
+    assert records[0]["argv"] == entry["args"], f"the hook got argv {records[0]['argv']}, configured args {entry['args']} (path {entry['path']})"
