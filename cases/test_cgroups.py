@@ -11,116 +11,21 @@ import os
 from pathlib import Path
 
 import pytest
+from _cgroups import (
+    cgroup_dir,
+    controller_mounts,
+    created_with,
+    process_cgroups,
+    read_control,
+    v2_host,
+    with_cgroup,
+)
 
-from harness import host, spec
+from harness import spec
 from harness.pytest_plugin import USERNS_HOST_ID
 from harness.runtime import RuntimeCallError
 
 pytestmark = pytest.mark.requires("root")
-
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-
-
-def v2_host():
-    return host.cgroup_mode() == "v2"
-
-
-def controller_mounts():
-    """``{controller or "" for the v2 hierarchy: its mount point}`` in the harness's mount namespace.
-
-    The controllers of a v1 hierarchy are its super options in /proc/self/mountinfo
-    ("rw,cpu,cpuacct", "rw,name=systemd").
-    """
-    found = {}
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        left, _, right = line.partition(" - ")
-        fstype, _source, super_options = (right.split() + ["", "", ""])[:3]
-        mount_point = Path(left.split()[4].replace("\\040", " "))
-        if fstype == "cgroup2":
-            found.setdefault("", mount_point)
-        elif fstype == "cgroup":
-            for opt in super_options.split(","):
-                if opt in ("rw", "ro") or "=" in opt and not opt.startswith("name=") or opt in ("xattr", "noprefix", "clone_children", "cpuset_v2_mode", "favordynmods"):
-                    continue
-                found.setdefault(opt, mount_point)
-    return found
-
-
-def process_cgroups(pid):
-    """``{controller: cgroup path}`` from /proc/PID/cgroup; the v2 entry is under ``""``."""
-    result = {}
-    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
-        for ctrl in controllers.split(",") if controllers else [""]:
-            result[ctrl] = path
-    return result
-
-
-def cgroup_dir(pid, controller):
-    """The host folder of the cgroup of ``pid`` for ``controller`` (ignored on a v2 host)."""
-    key = "" if v2_host() else controller
-    path = process_cgroups(pid).get(key)
-    mount = controller_mounts().get(key)
-    assert path is not None and mount is not None, f"process {pid} has no {controller or 'v2'} cgroup: {process_cgroups(pid)}"
-    return mount / path.lstrip("/")
-
-
-def read_control(pid, v1, v2):
-    """The content of a control file of the container's cgroup: ``v1`` is (controller, file), ``v2`` a file name."""
-    controller, name = v1
-    folder = cgroup_dir(pid, controller)
-    return (folder / (v2 if v2_host() else name)).read_text().strip()
-
-
-class CgroupsPath:
-    """A cgroupsPath unique to the case; whatever the runtime leaves of it is removed at teardown."""
-
-    def __init__(self, name):
-        self.name = name
-        self.seen = []  # host folders the case saw the runtime make
-
-    def absolute(self):
-        return "/" + self.name
-
-    def record(self, pid):
-        mounts = controller_mounts()
-        for ctrl, path in process_cgroups(pid).items():
-            if ctrl in mounts and path.endswith("/" + self.name):
-                self.seen.append(mounts[ctrl] / path.lstrip("/"))
-
-    def remove_leftovers(self):
-        candidates = list(self.seen) + [mount / self.name for mount in controller_mounts().values()]
-        # Children first: a cgroup folder can only be removed when empty of cgroups.
-        for folder in sorted(set(candidates), key=lambda p: len(p.parts), reverse=True):
-            try:
-                folder.rmdir()
-            except FileNotFoundError:
-                pass
-            except OSError:
-                pass  # still in use or not ours to remove: reported by the case that made it
-
-
-@pytest.fixture
-def cgroups_path(container_id):
-    path = CgroupsPath(f"oci-harness-{container_id()}")
-    yield path
-    path.remove_leftovers()
-
-
-def with_cgroup(path, resources=None):
-    def edit(config):
-        config["linux"]["cgroupsPath"] = path
-        if resources:
-            config["linux"].setdefault("resources", {}).update(resources)
-
-    return edit
-
-
-def created_with(bundle_factory, container_factory, cgroups_path, resources):
-    c = container_factory(bundle_factory("exit", "0", edit=with_cgroup(cgroups_path.absolute(), resources)))
-    c.create()
-    cgroups_path.record(c.pid)
-    return c
 
 
 # --------------------------------------------------------------------------------------------

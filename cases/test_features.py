@@ -25,12 +25,13 @@ SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.
 #: Every property the spec defines (features.md, features-linux.md, up to v1.2), by path.
 DEFINED = {
     "": {"ociVersionMin", "ociVersionMax", "hooks", "mountOptions", "linux", "annotations", "potentiallyUnsafeConfigAnnotations"},
-    "linux": {"namespaces", "capabilities", "cgroup", "seccomp", "apparmor", "selinux", "intelRdt", "mountExtensions", "netDevices"},
+    "linux": {"namespaces", "capabilities", "cgroup", "seccomp", "apparmor", "selinux", "intelRdt", "memoryPolicy", "mountExtensions", "netDevices"},
     "linux.cgroup": {"v1", "v2", "systemd", "systemdUser", "rdma"},
     "linux.seccomp": {"enabled", "actions", "operators", "archs", "knownFlags", "supportedFlags"},
     "linux.apparmor": {"enabled"},
     "linux.selinux": {"enabled"},
-    "linux.intelRdt": {"enabled", "schemata"},
+    "linux.intelRdt": {"enabled", "schemata", "monitoring"},
+    "linux.memoryPolicy": {"modes", "flags"},
     "linux.mountExtensions": {"idmap"},
     "linux.mountExtensions.idmap": {"enabled"},
     "linux.netDevices": {"enabled"},

@@ -2,6 +2,7 @@
 container's processes see, and it is not the host's."""
 
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +34,32 @@ def test_host_hostname_unchanged(runtime, run_probe):
     before = socket.gethostname()
     run_probe("hostname", edit=set_hostname)
     assert socket.gethostname() == before
+
+
+# --------------------------------------------------------------------------------------------
+# domainname (config.md "Domainname", spec v1.1.0)
+
+DOMAINNAME = "discovery.one"
+DOMAINNAME_SINCE = pytest.mark.feature("ociVersionMax", at_least="1.1.0", what="domainname")
+
+
+def set_domainname(config):
+    config["domainname"] = DOMAINNAME
+
+
+@DOMAINNAME_SINCE
+@pytest.mark.spec("config.domainname.applied")
+def test_domainname_is_seen_inside(runtime, run_probe):
+    _, report = run_probe("report", edit=set_domainname)
+    assert report["domainname"] == DOMAINNAME, f"the container's domainname is {report['domainname']!r}, expected {DOMAINNAME!r}"
+
+
+@DOMAINNAME_SINCE
+@pytest.mark.spec("config.domainname.uts-only")
+def test_host_domainname_unchanged(runtime, run_probe):
+    host_file = Path("/proc/sys/kernel/domainname")
+    before = host_file.read_text().strip()
+    _, report = run_probe("report", edit=set_domainname)
+    assert report["domainname"] == DOMAINNAME
+    after = host_file.read_text().strip()
+    assert after == before, f"the host's domainname changed from {before!r} to {after!r}"

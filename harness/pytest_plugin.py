@@ -10,7 +10,7 @@ Markers
     catalogue (:mod:`harness.requirements`, which gives spec file, section and RFC 2119 level);
     an unknown id is a usage error. They are recorded in the JUnit properties.
     ``@pytest.mark.requires(*needs)`` skips with a stated reason when the host lacks one of:
-    ``root``, ``cgroup-v1``, ``cgroup-v2``, ``userns``, ``controller-NAME`` (the cgroup controller
+    ``root``, ``cgroup-v1``, ``cgroup-v2``, ``userns``, ``resctrl``, ``controller-NAME`` (the cgroup controller
     NAME, e.g. ``controller-memory``, can be given to a container here).
     ``@pytest.mark.feature(path, contains=None)`` skips a runtime whose ``features`` document
     does not claim the property at the dotted ``path`` (:mod:`harness.features`).
@@ -48,6 +48,10 @@ _REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
     "cgroup-v1": (lambda: host.cgroup_mode() in ("v1", "hybrid"), "needs cgroup v1 controllers on the host"),
     "cgroup-v2": (lambda: host.cgroup_mode() == "v2", "needs a cgroup v2 (unified) host"),
     "userns": (host.user_namespaces_available, "needs user namespaces (/proc/sys/user/max_user_namespaces > 0)"),
+    "resctrl": (
+        lambda: any(m.fstype == "resctrl" for m in host.mounts()),
+        "needs a mounted resctrl filesystem (Intel RDT), which this host does not have (no resctrl in /proc/self/mountinfo)",
+    ),
 }
 
 
@@ -115,7 +119,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(_Recorder(config, Path(results_dir)), "oci-harness-results")
     config.addinivalue_line("markers", "spec(*ids): the catalogue ids of the spec requirements a case checks")
     config.addinivalue_line("markers", "feature(path, contains=None): a features-document property the runtime must claim, or the case skips")
-    config.addinivalue_line("markers", "requires(*needs): host capabilities a case needs (root, cgroup-v1, cgroup-v2, userns, controller-NAME)")
+    config.addinivalue_line("markers", "requires(*needs): host capabilities a case needs (root, cgroup-v1, cgroup-v2, userns, resctrl, controller-NAME)")
     names = [n.strip() for n in config.getoption("--runtime").split(",") if n.strip()]
     defs: dict[str, _runtime.RuntimeDefinition] = {}
     problems = []
@@ -280,7 +284,9 @@ def runtime(request: pytest.FixtureRequest, _runtimes: dict[str, _runtime.Runtim
     for marker in request.node.iter_markers("feature"):
         if not marker.args:
             raise pytest.UsageError(f"{request.node.nodeid}: feature() needs a dotted features path")
-        reason = features.unclaimed(features.document(rt), marker.args[0], marker.kwargs.get("contains"), rt.name)
+        reason = features.unclaimed(
+            features.document(rt), marker.args[0], marker.kwargs.get("contains"), rt.name, marker.kwargs.get("at_least"), marker.kwargs.get("what")
+        )
         if reason:
             pytest.skip(reason)
     return rt

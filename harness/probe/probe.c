@@ -19,6 +19,10 @@
  *   write FILE TEXT   create or truncate FILE (mode 0644) and write TEXT (no newline)
  *   ls DIR            print the names in DIR, sorted, one a line ("." and ".." left out)
  *   stat PATH         print lstat(PATH) as one line of JSON
+ *   sched             print the process's scheduling attributes (sched_getattr) as JSON
+ *   ioprio            print the process's I/O priority (ioprio_get) as JSON
+ *   mempolicy         print the process's NUMA memory policy (get_mempolicy) as JSON
+ *   personality       print the process's execution domain (personality) and uname machine
  *
  * The whole sequence is checked before anything runs: an unknown verb, a missing or
  * malformed argument prints the usage on stderr and exits 2.  A verb that fails prints
@@ -1173,6 +1177,141 @@ static int verb_stat(char **args)
 }
 
 /* ------------------------------------------------------------------------------------- */
+/* Scheduling, I/O priority, memory policy, personality (config.md "Linux Process",        */
+/* config-linux.md "Memory policy", "Personality"): what the kernel says of this process.  */
+/* ------------------------------------------------------------------------------------- */
+
+struct probe_sched_attr { /* struct sched_attr of sched_getattr(2), version 1 (56 bytes) */
+    uint32_t size, sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime, sched_deadline, sched_period;
+    uint32_t sched_util_min, sched_util_max;
+};
+
+static void json_flag_names(uint64_t bits, const char *const *names, size_t count)
+{
+    json_array_begin();
+    for (size_t i = 0; i < count; i++)
+        if (names[i] && (bits & (1ULL << i)))
+            json_string(names[i]);
+    json_array_end();
+}
+
+static int verb_sched(char **args)
+{
+    static const char *const policies[] = {"SCHED_OTHER", "SCHED_FIFO", "SCHED_RR", "SCHED_BATCH",
+                                           "SCHED_ISO", "SCHED_IDLE", "SCHED_DEADLINE"};
+    static const char *const flags[] = {"SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_RECLAIM",
+                                        "SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_KEEP_POLICY",
+                                        "SCHED_FLAG_KEEP_PARAMS", "SCHED_FLAG_UTIL_CLAMP_MIN",
+                                        "SCHED_FLAG_UTIL_CLAMP_MAX"};
+    struct probe_sched_attr a;
+    (void)args;
+    memset(&a, 0, sizeof(a));
+    if (syscall(SYS_sched_getattr, 0, &a, sizeof(a), 0) != 0)
+        return fail("sched", NULL, errno);
+    json_object_begin();
+    json_key("policy");
+    if (a.sched_policy < ARRAY_LEN(policies))
+        json_string(policies[a.sched_policy]);
+    else
+        json_int(a.sched_policy);
+    json_key("flags");
+    json_flag_names(a.sched_flags, flags, ARRAY_LEN(flags));
+    json_key("nice");
+    json_int(a.sched_nice);
+    json_key("priority");
+    json_uint(a.sched_priority);
+    json_key("runtime");
+    json_uint(a.sched_runtime);
+    json_key("deadline");
+    json_uint(a.sched_deadline);
+    json_key("period");
+    json_uint(a.sched_period);
+    json_object_end();
+    putchar('\n');
+    return 0;
+}
+
+static int verb_ioprio(char **args)
+{
+    static const char *const classes[] = {"IOPRIO_CLASS_NONE", "IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE",
+                                          "IOPRIO_CLASS_IDLE"};
+    (void)args;
+    long prio = syscall(SYS_ioprio_get, 1 /* IOPRIO_WHO_PROCESS */, 0);
+    if (prio < 0)
+        return fail("ioprio", NULL, errno);
+    unsigned long cls = (unsigned long)prio >> 13;
+    json_object_begin();
+    json_key("class");
+    if (cls < ARRAY_LEN(classes))
+        json_string(classes[cls]);
+    else
+        json_int((long long)cls);
+    json_key("priority");
+    json_int(prio & 0xff);
+    json_object_end();
+    putchar('\n');
+    return 0;
+}
+
+static int verb_mempolicy(char **args)
+{
+    static const char *const modes[] = {"MPOL_DEFAULT", "MPOL_PREFERRED", "MPOL_BIND",
+                                        "MPOL_INTERLEAVE", "MPOL_LOCAL", "MPOL_PREFERRED_MANY",
+                                        "MPOL_WEIGHTED_INTERLEAVE"};
+    static const char *const flags[16] = {[13] = "MPOL_F_NUMA_BALANCING",
+                                          [14] = "MPOL_F_RELATIVE_NODES",
+                                          [15] = "MPOL_F_STATIC_NODES"};
+    enum { WORDS = 16, BITS = 8 * sizeof(unsigned long) };
+    unsigned long mask[WORDS];
+    int mode = 0;
+    (void)args;
+    memset(mask, 0, sizeof(mask));
+    if (syscall(SYS_get_mempolicy, &mode, mask, (unsigned long)(WORDS * BITS), NULL, 0UL) != 0)
+        return fail("mempolicy", NULL, errno);
+    unsigned base = (unsigned)mode & 0x1fff;
+    json_object_begin();
+    json_key("mode");
+    if (base < ARRAY_LEN(modes))
+        json_string(modes[base]);
+    else
+        json_int(base);
+    json_key("flags");
+    json_flag_names((unsigned)mode & ~0x1fffU, flags, ARRAY_LEN(flags));
+    json_key("nodes");
+    json_array_begin();
+    for (unsigned n = 0; n < WORDS * BITS; n++)
+        if (mask[n / BITS] & (1UL << (n % BITS)))
+            json_int(n);
+    json_array_end();
+    json_object_end();
+    putchar('\n');
+    return 0;
+}
+
+static int verb_personality(char **args)
+{
+    struct utsname u;
+    (void)args;
+    long persona = syscall(SYS_personality, 0xffffffffUL);
+    if (persona < 0)
+        return fail("personality", NULL, errno);
+    if (uname(&u) != 0)
+        return fail("personality", "(uname)", errno);
+    json_object_begin();
+    json_key("persona");
+    json_int(persona);
+    json_key("machine");
+    json_string(u.machine);
+    json_object_end();
+    putchar('\n');
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------- */
 /* The verb table and main.                                                               */
 /* ------------------------------------------------------------------------------------- */
 
@@ -1193,6 +1332,10 @@ static const struct verb {
     {"ls", 1, NULL, verb_ls, "ls DIR            print the names in DIR, sorted"},
     {"stat", 1, NULL, verb_stat, "stat PATH         print lstat(PATH) as JSON"},
     {"note", 1, NULL, verb_note, "note TEXT         do nothing (carries TEXT in argv)"},
+    {"sched", 0, NULL, verb_sched, "sched             print the scheduling attributes as JSON"},
+    {"ioprio", 0, NULL, verb_ioprio, "ioprio            print the I/O priority as JSON"},
+    {"mempolicy", 0, NULL, verb_mempolicy, "mempolicy         print the NUMA memory policy as JSON"},
+    {"personality", 0, NULL, verb_personality, "personality       print the execution domain as JSON"},
 };
 
 static int usage(void)

@@ -252,6 +252,8 @@ def _write_v2(d, name, value):
         except OSError:
             enabled = []
         ctrl = name.split(".", 1)[0]
+        if ctrl in enabled or ctrl == "cgroup":
+            raise RuntimeFailure(f"cgroup: cannot set {name}: {d} has no such control file")
         raise RuntimeFailure(f"cgroup: cannot set {name}: the {ctrl} controller is not available to {d} "
                              f"(enabled for it: {', '.join(enabled) or 'none'})")
     _write(path, value)
@@ -283,7 +285,7 @@ def _apply_v2(d, r):
     pids = r.get("pids")
     if pids:
         lim = pids["limit"]
-        _write_v2(d, "pids.max", "max" if lim <= 0 else str(lim))
+        _write_v2(d, "pids.max", _max(lim))  # 0 is a limit (config-linux.md "PIDs")
     cpu = r.get("cpu") or {}
     for k in ("realtimeRuntime", "realtimePeriod"):
         if cpu.get(k) not in (None, 0):
@@ -302,9 +304,76 @@ def _apply_v2(d, r):
         _write_v2(d, "cpuset.cpus", cpu["cpus"])
     if "mems" in cpu:
         _write_v2(d, "cpuset.mems", cpu["mems"])
+    bio = r.get("blockIO")
+    if bio:
+        _io_v2(d, bio)
+    for h in r.get("hugepageLimits") or ():
+        _enable_v2(d, "hugetlb", "linux.resources.hugepageLimits")
+        _hugetlb(d, h, "hugetlb.{}.max", "hugetlb.{}.rsvd.max")
+    if r.get("network"):
+        raise RuntimeFailure("linux.resources.network (net_cls, net_prio) cannot be applied on cgroup v2: "
+                             "the v2 hierarchy has no such controllers")
+    if r.get("rdma"):
+        _enable_v2(d, "rdma", "linux.resources.rdma")
+        _rdma(d, r["rdma"], lambda path, value: _write_v2(d, os.path.basename(path), value))
     # device rules need an eBPF program on v2; not implemented (documented in README)
     for k, v in (r.get("unified") or {}).items():
+        ctrl = k.split(".", 1)[0]
+        if ctrl != "cgroup":  # cgroup.* are core files, there in every cgroup
+            _enable_v2(d, ctrl, f"linux.resources.unified.{k}")
         _write_v2(d, k, v)
+
+
+def _enable_v2(d, ctrl, what):
+    """Make sure controller ``ctrl`` is enabled for cgroup ``d`` (config-linux.md "Unified": the
+    runtime MUST ensure the needed controllers are enabled): it must be offered at the root,
+    then it is added to cgroup.subtree_control of every ancestor that lacks it."""
+    try:
+        with open(os.path.join(CGROUP_ROOT, "cgroup.controllers")) as f:
+            offered = f.read().split()
+    except OSError as e:
+        raise RuntimeFailure(f"{what}: cannot read {CGROUP_ROOT}/cgroup.controllers: {e.strerror}") from None
+    if ctrl not in offered:
+        raise RuntimeFailure(f"{what}: the {ctrl} cgroup controller is not present in the cgroup v2 hierarchy "
+                             f"(offered: {', '.join(offered) or 'none'})")
+    parts = os.path.relpath(d, CGROUP_ROOT).split("/")
+    cur = CGROUP_ROOT
+    for part in parts:
+        control = os.path.join(cur, "cgroup.subtree_control")
+        with open(control) as f:
+            enabled = f.read().split()
+        if ctrl not in enabled:
+            try:
+                with open(control, "w") as f:
+                    f.write("+" + ctrl)
+            except OSError as e:
+                raise RuntimeFailure(f"{what}: the {ctrl} controller cannot be enabled in {cur}: {e.strerror}") from None
+        cur = os.path.join(cur, part)
+
+
+def _io_v2(d, bio):
+    """blockIO on v2: io.weight (or io.bfq.weight) and io.max ("MAJOR:MINOR rbps=N ...")."""
+    if "leafWeight" in bio or any("leafWeight" in e for e in bio.get("weightDevice", ())):
+        raise RuntimeFailure("linux.resources.blockIO.leafWeight has no cgroup v2 equivalent")
+
+    def weight_file():
+        for name in ("io.weight", "io.bfq.weight"):
+            if _exists(d, name):
+                return name
+        raise RuntimeFailure(f"linux.resources.blockIO.weight: no io.weight in {d} (io controller not enabled)")
+
+    def v2_weight(w):  # blkio weight 10..1000 -> io weight 1..10000
+        return 1 + (max(w, 10) - 10) * 9999 // 990
+
+    if "weight" in bio:
+        _write_v2(d, weight_file(), f"default {v2_weight(bio['weight'])}")
+    for e in bio.get("weightDevice", ()):
+        _write_v2(d, weight_file(), f"{e['major']}:{e['minor']} {v2_weight(e['weight'])}")
+    keys = {"throttleReadBpsDevice": "rbps", "throttleWriteBpsDevice": "wbps",
+            "throttleReadIOPSDevice": "riops", "throttleWriteIOPSDevice": "wiops"}
+    for key, name in keys.items():
+        for e in bio.get(key, ()):
+            _write_v2(d, "io.max", f"{e['major']}:{e['minor']} {name}={e['rate']}")
 
 
 # --- v1 --------------------------------------------------------------------------------
@@ -346,12 +415,14 @@ def _apply_v1(cg, r):
     if pids:
         d = need("pids", "linux.resources.pids")
         lim = pids["limit"]
-        _write(os.path.join(d, "pids.max"), "max" if lim <= 0 else str(lim))
+        _write(os.path.join(d, "pids.max"), _max(lim))  # 0 is a limit (config-linux.md "PIDs")
     cpu = r.get("cpu") or {}
     if any(k in cpu for k in ("shares", "quota", "period", "realtimeRuntime", "realtimePeriod", "burst", "idle")):
         d = need("cpu", "linux.resources.cpu")
         if "idle" in cpu:
-            raise RuntimeFailure("linux.resources.cpu.idle needs cgroup v2")
+            if not _exists(d, "cpu.idle"):
+                raise RuntimeFailure("linux.resources.cpu.idle: this kernel has no cpu.idle (Linux 5.15 or later)")
+            _write(os.path.join(d, "cpu.idle"), str(cpu["idle"]))
         if cpu.get("shares"):
             _write(os.path.join(d, "cpu.shares"), str(cpu["shares"]))
         if cpu.get("period"):
@@ -370,6 +441,75 @@ def _apply_v1(cg, r):
             _write(os.path.join(d, "cpuset.cpus"), cpu["cpus"])
         if "mems" in cpu:
             _write(os.path.join(d, "cpuset.mems"), cpu["mems"])
+    bio = r.get("blockIO")
+    if bio:
+        _blkio_v1(need("blkio", "linux.resources.blockIO"), bio)
+    for h in r.get("hugepageLimits") or ():
+        d = need("hugetlb", "linux.resources.hugepageLimits")
+        _hugetlb(d, h, "hugetlb.{}.limit_in_bytes", "hugetlb.{}.rsvd.limit_in_bytes")
+    net = r.get("network")
+    if net:
+        if "classID" in net:
+            _write(os.path.join(need("net_cls", "linux.resources.network.classID"), "net_cls.classid"), str(net["classID"]))
+        for name, prio in net.get("priorities", ()):
+            _write(os.path.join(need("net_prio", "linux.resources.network.priorities"), "net_prio.ifpriomap"), f"{name} {prio}")
+    if r.get("rdma"):
+        _rdma(need("rdma", "linux.resources.rdma"), r["rdma"], _write)
+
+
+# --- resources written the same way on v1 and v2 ------------------------------------------
+def _blkio_v1(d, bio):
+    """blockIO on v1: blkio.weight (or blkio.bfq.weight when BFQ provides it), per-device
+    weights, and the throttle files ("MAJOR:MINOR VALUE" lines)."""
+    def weight_file(base):
+        for name in (f"blkio.{base}", f"blkio.bfq.{base}"):
+            if _exists(d, name):
+                return os.path.join(d, name)
+        raise RuntimeFailure(f"linux.resources.blockIO: this host's blkio controller has no blkio.{base} "
+                             f"(nor blkio.bfq.{base}: the BFQ I/O scheduler is not in use)")
+
+    if "weight" in bio:
+        _write(weight_file("weight"), str(bio["weight"]))
+    if "leafWeight" in bio:
+        if not _exists(d, "blkio.leaf_weight"):
+            raise RuntimeFailure("linux.resources.blockIO.leafWeight: this kernel has no blkio.leaf_weight (CFQ is gone)")
+        _write(os.path.join(d, "blkio.leaf_weight"), str(bio["leafWeight"]))
+    for e in bio.get("weightDevice", ()):
+        if "weight" in e:
+            _write(weight_file("weight_device"), f"{e['major']}:{e['minor']} {e['weight']}")
+        if "leafWeight" in e:
+            if not _exists(d, "blkio.leaf_weight_device"):
+                raise RuntimeFailure("linux.resources.blockIO.weightDevice.leafWeight: this kernel has no blkio.leaf_weight_device")
+            _write(os.path.join(d, "blkio.leaf_weight_device"), f"{e['major']}:{e['minor']} {e['leafWeight']}")
+    for key, name in _THROTTLES:
+        for e in bio.get(key, ()):
+            _write(os.path.join(d, f"blkio.throttle.{name}_device"), f"{e['major']}:{e['minor']} {e['rate']}")
+
+
+_THROTTLES = (("throttleReadBpsDevice", "read_bps"), ("throttleWriteBpsDevice", "write_bps"),
+              ("throttleReadIOPSDevice", "read_iops"), ("throttleWriteIOPSDevice", "write_iops"))
+
+
+def _hugetlb(d, h, limit_name, rsvd_name):
+    """One hugepageLimits entry: the limit, and the reservation limit where the kernel
+    accounts reservations (config-linux.md "Huge page limits")."""
+    size = h["pageSize"]
+    path = os.path.join(d, limit_name.format(size))
+    if not os.path.exists(path):
+        raise RuntimeFailure(f"linux.resources.hugepageLimits: no {os.path.basename(path)} in {d}: "
+                             f"this host has no {size} huge pages (see /sys/kernel/mm/hugepages)")
+    rsvd = os.path.join(d, rsvd_name.format(size))
+    if os.path.exists(rsvd):
+        _write(rsvd, str(h["limit"]))
+    _write(path, str(h["limit"]))
+
+
+def _rdma(d, limits, write):
+    for dev, lim in limits.items():
+        parts = [f"hca_handle={lim['hcaHandles']}"] if lim.get("hcaHandles") is not None else []
+        if lim.get("hcaObjects") is not None:
+            parts.append(f"hca_object={lim['hcaObjects']}")
+        write(os.path.join(d, "rdma.max"), f"{dev} {' '.join(parts)}")
 
 
 def device_rules_v1(cg, rules, extra_devices):
@@ -397,3 +537,46 @@ def device_rules_v1(cg, rules, extra_devices):
             defaults.append(("b" if dev["type"] == "b" else "c", dev["major"], dev["minor"], "rwm"))
     for typ, ma, mi, acc in defaults:
         _write(os.path.join(d, "devices.allow"), rule(typ, ma, mi, acc))
+
+
+# --- ownership (config-linux.md "Cgroup ownership") ---------------------------------------
+DELEGATE_LIST = "/sys/kernel/cgroup/delegate"
+DELEGATE_FALLBACK = ("cgroup.procs", "cgroup.subtree_control", "cgroup.threads")
+
+
+def wants_delegation(cfg):
+    """Change the owner only on cgroup v2, with a new cgroup namespace (and a user namespace
+    to map the owner into), and a read/write cgroup mount at /sys/fs/cgroup."""
+    if not is_v2() or not cfg.new_ns("cgroup") or not cfg.ns("user")[0]:
+        return False
+    return any(m["source"] == "cgroup" and m["destination"] == "/sys/fs/cgroup" and "ro" not in m["options"]
+               for m in cfg.mounts)
+
+
+def _host_id(mappings, cid):
+    for inside, outside, size in mappings:
+        if inside <= cid < inside + size:
+            return outside + cid - inside
+    return None
+
+
+def delegate(cg, cfg):
+    """Give the container's cgroup folder, and the files of /sys/kernel/cgroup/delegate that
+    exist in it (cgroup.procs, cgroup.subtree_control, cgroup.threads when that list is
+    missing), to the host user that process.user.uid maps to; nothing else."""
+    uid = _host_id(cfg.uid_mappings, cfg.process["uid"])
+    gid = _host_id(cfg.gid_mappings, cfg.process["gid"])
+    if uid is None or gid is None:
+        return
+    try:
+        with open(DELEGATE_LIST) as f:
+            names = [line.strip() for line in f if line.strip()]
+    except FileNotFoundError:
+        names = list(DELEGATE_FALLBACK)
+    d = cg.dirs[""]
+    os.chown(d, uid, gid)
+    for name in names:
+        try:
+            os.chown(os.path.join(d, name), uid, gid, follow_symlinks=False)
+        except FileNotFoundError:
+            pass  # listed files need not exist in every cgroup

@@ -118,6 +118,7 @@ class Config:
         self.masked_paths = []
         self.readonly_paths = []
         self.personality = None
+        self.memory_policy = None  # (mode | flags, [nodes]) for set_mempolicy(2)
         self.warnings = []  # problems that are only warnings (runtime.md "Warnings")
 
     def ns(self, kind):
@@ -326,16 +327,76 @@ def _process(pr, warnings):
 
     sch = _obj(pr.get("scheduler"), "process.scheduler")
     if sch is not None:
-        policies = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, "SCHED_IDLE": 5}
-        pol = _str(sch.get("policy"), "process.scheduler.policy", required=True)
-        if pol not in policies:
-            raise ConfigError("process.scheduler.policy", f"policy {pol!r} is not supported")
-        _unsupported(sch.get("flags"), "process.scheduler.flags", "scheduler flags")
-        for k in ("runtime", "deadline", "period"):
-            _unsupported(sch.get(k), f"process.scheduler.{k}", "deadline scheduling")
-        p["scheduler"] = (policies[pol], _int(sch.get("nice"), "process.scheduler.nice", lo=-20, hi=19),
-                          _int(sch.get("priority"), "process.scheduler.priority", lo=0, hi=99) or 0)
+        p["scheduler"] = _scheduler(sch)
     return p
+
+
+SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, "SCHED_IDLE": 5,
+                  "SCHED_DEADLINE": 6}
+SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02, "SCHED_FLAG_DL_OVERRUN": 0x04,
+               "SCHED_FLAG_KEEP_POLICY": 0x08, "SCHED_FLAG_KEEP_PARAMS": 0x10,
+               "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20, "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+
+
+def _scheduler(sch):
+    """process.scheduler as the fields of sched_setattr(2): (policy, flags, nice, priority,
+    runtime, deadline, period); an unset number is 0 (config.md "Linux Process")."""
+    pol = _str(sch.get("policy"), "process.scheduler.policy", required=True)
+    if pol == "SCHED_ISO":
+        raise ConfigError("process.scheduler.policy", "SCHED_ISO is not implemented by the Linux kernel")
+    if pol not in SCHED_POLICIES:
+        raise ConfigError("process.scheduler.policy", f"unknown policy {pol!r} (known: {', '.join(SCHED_POLICIES)})")
+    flags = 0
+    for i, f in enumerate(_strlist(sch.get("flags"), "process.scheduler.flags")):
+        if f not in SCHED_FLAGS:
+            raise ConfigError(f"process.scheduler.flags[{i}]", f"unknown flag {f!r} (known: {', '.join(SCHED_FLAGS)})")
+        flags |= SCHED_FLAGS[f]
+    return (SCHED_POLICIES[pol], flags,
+            _int(sch.get("nice"), "process.scheduler.nice", lo=-20, hi=19) or 0,
+            _int(sch.get("priority"), "process.scheduler.priority", lo=0, hi=99) or 0,
+            *(_int(sch.get(k), f"process.scheduler.{k}", lo=0, hi=U64_MAX) or 0 for k in ("runtime", "deadline", "period")))
+
+
+MPOL_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3, "MPOL_LOCAL": 4,
+              "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6}
+MPOL_FLAGS = {"MPOL_F_NUMA_BALANCING": 1 << 13, "MPOL_F_RELATIVE_NODES": 1 << 14, "MPOL_F_STATIC_NODES": 1 << 15}
+_MPOL_NO_NODES = ("MPOL_DEFAULT", "MPOL_LOCAL")
+_MPOL_NEED_NODES = ("MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE", "MPOL_PREFERRED_MANY")
+
+
+def parse_list(text, path):
+    """A list like "0-3,7" as a sorted list of numbers."""
+    out = set()
+    for part in text.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        if not lo.isdigit() or (dash and not hi.isdigit()):
+            raise ConfigError(path, f"{text!r} is not a list like 0-3,7")
+        a, b = int(lo), int(hi) if dash else int(lo)
+        if b < a or b > 4095:
+            raise ConfigError(path, f"{text!r}: range {part!r} is empty or too large")
+        out.update(range(a, b + 1))
+    return sorted(out)
+
+
+def _memory_policy(mp):
+    """linux.memoryPolicy as set_mempolicy(2) arguments: (mode | flags, [nodes]) (config-linux.md
+    "Memory policy"); modes that take no nodes, or need some, are checked here so a bad
+    config fails before anything is made."""
+    mode = _str(mp.get("mode"), "linux.memoryPolicy.mode", required=True)
+    if mode not in MPOL_MODES:
+        raise ConfigError("linux.memoryPolicy.mode", f"unknown mode {mode!r} (known: {', '.join(MPOL_MODES)})")
+    text = _str(mp.get("nodes"), "linux.memoryPolicy.nodes")
+    nodes = parse_list(text, "linux.memoryPolicy.nodes") if text else []
+    if nodes and mode in _MPOL_NO_NODES:
+        raise ConfigError("linux.memoryPolicy.nodes", f"{mode} takes no nodes")
+    if not nodes and mode in _MPOL_NEED_NODES:
+        raise ConfigError("linux.memoryPolicy.nodes", f"{mode} needs at least one node")
+    value = MPOL_MODES[mode]
+    for i, f in enumerate(_strlist(mp.get("flags"), "linux.memoryPolicy.flags")):
+        if f not in MPOL_FLAGS:
+            raise ConfigError(f"linux.memoryPolicy.flags[{i}]", f"unknown flag {f!r} (known: {', '.join(MPOL_FLAGS)})")
+        value |= MPOL_FLAGS[f]
+    return value, nodes
 
 
 def _ns_list(c, linux):
@@ -431,7 +492,16 @@ def _linux(c, linux):
                 raise ConfigError(f"{p}[{i}]", "must be an absolute path")
 
     _unsupported(linux.get("mountLabel"), "linux.mountLabel", "SELinux mount labels")
-    _unsupported(linux.get("intelRdt"), "linux.intelRdt", "Intel RDT")
+    if linux.get("intelRdt") is not None:
+        _obj(linux.get("intelRdt"), "linux.intelRdt")
+        if not _resctrl_mounted():
+            raise ConfigError("linux.intelRdt", "no resctrl filesystem is mounted in the runtime's mount namespace "
+                              "(config-linux.md: an error); mount it (mount -t resctrl resctrl /sys/fs/resctrl) "
+                              "on a CPU with Intel RDT, or remove linux.intelRdt")
+        raise ConfigError("linux.intelRdt", "Intel RDT is not supported by oci-reference")
+    mp = _obj(linux.get("memoryPolicy"), "linux.memoryPolicy")
+    if mp is not None:
+        c.memory_policy = _memory_policy(mp)
 
     pers = _obj(linux.get("personality"), "linux.personality")
     if pers is not None:
@@ -441,6 +511,14 @@ def _linux(c, linux):
             raise ConfigError("linux.personality.domain", f"unknown domain {dom!r}")
         _unsupported(pers.get("flags"), "linux.personality.flags", "personality flags")
         c.personality = domains[dom]
+
+
+def _resctrl_mounted():
+    try:
+        with open("/proc/self/mountinfo") as f:
+            return any(line.partition(" - ")[2].split(" ", 1)[0] == "resctrl" for line in f)
+    except OSError:
+        return False
 
 
 def _resources(r):
@@ -505,8 +583,70 @@ def _resources(r):
             if "/" in k or k.startswith("."):
                 raise ConfigError(f"linux.resources.unified.{k}", "invalid cgroup file name")
         out["unified"] = uni
-    for k in ("blockIO", "hugepageLimits", "network", "rdma"):
-        _unsupported(r.get(k), f"linux.resources.{k}", k)
+    bio = _obj(r.get("blockIO"), "linux.resources.blockIO")
+    if bio:
+        b = {}
+        for k in ("weight", "leafWeight"):
+            v = _int(bio.get(k), f"linux.resources.blockIO.{k}", lo=0, hi=65535)
+            if v is not None:
+                b[k] = v
+        for k in ("weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice",
+                  "throttleReadIOPSDevice", "throttleWriteIOPSDevice"):
+            entries = []
+            for i, d in enumerate(_list(bio.get(k), f"linux.resources.blockIO.{k}")):
+                p = f"linux.resources.blockIO.{k}[{i}]"
+                _obj(d, p)
+                e = {"major": _int(d.get("major"), p + ".major", True, 0), "minor": _int(d.get("minor"), p + ".minor", True, 0)}
+                if k == "weightDevice":
+                    for w in ("weight", "leafWeight"):
+                        v = _int(d.get(w), f"{p}.{w}", lo=0, hi=65535)
+                        if v is not None:
+                            e[w] = v
+                    if len(e) == 2:
+                        raise ConfigError(p, "needs weight or leafWeight")
+                else:
+                    e["rate"] = _int(d.get("rate"), p + ".rate", True, 0, U64_MAX)
+                entries.append(e)
+            if entries:
+                b[k] = entries
+        if b:
+            out["blockIO"] = b
+    huge = []
+    for i, h in enumerate(_list(r.get("hugepageLimits"), "linux.resources.hugepageLimits")):
+        p = f"linux.resources.hugepageLimits[{i}]"
+        _obj(h, p)
+        size = _str(h.get("pageSize"), p + ".pageSize", required=True)
+        num, unit = size[:-2], size[-2:]
+        if not num.isdigit() or unit not in ("KB", "MB", "GB", "TB"):
+            raise ConfigError(p + ".pageSize", f"{size!r} is not a size like 2MB or 1GB")
+        huge.append({"pageSize": size, "limit": _int(h.get("limit"), p + ".limit", True, 0, U64_MAX)})
+    if huge:
+        out["hugepageLimits"] = huge
+    net = _obj(r.get("network"), "linux.resources.network")
+    if net:
+        n = {}
+        cid = _int(net.get("classID"), "linux.resources.network.classID", lo=0, hi=0xFFFFFFFF)
+        if cid is not None:
+            n["classID"] = cid
+        prios = []
+        for i, e in enumerate(_list(net.get("priorities"), "linux.resources.network.priorities")):
+            p = f"linux.resources.network.priorities[{i}]"
+            _obj(e, p)
+            prios.append((_str(e.get("name"), p + ".name", required=True), _int(e.get("priority"), p + ".priority", True, 0, 0xFFFFFFFF)))
+        if prios:
+            n["priorities"] = prios
+        if n:
+            out["network"] = n
+    rdma = _obj(r.get("rdma"), "linux.resources.rdma")
+    if rdma:
+        out["rdma"] = {}
+        for dev, e in rdma.items():
+            p = f"linux.resources.rdma.{dev}"
+            _obj(e, p)
+            lim = {k: _int(e.get(k), f"{p}.{k}", lo=0, hi=0xFFFFFFFF) for k in ("hcaHandles", "hcaObjects")}
+            if all(v is None for v in lim.values()):
+                raise ConfigError(p, "needs hcaHandles or hcaObjects")
+            out["rdma"][dev] = lim
     return out
 
 

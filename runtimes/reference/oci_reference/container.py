@@ -176,6 +176,8 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
         cg = cgroups.create(cfg.cgroups_path, cid, cfg.resources)
         st["cgroup"] = cg.to_dict()
         cgroups.device_rules_v1(cg, cfg.resources.get("devices"), cfg.devices)
+        if cgroups.wants_delegation(cfg):
+            cgroups.delegate(cg, cfg)
         from oci_reference import jsonlite
         statemod.save(root, st)
 
@@ -572,11 +574,16 @@ def _init_main(cfg, cid, sock, listener, preserve_fds, last_cap):
             linux.personality(cfg.personality)
         if "ioPriority" in p:
             linux.ioprio_set(1, 0, p["ioPriority"])
+        if cfg.memory_policy is not None:
+            try:
+                linux.set_mempolicy(*cfg.memory_policy)
+            except OSError as e:
+                raise RuntimeFailure(f"linux.memoryPolicy: {e}") from None
         if "scheduler" in p:
-            policy, nice, prio = p["scheduler"]
-            os.sched_setscheduler(0, policy, os.sched_param(prio))
-            if nice is not None:
-                os.setpriority(os.PRIO_PROCESS, 0, nice)
+            try:
+                linux.sched_setattr(*p["scheduler"])
+            except OSError as e:
+                raise RuntimeFailure(f"process.scheduler: {e}") from None
         process.set_rlimits(p["rlimits"])
         if p["terminal"]:
             parent_pid()

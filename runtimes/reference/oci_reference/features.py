@@ -5,7 +5,7 @@ from oci_reference import SPEC_VERSION, SPEC_VERSION_MIN, __version__
 
 def features():
     from oci_reference.caps import CAPABILITIES
-    from oci_reference.config import HOOK_NAMES, NAMESPACE_TYPES
+    from oci_reference.config import HOOK_NAMES, MPOL_FLAGS, MPOL_MODES, NAMESPACE_TYPES
     from oci_reference.mounts import KNOWN_OPTIONS
     from oci_reference import seccomp
 
@@ -30,6 +30,7 @@ def features():
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
+            "memoryPolicy": {"modes": list(MPOL_MODES), "flags": list(MPOL_FLAGS)},
             "mountExtensions": {"idmap": {"enabled": False}},
         },
         "annotations": {

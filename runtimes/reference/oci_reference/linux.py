@@ -159,6 +159,8 @@ SYS_capget = 125
 SYS_capset = 126
 SYS_pivot_root = 155
 SYS_ioprio_set = 251
+SYS_set_mempolicy = 238
+SYS_sched_setattr = 314
 SYS_openat2 = 437
 SYS_mount_setattr = 442
 
@@ -249,6 +251,29 @@ def personality(persona):
 def ioprio_set(which, who, prio):
     if _syscall(_c_long(SYS_ioprio_set), _c_int(which), _c_int(who), _c_int(prio)) != 0:
         _fail("ioprio_set")
+
+
+def sched_setattr(policy, flags, nice, priority, runtime, deadline, period):
+    """sched_setattr(2) on the calling thread; a fair policy takes the nice value here, a
+    real-time one gets it with setpriority (the spec gives both)."""
+    attr = (b"".join(v.to_bytes(4, "little") for v in (56, policy)) + flags.to_bytes(8, "little")
+            + nice.to_bytes(4, "little", signed=True) + priority.to_bytes(4, "little")
+            + _u64s(runtime, deadline, period) + bytes(8))
+    if _syscall(_c_long(SYS_sched_setattr), _c_int(0), _c_char_p(attr), _c_uint(0)) != 0:
+        _fail("sched_setattr")
+    if policy in (1, 2, 6) and nice:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+
+
+def set_mempolicy(mode, nodes):
+    """set_mempolicy(2) with the nodes as a bitmask (the kernel reads maxnode - 1 bits)."""
+    mask = 0
+    for n in nodes:
+        mask |= 1 << n
+    words = (max(nodes) // 64 + 1) if nodes else 0
+    raw = mask.to_bytes(8 * words, "little") if words else None
+    if _syscall(_c_long(SYS_set_mempolicy), _c_int(mode), _c_char_p(raw), _c_ulong(64 * words + 1 if words else 0)) != 0:
+        _fail("set_mempolicy")
 
 
 def _u64s(*values):
