@@ -25,13 +25,15 @@ def controller_mounts():
         left, _, right = line.partition(" - ")
         fstype, _source, super_options = (right.split() + ["", "", ""])[:3]
         mount_point = Path(left.split()[4].replace("\\040", " "))
+        # a later mount hides an earlier one at or above the same place (nox -s conformance-v2
+        # binds the v2 hierarchy over /sys/fs/cgroup): the last one listed is the one seen
         if fstype == "cgroup2":
-            found.setdefault("", mount_point)
+            found[""] = mount_point
         elif fstype == "cgroup":
             for opt in super_options.split(","):
                 if opt in ("rw", "ro") or "=" in opt and not opt.startswith("name=") or opt in ("xattr", "noprefix", "clone_children", "cpuset_v2_mode", "favordynmods"):
                     continue
-                found.setdefault(opt, mount_point)
+                found[opt] = mount_point
     return found
 
 
