@@ -25,7 +25,7 @@ from _cgroups import (
     with_cgroup,
 )
 
-from harness import features, spec
+from harness import _linux, features, spec
 from harness.pytest_plugin import USERNS_HOST_ID
 from harness.runtime import RuntimeCallError
 
@@ -562,6 +562,40 @@ def test_cgroup_not_given_away_with_a_read_only_cgroup_mount(runtime, userns_bun
     folder, dir_owner, files = owners(c.pid)
     given = sorted(name for name, uid in files.items() if uid != 0)
     assert dir_owner == 0 and not given, f"with a read-only cgroup mount {folder} is owned by {dir_owner} and {given} changed owner; nothing should"
+
+
+@contextlib.contextmanager
+def delegate_list_hidden(runtime):
+    """Run the runtime where /sys/kernel/cgroup/delegate does not exist: in a private mount
+    namespace (after the definition's own quirk, if any) with an empty tmpfs over
+    /sys/kernel/cgroup. The host's mounts are not touched."""
+    original = runtime._preexec
+
+    def preexec():
+        if original is not None:
+            original()
+        else:
+            _linux.private_mount_namespace()
+        _linux.mount("tmpfs", "/sys/kernel/cgroup", "tmpfs", 0, "size=4k")
+
+    runtime._preexec = preexec
+    try:
+        yield
+    finally:
+        runtime._preexec = original
+
+
+@OWNERSHIP
+@pytest.mark.requires("cgroup-v2", "userns")
+@pytest.mark.spec("linux.cgroups.ownership-fallback")
+def test_fallback_files_change_owner_without_a_delegate_list(runtime, userns_bundle, container_factory, cgroups_path):
+    c = container_factory(userns_bundle("exit", "0", edit=delegation_config(cgroups_path, read_only=False)))
+    with delegate_list_hidden(runtime):
+        c.create()
+    folder, _, files = owners(c.pid)
+    wanted = sorted(name for name in FALLBACK if name in files)
+    given = sorted(name for name, uid in files.items() if uid == USERNS_HOST_ID)
+    assert given == wanted, f"without {DELEGATE_LIST} the files of {folder} given to uid {USERNS_HOST_ID} are {given}; expected the fallback list {wanted}"
 
 
 # --------------------------------------------------------------------------------------------

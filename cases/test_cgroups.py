@@ -77,7 +77,7 @@ def test_absolute_cgroups_path_is_consistent(runtime, bundle_factory, container_
 
 
 @pytest.mark.requires("controller-pids")
-@pytest.mark.spec("runtime.delete.removes-resources", "runtime.lifecycle.destroy")
+@pytest.mark.spec("runtime.delete.removes-resources", "runtime.lifecycle.destroy", "linux.cgroups.created")
 def test_delete_removes_the_cgroup(runtime, bundle_factory, container_factory, cgroups_path):
     c = created_with(bundle_factory, container_factory, cgroups_path, {"pids": {"limit": 100}})
     made = list(cgroups_path.seen)
