@@ -204,6 +204,13 @@ def stability(session: nox.Session) -> None:
     session.run("python", "benchmarks/stability.py", *session.posargs)
 
 
+def mutant_survivors() -> list[str]:
+    import json
+
+    with open(MUTANTS_RESULTS, encoding="utf-8") as f:
+        return [m["id"] for m in json.load(f)["mutants"] if m["outcome"] == "survived"]
+
+
 @shared_session
 def mutants(session: nox.Session) -> None:
     """Every spec mutant of the bundled runtime (tests/mutants/): the cases naming its
@@ -217,8 +224,8 @@ def mutants(session: nox.Session) -> None:
 @shared_session
 def ci(session: nox.Session) -> None:
     """Everything CI checks: the harness's tests, then the conformance suite on the bundled
-    runtime, runc and crun, on a hybrid host again as pure cgroup v2 (reference and runc), a
-    quick bench, then the report from those results."""
+    runtime, runc and crun, on a hybrid host again as pure cgroup v2 (reference and runc), the
+    spec mutants' fast path, a quick bench, then the report from those results."""
     install(session)
     runtimes, _ = requested_runtimes([], CI_RUNTIMES)
     ensure_system_packages(session, runtimes)
@@ -226,8 +233,15 @@ def ci(session: nox.Session) -> None:
     session.run("pytest", "tests", f"--junitxml={RESULTS}/tests.xml", "--runtime", CI_RUNTIMES, *session.posargs, env=spec_env(session))
     run_conformance(session, ["--runtime", CI_RUNTIMES, *session.posargs], CI_RUNTIMES)
     run_conformance_unified(session, ["--runtime", V2_RUNTIMES, *session.posargs])
+    # The suite must be able to fail: every spec mutant of the bundled runtime against the cases
+    # naming its requirements (the fast path; the whole suite is nox -s mutants). A survivor
+    # fails CI, once the bench and the report (which shows it) are done.
+    session.run("harness", "mutants", "--fast", "--output", MUTANTS_RESULTS, success_codes=[0, 1])
     # Machines without internet (like CI here) have the Alpine tarball beside the checkout.
     local_alpine = os.path.join("..", "shared", "rootfs", "alpine-minirootfs-3.20.3-x86_64.tar.gz")
     tar = ["--rootfs-tar", local_alpine] if os.path.exists(local_alpine) else []
     session.run("harness", "bench", "--quick", "--no-progress", "--runtime", CI_RUNTIMES, "--output", f"{RESULTS}/bench", *tar)
-    session.run("harness", "report", f"{RESULTS}/conformance,{RESULTS}/bench", "--output", f"{RESULTS}/report.html", "--markdown", f"{RESULTS}/report.md")
+    session.run("harness", "report", f"{RESULTS}/conformance,{RESULTS}/bench", "--output", f"{RESULTS}/report.html", "--markdown", f"{RESULTS}/report.md", "--strength", MUTANTS_RESULTS)
+    survivors = mutant_survivors()
+    if survivors:
+        session.error(f"spec mutants the suite did not notice (see {MUTANTS_RESULTS}): {', '.join(survivors)}")
