@@ -1,10 +1,10 @@
 """Several cgroup limits in one config (config-linux.md "Memory", "CPU", "PIDs"): each one is
 written, not only the first the runtime meets. Read from the host's cgroup files as in
-test_cgroups.py."""
+_cgroups.py."""
 
 import pytest
 
-from test_cgroups import cgroups_path, created_with, read_control, v2_host  # noqa: F401  (cgroups_path: the fixture)
+from _cgroups import created_with, read_control, v2_host
 
 pytestmark = pytest.mark.requires("root")
 
