@@ -224,3 +224,38 @@ def test_results_dir_gets_jsonl_junit_tap(fake_env, tmp_path):
     assert (out / "junit.xml").read_text().count("<testcase") == 4
     assert "not ok" in (out / "conformance.tap").read_text()
     assert json.loads((out / "environment.json").read_text())["runtimes"].keys() == {"fake"}
+
+
+def test_run_status_complete_then_stopped_early(fake_env, tmp_path):
+    fake_env.makepyfile(test_cases="def test_a(runtime):\n    assert False\n\ndef test_b(runtime):\n    pass\n")
+    out = tmp_path / "complete"
+    fake_env.runpytest("--runtime", "fake", f"--results={out}")
+    status = json.loads((out / "environment.json").read_text())["run_status"]
+    assert status["status"] == "complete" and status["exit"] == "tests failed" and status["collected"] == status["recorded"] == 2
+    out = tmp_path / "stopped"
+    fake_env.runpytest("--runtime", "fake", f"--results={out}", "-x")
+    status = json.loads((out / "environment.json").read_text())["run_status"]
+    assert status["status"] == "interrupted" and status["recorded"] == 1 and status["collected"] == 2
+
+
+def test_differential_cases_without_diff_are_left_out_not_recorded(fake_env, tmp_path):
+    fake_env.makepyfile(test_cases="""
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def diff_runtimes(request):
+            pytest.skip("needs --diff")
+
+        def test_same(diff_runtimes):
+            pass
+
+        def test_one(runtime):
+            pass
+        """)
+    out = tmp_path / "results"
+    result = fake_env.runpytest("--runtime", "fake", f"--results={out}")
+    result.assert_outcomes(passed=1, deselected=1)
+    from harness import results
+
+    records = results.read_jsonl(out / "results.jsonl")
+    assert [r["name"] for r in records] == ["test_one"] and all(r["runtime"] for r in records)
