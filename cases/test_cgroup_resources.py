@@ -680,6 +680,45 @@ def test_intel_rdt_missing_preconfigured_clos_is_an_error(runtime, bundle_factor
 
 @RDT
 @pytest.mark.requires("resctrl")
+@pytest.mark.spec("linux.intelRdt.closid-root", "linux.intelRdt.tasks")
+def test_intel_rdt_closid_slash_is_the_default_clos(runtime, bundle_factory, container_factory):
+    resctrl = resctrl_mount()
+    bundle = bundle_factory("pause")
+    bundle.edit(lambda config: config["linux"].update(intelRdt={"closID": "/"}))
+    c = container_factory(bundle)
+    c.create()
+    tasks = (resctrl / "tasks").read_text().split()
+    assert str(c.pid) in tasks, f"closID '/': the container's pid {c.pid} is not in the default CLOS ({resctrl}/tasks)"
+
+
+@RDT
+@pytest.mark.feature("linux.intelRdt.schemata")
+@pytest.mark.requires("resctrl")
+@pytest.mark.spec("linux.intelRdt.schemata", "linux.intelRdt.closid-create", "linux.intelRdt.keep-closid")
+def test_intel_rdt_schemata_written_to_a_new_clos(runtime, bundle_factory, container_factory, container_id):
+    resctrl = resctrl_mount()
+    # the root group's own schemata are valid on this hardware whatever its cache layout
+    lines = [line.strip() for line in (resctrl / "schemata").read_text().splitlines() if line.strip()]
+    group = resctrl / f"oci-harness-{container_id()}"
+    try:
+        bundle = bundle_factory("exit", "0")
+        bundle.edit(lambda config: config["linux"].update(intelRdt={"closID": group.name, "schemata": lines}))
+        c = container_factory(bundle)
+        c.create()
+        assert group.is_dir(), f"closID {group.name} did not exist: the runtime must create it"
+        written = [line.strip() for line in (group / "schemata").read_text().splitlines() if line.strip()]
+        assert written == lines, f"{group}/schemata holds {written}, expected {lines}"
+        c.kill("SIGKILL")
+        c.wait(timeout=30)
+        c.delete()
+        assert group.is_dir(), f"delete removed {group}, although closID was set"
+    finally:
+        if group.exists():
+            group.rmdir()
+
+
+@RDT
+@pytest.mark.requires("resctrl")
 @pytest.mark.spec("linux.intelRdt.unset-untouched")
 def test_no_intel_rdt_leaves_resctrl_alone(runtime, bundle_factory, container_factory):
     c = container_factory(bundle_factory("exit", "0"))
