@@ -164,37 +164,14 @@ def test_every_catalogue_entry_matches_the_pinned_spec():
     assert [f"{u.who}: {u.sentence}" for u in result.unmatched] == []
 
 
-#: Sections whose sentences helper "sched" catalogues (issue 13, items 3 and 4): {document:
-#: {anchor, with everything under it}}, plus the scheduler and ioPriority sentences of config.md
-#: "Linux Process". Until its entries land, the strict check below leaves them out.
-PENDING_SECTIONS = {
-    "config.md": {"domainname"},
-    "config-linux.md": {"control-groups", "unified", "intelrdt", "memory-policy", "personality"},
-    "features-linux.md": {"cgroup", "memorypolicy", "intel-rdt"},
-}
-PENDING_FIELDS = ("scheduler", "policy", "nice", "priority", "flags", "runtime", "deadline", "period", "ioPriority", "class")
-
-
-def pending(sentence: spectext.Sentence, tree: dict[str, dict[str, tuple[str, ...]]]) -> bool:
-    owned = PENDING_SECTIONS.get(sentence.file, set())
-    if sentence.section in owned or owned & set(tree[sentence.file].get(sentence.section, ())):
-        return True
-    return sentence.file == "config.md" and sentence.section == "linux-process" and \
-        any(sentence.text.startswith(f"**`{f}`**") for f in PENDING_FIELDS)
-
-
 @needs_spec
 def test_every_runtime_must_and_should_sentence_of_v1_3_0_has_an_entry():
     """The audit against the pinned v1.3.0: every sentence that constrains the runtime at MUST
     or SHOULD strength has a catalogue entry (or is marked as someone else's in scope.toml)."""
-    folder = Path(SPEC)
-    result = audit.audit(folder)
-    tree = spectext.ancestors(folder)
-    missing = [f"{r.sentence.anchor} [{r.sentence.level}] {r.sentence.text}" for r in result.missing() if not pending(r.sentence, tree)]
+    result = audit.audit(Path(SPEC))
+    missing = [f"{r.sentence.anchor} [{r.sentence.level}] {r.sentence.text}" for r in result.missing()]
     assert missing == [], "runtime MUST/SHOULD sentences without a catalogue entry:\n" + "\n".join(missing)
-    bare = [r.id for r in result.no_sentence if r.file not in PENDING_SECTIONS or not (
-        r.section in PENDING_SECTIONS[r.file] or PENDING_SECTIONS[r.file] & set(tree[r.file].get(r.section, ())))]
-    assert bare == [], f"catalogue entries without their spec sentence: {bare}"
+    assert [r.id for r in result.no_sentence] == [], "catalogue entries without their spec sentence"
     assert [f"{w}: {a} (the sentence is in {b})" for w, a, b in result.wrong_section] == []
     untestable = [r.id for r in audit.catalogue().values() if not r.testable and len(r.why) < 20]
     assert untestable == [], f"not testable without saying what the host or spec lacks: {untestable}"
