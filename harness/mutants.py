@@ -212,6 +212,7 @@ def _session(
     timeout: float,
     runtime_timeout: float,
     cases_dir: Path,
+    src: Path,
     log,
 ) -> tuple[list[dict], bool]:
     """One pytest session over the selected mutant runtimes; (result records, timed out?)."""
@@ -224,6 +225,7 @@ def _session(
         "HARNESS_STATE_DIR": str(workdir / "state"),
         "HARNESS_MUTANT_SELECT": str(select_file),
         "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONPATH": os.pathsep.join([str(src), *filter(None, [os.environ.get("PYTHONPATH")])]),
     }
     argv = [
         sys.executable, "-m", "pytest", str(cases_dir), "-p", "harness._mutant_select", "-p", "no:cacheprovider",
@@ -235,7 +237,7 @@ def _session(
     log(f"mutants: {tag} session, {len(selection)} mutants, {jobs} workers")
     started = time.monotonic()
     with open(workdir / f"pytest-{tag}.log", "wb") as out:
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(argv, cwd=src, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         timed_out = False
         try:
             proc.wait(timeout=timeout)
@@ -248,7 +250,7 @@ def _session(
             proc.wait()
             raise
         finally:
-            _cleanup_state(workdir, env, log)
+            _cleanup_state(workdir, env, src, log)
     log(f"mutants: {tag} session took {time.monotonic() - started:.0f} s (exit {proc.returncode})")
     if proc.returncode not in (0, 1, 5) and not timed_out:
         tail = (workdir / f"pytest-{tag}.log").read_text(errors="replace")[-3000:]
@@ -261,11 +263,11 @@ def _session(
     return records, timed_out
 
 
-def _cleanup_state(workdir: Path, env: dict[str, str], log) -> None:
+def _cleanup_state(workdir: Path, env: dict[str, str], src: Path, log) -> None:
     """What a killed session left (journaled under the private state folder): remove it."""
     journal = workdir / "state" / "journal"
     if journal.is_dir() and any(journal.glob("*.jsonl")):
-        proc = subprocess.run([sys.executable, "-m", "harness", "cleanup"], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+        proc = subprocess.run([sys.executable, "-m", "harness", "cleanup"], cwd=src, env=env, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             log(f"mutants: cleanup after the session: {proc.stderr.strip()}")
 
@@ -316,10 +318,20 @@ def run(
 
     started = time.monotonic()
     catalogue = requirements.catalogue()
-    by_req = requirements.collect_cases(cases_dir)
     results: dict[str, Result] = {}
     workdir = Path(tempfile.mkdtemp(prefix="harness-mutants-"))
     try:
+        # A snapshot of the project: edits made while the mutants run (cases, catalogue,
+        # runtime) cannot mix two versions into one session.
+        src = ROOT
+        if (ROOT / "pyproject.toml").is_file():  # a checkout, not an installed package
+            src = workdir / "src"
+            shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", "results", ".nox", ".hypothesis", "__pycache__", "*.egg-info", "build", "dist"))
+        if Path(cases_dir).resolve() == (ROOT / "cases").resolve():
+            cases_dir = src / "cases"
+        if Path(runtime_dir).resolve() == (ROOT / "runtimes" / "reference").resolve():
+            runtime_dir = src / "runtimes" / "reference"
+        by_req = requirements.collect_cases(cases_dir)
         (workdir / "runtimes").mkdir()
         for m in mutants:
             res = results[m.id] = Result(m.id, catalogue[m.requirements[0]].area, list(m.requirements), m.description)
@@ -338,7 +350,7 @@ def run(
             results[m.id].fast_cases = len(cases)
             fast[m.runtime_name] = [*cases, *SMOKE_CASES]
         if fast:
-            records, timed_out = _session(workdir, "fast", fast, jobs=jobs, timeout=session_timeout, runtime_timeout=runtime_timeout, cases_dir=cases_dir, log=log)
+            records, timed_out = _session(workdir, "fast", fast, jobs=jobs, timeout=session_timeout, runtime_timeout=runtime_timeout, cases_dir=cases_dir, src=src, log=log)
             per = _by_runtime(records)
             for m in live:
                 if not _classify(results[m.id], per.get(m.runtime_name, []), "fast") and timed_out and not per.get(m.runtime_name):
@@ -347,7 +359,7 @@ def run(
         if full and rest:
             records, timed_out = _session(
                 workdir, "full", {m.runtime_name: "*" for m in rest}, jobs=jobs, timeout=session_timeout,
-                runtime_timeout=runtime_timeout, cases_dir=cases_dir, log=log,
+                runtime_timeout=runtime_timeout, cases_dir=cases_dir, src=src, log=log,
             )
             per = _by_runtime(records)
             for m in rest:
