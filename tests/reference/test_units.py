@@ -103,6 +103,27 @@ def test_user_namespace_needs_mappings(bundle):
         check(bundle, cfg)
 
 
+def test_idmapped_mount_validation(bundle):
+    maps = [{"containerID": 0, "hostID": 2000, "size": 10}]
+
+    def with_mount(**extra):
+        cfg = base_config(["/hello"])
+        cfg["mounts"].append({"destination": "/data", "type": "bind", "source": "/tmp", "options": ["rbind", "idmap"], **extra})
+        return cfg
+
+    c = check(bundle, with_mount(uidMappings=maps, gidMappings=maps))
+    assert c.mounts[-1]["idmap"] == {"recursive": False, "uid": [(0, 2000, 10)], "gid": [(0, 2000, 10)]}
+    assert "idmap" not in c.mounts[-1]["options"]  # never passed to mount(2)
+    with pytest.raises(ConfigError, match="must be specified along with gidMappings"):
+        check(bundle, with_mount(uidMappings=maps))
+    with pytest.raises(ConfigError, match="needs a user namespace"):
+        check(bundle, with_mount())
+    cfg = with_mount()
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    assert check(bundle, cfg).mounts[-1]["idmap"]["uid"] == [(0, 100000, 65536)]  # the user namespace's mapping
+
+
 def test_seccomp_validation(bundle):
     cfg = base_config(["/hello"])
     cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_NOPE"}

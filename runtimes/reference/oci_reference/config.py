@@ -228,12 +228,9 @@ def _mount(m, p, bundle):
     typ = _str(m.get("type"), p + ".type") or ""
     src = _str(m.get("source"), p + ".source") or ""
     opts = _strlist(m.get("options"), p + ".options")
-    _unsupported(m.get("uidMappings"), p + ".uidMappings", "idmapped mounts")
-    _unsupported(m.get("gidMappings"), p + ".gidMappings", "idmapped mounts")
-    for o in opts:
-        if o in ("idmap", "ridmap"):
-            raise ConfigError(p + ".options", f"mount option {o!r} is not supported by oci-reference")
     bind = typ == "bind" or "bind" in opts or "rbind" in opts
+    idmap = _mount_idmap(m, p, opts, bind)
+    opts = [o for o in opts if o not in ("idmap", "ridmap")]
     if bind:
         if not src:
             raise ConfigError(p + ".source", "a bind mount needs a source")
@@ -244,7 +241,26 @@ def _mount(m, p, bundle):
             raise ConfigError(p + ".options", "tmpcopyup needs a tmpfs mount")
         opts = [o for o in opts if o != "tmpcopyup"]
     return {"destination": os.path.normpath(dest), "type": typ, "source": src, "options": opts,
-            "bind": bind, "copyup": copyup}
+            "bind": bind, "copyup": copyup, "idmap": idmap}
+
+
+def _mount_idmap(m, p, opts, bind):
+    """config.md "POSIX-platform Mounts" uidMappings/gidMappings and the idmap/ridmap options:
+    None, or {"recursive": bool, "uid": [...], "gid": [...]} (empty lists: the container's user
+    namespace mapping, resolved in _cross_checks)."""
+    uid = _idmap(m.get("uidMappings"), p + ".uidMappings") if m.get("uidMappings") is not None else None
+    gid = _idmap(m.get("gidMappings"), p + ".gidMappings") if m.get("gidMappings") is not None else None
+    if (uid is None) != (gid is None):
+        have, lack = ("uidMappings", "gidMappings") if gid is None else ("gidMappings", "uidMappings")
+        raise ConfigError(f"{p}.{have}", f"must be specified along with {lack}")
+    asked = [o for o in opts if o in ("idmap", "ridmap")]
+    if uid is None and not asked:
+        return None
+    if not bind:
+        raise ConfigError(p + ".options", "id-mapped mounts are supported for bind mounts only (bind or rbind)")
+    if uid is not None and (not uid or not gid):
+        raise ConfigError(p + ".uidMappings", "an id-mapped mount needs at least one uid and one gid mapping")
+    return {"recursive": bool(asked) and asked[-1] == "ridmap", "uid": uid or [], "gid": gid or []}
 
 
 def _process(pr, warnings):
@@ -664,6 +680,17 @@ def _cross_checks(c):
         # joined by path: the namespace has its mappings already; these are not written
     if c.new_ns("user") and not (c.uid_mappings and c.gid_mappings):
         raise ConfigError("linux.uidMappings", "a new user namespace needs uidMappings and gidMappings")
+    for i, m in enumerate(c.mounts):
+        if m["idmap"] is not None and not m["idmap"]["uid"]:
+            # config.md idmap/ridmap: without mappings of its own the mount MAY take the
+            # container's user namespace mapping; without one either, an error MUST be returned
+            userns, path = c.ns("user")
+            if not userns:
+                raise ConfigError(f"mounts[{i}]", "idmap/ridmap without uidMappings and gidMappings needs a user namespace for the container")
+            if path:
+                m["idmap"]["userns_path"] = path
+            else:
+                m["idmap"]["uid"], m["idmap"]["gid"] = c.uid_mappings, c.gid_mappings
     if c.time_offsets and not c.new_ns("time"):
         raise ConfigError("linux.timeOffsets", "time offsets need a new time namespace")
     if c.hostname and not c.ns("uts")[0]:

@@ -395,6 +395,9 @@ def _child_main(cfg, cid, sock, listener, preserve_fds):
             from oci_reference import seccomp
             if not seccomp.available():
                 raise RuntimeFailure("linux.seccomp is set but libseccomp.so.2 cannot be loaded")
+        if any(m.get("idmap") for m in cfg.mounts):
+            from oci_reference import idmap
+            idmap.prepare(cfg)
         joins = []
         for t, path in cfg.namespaces:
             if path:

@@ -31,7 +31,7 @@ def features():
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
             "memoryPolicy": {"modes": list(MPOL_MODES), "flags": list(MPOL_FLAGS)},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": True}},
         },
         "annotations": {
             "org.opencontainers.reference.version": __version__,

@@ -153,6 +153,10 @@ MOUNT_ATTR_NOATIME = 0x10
 MOUNT_ATTR_STRICTATIME = 0x20
 MOUNT_ATTR_NODIRATIME = 0x80
 MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+MOUNT_ATTR_IDMAP = 0x100000
+OPEN_TREE_CLONE = 1
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
 
 # x86_64 system call numbers (the runtime targets x86_64; others via libc where possible)
 SYS_capget = 125
@@ -161,6 +165,8 @@ SYS_pivot_root = 155
 SYS_ioprio_set = 251
 SYS_set_mempolicy = 238
 SYS_sched_setattr = 314
+SYS_open_tree = 428
+SYS_move_mount = 429
 SYS_openat2 = 437
 SYS_mount_setattr = 442
 
@@ -288,12 +294,29 @@ def openat2(dirfd, path, flags, resolve, mode=0):
     return fd
 
 
-def mount_setattr(fd, attr_set, attr_clr, recursive=True, propagation=0):
-    attr = _u64s(attr_set, attr_clr, propagation, 0)  # struct mount_attr
+def mount_setattr(fd, attr_set, attr_clr, recursive=True, propagation=0, userns_fd=0):
+    attr = _u64s(attr_set, attr_clr, propagation, userns_fd)  # struct mount_attr
     flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
     if _syscall(_c_long(SYS_mount_setattr), _c_int(fd), _c_char_p(b""), _c_uint(flags),
                 _c_char_p(attr), _c_ulong(32)) != 0:
         _fail("mount_setattr")
+
+
+def open_tree(path, recursive):
+    """A detached copy of the mount tree at `path` (of the mount alone unless `recursive`)."""
+    flags = OPEN_TREE_CLONE | os.O_CLOEXEC | (AT_RECURSIVE if recursive else 0)
+    fd = _syscall(_c_long(SYS_open_tree), _c_int(-100), _c_char_p(_enc(path)), _c_uint(flags))
+    if fd < 0:
+        _fail("open_tree", path)
+    return fd
+
+
+def move_mount(fd, target_fd):
+    """Attach the detached mount `fd` onto the file or folder open at `target_fd` (an O_PATH fd:
+    a /proc/self/fd path would name the magic link itself, which move_mount does not follow)."""
+    if _syscall(_c_long(SYS_move_mount), _c_int(fd), _c_char_p(b""), _c_int(target_fd), _c_char_p(b""),
+                _c_uint(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)) != 0:
+        _fail("move_mount", f"/proc/self/fd/{target_fd}")
 
 
 # --- capabilities ----------------------------------------------------------------------

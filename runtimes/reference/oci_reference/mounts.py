@@ -78,7 +78,8 @@ RECURSIVE_OPTIONS = {
     "rnosymfollow": (False, linux.MOUNT_ATTR_NOSYMFOLLOW),
     "rsymfollow": (True, linux.MOUNT_ATTR_NOSYMFOLLOW),
 }
-KNOWN_OPTIONS = sorted(set(FLAG_OPTIONS) | set(PROPAGATION_OPTIONS) | set(RECURSIVE_OPTIONS) | {"tmpcopyup"})
+KNOWN_OPTIONS = sorted(set(FLAG_OPTIONS) | set(PROPAGATION_OPTIONS) | set(RECURSIVE_OPTIONS)
+                       | {"tmpcopyup", "idmap", "ridmap"})
 
 DEFAULT_DEVICES = (
     ("/dev/null", 1, 3),
@@ -258,7 +259,11 @@ class RootfsBuilder:
                 raise RuntimeFailure(f"bind source {src}: {e.strerror}") from None
             fd = ensure_path(self.rootfd, dest, is_file=not stat.S_ISDIR(st.st_mode))
             try:
-                linux.mount(src, fdpath(fd), None, linux.MS_BIND | (flags & linux.MS_REC))
+                if m.get("idmap_fd") is not None:  # id-mapped by P1 (idmap.py): attach it
+                    linux.move_mount(m["idmap_fd"], fd)
+                    os.close(m.pop("idmap_fd"))
+                else:
+                    linux.mount(src, fdpath(fd), None, linux.MS_BIND | (flags & linux.MS_REC))
             finally:
                 os.close(fd)
             fd = open_in_root(self.rootfd, dest)
