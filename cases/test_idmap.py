@@ -16,7 +16,6 @@ import os
 import pytest
 
 from _trees import HostTree
-from harness.probe import parse_report
 from harness.pytest_plugin import USERNS_HOST_ID
 from harness.runtime import RuntimeCallError
 
