@@ -554,6 +554,31 @@ def test_write_creates_and_truncates(probe: Path, tmp_path: Path) -> None:
     assert fresh.read_bytes() == b"" and stat.S_IMODE(fresh.stat().st_mode) == 0o644
 
 
+def test_exec_runs_a_child_and_reports_its_failure(probe: Path, tmp_path: Path) -> None:
+    result = run(probe, "exec", str(probe), "euid", "euid")
+    assert (result.returncode, result.stdout) == (0, f"euid {os.geteuid()}\n".encode() * 2), result.stderr
+    result = run(probe, "exec", str(tmp_path / "missing"), "euid", "euid")
+    assert result.returncode == 1 and b"No such file or directory" in result.stderr and result.stdout == b""
+    script = tmp_path / "plain"
+    script.write_text("not a program")
+    script.chmod(0o644)
+    assert b"Permission denied" in run(probe, "exec", str(script), "euid").stderr
+    failing = run(probe, "exec", str(probe), "frobnicate")
+    assert failing.returncode == 1 and b"the child ended with status" in failing.stderr
+
+
+def test_times_and_readn(probe: Path, tmp_path: Path) -> None:
+    f = tmp_path / "f"
+    f.write_bytes(b"x" * 10)
+    os.utime(f, (1000, 2000))
+    result = run(probe, "times", str(f), "readn", str(f), "4", "readn", str(f), "100", "readn", "/dev/zero", "5000")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.decode().splitlines()
+    assert json.loads(lines[0]) == {"path": str(f), "atime": 1000, "mtime": 2000}
+    assert lines[1:] == ["4", "10", "5000"]
+    assert run(probe, "readn", str(f), "lots").returncode == 2
+
+
 def test_stdout_may_be_a_file(probe: Path, tmp_path: Path) -> None:
     out = tmp_path / "stdout"
     with open(out, "wb") as f:

@@ -23,6 +23,10 @@
  *   ioprio            print the process's I/O priority (ioprio_get) as JSON
  *   mempolicy         print the process's NUMA memory policy (get_mempolicy) as JSON
  *   personality       print the process's execution domain (personality) and uname machine
+ *   exec PATH VERB    run PATH VERB in a child (fork, execv, wait); fails if exec or the child does
+ *   euid              print "euid N", the effective uid
+ *   times PATH        print {"path", "atime", "mtime"} of lstat(PATH) (seconds) as one line of JSON
+ *   readn PATH MAX    read PATH until EOF or MAX bytes and print the number of bytes read
  *
  * The whole sequence is checked before anything runs: an unknown verb, a missing or
  * malformed argument prints the usage on stderr and exits 2.  A verb that fails prints
@@ -52,6 +56,7 @@
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1176,6 +1181,98 @@ static int verb_stat(char **args)
     return 0;
 }
 
+/* --- what a mount lets a process do (exec, set-id, access times, reads) --------------- */
+
+static int verb_exec(char **args)
+{
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0)
+        return fail("exec", args[0], errno);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        return fail("exec", args[0], errno);
+    if (pid == 0) {
+        char *argv[] = {args[0], args[1], NULL};
+        execv(args[0], argv);
+        int error = errno;
+        (void)!write(report[1], &error, sizeof(error));
+        _exit(127);
+    }
+    close(report[1]);
+    int error = 0;
+    ssize_t n = read(report[0], &error, sizeof(error));
+    close(report[0]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (n == (ssize_t)sizeof(error))
+        return fail("exec", args[0], error);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "probe: exec %s: the child ended with status %d\n", args[0], status);
+        return 1;
+    }
+    return 0;
+}
+
+static int verb_euid(char **args)
+{
+    (void)args;
+    printf("euid %d\n", (int)geteuid());
+    return 0;
+}
+
+static int verb_times(char **args)
+{
+    struct stat st;
+    if (lstat(args[0], &st) != 0)
+        return fail("times", args[0], errno);
+    json_object_begin();
+    json_key("path");
+    json_string(args[0]);
+    json_key("atime");
+    json_int(st.st_atim.tv_sec);
+    json_key("mtime");
+    json_int(st.st_mtim.tv_sec);
+    json_object_end();
+    putchar('\n');
+    return 0;
+}
+
+static int check_count(char **args)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(args[1], &end, 10);
+    return (errno || *end || end == args[1] || v < 0 || v > (1L << 30)) ? -1 : 0;
+}
+
+static int verb_readn(char **args)
+{
+    long max = strtol(args[1], NULL, 10), total = 0;
+    int fd = open(args[0], O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fail("readn", args[0], errno);
+    char buf[4096];
+    while (total < max) {
+        size_t want = (size_t)(max - total) < sizeof(buf) ? (size_t)(max - total) : sizeof(buf);
+        ssize_t n = read(fd, buf, want);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int error = errno;
+            close(fd);
+            return fail("readn", args[0], error);
+        }
+        if (n == 0)
+            break;
+        total += n;
+    }
+    close(fd);
+    printf("%ld\n", total);
+    return 0;
+}
+
 /* ------------------------------------------------------------------------------------- */
 /* Scheduling, I/O priority, memory policy, personality (config.md "Linux Process",        */
 /* config-linux.md "Memory policy", "Personality"): what the kernel says of this process.  */
@@ -1336,6 +1433,10 @@ static const struct verb {
     {"ioprio", 0, NULL, verb_ioprio, "ioprio            print the I/O priority as JSON"},
     {"mempolicy", 0, NULL, verb_mempolicy, "mempolicy         print the NUMA memory policy as JSON"},
     {"personality", 0, NULL, verb_personality, "personality       print the execution domain as JSON"},
+    {"exec", 2, NULL, verb_exec, "exec PATH VERB    run PATH VERB in a child and wait for it"},
+    {"euid", 0, NULL, verb_euid, "euid              print the effective uid"},
+    {"times", 1, NULL, verb_times, "times PATH        print atime and mtime of PATH as JSON"},
+    {"readn", 2, check_count, verb_readn, "readn PATH MAX    read up to MAX bytes, print how many"},
 };
 
 static int usage(void)
