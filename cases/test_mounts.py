@@ -279,15 +279,6 @@ def test_tmpcopyup_copies_rootfs_content(runtime, bundle_factory, container_fact
     assert c.stdout().split() == ["from-rootfs.txt"], f"tmpcopyup: the tmpfs at /seeded should hold a copy of the rootfs's from-rootfs.txt, it holds {c.stdout().split()}"
 
 
-@pytest.mark.parametrize("option, flag", [pytest.param(o, f, marks=pytest.mark.spec(f"config.mounts.option.{o}")) for o, f in [("rro", "ro"), ("rnosuid", "nosuid"), ("rnoexec", "noexec")]])
-def test_recursive_option_reaches_submounts(runtime, run_probe, host_tree, option, flag):
-    _, report = run_probe("report", edit=add_mounts(bind("/data", host_tree, "rbind", option)))
-    top, sub = mount_at(report, "/data"), mount_at(report, "/data/sub")
-    assert top is not None and sub is not None, f"expected /data and /data/sub (rbind):\n{mount_table(report)}"
-    assert flag in top["options"], f"{option}: /data should be {flag}, its options are {top['options']}"
-    assert flag in sub["options"], f"{option}: the submount /data/sub should be {flag} too, its options are {sub['options']}"
-
-
 # propagation option -> the optional field it must produce (slave: master:<the host's group>)
 PROPAGATION = {
     "shared": "shared:",

@@ -579,6 +579,13 @@ def test_times_and_readn(probe: Path, tmp_path: Path) -> None:
     assert run(probe, "readn", str(f), "lots").returncode == 2
 
 
+def test_try_goes_on_after_a_failure(probe: Path, tmp_path: Path) -> None:
+    result = run(probe, "try", "cat", str(tmp_path / "missing"), "try", "euid", "cat", str(tmp_path / "missing"), "euid")
+    assert result.returncode == 1 and result.stdout == f"euid {os.geteuid()}\n".encode()
+    assert result.stderr.count(b"No such file or directory") == 2
+    assert run(probe, "euid", "try").returncode == 2 and run(probe, "try", "try", "euid").returncode == 2
+
+
 def test_stdout_may_be_a_file(probe: Path, tmp_path: Path) -> None:
     out = tmp_path / "stdout"
     with open(out, "wb") as f:

@@ -27,6 +27,7 @@
  *   euid              print "euid N", the effective uid
  *   times PATH        print {"path", "atime", "mtime"} of lstat(PATH) (seconds) as one line of JSON
  *   readn PATH MAX    read PATH until EOF or MAX bytes and print the number of bytes read
+ *   try VERB ...      run VERB; if it fails, its message is on stderr and the sequence goes on
  *
  * The whole sequence is checked before anything runs: an unknown verb, a missing or
  * malformed argument prints the usage on stderr and exits 2.  A verb that fails prints
@@ -1273,6 +1274,13 @@ static int verb_readn(char **args)
     return 0;
 }
 
+/* try: a marker, handled in main: the failure of the verb after it does not end the run. */
+static int verb_try(char **args)
+{
+    (void)args;
+    return 0;
+}
+
 /* ------------------------------------------------------------------------------------- */
 /* Scheduling, I/O priority, memory policy, personality (config.md "Linux Process",        */
 /* config-linux.md "Memory policy", "Personality"): what the kernel says of this process.  */
@@ -1437,6 +1445,7 @@ static const struct verb {
     {"euid", 0, NULL, verb_euid, "euid              print the effective uid"},
     {"times", 1, NULL, verb_times, "times PATH        print atime and mtime of PATH as JSON"},
     {"readn", 2, check_count, verb_readn, "readn PATH MAX    read up to MAX bytes, print how many"},
+    {"try", 0, NULL, verb_try, "try VERB ...      run VERB; its failure does not end the run"},
 };
 
 static int usage(void)
@@ -1481,6 +1490,10 @@ int main(int argc, char **argv)
         }
         if (verb->run == verb_pause)
             pauses++;
+        if (verb->run == verb_try && (i + 1 >= argc || strcmp(argv[i + 1], "try") == 0)) {
+            fprintf(stderr, "probe: try needs a verb after it\n");
+            return usage();
+        }
         i += 1 + verb->nargs;
     }
 
@@ -1488,11 +1501,16 @@ int main(int argc, char **argv)
         arm_pause();
 
     /* Second pass: run the verbs. */
+    int trying = 0;
     for (int i = 1; i < argc;) {
         const struct verb *verb = find_verb(argv[i]);
         int status = verb->run(&argv[i + 1]);
         if (fflush(stdout) != 0)
             status = fail(verb->name, "(writing stdout)", errno);
+        if (trying)
+            status = trying = 0;
+        else if (verb->run == verb_try)
+            trying = 1;
         if (status != 0)
             return status;
         if (verb->run == verb_pause && --pauses == 0)
