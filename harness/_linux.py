@@ -41,6 +41,19 @@ def umount2(target: str, flags: int = 0) -> None:
     _check(_libc().umount2(target.encode(), ctypes.c_int(flags)), f"umount {target}")
 
 
+CLONE_NEWNET = 0x40000000
+
+
+def enter_network_namespace(path: str) -> None:
+    """Move the calling process (meant for a child between fork and exec) into the network
+    namespace at ``path`` (``/proc/PID/ns/net``, or a file bound to one)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _check(_libc().setns(ctypes.c_int(fd), ctypes.c_int(CLONE_NEWNET)), f"setns {path}")
+    finally:
+        os.close(fd)
+
+
 def set_child_subreaper(on: bool = True) -> None:
     """Adopt orphaned descendants (a container's init after ``create`` exits) so we can wait for them."""
     _check(_libc().prctl(PR_SET_CHILD_SUBREAPER, ctypes.c_ulong(1 if on else 0), 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")

@@ -26,6 +26,8 @@ import subprocess
 import time
 import tomllib
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -250,15 +252,31 @@ class Runtime:
         #: where containers made through this runtime are recorded (see harness.journal)
         self.journal: Any = None
         pmn = definition.private_mount_namespace
-        self._preexec = partial(_linux.private_mount_namespace, pmn.unmount) if pmn and pmn.applies() else None
+        self._quirk = partial(_linux.private_mount_namespace, pmn.unmount) if pmn and pmn.applies() else None
+        #: the network namespace the runtime's calls run in (None: the harness's own)
+        self.netns: str | None = None
 
     def __repr__(self) -> str:
         return f"Runtime({self.name!r}, root={str(self.state_root)!r})"
 
     @property
+    def _preexec(self) -> Any:
+        if self.netns is None:
+            return self._quirk
+        netns, quirk = self.netns, self._quirk
+
+        def enter() -> None:
+            _linux.enter_network_namespace(netns)
+            if quirk is not None:
+                quirk()
+
+        return enter
+
+    @property
     def preexec_fn(self) -> Any:
-        """What runs in the runtime's process between fork and exec (a definition's quirk, or
-        None): for callers that start the runtime themselves, like the benchmarks' timer."""
+        """What runs in the runtime's process between fork and exec (a definition's quirk, the
+        network namespace of :meth:`in_network_namespace`, or None): for callers that start the
+        runtime themselves, like the benchmarks' timer."""
         return self._preexec
 
     @property
@@ -266,7 +284,17 @@ class Runtime:
         """Whether the adapter runs this runtime in a private mount namespace on this host (a
         quirk of its definition): mounts and mount namespaces made on the host are then not
         seen by the runtime the way they would be otherwise."""
-        return self._preexec is not None
+        return self._quirk is not None
+
+    @contextmanager
+    def in_network_namespace(self, path: str) -> Iterator[None]:
+        """Run this runtime's calls inside the network namespace at ``path`` while the block
+        lasts: its "runtime namespace" is then one a case made (and owns), not the host's."""
+        old, self.netns = self.netns, path
+        try:
+            yield
+        finally:
+            self.netns = old
 
     def argv(self, *args: str) -> list[str]:
         """The full command line for a runtime subcommand."""

@@ -34,7 +34,7 @@ def test_unknown_properties_are_ignored(bundle):
     cfg = base_config(["/hello"])
     cfg["somethingNew"] = {"x": 1}
     cfg["process"]["futureField"] = True
-    cfg["linux"]["netDevices"] = {"eth0": {}}
+    cfg["linux"]["aFutureLinuxField"] = {"eth0": {}}
     check(bundle, cfg)
 
 
@@ -122,6 +122,19 @@ def test_idmapped_mount_validation(bundle):
     cfg["linux"]["namespaces"].append({"type": "user"})
     cfg["linux"]["uidMappings"] = cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
     assert check(bundle, cfg).mounts[-1]["idmap"]["uid"] == [(0, 100000, 65536)]  # the user namespace's mapping
+
+
+def test_net_devices_validation(bundle):
+    cfg = base_config(["/hello"])
+    cfg["linux"]["netDevices"] = {"eth0": {"name": "ctr0"}, "eth1": {}}
+    assert check(bundle, cfg).net_devices == {"eth0": "ctr0", "eth1": None}
+    cfg["linux"]["netDevices"] = {"eth0": {"name": "a/b"}}
+    with pytest.raises(ConfigError, match="not a valid network device name"):
+        check(bundle, cfg)
+    cfg["linux"]["netDevices"] = {"eth0": {}}
+    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "network"]
+    with pytest.raises(ConfigError, match="needs a network namespace"):
+        check(bundle, cfg)
 
 
 def test_seccomp_validation(bundle):

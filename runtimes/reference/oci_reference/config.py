@@ -115,6 +115,7 @@ class Config:
         self.rootfs_propagation = None
         self.seccomp = None
         self.sysctl = {}
+        self.net_devices = {}  # host name -> name inside (None: the same)
         self.masked_paths = []
         self.readonly_paths = []
         self.personality = None
@@ -499,6 +500,20 @@ def _linux(c, linux):
         if not k or ".." in k or k.startswith((".", "/")):
             raise ConfigError(f"linux.sysctl.{k}", "invalid sysctl name")
     c.sysctl = sy
+
+    nd = _obj(linux.get("netDevices"), "linux.netDevices") or {}
+    from oci_reference.netdev import valid_name
+    for host_name, dev in nd.items():
+        p = f"linux.netDevices.{host_name}"
+        if not valid_name(host_name):
+            raise ConfigError(p, "is not a valid network device name")
+        _obj(dev, p)
+        name = _str(dev.get("name"), p + ".name")
+        if name is not None and not valid_name(name):
+            raise ConfigError(p + ".name", f"{name!r} is not a valid network device name")
+        c.net_devices[host_name] = name
+    if c.net_devices and not c.ns("network")[0]:
+        raise ConfigError("linux.netDevices", "moving network devices needs a network namespace for the container (linux.namespaces)")
 
     c.masked_paths = _strlist(linux.get("maskedPaths"), "linux.maskedPaths")
     c.readonly_paths = _strlist(linux.get("readonlyPaths"), "linux.readonlyPaths")

@@ -205,6 +205,9 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
                     st["pid"] = init_pid
                     st["startTime"] = info[1]
                     cg.join(init_pid)
+                    if cfg.net_devices:
+                        from oci_reference import netdev
+                        netdev.move_devices(cfg.net_devices, init_pid)
                     parent_sock.send(b"c" + jsonlite.dumps(cg.to_dict()).encode())
                 except (OSError, RuntimeFailure):
                     # the init builds the rootfs meanwhile and may have failed already: its

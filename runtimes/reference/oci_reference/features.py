@@ -32,6 +32,7 @@ def features():
             "intelRdt": {"enabled": False},
             "memoryPolicy": {"modes": list(MPOL_MODES), "flags": list(MPOL_FLAGS)},
             "mountExtensions": {"idmap": {"enabled": True}},
+            "netDevices": {"enabled": True},
         },
         "annotations": {
             "org.opencontainers.reference.version": __version__,
