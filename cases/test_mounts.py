@@ -424,3 +424,114 @@ def test_readonly_path_refuses_writes(runtime, bundle_factory, container_factory
 def test_default_readonly_proc_sys(runtime, bundle_factory, container_factory):
     end, out, err = run_failing(bundle_factory, container_factory, "write", "/proc/sys/kernel/hostname", "changed")
     assert end.code == 1 and "Read-only file system" in err, f"/proc/sys is in readonlyPaths: writing there should fail with EROFS; exit {end}, stderr {err!r}"
+
+
+# --------------------------------------------------------------------------------------------
+# maskedPaths and readonlyPaths: relative, symlinks, device nodes, duplicates
+
+
+def expect_create_error(c, what):
+    """create, or else start, must fail; a failed create leaves no container behind."""
+    try:
+        c.create()
+    except RuntimeCallError:
+        with pytest.raises(RuntimeCallError):
+            c.runtime.state(c.id)
+        return
+    try:
+        c.start()
+    except RuntimeCallError:
+        return
+    end = c.wait()
+    pytest.fail(f"{what}: create and start both succeeded (the process ended with {end}); expected an error")
+
+
+@pytest.mark.parametrize("field", [pytest.param("maskedPaths", marks=pytest.mark.spec("linux.masked-paths.absolute")),
+                                   pytest.param("readonlyPaths", marks=pytest.mark.spec("linux.readonly-paths.absolute"))])
+def test_relative_path_is_an_error(runtime, bundle_factory, container_factory, field):
+    bundle = bundle_factory("exit", "0")
+    seed_files(bundle.rootfs)
+    bundle.edit(lambda config: config["linux"][field].append("rodir"), validate=False)
+    expect_create_error(container_factory(bundle), f"linux.{field} holds the relative path 'rodir' (the values MUST be absolute)")
+
+
+@pytest.mark.parametrize("target", ["/secret.txt", "../../../secret.txt"], ids=["absolute", "climbing"])
+@pytest.mark.spec("linux.masked-paths")
+def test_masked_symlink_masks_its_target_inside(runtime, bundle_factory, container_factory, target):
+    """A symlink is resolved in the container: /link -> /secret.txt (or ../../../secret.txt,
+    which cannot climb above the container's root) masks the container's /secret.txt."""
+    def edit(config):
+        config["linux"]["maskedPaths"].append("/link")
+
+    bundle = bundle_factory("cat", "/link", "cat", "/secret.txt", edit=edit)
+    seed_files(bundle.rootfs)
+    os.symlink(target, bundle.rootfs / "link")
+    c = container_factory(bundle)
+    c.create()
+    c.start()
+    end = c.wait()
+    assert "top secret" not in c.stdout(), f"maskedPaths /link -> {target}: the file it names can still be read inside ({c.stdout()!r})"
+    assert end.code in (0, None), f"the probe failed ({end}): {c.stderr()!r}"
+
+
+@pytest.mark.spec("linux.readonly-paths")
+def test_readonly_symlink_protects_its_target_inside(runtime, bundle_factory, container_factory):
+    def edit(config):
+        config["linux"]["readonlyPaths"].append("/rolink")
+
+    def prepare(rootfs):
+        seed_files(rootfs)
+        os.symlink("/rodir", rootfs / "rolink")
+
+    end, out, err = run_failing(bundle_factory, container_factory, "cat", "/rolink/readable.txt", "write", "/rodir/new.txt", "x", edit=edit, prepare=prepare)
+    assert out == "readable", f"readonlyPaths /rolink -> /rodir: /rodir should still be readable, got {out!r} ({err!r})"
+    assert end.code == 1 and "Read-only file system" in err, f"readonlyPaths /rolink -> /rodir: writing in /rodir should fail with EROFS; exit {end}, stderr {err!r}"
+
+
+@pytest.mark.spec("linux.masked-paths")
+def test_masked_device_node_reads_nothing(runtime, run_probe):
+    _, out = run_probe("readn", "/dev/zero", "4096", edit=lambda config: config["linux"]["maskedPaths"].append("/dev/zero"))
+    assert out.strip() == "0", f"maskedPaths /dev/zero: reading it should give nothing, {out.strip()} bytes were read"
+
+
+@pytest.mark.parametrize("field", ["maskedPaths", "readonlyPaths"])
+def test_path_listed_twice(runtime, bundle_factory, container_factory, field, request):
+    request.node.add_marker(pytest.mark.spec("linux.masked-paths" if field == "maskedPaths" else "linux.readonly-paths"))
+    path = "/secret.txt" if field == "maskedPaths" else "/rodir"
+
+    def edit(config):
+        config["linux"][field] += [path, path]
+
+    verbs = ("cat", "/secret.txt") if field == "maskedPaths" else ("try", "write", "/rodir/new.txt", "x", "cat", "/rodir/readable.txt")
+    bundle = bundle_factory(*verbs, edit=edit)
+    seed_files(bundle.rootfs)
+    c = container_factory(bundle)
+    c.create()
+    c.start()
+    end = c.wait()
+    out, err = c.stdout(), c.stderr()
+    assert end.code in (0, None), f"{field} listing {path} twice: the probe failed ({end}): {err!r}"
+    if field == "maskedPaths":
+        assert out == "", f"/secret.txt, listed twice in maskedPaths, should read empty; it reads {out!r}"
+    else:
+        assert "probe: write /rodir/new.txt: Read-only file system" in err and out == "readable", f"/rodir, listed twice in readonlyPaths, should be readable and refuse writes; stdout {out!r}, stderr {err!r}"
+
+
+# --------------------------------------------------------------------------------------------
+# Destinations resolved inside the rootfs
+
+
+@pytest.mark.parametrize("link", ["/real/target", "../../../real/target"], ids=["absolute", "climbing"])
+@pytest.mark.spec("config.mounts.destination-inside")
+def test_symlinked_destination_is_resolved_inside_the_rootfs(runtime, bundle_factory, container_factory, link):
+    bundle = bundle_factory("report", edit=add_mounts(tmpfs("/linkdest", "size=1332k")))
+    (bundle.rootfs / "real" / "target").mkdir(parents=True)
+    os.symlink(link, bundle.rootfs / "linkdest")
+    c = container_factory(bundle)
+    c.create()
+    c.start()
+    c.wait()
+    report = parse_report(c.stdout())
+    ours = [m["mount_point"] for m in report["mounts"] if "size=1332k" in m["super_options"]]
+    assert ours == ["/real/target"], f"destination /linkdest is a symlink to {link}: resolved inside the container's root it is /real/target, where the tmpfs should be; it is at {ours}"
+

@@ -327,3 +327,22 @@ def test_monotonic_offset_applied(runtime, bundle_factory, container_factory):
     offsets = Path(f"/proc/{c.pid}/timens_offsets").read_text().split()
     table = {name: (secs, nsecs) for name, secs, nsecs in zip(offsets[0::3], offsets[1::3], offsets[2::3])}
     assert table.get("monotonic") == (str(OFFSET), "500"), f"/proc/{c.pid}/timens_offsets is {offsets}, expected monotonic {OFFSET} s 500 ns"
+
+
+@pytest.mark.spec("linux.time-offsets.need-time-namespace", "runtime.errors.no-change")
+def test_time_offsets_without_a_time_namespace_are_an_error(runtime, bundle_factory, container_factory):
+    """No new time namespace, so no namespace whose offsets can still be set: an error."""
+    def offsets(config):
+        config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n["type"] != "time"]
+        config["linux"]["timeOffsets"] = {"monotonic": {"secs": OFFSET, "nanosecs": 0}}
+
+    bundle = bundle_factory("exit", "0")
+    bundle.edit(offsets, validate=False)  # the harness's own check refuses it too
+    c = container_factory(bundle)
+    try:
+        c.create()
+    except RuntimeCallError:
+        with pytest.raises(RuntimeCallError):
+            runtime.state(c.id)
+        return
+    pytest.fail("timeOffsets without a time namespace in linux.namespaces: create succeeded (the offsets cannot have been applied); expected an error")

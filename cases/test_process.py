@@ -268,6 +268,25 @@ def test_duplicate_rlimit_type_is_an_error(runtime, bundle_factory, container_fa
     expect_error(container_factory(bundle), "two RLIMIT_NOFILE entries in process.rlimits")
 
 
+@pytest.mark.spec("config.process.rlimits.unsettable-error", "runtime.errors.no-change")
+def test_rlimit_soft_above_hard_is_an_error(runtime, bundle_factory, container_factory):
+    # lower than the caller's limits (no privilege involved): only soft > hard is wrong
+    bundle = bundle_factory("exit", "0")
+    bundle.edit(lambda config: config["process"].update(rlimits=[{"type": "RLIMIT_NOFILE", "soft": 200, "hard": 100}]), validate=False)
+    expect_error(container_factory(bundle), "RLIMIT_NOFILE soft 200 above hard 100 (the kernel refuses it, so rlim_cur cannot match)")
+
+
+@pytest.mark.spec("config.process.rlimits.unsettable-error", "runtime.errors.no-change")
+def test_rlimit_above_the_kernel_maximum_is_an_error(runtime, bundle_factory, container_factory):
+    try:
+        nr_open = int(Path("/proc/sys/fs/nr_open").read_text())
+    except (OSError, ValueError):
+        pytest.skip("needs /proc/sys/fs/nr_open, the kernel's maximum for RLIMIT_NOFILE")
+    too_many = nr_open + 1
+    bundle = bundle_factory("exit", "0", edit=lambda config: config["process"].update(rlimits=[{"type": "RLIMIT_NOFILE", "soft": too_many, "hard": too_many}]))
+    expect_error(container_factory(bundle), f"RLIMIT_NOFILE {too_many}, above the kernel's maximum fs.nr_open = {nr_open}")
+
+
 # --------------------------------------------------------------------------------------------
 # capabilities, no_new_privs, oom_score_adj
 
