@@ -213,12 +213,20 @@ def test_device_stays_in_a_joined_namespace_after_delete(runtime, bundle_factory
 
 @pytest.mark.spec("linux.netdevices.not-moved-out")
 def test_device_is_not_moved_out_before_delete(runtime, bundle_factory, container_factory, netns):
+    """The case holds the container's network namespace open (an fd), so it outlives the
+    container: after kill and delete the device must still be in it, not back in the runtime's."""
     ns = netns()
     add_veth(ns)
     c = create_in(runtime, ns, container_factory, bundle_factory("exit", "0", edit=net_devices({"nd0": {"name": "ctr0"}})))
-    with runtime.in_network_namespace(ns.path):
-        c.kill("KILL")
-        c.wait()
-        c.delete()
-    back = sorted(set(ns.links()) & {"nd0", "ctr0"})
-    assert not back, f"after delete the device is back in the runtime's network namespace as {back}: it MUST NOT be moved out (a veth dies with the container's namespace)"
+    held = os.open(f"/proc/{runtime.state(c.id).pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with runtime.in_network_namespace(ns.path):
+            c.kill("KILL")
+            c.wait()
+            c.delete()
+        inside = links_in(f"/proc/{os.getpid()}/fd/{held}")
+        back = sorted(set(ns.links()) & {"nd0", "ctr0"})
+        assert not back, f"after delete the device is back in the runtime's network namespace as {back}: it MUST NOT be moved out of the container's"
+        assert "ctr0" in inside, f"the container's network namespace (held open by the case) should still hold ctr0 after delete; it holds {sorted(inside)}"
+    finally:
+        os.close(held)
