@@ -221,6 +221,13 @@ def _mount_for(option: str, index: int, tmp_path) -> dict[str, Any]:
         source = tmp_path / f"bind-src-{index}"
         source.mkdir(exist_ok=True)
         return {"destination": destination, "type": "bind", "source": str(source), "options": [option]}
+    if option in ("idmap", "ridmap"):
+        # without mappings or a user namespace idmap MUST be an error (config.md), so the mount
+        # brings its own mappings; id-mapped mounts are made of bind mounts
+        source = tmp_path / f"bind-src-{index}"
+        source.mkdir(exist_ok=True)
+        mapping = [{"containerID": 0, "hostID": 2000, "size": 10}]
+        return {"destination": destination, "type": "bind", "source": str(source), "options": ["rbind", option], "uidMappings": mapping, "gidMappings": mapping}
     return {"destination": destination, "type": "tmpfs", "source": "tmpfs", "options": [option]}
 
 
