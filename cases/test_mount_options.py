@@ -244,6 +244,7 @@ TABLE_OPTIONS = {
 
 
 @pytest.mark.parametrize("option", [pytest.param(o, marks=pytest.mark.spec(f"config.mounts.option.{o}")) for o in TABLE_OPTIONS])
+@pytest.mark.spec("config.mounts.option.table", "config.mounts.options")
 def test_table_option_is_recognised(runtime, run_probe, option):
     """Each of these words is a flag for mount(2), not filesystem data: a tmpfs given it as data
     refuses the mount (EINVAL), so a mount that is made shows the word was recognised."""

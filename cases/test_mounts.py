@@ -129,7 +129,7 @@ def run_failing(bundle_factory, container_factory, *verbs, edit=None, prepare=No
     ],
     ids=["proc", "sysfs", "devpts", "mqueue", "tmpfs", "proc-elsewhere", "mqueue-elsewhere"],
 )
-@pytest.mark.spec("config.mounts.mounted")
+@pytest.mark.spec("config.mounts.mounted", "config.mounts.type")
 def test_mount_has_its_type_at_its_destination(runtime, run_probe, destination, fstype, source, options):
     def edit(config):
         config["mounts"] = [m for m in config["mounts"] if m["destination"] != destination]
@@ -210,6 +210,21 @@ def test_bind_mount_of_host_folder(runtime, run_probe, host_tree):
     _, out = run_probe("cat", "/data/file.txt", "ls", "/data/sub", edit=add_mounts(bind("/data", host_tree, "bind")))
     assert out.startswith("from the host"), f"/data/file.txt should read 'from the host', the probe printed {out!r}"
     assert "inner.txt" not in out, "bind (not rbind) brought the host's submount at sub/ along"
+
+
+@pytest.mark.parametrize("fstype", ["none", "tmpfs"])
+@pytest.mark.spec("config.mounts.source", "config.mounts.bind-by-option", "config.mounts.type.bind-dummy")
+def test_bind_source_relative_to_the_bundle_whatever_the_type(runtime, bundle_factory, container_factory, fstype):
+    """A source relative to the bundle, and a type that is a dummy: bind among the options makes
+    it a bind mount of the bundle's folder (not a new tmpfs)."""
+    bundle = bundle_factory("cat", "/rel/f.txt", edit=add_mounts({"destination": "/rel", "type": fstype, "source": "bind-src", "options": ["bind"]}))
+    (bundle.path / "bind-src").mkdir()
+    (bundle.path / "bind-src" / "f.txt").write_text("from the bundle")
+    c = container_factory(bundle)
+    c.create()
+    c.start()
+    end = c.wait()
+    assert (end.code in (0, None)) and c.stdout() == "from the bundle", f"source 'bind-src' (relative to the bundle), type {fstype!r}, options [bind]: /rel/f.txt should read 'from the bundle'; exit {end}, stdout {c.stdout()!r}, stderr {c.stderr()!r}"
 
 
 @pytest.mark.spec("config.mounts.option.rbind")
