@@ -2,7 +2,7 @@
 width. Four reports are checked and photographed: conformance (with failures), performance, a
 comparison of two runs, and a merged view of two hosts.
 
-The screenshots are kept as artifacts in results/screenshots/ (CI uploads results/), so a
+The screenshots are kept in results/screenshots/ (where nox -s ci and .ci/run leave them), so a
 person can look at them: the tests only check that each page rendered, with its parts.
 """
 
