@@ -67,7 +67,10 @@ def install(session: nox.Session) -> None:
             session.run(sys.executable, "-m", "virtualenv", "-q", venv, external=True)
         except ImportError:
             session.run(sys.executable, "-m", "venv", venv, external=True)
-    current = open(stamp).read() if os.path.exists(stamp) else ""
+    current = ""
+    if os.path.exists(stamp):
+        with open(stamp) as f:
+            current = f.read()
     if current != key:
         session.run(python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", ".[test]", external=True)
         with open(stamp, "w") as f:

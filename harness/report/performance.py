@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import _stats
-from ._figures import COLOURS, MARKERS, Figure, Table, fmt, fmt_interval, fmt_median_interval, fmt_quantity, fmt_ratio, new_figure, plain_log_ticks, style, time_unit, to_svg
+from ._figures import COLOURS, MARKERS, Figure, Table, fmt, fmt_median_interval, fmt_quantity, fmt_ratio, new_figure, plain_log_ticks, style, time_unit, to_svg
 from ._figures import MIN_N_95
 from .load import params_key
 
