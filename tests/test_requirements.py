@@ -175,3 +175,15 @@ def test_every_runtime_must_and_should_sentence_of_v1_3_0_has_an_entry():
     assert [f"{w}: {a} (the sentence is in {b})" for w, a, b in result.wrong_section] == []
     untestable = [r.id for r in audit.catalogue().values() if not r.testable and len(r.why) < 20]
     assert untestable == [], f"not testable without saying what the host or spec lacks: {untestable}"
+
+
+@needs_spec
+def test_audit_command_prints_the_table_and_passes_on_v1_3_0(tmp_path, capsys):
+    from harness import cli
+
+    (tmp_path / "cases").mkdir()  # no cases: nothing covered, but every sentence catalogued
+    assert cli.main(["requirements", "--audit", SPEC, "--cases", str(tmp_path / "cases")]) == 0
+    out = capsys.readouterr().out
+    assert "(the pinned v1.3.0)" in out and "with no catalogue entry (" not in out
+    last = out.split("\n-")[-1].splitlines()[1].split()
+    assert last[0] == "all" and last[2] == last[3] and last[4] == "0" and last[-1] == "0", out
