@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from harness.results import read_jsonl
 
 #: What one pass of the suite may take at most under load before it counts as hung (seconds).
-RUN_LIMIT = 1200.0
+RUN_LIMIT = 3600.0
 
 
 def outcomes(path: Path) -> dict[str, str]:

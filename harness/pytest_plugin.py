@@ -222,15 +222,20 @@ def _expected_failure(definition: _runtime.RuntimeDefinition, item: pytest.Item)
     For ``cases/test_ns.py::test_x[runsc-ipc]`` the keys tried are ``cases/test_ns.py::test_x[ipc]``,
     ``test_x[ipc]``, ``cases/test_ns.py::test_x`` and ``test_x``.
     """
+    return _listed(definition.expected_failures, definition.name, item)
+
+
+def _listed(entries: dict[str, str], runtime_name: str, item: pytest.Item) -> str | None:
+    """The reason ``entries`` (case keys as in :func:`_expected_failure`) give for ``item``, or None."""
     path, _, name = item.nodeid.split("[", 1)[0].rpartition("::")
     params = item.callspec.id.split("-") if hasattr(item, "callspec") else []
-    if definition.name in params:
-        params.remove(definition.name)
+    if runtime_name in params:
+        params.remove(runtime_name)
     names = [f"{name}[{'-'.join(params)}]"] if params else []
     names.append(name)
     for key in [f"{path}::{n}" for n in names] + names:
-        if key in definition.expected_failures:
-            return definition.expected_failures[key]
+        if key in entries:
+            return entries[key]
     return None
 
 
@@ -387,11 +392,21 @@ def userns_bundle(probe_binary: Path) -> Iterator[Callable[..., Bundle]]:
 _ids = itertools.count()
 
 
+_ISSUED = pytest.StashKey[list]()
+
+
 @pytest.fixture
 def container_id(request: pytest.FixtureRequest) -> Callable[[], str]:
-    """Fresh container ids, unique per run and per xdist worker."""
+    """Fresh container ids, unique per run and per xdist worker. The ids a case got are the
+    names by which what its runtime leaves on the host is told from other runs' (harness.leaks)."""
     run_id = request.config._harness_run_id  # type: ignore[attr-defined]
-    return lambda: f"h{run_id}-{next(_ids)}"
+    issued = request.node.stash.setdefault(_ISSUED, [])
+
+    def fresh() -> str:
+        issued.append(f"h{run_id}-{next(_ids)}")
+        return issued[-1]
+
+    return fresh
 
 
 @pytest.fixture
@@ -400,11 +415,15 @@ def container_factory(request: pytest.FixtureRequest, runtime: _runtime.Runtime,
 
     Every container made here is killed and deleted at teardown, whatever the case did.
     """
+    from . import leaks
+
     made: list[_runtime.Container] = []
     request.node.stash[_CONTAINERS] = made
+    mounts_before: set[str] = set()
 
     def make(bundle: Bundle, *, id: str | None = None) -> _runtime.Container:
         c = _runtime.Container(runtime, id or container_id(), bundle.path, tmp_path / "io")
+        mounts_before.update(leaks.mount_points([os.path.realpath(bundle.path)]))  # overlay bundles' own
         made.append(c)
         return c
 
@@ -415,8 +434,44 @@ def container_factory(request: pytest.FixtureRequest, runtime: _runtime.Runtime,
             c.cleanup()
         except HarnessError as err:
             errors.append(str(err))
+    if made:
+        _check_leaks(request.node, runtime, made, mounts_before, errors)
+
+
+def _check_leaks(item: pytest.Item, runtime: _runtime.Runtime, made: list[_runtime.Container], mounts_before: set[str], errors: list[str]) -> None:
+    """After its containers were deleted: what the runtime left on the host is a finding
+    (runtime.md, delete), removed here, and a failure of the case unless the runtime's
+    definition lists it under ``[known_leaks]``. When the runtime could not even delete a
+    container (``errors``), what it left is removed all the same, and the case fails."""
+    from . import leaks
+
     if errors:
-        pytest.fail("cleanup failed, containers may be left behind:\n" + "\n".join(errors))
+        # the runtime cannot delete it (a delete killed by SIGPIPE each time): take it apart
+        for c in made:
+            c._kill_if_left_behind()
+            c._reap()
+    ids = [c.id for c in made]
+    tokens = sorted(set(ids) | set(item.stash.get(_ISSUED, [])))
+    found = [f"{w} (removed by the harness)" for c in made for w in c.left_behind]
+    scanned = leaks.find(ids=ids, tokens=tokens, bundles=[str(c.bundle) for c in made], state_roots=[runtime.state_root], mounts_before=mounts_before)
+    problems = leaks.remove(scanned)
+    found += [str(x) for x in scanned] + [f"could not remove {p}" for p in problems]
+    known = _listed(runtime.definition.known_leaks, runtime.definition.name, item)
+    if found or errors:
+        left = found + [f"a container the runtime could not delete: {e.splitlines()[0]}" for e in errors]
+        item.user_properties.append(("leak", json.dumps({"runtime": runtime.name, "left": left, "known": known})))
+    if errors and known is None:
+        pytest.fail(
+            "cleanup failed: the runtime could not delete its containers; the harness removed what it found:\n  "
+            + "\n  ".join(found or ["(nothing found)"]) + "\n" + "\n".join(errors),
+            pytrace=False,
+        )
+    if found and known is None:
+        pytest.fail(
+            f"LEAK: {runtime.name} left this behind after its containers were deleted (runtime.delete.removes-resources; "
+            f"list it under [known_leaks] in its definition if it is a known deviation):\n  " + "\n  ".join(found),
+            pytrace=False,
+        )
 
 
 @pytest.fixture
@@ -499,6 +554,15 @@ class _Recorder:
                 "sections": {},
             }
         rec["duration"] = round(rec["duration"] + report.duration, 6)
+        for key, value in report.user_properties:
+            if key == "leak" and json.loads(value) not in rec.setdefault("leaks", []):
+                # what the runtime left on the host: a finding against runtime.delete.removes-resources
+                rec["leaks"].append(json.loads(value))
+                catalogue = requirements.catalogue()
+                if "runtime.delete.removes-resources" in catalogue and not json.loads(value)["known"]:
+                    entry = catalogue["runtime.delete.removes-resources"]
+                    if all(r["id"] != entry.id for r in rec["requirements"]):
+                        rec["requirements"].append({"id": entry.id, "level": entry.level, "anchor": entry.anchor, "text": entry.text})
         xfail_reason = getattr(report, "wasxfail", None)
         if report.when == "call":
             if report.skipped and xfail_reason is not None:

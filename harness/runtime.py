@@ -108,6 +108,8 @@ class RuntimeDefinition:
     debian_package: str | None = None
     private_mount_namespace: PrivateMountNamespace | None = None
     expected_failures: dict[str, str] = field(default_factory=dict)
+    #: cases after which this runtime is known to leave something on the host (see harness.leaks)
+    known_leaks: dict[str, str] = field(default_factory=dict)
     source: Path | None = None
 
     @classmethod
@@ -133,6 +135,7 @@ class RuntimeDefinition:
                 if pmn is None
                 else PrivateMountNamespace(frozenset(pmn.get("when", ("v1", "hybrid", "v2"))), tuple(pmn.get("unmount", ())), pmn.get("reason", "")),
                 expected_failures=dict(data.get("expected_failures", {})),
+                known_leaks=dict(data.get("known_leaks", {})),
                 source=path,
             )
         except (KeyError, TypeError, ValueError) as err:
@@ -457,6 +460,8 @@ class Container:
         self._stderr_offset = 0
         self._pid_start: int | None = None  # start time of self.pid: tells it from a reused pid
         self.cgroups: list[Path] = []  # host cgroup folders named after this container
+        #: what the runtime left and the harness removed for it (reported by harness.leaks)
+        self.left_behind: list[str] = []
 
     def __enter__(self) -> "Container":
         return self
@@ -482,7 +487,8 @@ class Container:
                 failure.stderr = self.stderr_path.read_text(errors="replace")
                 self.created = self._exists()
                 if not self.created:  # some runtimes leave the cgroup of a failed create
-                    remove_empty_cgroups(named_cgroups(self.id, self.bundle), timeout=1.0)
+                    removed = remove_empty_cgroups(named_cgroups(self.id, self.bundle), timeout=1.0)
+                    self.left_behind += [f"cgroup {p} (of a failed create)" for p in removed]
                 raise RuntimeCallError(self.runtime.name, failure.argv, "create failed", returncode=failure.returncode, stderr=failure.stderr) from None
         self.created = True
         self.create_stderr = self.stderr_path.read_text(errors="replace")
@@ -620,7 +626,7 @@ class Container:
         self.created = False
         self._kill_if_left_behind()
         self._reap()
-        remove_empty_cgroups(self.cgroups)
+        self.left_behind += [f"cgroup {p}" for p in remove_empty_cgroups(self.cgroups)]
         if self.runtime.journal is not None:
             self.runtime.journal.release("container", self.id)
 
@@ -629,6 +635,7 @@ class Container:
         if self.pid is None or self._pid_start is None or not _alive(self.pid) or _start_time(self.pid) != self._pid_start:
             return
         warnings.warn(f"{self.runtime.name}: container {self.id} is gone but its process {self.pid} still runs; killing it", stacklevel=2)
+        self.left_behind.append(f"process {self.pid} of container {self.id} (the container was deleted)")
         try:
             os.kill(self.pid, _signal.SIGKILL)
         except ProcessLookupError:
@@ -741,18 +748,22 @@ def named_cgroups(container_id: str, bundle: Path | None = None) -> list[Path]:
     return sorted(set(found), key=lambda p: -len(p.parts))
 
 
-def remove_empty_cgroups(folders: list[Path], timeout: float = 5.0) -> None:
+def remove_empty_cgroups(folders: list[Path], timeout: float = 5.0) -> list[Path]:
     """rmdir the cgroup folders a runtime left behind, once their last process has gone (the
-    kernel refuses populated ones; a killed container's helpers may take a moment to exit)."""
+    kernel refuses populated ones; a killed container's helpers may take a moment to exit).
+    Returns the folders removed."""
+    removed = []
     for folder in folders:
         if not folder.is_dir():
             continue
         procs = folder / "cgroup.procs"
-        _poll(lambda: not procs.exists() or not procs.read_text().strip(), timeout)
+        _poll(lambda procs=procs: not procs.exists() or not procs.read_text().strip(), timeout)
         try:
             folder.rmdir()
+            removed.append(folder)
         except OSError:
             pass
+    return removed
 
 
 def _boot_ticks() -> int:

@@ -1,0 +1,181 @@
+"""What a runtime left on the host after its containers were deleted: leaks are findings.
+
+runtime.md ("delete"): deleting a container MUST delete the resources that were created during
+the create step. After a case's containers are deleted, :func:`find` looks on the host for what
+still carries the case's names: mounts of the harness's own mount namespace at or under a
+bundle, cgroup folders on any cgroup mount whose name holds one of the case's tokens (container
+ids, and the names cases derive from them, like ``oci-harness-<id>`` cgroups paths), processes
+whose root or working folder is inside a bundle, and entries of the runtime's state root named
+after a container. Only what carries the case's own tokens or bundle paths is attributed to it:
+other runs on the machine create things at the same moment. :func:`remove` then takes away what
+was found (detaching mounts, removing empty cgroup folders deepest first, killing processes,
+deleting state entries), so a leak does not spill into later cases.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import _linux, host
+
+#: how deep folders are looked at below a cgroup mount point and below the harness's own
+#: cgroup on it (where a relative cgroupsPath lands): runtimes nest their groups a few levels
+CGROUP_DEPTH = 3
+
+
+@dataclass(frozen=True)
+class Leak:
+    kind: str  # "mount", "cgroup", "process", "state"
+    what: str  # the mount point, the folder, "pid N (cmdline)", the state entry
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.what}"
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def mount_points(bundles: list[str]) -> set[str]:
+    """Mount points of our mount namespace at or under one of the bundle folders."""
+    return {m.mount_point for m in host.mounts() if _under(m.mount_point, bundles)}
+
+
+def cgroup_folders(tokens: list[str]) -> list[Path]:
+    """Folders on every cgroup mount whose name contains one of ``tokens``, deepest first."""
+    found: set[Path] = set()
+    starts: set[str] = set()
+    own = _own_cgroup_paths()
+    for m in host.mounts():
+        if m.fstype not in ("cgroup", "cgroup2"):
+            continue
+        starts.add(m.mount_point)
+        key = "" if m.fstype == "cgroup2" else next((o for o in m.super_options if o in own), "-")
+        if own.get(key, "/") != "/" and m.root == "/":
+            starts.add(m.mount_point + own[key])
+    for start in starts:
+        stack = [(start, 0)]
+        while stack:
+            folder, depth = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for e in entries:
+                try:
+                    if not e.is_dir(follow_symlinks=False):
+                        continue
+                except OSError:
+                    continue
+                if any(t in e.name for t in tokens):
+                    found.add(Path(e.path))
+                if depth + 1 < CGROUP_DEPTH:
+                    stack.append((e.path, depth + 1))
+    return sorted(found, key=lambda p: -len(p.parts))
+
+
+def _own_cgroup_paths() -> dict[str, str]:
+    """This process's cgroup per v1 controller (and "" for v2), from /proc/self/cgroup."""
+    paths = {}
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if not controllers:
+            paths[""] = path
+        for c in controllers.split(","):
+            if c:
+                paths[c] = path
+    return paths
+
+
+def processes(bundles: list[str]) -> list[tuple[int, str]]:
+    """Processes (not us) whose root or working folder is inside one of the bundles."""
+    found = []
+    me = os.getpid()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        for link in ("root", "cwd"):
+            try:
+                target = os.readlink(f"/proc/{name}/{link}")
+            except OSError:
+                continue
+            if _under(target, bundles):
+                try:
+                    cmd = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+                except OSError:
+                    cmd = "?"
+                found.append((int(name), cmd))
+                break
+    return found
+
+
+def state_entries(state_root: Path, ids: list[str]) -> list[Path]:
+    try:
+        names = os.listdir(state_root)
+    except OSError:
+        return []
+    return [state_root / n for n in names if any(i in n for i in ids)]
+
+
+def find(*, ids: list[str], tokens: list[str], bundles: list[str], state_roots: list[Path], mounts_before: set[str]) -> list[Leak]:
+    """Everything that still carries the case's ids, tokens or bundle paths."""
+    bundles = [os.path.realpath(b) for b in bundles]
+    leaks = [Leak("mount", p) for p in sorted(mount_points(bundles) - mounts_before)]
+    leaks += [Leak("cgroup", str(p)) for p in cgroup_folders(tokens)]
+    leaks += [Leak("process", f"pid {pid} ({cmd})") for pid, cmd in processes(bundles)]
+    for root in state_roots:
+        leaks += [Leak("state", str(p)) for p in state_entries(root, ids)]
+    return leaks
+
+
+def remove(leaks: list[Leak]) -> list[str]:
+    """Take away what was found; returns what could not be removed, with why."""
+    problems = []
+    for leak in leaks:
+        if leak.kind == "process":
+            pid = int(leak.what.split()[1])
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            except OSError as err:
+                problems.append(f"{leak}: {err.strerror}")
+    for leak in sorted((x for x in leaks if x.kind == "mount"), key=lambda x: -len(x.what)):
+        try:
+            _linux.umount2(leak.what, _linux.MNT_DETACH)
+        except OSError as err:
+            problems.append(f"{leak}: umount: {err.strerror}")
+    deadline = time.monotonic() + 5.0
+    for leak in (x for x in leaks if x.kind == "cgroup"):  # deepest first (cgroup_folders' order)
+        while True:
+            try:
+                os.rmdir(leak.what)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as err:
+                if time.monotonic() > deadline:  # still populated: its processes take time to go
+                    problems.append(f"{leak}: rmdir: {err.strerror}")
+                    break
+                time.sleep(0.05)
+    for leak in (x for x in leaks if x.kind == "state"):
+        path = Path(leak.what)
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            problems.append(f"{leak}: {err.strerror}")
+    return problems

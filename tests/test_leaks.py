@@ -1,0 +1,79 @@
+"""harness.leaks: what carries a case's names is found, attributed and removed; nothing else."""
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from harness import _linux, host, leaks
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mounts, cgroups)")
+
+
+def _cgroup_mount():
+    for m in host.mounts():
+        if m.fstype in ("cgroup2", "cgroup") and os.access(m.mount_point, os.W_OK):
+            return Path(m.mount_point)
+    pytest.skip("no writable cgroup mount")
+
+
+def test_a_mount_left_in_a_bundle_is_found_and_detached(tmp_path):
+    bundle = tmp_path / "bundle"
+    (bundle / "rootfs" / "proc").mkdir(parents=True)
+    before = leaks.mount_points([str(bundle)])
+    _linux.mount("tmpfs", str(bundle / "rootfs" / "proc"), "tmpfs", 0, "size=64k")
+    found = leaks.find(ids=["nobody"], tokens=["nobody-" + uuid.uuid4().hex], bundles=[str(bundle)], state_roots=[], mounts_before=before)
+    assert [str(x) for x in found] == [f"mount {bundle / 'rootfs' / 'proc'}"]
+    assert leaks.remove(found) == []
+    assert not leaks.mount_points([str(bundle)])
+
+
+def test_a_mount_made_before_the_case_is_not_a_leak(tmp_path):
+    bundle = tmp_path / "bundle"
+    (bundle / "rootfs").mkdir(parents=True)
+    _linux.mount("tmpfs", str(bundle / "rootfs"), "tmpfs", 0, "size=64k")  # like an overlay bundle
+    try:
+        before = leaks.mount_points([str(bundle)])
+        assert leaks.find(ids=[], tokens=["x-" + uuid.uuid4().hex], bundles=[str(bundle)], state_roots=[], mounts_before=before) == []
+    finally:
+        _linux.umount2(str(bundle / "rootfs"), _linux.MNT_DETACH)
+
+
+def test_cgroup_folders_with_the_token_are_found_deepest_first_and_removed():
+    token = "hleaktest-" + uuid.uuid4().hex[:8]
+    base = _cgroup_mount()
+    parent = base / f"oci-harness-{token}"
+    (parent / "leaf").mkdir(parents=True)
+    other = base / f"someone-else-{uuid.uuid4().hex[:8]}"
+    other.mkdir()
+    try:
+        found = leaks.cgroup_folders([token])
+        assert found == [parent], found  # "leaf" does not carry the token; someone else's is not ours
+        assert leaks.remove([leaks.Leak("cgroup", str(parent / "leaf")), leaks.Leak("cgroup", str(parent))]) == []
+        assert not parent.exists()
+    finally:
+        for d in (parent / "leaf", parent, other):
+            if d.exists():
+                d.rmdir()
+
+
+def test_processes_rooted_in_a_bundle_and_state_entries(tmp_path):
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], cwd=bundle)
+    state = tmp_path / "state"
+    (state / "hx-1").mkdir(parents=True)
+    (state / "hy-2").mkdir()
+    try:
+        found = leaks.find(ids=["hx-1"], tokens=["hx-1-" + uuid.uuid4().hex], bundles=[str(bundle)], state_roots=[state], mounts_before=set())
+        assert [x.kind for x in found] == ["process", "state"], found
+        assert f"pid {proc.pid} " in found[0].what
+        assert leaks.remove(found) == []
+        assert proc.wait(timeout=10) == -9
+        assert not (state / "hx-1").exists() and (state / "hy-2").exists()
+    finally:
+        proc.kill()
+        proc.wait()
