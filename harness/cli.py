@@ -43,10 +43,15 @@ def cmd_bundle(args: argparse.Namespace) -> int:
         return 0
     if args.mode and not args.image:
         raise HarnessError("--mode goes with --image (a raw or overlay bundle from an OCI image)")
+    rootfs_tar = Path(args.rootfs_tar) if args.rootfs_tar else None
+    if args.rootfs == "alpine" and not args.image:
+        from . import rootfs as _rootfs
+
+        rootfs_tar = _rootfs.alpine_tarball(rootfs_tar)  # first: offline, fail before making anything
     bundle = create_bundle(
         Path(args.dir),
         rootfs=args.rootfs,
-        rootfs_tar=Path(args.rootfs_tar) if args.rootfs_tar else None,
+        rootfs_tar=rootfs_tar,
         hostname=args.hostname,
         args=args.process_args or None,
         readonly=not args.writable,
@@ -70,12 +75,17 @@ def cmd_image_build(args: argparse.Namespace) -> int:
     from .image import ImageBuilder, Layout
 
     path, tag = _image_ref(args.ref)
+    rootfs_tar = Path(args.rootfs_tar) if args.rootfs_tar else None
+    if not args.from_image and str(args.base) == "alpine":
+        from . import rootfs as _rootfs
+
+        rootfs_tar = _rootfs.alpine_tarball(rootfs_tar)  # first: offline, fail before making anything
     layout = Layout.init(path)
     builder = ImageBuilder(layout, compress=not args.no_gzip)
     if args.from_image:
         builder.from_image(layout.resolve(args.from_image))
     else:
-        builder.base(args.base, rootfs_tar=Path(args.rootfs_tar) if args.rootfs_tar else None)
+        builder.base(args.base, rootfs_tar=rootfs_tar)
     for kind, value in args.layers or []:
         if kind == "folder":
             builder.add_folder(Path(value))
@@ -432,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
                  usage="harness bundle DIR [--rootfs SOURCE | --image LAYOUT[:TAG]] [options] [-- ARGS...]")
     p.add_argument("dir", metavar="DIR", help="the bundle folder to create (new or empty)")
     p.add_argument("--rootfs", default="probe", metavar="SOURCE", help="probe (default: only the probe), alpine (downloaded once, checked), or the path of a folder or tarball")
-    p.add_argument("--rootfs-tar", metavar="PATH", help="with --rootfs alpine: use this local minirootfs tarball instead of downloading it")
+    p.add_argument("--rootfs-tar", metavar="PATH", help="with --rootfs alpine: use this local minirootfs tarball instead of downloading it (default: $HARNESS_ROOTFS_TAR)")
     p.add_argument("--hostname", metavar="NAME", help="the container's hostname, e.g. HAL-9000")
     p.add_argument("--writable", action="store_true", help="a writable root filesystem (default: read-only, like runc spec)")
     p.add_argument("--no-probe", action="store_true", help="do not install the probe at /probe")
@@ -465,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
                  usage="harness image build LAYOUT:TAG [--base SOURCE | --from TAG] [--layer DIR | --tree DIR | --changes FILE]...")
     q.add_argument("ref", metavar="LAYOUT:TAG", help="the layout folder (made if new) and the tag to give the image")
     q.add_argument("--base", default="alpine", metavar="SOURCE", help="alpine (default), scratch, a tarball or a folder (taken whole)")
-    q.add_argument("--rootfs-tar", metavar="PATH", help="with --base alpine: a local minirootfs tarball")
+    q.add_argument("--rootfs-tar", metavar="PATH", help="with --base alpine: a local minirootfs tarball (default: $HARNESS_ROOTFS_TAR)")
     q.add_argument("--from", dest="from_image", metavar="TAG", help="start from the image TAG of the same layout instead of --base")
     q.add_argument("--layer", action=_Layer, dest="layers", metavar="DIR", help="a layer of what DIR adds or changes (like COPY DIR /; nothing is removed; repeatable)")
     q.add_argument("--tree", action=_Layer, dest="layers", metavar="DIR", help="a layer that makes the image exactly DIR: whiteouts for what DIR lacks (repeatable)")
@@ -491,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--max-size", type=int, metavar="BYTES", help="draw sizes between --size and this")
     q.add_argument("--seed", type=int, default=0, help="seed of the generated content (default: 0)")
     q.add_argument("--base", default="scratch", metavar="SOURCE", help="scratch (default), alpine, a tarball or a folder")
-    q.add_argument("--rootfs-tar", metavar="PATH", help="with --base alpine: a local minirootfs tarball")
+    q.add_argument("--rootfs-tar", metavar="PATH", help="with --base alpine: a local minirootfs tarball (default: $HARNESS_ROOTFS_TAR)")
     q.add_argument("--no-churn", action="store_true", help="no deletions, overwrites or opaque folders")
     q.add_argument("--no-gzip", action="store_true", help="store layers as plain tar")
     q.set_defaults(func=cmd_image_generate)

@@ -6,7 +6,7 @@ Sources (:func:`populate`):
   binary" rootfs).
 - ``alpine``: the official Alpine minirootfs for this machine's architecture, downloaded once,
   checked against a pinned sha256 and cached (:func:`fetch_alpine`), or a local copy given with
-  ``--rootfs-tar``.
+  ``--rootfs-tar`` or ``$HARNESS_ROOTFS_TAR`` (:func:`alpine_tarball`).
 - a folder: copied (symlinks stay symlinks, hard links stay linked, modes, owners when root,
   times, device nodes when root).
 - a file: a tar archive (plain, gzip, bzip2 or xz), extracted safely (:mod:`harness._safetar`).
@@ -157,9 +157,34 @@ def _cached_is_good(path: Path, expected: str) -> bool:
     return False
 
 
+#: a local Alpine minirootfs tarball for every command that needs one (harness bundle, image
+#: build, bench, the test and nox sessions): one setting instead of --rootfs-tar on each
+ROOTFS_TAR_ENV = "HARNESS_ROOTFS_TAR"
+
+
 def _offline_hint() -> str:
     return ("if this machine cannot reach it, download the file elsewhere and pass it with "
-            "--rootfs-tar PATH")
+            f"--rootfs-tar PATH, or set {ROOTFS_TAR_ENV}=PATH once for every command "
+            "(harness, harness bench, the nox sessions)")
+
+
+def alpine_tarball(rootfs_tar: Path | None = None) -> Path:
+    """The Alpine minirootfs tarball to use: ``rootfs_tar`` (``--rootfs-tar``), else
+    ``$HARNESS_ROOTFS_TAR``, else the verified cached download (:func:`fetch_alpine`).
+
+    Commands call this before they make anything, so a machine without network access and
+    without a local tarball fails at once, with one error naming both ways to give one.
+    """
+    origin = "--rootfs-tar"
+    if rootfs_tar is None and os.environ.get(ROOTFS_TAR_ENV):
+        rootfs_tar, origin = Path(os.environ[ROOTFS_TAR_ENV]), f"${ROOTFS_TAR_ENV}"
+    if rootfs_tar is not None:
+        try:
+            verify_alpine_tarball(Path(rootfs_tar))
+        except RootfsError as err:
+            raise RootfsError(f"{origin}: {err}") from None
+        return Path(rootfs_tar)
+    return fetch_alpine()
 
 
 def fetch_alpine(*, arch: str | None = None, mirror: str | None = None,
@@ -303,11 +328,7 @@ def populate(source: str, dest: Path, *, rootfs_tar: Path | None = None) -> None
     if source == "probe":
         return
     if source == "alpine":
-        if rootfs_tar is not None:
-            verify_alpine_tarball(Path(rootfs_tar))
-            tarball = Path(rootfs_tar)
-        else:
-            tarball = fetch_alpine()
+        tarball = alpine_tarball(rootfs_tar)
         _log_warnings(extract(tarball, dest), tarball)
         return
 

@@ -459,3 +459,36 @@ def test_alpine_folder_round_trip(alpine, tmp_path, dest):
     populate(str(first), dest)
     assert snapshot(dest) == snapshot(first)
     shutil.rmtree(first)
+
+
+# --------------------------------------------------------------------------------------------
+# One local tarball for every command: --rootfs-tar, else $HARNESS_ROOTFS_TAR; offline fails at once
+
+
+def test_env_tarball_that_does_not_exist_is_named(private_cache, monkeypatch, tmp_path):
+    monkeypatch.setenv("HARNESS_ROOTFS_TAR", str(tmp_path / "missing.tar.gz"))
+    with pytest.raises(RootfsError, match=r"\$HARNESS_ROOTFS_TAR: .*missing\.tar\.gz"):
+        rootfs.alpine_tarball()
+
+
+def test_env_tarball_is_used_and_the_option_wins(private_cache, monkeypatch, tmp_path):
+    local = os.environ.get("HARNESS_ROOTFS_TAR")
+    if not local or not os.path.isfile(local):
+        pytest.skip("needs HARNESS_ROOTFS_TAR (the Alpine minirootfs tarball)")
+    assert rootfs.alpine_tarball() == Path(local)
+    monkeypatch.setenv("HARNESS_ROOTFS_TAR", str(tmp_path / "missing.tar.gz"))
+    assert rootfs.alpine_tarball(Path(local)) == Path(local)  # --rootfs-tar wins over the variable
+
+
+def test_offline_bundle_fails_first_naming_both_settings(private_cache, monkeypatch, tmp_path):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "HARNESS_ROOTFS_TAR"}
+    env.update(HARNESS_CACHE_DIR=str(private_cache), HARNESS_ALPINE_MIRROR="http://127.0.0.1:9/alpine")
+    target = tmp_path / "b"
+    p = subprocess.run([sys.executable, "-m", "harness", "bundle", str(target), "--rootfs", "alpine"], env=env, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], check=False)
+    assert p.returncode == 2, p.stderr
+    assert "--rootfs-tar" in p.stderr and "HARNESS_ROOTFS_TAR" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not target.exists(), "the bundle folder was made before the rootfs was known to be there"

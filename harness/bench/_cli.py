@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="a smoke run: a few iterations, small sizes, one depth set (seconds, for CI); not a measurement")
     p.add_argument("--output", type=Path, metavar="DIR", help="output folder (default: results/bench/<UTC timestamp>/)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the lifecycle timings in hyperfine's JSON export format to FILE")
-    p.add_argument("--rootfs-tar", type=Path, metavar="PATH", help="a local Alpine minirootfs tarball (scale suite) instead of downloading it")
+    p.add_argument("--rootfs-tar", type=Path, metavar="PATH", help="a local Alpine minirootfs tarball (scale suite) instead of downloading it (default: $HARNESS_ROOTFS_TAR)")
     p.add_argument("--io-runtime", metavar="NAME", help="the runtime that runs the I/O workloads (default: runc, else crun, else the first one)")
     p.add_argument("--seed", type=int, default=1, help="seed of the block order and the generated images (default: 1)")
     p.add_argument("--workdir", type=Path, metavar="DIR", help="where bundles are made (default: /var/tmp, or $HARNESS_BENCH_DIR); its filesystem is recorded")
@@ -51,6 +51,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not names:
         raise HarnessError("no runtime installed; give --runtime NAME or a binary path")
     suites = [s for s in args.suite.split(",") if s]
+    if "scale" in suites:
+        from harness import rootfs as _rootfs
+
+        args.rootfs_tar = _rootfs.alpine_tarball(args.rootfs_tar)  # first: offline, fail before any work
     options = Options(runtimes=names, suites=suites, quick=args.quick, output=args.output, json_path=args.json, seed=args.seed,
                       workdir=args.workdir, rootfs_tar=args.rootfs_tar, io_runtime=args.io_runtime,
                       drop_caches=not args.no_drop_caches, progress=not args.no_progress)

@@ -408,11 +408,7 @@ class ImageBuilder:
         if source == "scratch":
             return
         if source == "alpine":
-            if rootfs_tar is not None:
-                _rootfs.verify_alpine_tarball(Path(rootfs_tar))
-                tarball = Path(rootfs_tar)
-            else:
-                tarball = _rootfs.fetch_alpine()
+            tarball = _rootfs.alpine_tarball(rootfs_tar)
             self.add_tarball(tarball, created_by=f"alpine minirootfs {_rootfs.ALPINE_VERSION}")
             self.config.setdefault("Cmd", ["/bin/sh"])
             return
