@@ -600,6 +600,10 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as err:
         print(f"harness: {err}", file=sys.stderr)
         return 2
+    except PermissionError as err:
+        who = "root" if os.geteuid() != 0 else "its owner"
+        print(f"harness: {err.filename or 'a file'}: permission denied for uid {os.geteuid()} ({err.strerror}); run as {who}, or give a path this user can reach", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

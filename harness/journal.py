@@ -117,7 +117,17 @@ def cleanup(directory: Path | None = None, *, dry_run: bool = False, include_liv
     """Remove what dead runs left behind, newest entries first (containers before their state roots)."""
     directory = Path(directory) if directory else journal_dir()
     report = CleanupReport()
-    if not directory.is_dir():
+    if not os.access(directory, os.F_OK) and os.access(directory.parent, os.X_OK):
+        return report  # no journals: nothing ran here
+    if not os.access(directory, os.R_OK | os.X_OK):
+        try:
+            owner = f"uid {directory.stat().st_uid}"
+        except OSError:
+            owner = "another user"
+        report.errors.append(
+            f"{directory}: cannot read the run journals (permission denied: they belong to {owner}, this is uid {os.geteuid()}); "
+            "run harness cleanup as the user who ran the harness (root for containers)"
+        )
         return report
     for path in sorted(directory.glob("*.jsonl")):
         entries = read(path)
@@ -133,6 +143,9 @@ def cleanup(directory: Path | None = None, *, dry_run: bool = False, include_liv
             try:
                 _remove(entry)
                 report.removed.append(what)
+            except PermissionError as err:
+                failed = True
+                report.errors.append(f"{what}: cannot remove it, permission denied ({err.filename or err}); run harness cleanup as root")
             except Exception as err:  # noqa: BLE001 - one stubborn entry must not stop the rest
                 failed = True
                 report.errors.append(f"{what}: {err}")

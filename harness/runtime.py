@@ -299,6 +299,14 @@ class Runtime:
         finally:
             self.netns = old
 
+    def _quirk_failure(self) -> str:
+        pmn = self.definition.private_mount_namespace
+        why = f" ({pmn.reason})" if pmn and pmn.reason else ""
+        if os.geteuid() != 0:
+            return (f"its definition runs it in a private mount namespace on this {host.cgroup_mode()} cgroup host{why}, "
+                    "and making one needs root (CAP_SYS_ADMIN): run the harness as root, or pick another runtime")
+        return f"cannot set up the private mount namespace its definition asks for{why}"
+
     def argv(self, *args: str) -> list[str]:
         """The full command line for a runtime subcommand."""
         return [self.binary, *self.definition.global_args, self.definition.root_flag, str(self.state_root), *args]
@@ -320,6 +328,8 @@ class Runtime:
             proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, preexec_fn=self._preexec)
         except OSError as err:
             raise RuntimeCallError(self.name, argv, f"cannot execute: {err}") from None
+        except subprocess.SubprocessError:  # the quirk failed in the child ("Exception occurred in preexec_fn")
+            raise RuntimeCallError(self.name, argv, self._quirk_failure()) from None
         out, err_out = _communicate(proc, timeout, lambda o, e: RuntimeTimeout(self.name, argv, f"no answer within {timeout:g} s (killed)", stdout=_text(o), stderr=_text(e)))
         proc = subprocess.CompletedProcess(argv, proc.returncode, out, err_out)
         if check and proc.returncode != 0:
@@ -484,6 +494,8 @@ class Container:
             try:
                 self.runtime.create(self.id, self.bundle, pid_file=self.pid_file, stdin=stdin, stdout=out, stderr=err, extra=extra, timeout=timeout)
             except RuntimeCallError as failure:
+                if failure.returncode is None and not isinstance(failure, RuntimeTimeout):
+                    raise  # the runtime never ran (cannot execute it, or its quirk failed): already said
                 failure.stderr = self.stderr_path.read_text(errors="replace")
                 self.created = self._exists()
                 if not self.created:  # some runtimes leave the cgroup of a failed create
