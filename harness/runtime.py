@@ -37,6 +37,34 @@ from . import _linux, host
 from .errors import HarnessError
 
 DEFAULT_TIMEOUT = 30.0
+#: the most a busy machine stretches the deadlines (a hang is still reported, just later)
+MAX_SCALE = 8.0
+
+
+def timeout_scale() -> float:
+    """How much this machine's deadlines are stretched now: ``$HARNESS_TIMEOUT_SCALE`` if set,
+    else the measured load, runnable tasks per CPU over the last minute (``os.getloadavg``),
+    between 1 (a quiet machine) and :data:`MAX_SCALE`. A busy CI machine gets longer deadlines
+    instead of false timeouts; a real hang still ends in a timeout that names the call."""
+    env = os.environ.get("HARNESS_TIMEOUT_SCALE")
+    if env:
+        try:
+            value = float(env)
+        except ValueError:
+            raise HarnessError(f"HARNESS_TIMEOUT_SCALE={env!r} is not a number (a factor such as 2 or 0.5)") from None
+        if value <= 0:
+            raise HarnessError(f"HARNESS_TIMEOUT_SCALE={env!r} must be a positive factor")
+        return value
+    try:
+        load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    except OSError:
+        return 1.0
+    return min(max(load, 1.0), MAX_SCALE)
+
+
+def scaled(seconds: float) -> float:
+    """A deadline of ``seconds`` on a quiet machine, stretched for this machine now."""
+    return seconds * timeout_scale()
 
 
 class RuntimeNotFound(HarnessError):
@@ -252,6 +280,8 @@ class Runtime:
         self.binary = binary
         self.state_root = Path(state_root)
         self.timeout = timeout if timeout is not None else definition.timeout
+        #: a --runtime-timeout given by the user is taken as is; the definition's default scales
+        self.timeout_given = timeout is not None
         #: where containers made through this runtime are recorded (see harness.journal)
         self.journal: Any = None
         pmn = definition.private_mount_namespace
@@ -323,14 +353,17 @@ class Runtime:
         """Run one subcommand; raise :class:`RuntimeCallError` on failure or :class:`RuntimeTimeout`."""
         argv = self.argv(*args)
         self.state_root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        timeout = self.timeout if timeout is None else timeout
+        base = self.timeout if timeout is None else timeout
+        factor = 1.0 if self.timeout_given and timeout is None else timeout_scale()
+        timeout = base * factor
+        how = f"{base:g} s" if factor == 1.0 else f"{base:g} s x {factor:.2g} for this machine's load (HARNESS_TIMEOUT_SCALE sets the factor)"
         try:
             proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, preexec_fn=self._preexec)
         except OSError as err:
             raise RuntimeCallError(self.name, argv, f"cannot execute: {err}") from None
         except subprocess.SubprocessError:  # the quirk failed in the child ("Exception occurred in preexec_fn")
             raise RuntimeCallError(self.name, argv, self._quirk_failure()) from None
-        out, err_out = _communicate(proc, timeout, lambda o, e: RuntimeTimeout(self.name, argv, f"no answer within {timeout:g} s (killed)", stdout=_text(o), stderr=_text(e)))
+        out, err_out = _communicate(proc, timeout, lambda o, e: RuntimeTimeout(self.name, argv, f"timeout: {args[0]} gave no answer within {timeout:.3g} s ({how}); killed", stdout=_text(o), stderr=_text(e)))
         proc = subprocess.CompletedProcess(argv, proc.returncode, out, err_out)
         if check and proc.returncode != 0:
             raise RuntimeCallError(self.name, argv, f"{args[0]} failed", returncode=proc.returncode, stdout=_text(proc.stdout), stderr=_text(proc.stderr))
@@ -557,6 +590,7 @@ class Container:
             raise HarnessError(
                 f"{self.runtime.name}: container {self.id} has pid {self.pid}, which is not a process its create made; cannot wait for it"
             )
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         offsets = [0, self._stderr_offset]
         try:
@@ -588,6 +622,7 @@ class Container:
 
     def wait_status(self, status: str, timeout: float = 10.0) -> State:
         """Poll ``state`` until it reports ``status``; the last state is in the error otherwise."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         delay = 0.005
         while True:
@@ -608,6 +643,7 @@ class Container:
         then can be lost (pid 1 of a pid namespace ignores signals it has no handler for). The
         wait ends early, with the reason, when the process ends before writing the mark.
         """
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         delay = 0.002
         while not marker.exists():

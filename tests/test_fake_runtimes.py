@@ -33,7 +33,7 @@ FAKES = {
     "does-nothing": "pass",
 }
 EXPECTED = {
-    "hangs": "no answer within 0.5 s (killed)",
+    "hangs": "timeout: state gave no answer within 0.5 s",
     "crashes": "exit code: -11",
     "garbage": "state output is not JSON",
     "does-nothing": "state output is not JSON",

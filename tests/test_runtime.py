@@ -43,10 +43,37 @@ def test_failed_call_carries_command_exit_code_and_stderr(tmp_path):
     assert "fakert" in str(e) and "exit code: 3" in str(e) and "does not exist" in str(e)
 
 
-def test_hanging_runtime_times_out(tmp_path):
+def test_hanging_runtime_times_out(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_TIMEOUT_SCALE", "1")
     rt = make(tmp_path, "time.sleep(60)")
     rt.timeout = 0.5
-    with pytest.raises(RuntimeTimeout, match=r"no answer within 0.5 s"):
+    with pytest.raises(RuntimeTimeout, match=r"timeout: state gave no answer within 0.5 s \(0.5 s\); killed"):
+        rt.state("x")
+
+
+def test_deadlines_scale_with_the_machine(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_TIMEOUT_SCALE", "2")
+    rt = make(tmp_path, "time.sleep(60)")
+    rt.timeout = 0.25
+    with pytest.raises(RuntimeTimeout, match=r"timeout: state gave no answer within 0.5 s \(0.25 s x 2 for this machine's load"):
+        rt.state("x")
+    monkeypatch.delenv("HARNESS_TIMEOUT_SCALE")
+    import harness.runtime as hr
+
+    monkeypatch.setattr(hr.os, "getloadavg", lambda: (100.0, 0.0, 0.0))
+    assert hr.timeout_scale() == hr.MAX_SCALE  # a hang is still reported, later
+    monkeypatch.setattr(hr.os, "getloadavg", lambda: (0.1, 0.0, 0.0))
+    assert hr.timeout_scale() == 1.0
+    monkeypatch.setenv("HARNESS_TIMEOUT_SCALE", "fast")
+    with pytest.raises(hr.HarnessError, match="HARNESS_TIMEOUT_SCALE"):
+        hr.timeout_scale()
+
+
+def test_a_given_runtime_timeout_is_not_scaled(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_TIMEOUT_SCALE", "8")
+    rt = make(tmp_path, "time.sleep(60)")
+    rt.timeout, rt.timeout_given = 0.5, True  # as --runtime-timeout 0.5
+    with pytest.raises(RuntimeTimeout, match=r"within 0.5 s \(0.5 s\)"):
         rt.state("x")
 
 
