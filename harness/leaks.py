@@ -179,3 +179,48 @@ def remove(leaks: list[Leak]) -> list[str]:
         except OSError as err:
             problems.append(f"{leak}: {err.strerror}")
     return problems
+
+
+# --------------------------------------------------------------------------------------------
+# Host state a runtime must not change: it belongs to the namespaces the container was to get
+
+
+#: sysctls read before and after every case, besides those a case's configs set
+WATCHED_SYSCTLS = ("kernel.hostname", "kernel.domainname")
+
+
+def _sysctl_path(key: str) -> Path:
+    return Path("/proc/sys") / key.replace(".", "/")
+
+
+def host_state(sysctls: set[str] | frozenset[str] = frozenset()) -> dict[str, str]:
+    """The values of the watched sysctls (hostname and domainname among them) and ``sysctls``
+    (``linux.sysctl`` keys of a case's configs), as this process sees them."""
+    state = {}
+    for key in sorted(set(WATCHED_SYSCTLS) | set(sysctls)):
+        if ".." in key.split(".") or "/" in key:
+            continue
+        try:
+            state[key] = _sysctl_path(key).read_text()
+        except OSError:
+            continue
+    return state
+
+
+def restore_host_state(before: dict[str, str]) -> tuple[list[str], list[str]]:
+    """Put back every value that changed since ``before``; returns (what changed, what could not
+    be restored). A runtime that skipped a namespace it was asked for changes the host's own."""
+    changed, problems = [], []
+    for key, value in before.items():
+        try:
+            now = _sysctl_path(key).read_text()
+        except OSError:
+            continue
+        if now == value:
+            continue
+        changed.append(f"host sysctl {key} changed from {value.strip()!r} to {now.strip()!r} (restored)")
+        try:
+            _sysctl_path(key).write_text(value)
+        except OSError as err:
+            problems.append(f"host sysctl {key}: cannot restore {value.strip()!r}: {err.strerror}")
+    return changed, problems

@@ -420,10 +420,17 @@ def container_factory(request: pytest.FixtureRequest, runtime: _runtime.Runtime,
     made: list[_runtime.Container] = []
     request.node.stash[_CONTAINERS] = made
     mounts_before: set[str] = set()
+    host_before: dict[str, str] = {}
 
     def make(bundle: Bundle, *, id: str | None = None) -> _runtime.Container:
         c = _runtime.Container(runtime, id or container_id(), bundle.path, tmp_path / "io")
         mounts_before.update(leaks.mount_points([os.path.realpath(bundle.path)]))  # overlay bundles' own
+        try:  # the host's values of what the container is to set in its own namespaces
+            sysctls = set((bundle.config().get("linux") or {}).get("sysctl") or {})
+        except (OSError, ValueError, AttributeError, HarnessError):
+            sysctls = set()
+        for key, value in leaks.host_state(sysctls).items():
+            host_before.setdefault(key, value)
         made.append(c)
         return c
 
@@ -435,10 +442,10 @@ def container_factory(request: pytest.FixtureRequest, runtime: _runtime.Runtime,
         except HarnessError as err:
             errors.append(str(err))
     if made:
-        _check_leaks(request.node, runtime, made, mounts_before, errors)
+        _check_leaks(request.node, runtime, made, mounts_before, errors, host_before)
 
 
-def _check_leaks(item: pytest.Item, runtime: _runtime.Runtime, made: list[_runtime.Container], mounts_before: set[str], errors: list[str]) -> None:
+def _check_leaks(item: pytest.Item, runtime: _runtime.Runtime, made: list[_runtime.Container], mounts_before: set[str], errors: list[str], host_before: dict[str, str]) -> None:
     """After its containers were deleted: what the runtime left on the host is a finding
     (runtime.md, delete), removed here, and a failure of the case unless the runtime's
     definition lists it under ``[known_leaks]``. When the runtime could not even delete a
@@ -456,6 +463,10 @@ def _check_leaks(item: pytest.Item, runtime: _runtime.Runtime, made: list[_runti
     scanned = leaks.find(ids=ids, tokens=tokens, bundles=[str(c.bundle) for c in made], state_roots=[runtime.state_root], mounts_before=mounts_before)
     problems = leaks.remove(scanned)
     found += [str(x) for x in scanned] + [f"could not remove {p}" for p in problems]
+    # the host's hostname, domainname and the sysctls the configs set: a runtime that skipped
+    # a namespace it was asked for changed the host's own (config-linux.md, Sysctl; config.md)
+    changed, unrestored = leaks.restore_host_state(host_before)
+    found += changed + unrestored
     known = _listed(runtime.definition.known_leaks, runtime.definition.name, item)
     if found or errors:
         left = found + [f"a container the runtime could not delete: {e.splitlines()[0]}" for e in errors]
@@ -467,9 +478,13 @@ def _check_leaks(item: pytest.Item, runtime: _runtime.Runtime, made: list[_runti
             pytrace=False,
         )
     if found and known is None:
+        head = []
+        if any(not f.startswith("host sysctl") for f in found):
+            head.append(f"LEAK: {runtime.name} left this behind after its containers were deleted (runtime.delete.removes-resources)")
+        if changed or unrestored:
+            head.append(f"HOST CHANGED: {runtime.name} changed the host's own values (a namespace it was asked for was not made, or not used)")
         pytest.fail(
-            f"LEAK: {runtime.name} left this behind after its containers were deleted (runtime.delete.removes-resources; "
-            f"list it under [known_leaks] in its definition if it is a known deviation):\n  " + "\n  ".join(found),
+            "; ".join(head) + "; list it under [known_leaks] in its definition if it is a known deviation:\n  " + "\n  ".join(found),
             pytrace=False,
         )
 

@@ -77,3 +77,21 @@ def test_processes_rooted_in_a_bundle_and_state_entries(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_host_values_a_runtime_changed_are_reported_and_restored():
+    # in a private UTS and IPC namespace: this test must not change the machine it runs on
+    code = (
+        "from pathlib import Path; from harness import leaks\n"
+        "before = leaks.host_state({'kernel.shm_rmid_forced'})\n"
+        "Path('/proc/sys/kernel/hostname').write_text('changed-by-a-runtime')\n"
+        "old = before['kernel.shm_rmid_forced'].strip()\n"
+        "Path('/proc/sys/kernel/shm_rmid_forced').write_text('0' if old == '1' else '1')\n"
+        "changed, problems = leaks.restore_host_state(before)\n"
+        "assert problems == [], problems\n"
+        "assert len(changed) == 2 and 'kernel.hostname' in changed[0] and 'kernel.shm_rmid_forced' in changed[1], changed\n"
+        "assert leaks.host_state({'kernel.shm_rmid_forced'}) == before\n"
+        "assert leaks.restore_host_state(before) == ([], [])\n"
+    )
+    p = subprocess.run(["unshare", "--uts", "--ipc", sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=False)
+    assert p.returncode == 0, p.stderr
