@@ -102,7 +102,8 @@ def test_checksum_mismatch_leaves_nothing(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     cache = tmp_path / "cache"
     try:
-        env = {"HARNESS_ALPINE_MIRROR": f"http://127.0.0.1:{server.server_address[1]}", "HARNESS_CACHE_DIR": str(cache)}
+        # no local tarball: the (bad) download is what is tested
+        env = {"HARNESS_ALPINE_MIRROR": f"http://127.0.0.1:{server.server_address[1]}", "HARNESS_CACHE_DIR": str(cache), "HARNESS_ROOTFS_TAR": ""}
         if os.uname().machine != "x86_64":
             pytest.skip("the test mirror serves the x86_64 file")
         result = harness("bundle", str(tmp_path / "x"), "--rootfs", "alpine", env=env)
