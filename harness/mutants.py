@@ -299,7 +299,7 @@ def _timed_out(message: str) -> bool:
     the error lines count: a traceback also shows the adapter's source, which names it."""
     lines = message.splitlines()
     errors = [line for line in lines if line.startswith("E ")] or lines[:1]
-    return any("no answer within" in line and "(killed)" in line for line in errors)
+    return any("no answer within" in line and "killed" in line for line in errors)
 
 
 def run(

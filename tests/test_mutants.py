@@ -118,7 +118,7 @@ def test_classify_killed_breaks_everything_hang_and_undecided():
     mutants._classify(r, [rec("m-x", smoke, "failed", reqs=["config.process.args"])], "fast")
     assert r.outcome == "killed", "a smoke case checking the mutant's own requirement counts as a kill"
     r = result()
-    mutants._classify(r, [rec("m-x", "cases/t.py::a", "failed", message="m-x: no answer within 20 s (killed)")], "full")
+    mutants._classify(r, [rec("m-x", "cases/t.py::a", "failed", message="m-x: timeout: delete gave no answer within 20 s (load 1.0); killed")], "full")
     assert r.outcome == "hang"
     r = result()
     traceback = 'out, err = _communicate(proc, timeout, lambda o, e: RuntimeTimeout(self.name, argv, f"no answer within {timeout:g} s (killed)"))\nE   RuntimeCallError: m-x: delete failed'
