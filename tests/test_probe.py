@@ -382,11 +382,19 @@ def test_report_namespaces(host_report: dict) -> None:
     assert {"mnt", "pid", "net", "uts", "ipc", "user"} <= set(expected)
 
 
-def test_report_mounts_and_cgroups(host_report: dict) -> None:
-    mounts = host_report["mounts"]
+def test_report_mounts_and_cgroups(probe: Path, tmp_path: Path) -> None:
+    # Other runs on the host mount and unmount while the probe reads the table: every mount
+    # there both before and after must be in the report, in order and parsed alike, and the
+    # report holds nothing that was in neither table.
+    before = parse_mountinfo(Path("/proc/self/mountinfo").read_text())
+    report = report_of(probe, cwd=tmp_path)
+    after = parse_mountinfo(Path("/proc/self/mountinfo").read_text())
+    mounts = report["mounts"]
     assert "/" in [m["mount_point"] for m in mounts]
-    assert mounts == parse_mountinfo(Path("/proc/self/mountinfo").read_text())
-    assert host_report["cgroups"] == parse_cgroup(Path("/proc/self/cgroup").read_text())
+    stable = [m for m in before if m in after]
+    assert [m for m in mounts if m in stable] == stable
+    assert [m for m in mounts if m not in before and m not in after] == []
+    assert report["cgroups"] == parse_cgroup(Path("/proc/self/cgroup").read_text())
 
 
 def test_report_decodes_escaped_mount_points(probe: Path, tmp_path: Path) -> None:

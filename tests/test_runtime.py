@@ -3,6 +3,7 @@
 import json
 import os
 import stat
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -154,15 +155,22 @@ def test_bad_definition_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to unshare the mount namespace")
+@pytest.mark.requires("root")
 def test_private_mount_namespace_quirk_hides_mounts_from_the_runtime_only(tmp_path):
-    target = host.mounts()[-1].mount_point  # any mount point of ours will do
-    quirk = runtime.PrivateMountNamespace(frozenset({host.cgroup_mode()}), (target,), "test")
-    rt = make(tmp_path, "print(open('/proc/self/mountinfo').read())", private_mount_namespace=quirk)
-    inside = rt.call("x").stdout.decode()
-    assert f" {target} " not in inside, f"{target} is still mounted for the runtime"
-    assert target in [m.mount_point for m in host.mounts()], "the host lost the mount"
-    rt_plain = make(tmp_path, "print(open('/proc/self/mountinfo').read())")
-    assert f" {target} " in rt_plain.call("x").stdout.decode()
+    # A mount of the test's own: any other mount point may be another run's, gone mid-test.
+    target = str(tmp_path / "hidden")
+    os.mkdir(target)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "harness-test", target], check=True)
+    try:
+        quirk = runtime.PrivateMountNamespace(frozenset({host.cgroup_mode()}), (target,), "test")
+        rt = make(tmp_path, "print(open('/proc/self/mountinfo').read())", private_mount_namespace=quirk)
+        inside = rt.call("x").stdout.decode()
+        assert f" {target} " not in inside, f"{target} is still mounted for the runtime"
+        assert target in [m.mount_point for m in host.mounts()], "the host lost the mount"
+        rt_plain = make(tmp_path, "print(open('/proc/self/mountinfo').read())")
+        assert f" {target} " in rt_plain.call("x").stdout.decode()
+    finally:
+        subprocess.run(["umount", target], check=True)
 
 
 def test_container_create_gives_stdio_files_and_separates_runtime_messages(tmp_path):
