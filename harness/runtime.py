@@ -123,6 +123,66 @@ class PrivateMountNamespace:
         return host.cgroup_mode() in self.when
 
 
+class _BadExpectedFailure(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ExpectedFailure:
+    """A known deviation of a runtime: one case, one specific failing check.
+
+    In ``runtimes/NAME.toml``::
+
+        [expected_failures."test_x[param]"]
+        reason = "what the runtime does instead"
+        spec = "runtime.md#delete"                       # file#anchor of the v1.3.0 spec
+        sentence = "the spec sentence, verbatim"          # the rule the failure breaks
+        match = "regex searched in the failure message"   # the assertion and its observed value
+
+    The case runs as a strict xfail; it counts as this deviation only if its failure message
+    matches ``match``. A runtime failing the same case for another reason is a plain failure.
+    """
+
+    reason: str
+    spec: str
+    sentence: str
+    match: str
+
+    FIELDS = ("reason", "spec", "sentence", "match")
+
+    @classmethod
+    def parse(cls, key: str, value: Any) -> "ExpectedFailure":
+        import re
+
+        where = f"expected failure {key!r}"
+        if not isinstance(value, dict):
+            raise _BadExpectedFailure(
+                f"{where} is a {type(value).__name__}; write it as a table "
+                f'[expected_failures."{key}"] with reason, spec, sentence and match (see runtimes/README.md)'
+            )
+        missing = [f for f in cls.FIELDS if not isinstance(value.get(f), str) or not value[f].strip()]
+        unknown = sorted(set(value) - set(cls.FIELDS))
+        if missing or unknown:
+            raise _BadExpectedFailure(f"{where}: " + "; ".join(
+                ([f"needs {', '.join(missing)} (non-empty strings)"] if missing else []) + ([f"unknown keys {', '.join(unknown)}"] if unknown else [])
+            ))
+        if "#" not in value["spec"] or not value["spec"].split("#", 1)[0].endswith(".md"):
+            raise _BadExpectedFailure(f"{where}: spec {value['spec']!r} is not FILE.md#anchor")
+        try:
+            re.compile(value["match"])
+        except re.error as err:
+            raise _BadExpectedFailure(f"{where}: match {value['match']!r} is not a regular expression: {err}") from None
+        return cls(**{f: value[f] for f in cls.FIELDS})
+
+    def matches(self, message: str) -> bool:
+        import re
+
+        return re.search(self.match, message) is not None
+
+    def __str__(self) -> str:
+        return f"{self.reason} ({self.spec}: {self.sentence})"
+
+
 @dataclass(frozen=True)
 class RuntimeDefinition:
     name: str
@@ -135,7 +195,7 @@ class RuntimeDefinition:
     timeout: float = DEFAULT_TIMEOUT
     debian_package: str | None = None
     private_mount_namespace: PrivateMountNamespace | None = None
-    expected_failures: dict[str, str] = field(default_factory=dict)
+    expected_failures: dict[str, ExpectedFailure] = field(default_factory=dict)
     #: cases after which this runtime is known to leave something on the host (see harness.leaks)
     known_leaks: dict[str, str] = field(default_factory=dict)
     source: Path | None = None
@@ -162,10 +222,12 @@ class RuntimeDefinition:
                 private_mount_namespace=None
                 if pmn is None
                 else PrivateMountNamespace(frozenset(pmn.get("when", ("v1", "hybrid", "v2"))), tuple(pmn.get("unmount", ())), pmn.get("reason", "")),
-                expected_failures=dict(data.get("expected_failures", {})),
+                expected_failures={k: ExpectedFailure.parse(k, v) for k, v in data.get("expected_failures", {}).items()},
                 known_leaks=dict(data.get("known_leaks", {})),
                 source=path,
             )
+        except _BadExpectedFailure as err:
+            raise HarnessError(f"runtime definition {path}: {err}") from None
         except (KeyError, TypeError, ValueError) as err:
             raise HarnessError(f"runtime definition {path}: missing or invalid field {err}") from None
 

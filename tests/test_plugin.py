@@ -41,9 +41,16 @@ def fake_env(pytester, monkeypatch, tmp_path):
     (defs / "fake.toml").write_text(textwrap.dedent(f'''
         name = "fake"
         binary = "{binary}"
-        [expected_failures]
-        "test_known_bug" = "fake deviates (runtime.md#create)"
-        "test_param[b]" = "only b deviates"
+        [expected_failures."test_known_bug"]
+        reason = "fake deviates"
+        spec = "runtime.md#create"
+        sentence = "The runtime MUST ..."
+        match = "AssertionError: the name is fake"
+        [expected_failures."test_param[b]"]
+        reason = "only b deviates"
+        spec = "runtime.md#create"
+        sentence = "The runtime MUST ..."
+        match = "b deviates"
     '''))
     (defs / "other.toml").write_text(f'name = "other"\nbinary = "{binary}"\n')
     monkeypatch.setenv("HARNESS_RUNTIMES_DIR", str(defs))
@@ -61,14 +68,14 @@ def test_cases_run_once_per_runtime_and_expected_failures_are_strict(fake_env):
             assert runtime.name in ("fake", "other")
 
         def test_known_bug(runtime):
-            assert runtime.name != "fake"
+            assert runtime.name != "fake", "the name is fake"
 
         def test_fixed_bug_is_reported(runtime):
             pass
 
         @pytest.mark.parametrize("p", ["a", "b"])
         def test_param(runtime, p):
-            assert not (runtime.name == "fake" and p == "b")
+            assert not (runtime.name == "fake" and p == "b"), f"{p} deviates"
         """
     )
     result = fake_env.runpytest("--runtime", "fake,other", "-rxX")
@@ -81,6 +88,36 @@ def test_an_expected_failure_that_passes_fails_the_run(fake_env):
     result = fake_env.runpytest("--runtime", "fake")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*XPASS(strict)*"])
+
+
+def test_an_expected_failure_that_fails_differently_is_a_failure(fake_env):
+    """A known deviation is one specific check: the same case failing another way is new."""
+    fake_env.makepyfile(test_cases="def test_known_bug(runtime):\n    assert runtime.name == 'other', 'something else broke'\n")
+    result = fake_env.runpytest("--runtime", "fake", "-rf")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*not the known deviation*", "*does not match*the name is fake*"])
+
+
+@pytest.mark.parametrize(
+    "entry, complaint",
+    [
+        ('"test_x" = "a reason only"', "is a str; write it as a table*"),
+        ('"test_x" = { reason = "r", spec = "runtime.md#create", sentence = "s" }', "*needs match*"),
+        ('"test_x" = { reason = "r", spec = "runtime.md#create", sentence = "s", match = "(" }', "*not a regular expression*"),
+        ('"test_x" = { reason = "r", spec = "create", sentence = "s", match = "x" }', "*not FILE.md#anchor*"),
+    ],
+)
+def test_a_malformed_expected_failure_is_refused(tmp_path, entry, complaint):
+    import fnmatch
+
+    from harness.errors import HarnessError
+    from harness.runtime import RuntimeDefinition
+
+    path = tmp_path / "bad.toml"
+    path.write_text(f'name = "bad"\nbinary = "bad"\n[expected_failures]\n{entry}\n')
+    with pytest.raises(HarnessError) as err:
+        RuntimeDefinition.from_toml(path)
+    assert fnmatch.fnmatch(str(err.value), f"runtime definition {path}: expected failure 'test_x'{complaint}") or fnmatch.fnmatch(str(err.value), f"*{complaint}")
 
 
 def test_requires_skips_with_reason(fake_env, monkeypatch):
@@ -201,7 +238,7 @@ def test_results_dir_gets_jsonl_junit_tap(fake_env, tmp_path):
             pass
 
         def test_known_bug(runtime):
-            assert False, "deviates"
+            assert False, "the name is fake"
 
         def test_bad(runtime):
             assert 1 == 2, "expected 1, got 2"
