@@ -14,5 +14,5 @@ class ConfigError(RuntimeFailure):
 
 
 class HookFailure(RuntimeFailure):
-    """A prestart/createRuntime/createContainer/startContainer hook failed: the lifecycle
+    """A prestart/createRuntime/createContainer/startContainer/poststart hook failed: the lifecycle
     goes on at step 12 (destroy) and 13 (poststop hooks), runtime.md "Lifecycle"."""

@@ -85,7 +85,7 @@ def run_hooks(hooks, name, state):
 
 
 def run_hooks_warn(hooks, name, state, warn):
-    """poststart/poststop: a failure is a warning only (config.md)."""
+    """poststop: a failure is a warning only (runtime.md lifecycle step 13)."""
     for h in hooks.get(name) or ():
         try:
             run_hook(h, state, name)

@@ -99,7 +99,15 @@ def start(root, cid, warn=None):
         pass
     if st.get("hooks", {}).get("poststart"):
         from oci_reference import hooks
-        hooks.run_hooks_warn(st["hooks"], "poststart", statemod.hook_state(st, "running"), warn or (lambda m: None))
+        try:
+            hooks.run_hooks(st["hooks"], "poststart", statemod.hook_state(st, "running"))
+        except RuntimeFailure as e:
+            # runtime.md lifecycle step 9 (v1.3.0): generate an error, stop the container and
+            # continue at step 12 (destroy), then 13 (poststop hooks)
+            destroy(root, cid, st)
+            if st.get("hooks", {}).get("poststop"):
+                poststop(st, warn)
+            raise HookFailure(str(e)) from None
     return st
 
 
