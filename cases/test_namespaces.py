@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import _linux, host, spec
+from harness import _linux, features, host, spec
 from harness.probe import parse_report
 from harness.pytest_plugin import USERNS_HOST_ID, USERNS_SIZE
 from harness.runtime import RuntimeCallError
@@ -36,6 +36,25 @@ def assert_create_fails(runtime, container, why):
     with pytest.raises(RuntimeCallError):
         runtime.state(container.id)
         pytest.fail(f"a container exists after the failed create ({why})")
+
+
+def refused_as_unsupported(runtime, container, ns_type) -> bool:
+    """For a namespace type added in a later spec release than a runtime may know (time, in
+    v1.1.0), the runtime's ``features`` output decides (features-linux.md#namespaces: "The
+    recognized names of the namespaces"). A runtime with no features document skips; one whose
+    document does not list the type must refuse it, as an unsupported value (config.md#valid-values:
+    "Runtimes MUST generate an error when invalid or unsupported values are encountered."), and
+    True is returned once that is checked; a runtime listing it goes on with the case (False)."""
+    if ns_type != "time":
+        return False
+    doc = features.document(runtime)
+    reason = features.unclaimed(doc, "linux.namespaces", ns_type, runtime.name)
+    if reason is None:
+        return False
+    if doc is None:
+        pytest.skip(reason)
+    assert_create_fails(runtime, container, f"{runtime.name} does not recognize the {ns_type} namespace ({reason}), an unsupported value that MUST be an error")
+    return True
 
 
 @pytest.fixture
@@ -93,6 +112,8 @@ def test_new_namespace_outside(runtime, bundle_factory, container_factory, host_
 @pytest.mark.spec("linux.namespaces.new", "linux.namespaces.types-supported")
 def test_new_namespace_of_optional_type(runtime, bundle_factory, container_factory, host_namespaces, ns_type):
     c = container_factory(bundle_factory("report", edit=lambda config: spec.set_namespace(config, ns_type)))
+    if refused_as_unsupported(runtime, c, ns_type):
+        return
     c.create()
     name = NS_FILE[ns_type]
     outside = host.namespace_inodes(c.pid)[name]
@@ -153,17 +174,65 @@ def test_unlisted_namespace_is_inherited(runtime, run_probe, host_namespaces, ns
     )
 
 
+def _without_mounts(config, record):
+    """No mount namespace, and nothing that needs one: no mounts, masked or read-only paths, a
+    writable root. A createRuntime hook (run in the runtime namespace, config.md) records the
+    runtime's mount namespace."""
+    spec.set_namespace(config, "mount", present=False)
+    config["mounts"] = []
+    config["root"]["readonly"] = False
+    for key in ("maskedPaths", "readonlyPaths", "rootfsPropagation"):
+        config["linux"].pop(key, None)
+    config.setdefault("hooks", {})["createRuntime"] = [{"path": "/bin/sh", "args": ["sh", "-c", f"readlink /proc/self/ns/mnt > {record}"]}]
+
+
+@pytest.mark.spec("linux.namespaces.inherit")
+def test_unlisted_mount_namespace_is_inherited(runtime, bundle_factory, container_id, tmp_path, host_namespaces):
+    """config-linux.md#namespaces: "If a namespace type is not specified in the `namespaces`
+    array, the container MUST inherit the runtime namespace of that type", mount included.
+
+    A runtime sharing its mount namespace with the container may change it (runc makes "/" a
+    recursive slave), so here the runtime runs in a private mount namespace made for each of its
+    calls (as the adapter does for a definition's quirk): that is the runtime namespace the
+    container must share, and nothing reaches the host's."""
+    import dataclasses
+
+    from harness.runtime import Container, PrivateMountNamespace, Runtime
+
+    quirk = runtime.definition.private_mount_namespace
+    unmount = quirk.unmount if quirk is not None and quirk.applies() else ()
+    private = PrivateMountNamespace(frozenset({"v1", "hybrid", "v2"}), unmount, "keep the host's mounts out of reach")
+    rt = Runtime(dataclasses.replace(runtime.definition, private_mount_namespace=private), runtime.state_root.with_name(runtime.state_root.name + "-nomnt"), timeout=runtime.timeout)
+    rt.journal = runtime.journal
+    record = tmp_path / "runtime-mnt"
+    bundle = bundle_factory("exit", "0", edit=lambda config: _without_mounts(config, record))
+    with Container(rt, container_id(), bundle.path, tmp_path / "io") as c:
+        c.create()
+        assert record.exists(), "the createRuntime hook did not record the runtime's mount namespace"
+        runtime_mnt = record.read_text().strip()
+        container_mnt = os.readlink(f"/proc/{c.pid}/ns/mnt")
+        assert container_mnt != f"mnt:[{host_namespaces['mnt']}]", "the runtime did not run in the private mount namespace made for it"
+        assert container_mnt == runtime_mnt, f"the container's mount namespace is {container_mnt}, the runtime's {runtime_mnt}: it was not inherited"
+        root = os.readlink(f"/proc/{c.pid}/root")
+        assert os.path.realpath(root) == os.path.realpath(bundle.rootfs), f"the container's root is {root}, not the bundle's rootfs {bundle.rootfs}"
+        c.start()
+        end = c.wait()
+        assert end.code == 0, f"the container process ended with {end}; stderr {c.stderr()!r}"
+
+
 # --------------------------------------------------------------------------------------------
 # Joining a namespace by path
 
 
 @pytest.mark.parametrize("ns_type", ["network", "ipc", "uts", "mount", "cgroup", "time"])
 @pytest.mark.spec("linux.namespaces.join-path")
-def test_join_namespace_made_on_host(runtime, run_probe, persistent_namespace, ns_type):
+def test_join_namespace_made_on_host(runtime, run_probe, bundle_factory, container_factory, persistent_namespace, ns_type):
     if ns_type == "mount" and runtime.in_private_mount_namespace:
         pytest.skip(f"the adapter runs {runtime.name} in a private mount namespace on this host (its definition's quirk): a mount namespace made on the host cannot be joined from there")
     path = persistent_namespace(ns_type)
     expected = os.stat(path).st_ino
+    if ns_type == "time" and refused_as_unsupported(runtime, container_factory(bundle_factory("exit", "0", edit=lambda config: spec.set_namespace(config, ns_type, str(path)))), ns_type):
+        return
     _, report = run_probe("report", edit=lambda config: spec.set_namespace(config, ns_type, str(path)))
     inside = report["namespaces"].get(NS_FILE[ns_type])
     assert inside == expected, f"the container is in {ns_type} namespace {inside}, not in {expected} given by path {path}"
@@ -296,6 +365,7 @@ OFFSET = 10 * 86400  # ten days: far more than any scheduling delay
 
 
 @pytest.mark.spec("linux.time-offsets.applied")
+@pytest.mark.feature("linux.namespaces", contains="time")  # timeOffsets needs a time namespace (spec v1.1.0)
 def test_boottime_offset_applied(runtime, bundle_factory, container_factory):
     def offset(config):
         spec.set_namespace(config, "time")
@@ -317,6 +387,7 @@ def test_boottime_offset_applied(runtime, bundle_factory, container_factory):
 
 
 @pytest.mark.spec("linux.time-offsets.applied")
+@pytest.mark.feature("linux.namespaces", contains="time")  # timeOffsets needs a time namespace (spec v1.1.0)
 def test_monotonic_offset_applied(runtime, bundle_factory, container_factory):
     def offset(config):
         spec.set_namespace(config, "time")

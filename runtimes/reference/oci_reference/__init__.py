@@ -6,5 +6,5 @@ it uses.
 """
 
 __version__ = "0.1.0"
-SPEC_VERSION = "1.2.0"
+SPEC_VERSION = "1.3.0"
 SPEC_VERSION_MIN = "1.0.0"

@@ -713,7 +713,12 @@ def _cross_checks(c):
     if c.domainname and not c.ns("uts")[0]:
         raise ConfigError("domainname", "cannot set the domainname without a UTS namespace")
     if not c.ns("mount")[0]:
-        raise ConfigError("linux.namespaces", "oci-reference needs a mount namespace")
+        # the container shares the runtime's mount namespace: mounting anything would change
+        # the runtime's (the host's) mounts, so what needs a mount is refused
+        for what, wanted in (("mounts", c.mounts), ("linux.maskedPaths", c.masked_paths), ("linux.readonlyPaths", c.readonly_paths),
+                             ("root.readonly", c.root_readonly), ("linux.rootfsPropagation", c.rootfs_propagation)):
+            if wanted:
+                raise ConfigError(what, "needs a mount namespace: without one the container shares the runtime's, where oci-reference mounts nothing")
     for k in c.sysctl:
         if k in _IPC_SYSCTLS or k.startswith("fs.mqueue."):
             if not c.ns("ipc")[0]:

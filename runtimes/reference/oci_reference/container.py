@@ -27,7 +27,7 @@ import os
 import sys
 import _socket
 
-from oci_reference import ops
+from oci_reference import SPEC_VERSION, ops
 from oci_reference import state as statemod
 from oci_reference.errors import HookFailure, RuntimeFailure
 
@@ -126,7 +126,8 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
         raise RuntimeFailure(f"container {cid} already exists") from None
 
     st = {
-        "ociVersion": cfg.oci_version,
+        # the version of the spec the state document complies with (runtime.md#state): ours
+        "ociVersion": SPEC_VERSION,
         "id": cid,
         "status": "creating",
         "pid": 0,
@@ -544,11 +545,10 @@ def _init_main(cfg, cid, sock, listener, preserve_fds, last_cap):
             def install_seccomp(status):
                 fd = build()
                 if fd >= 0:  # SCMP_ACT_NOTIFY: the container process state to the agent
-                    from oci_reference import SPEC_VERSION
                     pid = parent_pid()
                     payload = {"ociVersion": SPEC_VERSION, "fds": ["seccompFd"], "pid": pid,
                                "metadata": cfg.seccomp["metadata"],
-                               "state": {"ociVersion": cfg.oci_version, "id": cid, "status": status, "pid": pid,
+                               "state": {"ociVersion": SPEC_VERSION, "id": cid, "status": status, "pid": pid,
                                          "bundle": cfg.bundle, "annotations": cfg.annotations}}
                     seccomp.send_state(cfg.seccomp_agent, fd, jsonlite.dumps(payload).encode())
         builder = RootfsBuilder(cfg, cfg.ns("user")[0], lambda: in_cgroup().mount_sources())
@@ -560,7 +560,7 @@ def _init_main(cfg, cid, sock, listener, preserve_fds, last_cap):
                 os._exit(1)
         if cfg.hooks.get("createContainer"):
             from oci_reference import hooks
-            hs = {"ociVersion": cfg.oci_version, "id": cid, "status": "creating", "pid": os.getpid(),
+            hs = {"ociVersion": SPEC_VERSION, "id": cid, "status": "creating", "pid": os.getpid(),
                   "bundle": cfg.bundle, "annotations": cfg.annotations}
             hooks.run_hooks(cfg.hooks, "createContainer", hs)
         builder.pivot()
@@ -616,7 +616,7 @@ def _init_main(cfg, cid, sock, listener, preserve_fds, last_cap):
             os._exit(1)
         if cfg.hooks.get("startContainer"):
             from oci_reference import hooks
-            hs = {"ociVersion": cfg.oci_version, "id": cid, "status": "created", "pid": os.getpid(),
+            hs = {"ociVersion": SPEC_VERSION, "id": cid, "status": "created", "pid": os.getpid(),
                   "bundle": cfg.bundle, "annotations": cfg.annotations}
             hooks.run_hooks(cfg.hooks, "startContainer", hs)
         if install_seccomp is not None:

@@ -217,10 +217,19 @@ class RootfsBuilder:
         self.cgroup_sources = cgroup_sources
         self.rootfs = cfg.root_path
         self.rootfd = -1
+        # Without a mount namespace of its own the container shares the runtime's
+        # (config-linux.md#namespaces: an unlisted type is inherited): nothing is mounted, the
+        # process is jailed in the rootfs with chroot, and config.py refuses what needs mounts.
+        self.own_mount_ns = cfg.ns("mount")[0]
 
     # --- before pivot_root ------------------------------------------------------------
     def prepare(self):
         cfg = self.cfg
+        if not self.own_mount_ns:
+            self.rootfd = os.open(self.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            self._default_devices()
+            self._devices()
+            return
         # like runc: rslave unless private is asked for, so that host mount events still
         # reach the container and a bind of a shared host mount can be its slave; the
         # requested rootfsPropagation is applied to "/" after pivot_root
@@ -455,6 +464,10 @@ class RootfsBuilder:
             os.close(self.rootfd)
             self.rootfd = -1
         os.chdir(self.rootfs)
+        if not self.own_mount_ns:
+            os.chroot(".")
+            os.chdir("/")
+            return
         linux.pivot_root(".", ".")
         # the old root is now stacked on "."; prepare() made every mount of this namespace
         # a slave or private, so detaching it cannot reach the host.  (A recursive MS_SLAVE
@@ -465,6 +478,8 @@ class RootfsBuilder:
     # --- after pivot_root -------------------------------------------------------------
     def finish(self):
         cfg = self.cfg
+        if not self.own_mount_ns:
+            return
         for p in cfg.masked_paths:
             self._mask(p)
         for p in cfg.readonly_paths:
