@@ -10,10 +10,13 @@ from harness.runtime import RuntimeCallError
 pytestmark = pytest.mark.requires("root")
 
 
+# Keys a runtime does not know. None under org.opencontainers: config.md#annotations reserves
+# that namespace for the spec ("annotations using keys in this namespace MUST be as described
+# in this section"), so a runtime may refuse one it does not know.
 ANNOTATIONS = {
     "com.example.never-heard-of-it": "x",
-    "org.opencontainers.image.os": "linux",
-    "org.opencontainers.harness.structured": '{"a": [1, 2]}',
+    "io.example.image.os": "linux",
+    "com.example.structured": '{"a": [1, 2]}',
     "com.example.empty-value": "",
     "example.com/with-a-slash": "kubernetes-style key",
     "com.example.ünïcode": "välue",

@@ -1,11 +1,31 @@
 """Errors (runtime.md "Errors" and each operation): an operation that must fail exits non-zero
-and leaves the environment as if it had never been attempted."""
+and leaves the environment as if it had never been attempted: no container (``state`` fails or
+is unchanged), and no mount, process, cgroup or state-root entry added or removed
+(:mod:`harness.traces`)."""
 
 import pytest
 
+from harness import traces
 from harness.runtime import RuntimeCallError
 
 pytestmark = pytest.mark.requires("root")
+
+
+@pytest.fixture
+def environment(runtime, tmp_path):
+    """``environment(cid, bundle=None)``: a function taking a snapshot of what container ``cid``
+    could leave behind (mounts under this case's folders and the state root, processes, cgroups
+    named after the id, the state root's entries)."""
+
+    def take(cid, bundle=None):
+        return lambda: traces.snapshot(cid, folders=[tmp_path], state_root=runtime.state_root, bundle=bundle)
+
+    return take
+
+
+def assert_unchanged(before, take, what):
+    changes = traces.changes_after(before, take)
+    assert not changes, f"{what} changed the environment: {'; '.join(changes)}"
 
 
 def unknown_id(container_id):
@@ -19,12 +39,15 @@ def test_state_of_unknown_container(runtime, container_id):
 
 
 @pytest.mark.spec("runtime.start.unknown-id", "runtime.errors.no-change")
-def test_start_unknown_container(runtime, container_id):
+def test_start_unknown_container(runtime, container_id, environment):
     cid = unknown_id(container_id)
+    take = environment(cid)
+    before = take()
     with pytest.raises(RuntimeCallError):
         runtime.start(cid)
     with pytest.raises(RuntimeCallError):
         runtime.state(cid)
+    assert_unchanged(before, take, "the failed start of an unknown container")
 
 
 @pytest.mark.spec("runtime.delete.unknown-id")
@@ -40,14 +63,17 @@ def test_kill_unknown_container(runtime, container_id):
 
 
 @pytest.mark.spec("runtime.create.id-not-unique", "runtime.state.id-unique", "runtime.errors.no-change")
-def test_create_with_existing_id(runtime, bundle_factory, container_factory):
+def test_create_with_existing_id(runtime, bundle_factory, container_factory, environment):
     first = container_factory(bundle_factory("write", "/ran", "first"))
     first.create()
     before = first.state()
     second_bundle = bundle_factory("write", "/ran", "second")
+    take = environment(first.id, second_bundle.path)
+    env_before = take()
     second = container_factory(second_bundle, id=first.id)
     with pytest.raises(RuntimeCallError):
         second.create()
+    assert_unchanged(env_before, take, "the failed create with an id in use")
     after = first.state()
     assert (after.status, after.pid, after.bundle) == (before.status, before.pid, before.bundle), "the failed create changed the existing container"
     first.start()
@@ -57,15 +83,18 @@ def test_create_with_existing_id(runtime, bundle_factory, container_factory):
 
 
 @pytest.mark.spec("runtime.start.not-created", "runtime.errors.no-change")
-def test_start_twice(runtime, bundle_factory, container_factory):
+def test_start_twice(runtime, bundle_factory, container_factory, environment):
     bundle = bundle_factory("write", "/ready", "1", "pause")
     c = container_factory(bundle)
     c.create()
     c.start()
     before = c.wait_status("running")
     c.wait_ready(bundle.rootfs / "ready")
+    take = environment(c.id, c.bundle)
+    env_before = take()
     with pytest.raises(RuntimeCallError):
         c.start()
+    assert_unchanged(env_before, take, "the refused second start")
     after = c.state()
     assert (after.status, after.pid) == ("running", before.pid), f"the second start changed the container: {after.raw}"
     c.kill("TERM")
@@ -86,13 +115,16 @@ def test_start_stopped_container(runtime, bundle_factory, container_factory):
 
 
 @pytest.mark.spec("runtime.delete.not-stopped", "runtime.errors.no-change")
-def test_delete_running_container(runtime, bundle_factory, container_factory):
+def test_delete_running_container(runtime, bundle_factory, container_factory, environment):
     c = container_factory(bundle_factory("pause"))
     c.create()
     c.start()
     before = c.wait_status("running")
+    take = environment(c.id, c.bundle)
+    env_before = take()
     with pytest.raises(RuntimeCallError):
         c.delete()
+    assert_unchanged(env_before, take, "the refused delete of a running container")
     after = c.state()
     assert (after.status, after.pid) == ("running", before.pid)
 
@@ -125,14 +157,14 @@ def test_create_without_id_fails(runtime, bundle_factory):
 
 @pytest.mark.parametrize("bad_id", ["../escape", "a/b", ""])
 @pytest.mark.spec("runtime.create.id-invalid", "runtime.errors.no-change")
-def test_create_with_invalid_id_fails(runtime, bundle_factory, bad_id, tmp_path):
+def test_create_with_invalid_id_fails(runtime, bundle_factory, bad_id, tmp_path, environment):
     bundle = bundle_factory("write", "/ran", "yes")
-    before = sorted(p.name for p in runtime.state_root.iterdir()) if runtime.state_root.exists() else []
+    take = environment(bad_id, bundle.path)
+    before = take()
     proc = runtime.call("create", "--bundle", str(bundle.path), bad_id, check=False, stdout=open(tmp_path / "out", "wb"), stderr=open(tmp_path / "err", "wb"))
     try:
         assert proc.returncode != 0, f"create with the invalid id {bad_id!r} succeeded"
-        after = sorted(p.name for p in runtime.state_root.iterdir()) if runtime.state_root.exists() else []
-        assert after == before, f"the failed create left state behind: {sorted(set(after) - set(before))}"
+        assert_unchanged(before, take, f"the failed create with the invalid id {bad_id!r}")
         assert not (bundle.rootfs / "ran").exists()
     finally:
         if proc.returncode == 0:
@@ -140,12 +172,16 @@ def test_create_with_invalid_id_fails(runtime, bundle_factory, bad_id, tmp_path)
 
 
 @pytest.mark.spec("runtime.delete.not-stopped", "runtime.errors.no-change")
-def test_delete_created_container_fails(runtime, bundle_factory, container_factory):
+def test_delete_created_container_fails(runtime, bundle_factory, container_factory, environment):
     c = container_factory(bundle_factory("write", "/ran", "yes"))
     c.create()
     before = c.state()
+    take = environment(c.id, c.bundle)
+    env_before = take()
     with pytest.raises(RuntimeCallError):
         c.delete()
+        pytest.fail(f"delete of a created container succeeded (status was {before.status!r}); it must fail and have no effect")
+    assert_unchanged(env_before, take, "the refused delete of a created container")
     after = c.state()
     assert (after.status, after.pid) == ("created", before.pid), f"deleting a created container changed it: {after.raw}"
     c.start()
@@ -175,10 +211,13 @@ def test_start_without_process_fails(runtime, bundle_factory, container_factory)
 
 
 @pytest.mark.spec("runtime.lifecycle.create-error", "runtime.create.cannot-apply", "runtime.errors.no-change")
-def test_create_with_missing_rootfs_fails(runtime, bundle_factory, container_factory):
+def test_create_with_missing_rootfs_fails(runtime, bundle_factory, container_factory, environment):
     bundle = bundle_factory("exit", "0", edit=lambda config: config["root"].__setitem__("path", "no-such-rootfs"))
     c = container_factory(bundle)
+    take = environment(c.id, bundle.path)
+    before = take()
     with pytest.raises(RuntimeCallError):
         c.create()
     with pytest.raises(RuntimeCallError):
         runtime.state(c.id)
+    assert_unchanged(before, take, "the failed create")

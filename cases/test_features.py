@@ -22,7 +22,7 @@ pytestmark = pytest.mark.requires("root")
 
 SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
 
-#: Every property the spec defines (features.md, features-linux.md, up to v1.2), by path.
+#: Every property the spec defines (features.md, features-linux.md, v1.3.0), by path.
 DEFINED = {
     "": {"ociVersionMin", "ociVersionMax", "hooks", "mountOptions", "linux", "annotations", "potentiallyUnsafeConfigAnnotations"},
     "linux": {"namespaces", "capabilities", "cgroup", "seccomp", "apparmor", "selinux", "intelRdt", "memoryPolicy", "mountExtensions", "netDevices"},
@@ -31,12 +31,22 @@ DEFINED = {
     "linux.apparmor": {"enabled"},
     "linux.selinux": {"enabled"},
     "linux.intelRdt": {"enabled", "schemata", "monitoring"},
-    "linux.memoryPolicy": {"modes", "flags"},
     "linux.mountExtensions": {"idmap"},
     "linux.mountExtensions.idmap": {"enabled"},
     "linux.netDevices": {"enabled"},
+    "linux.memoryPolicy": {"modes", "flags"},
 }
-#: Types of the linux members: "strings" (array of strings) or "bools" (object of booleans).
+#: Properties added after v1.2 (ChangeLog v1.3.0: netDevices #1271, memoryPolicy #1282, intelRdt
+#: schemata #1291 and monitoring #1290): "defined in this version" holds for a runtime whose
+#: ociVersionMax is at least that release (features.md#specification-version).
+INTRODUCED = {
+    "linux.netDevices": "1.3.0",
+    "linux.memoryPolicy": "1.3.0",
+    "linux.intelRdt.schemata": "1.3.0",
+    "linux.intelRdt.monitoring": "1.3.0",
+}
+#: Types of the linux members: "strings" (array of strings), "bools" (object of booleans) or
+#: "strings-map" (object of arrays of strings).
 LINUX_TYPES = {
     "namespaces": "strings",
     "capabilities": "strings",
@@ -45,6 +55,7 @@ LINUX_TYPES = {
     "selinux": "bools",
     "intelRdt": "bools",
     "netDevices": "bools",
+    "memoryPolicy": "strings-map",
 }
 SECCOMP_TYPES = {"enabled": bool, "actions": list, "operators": list, "archs": list, "knownFlags": list, "supportedFlags": list}
 
@@ -128,13 +139,20 @@ def test_runtime_accepts_listed_oci_version(runtime, features, run_probe, key):
 
 @pytest.mark.spec("features.defined-properties-only")
 def test_features_holds_only_defined_properties(runtime, features):
+    """features.md: "The Features structure MUST NOT contain properties that are not defined in
+    this version of the Open Container Initiative Runtime Specification" (the version of
+    ociVersionMax): a v1.3.0 property is defined for a runtime claiming 1.3.0, not one claiming 1.2.0."""
+    top = features.get("ociVersionMax")
     unknown = []
 
     def walk(node: Any, path: str) -> None:
         for key, value in node.items():
             where = f"{path}.{key}" if path else key
+            since = INTRODUCED.get(where)
             if key not in DEFINED[path]:
                 unknown.append(where)
+            elif since is not None and isinstance(top, str) and SEMVER.match(top) and semver_key(top) < semver_key(since):
+                unknown.append(f"{where} (defined since {since}, ociVersionMax is {top})")
             elif where in DEFINED and isinstance(value, dict):
                 walk(value, where)
 
@@ -167,6 +185,8 @@ def test_features_linux_members_have_spec_types(runtime, features):
             wrong.append(f"linux.{key} = {value!r} (expected an array of strings)")
         if kind == "bools" and not (isinstance(value, dict) and all(isinstance(v, bool) or v is None for v in value.values())):
             wrong.append(f"linux.{key} = {value!r} (expected an object of booleans)")
+        if kind == "strings-map" and not (isinstance(value, dict) and all(v is None or (isinstance(v, list) and all(isinstance(x, str) for x in v)) for v in value.values())):
+            wrong.append(f"linux.{key} = {value!r} (expected an object of arrays of strings)")
     seccomp = linux.get("seccomp")
     if seccomp is not None:
         for key, value in seccomp.items() if isinstance(seccomp, dict) else [("", seccomp)]:

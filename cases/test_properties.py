@@ -14,7 +14,7 @@ import os
 import pytest
 from hypothesis import Phase, given, note, settings
 
-from harness import host
+from harness import traces
 from harness.bundle import create_bundle
 from harness.probe import parse_report
 from harness.pytest_plugin import hypothesis_settings
@@ -79,23 +79,21 @@ def test_invalid_config_is_refused_and_leaves_nothing(runtime, probe_binary, con
     # unvalidated on purpose: the runtime must be the one to refuse it
     config = bundle.edit(lambda c: INVALID[name](c, token), validate=False)
     note(f"mutation {name}; config.json: " + json.dumps(config))
-    # What a failed create could leave mounted lives under this case's folders or the
-    # runtime's state root; other workers' mounts elsewhere are not this case's business.
-    ours = (str(tmp_path), str(runtime.state_root))
-
-    def our_mounts():
-        return sorted((m.mount_point, m.fstype) for m in host.mounts() if m.mount_point.startswith(ours))
-
-    mounts_before = our_mounts()
-    state_before = sorted(os.listdir(runtime.state_root)) if runtime.state_root.exists() else []
     cid = container_id()
+    # What a failed create could leave (mounts under this case's folders or the state root,
+    # processes, cgroups named after the id, state-root entries); other workers' things are
+    # not this case's business (harness.traces).
+    def take():
+        return traces.snapshot(cid, folders=[tmp_path], state_root=runtime.state_root, bundle=bundle.path)
+
+    before = take()
     with Container(runtime, cid, bundle.path, tmp_path / "io") as c:
         with pytest.raises(RuntimeCallError) as err:
             c.create()
+            pytest.fail(f"create accepted the invalid config ({name})")
         assert err.value.stderr.strip(), f"create refused the config ({name}) without saying why"
         with pytest.raises(RuntimeCallError):
             runtime.state(cid)
-    state_after = sorted(os.listdir(runtime.state_root)) if runtime.state_root.exists() else []
-    assert state_after == state_before, f"the failed create left state behind: {sorted(set(state_after) - set(state_before))}"
-    assert our_mounts() == mounts_before, "the failed create left mounts behind"
+        changes = traces.changes_after(before, take)
+        assert not changes, f"the failed create changed the environment: {'; '.join(changes)}"
     assert not (bundle.rootfs / "ran").exists(), "the user program ran"
