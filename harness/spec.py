@@ -5,8 +5,9 @@ the harness never hides a field behind a model class. This module
 
 * builds the default config (:func:`default_config`), the same content ``runc spec`` writes, and
   its rootless variant;
-* validates a config against the rules of runtime-spec's config.md and config-linux.md
-  (:func:`validate`), returning every violation with the JSON path of the offending value;
+* validates a config against the spec's JSON Schema and the rules of config.md and
+  config-linux.md the schema cannot express (:func:`validate`), returning every violation with
+  the JSON path of the offending value;
 * reads and writes ``config.json`` with errors that name the file and the problem.
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 from .errors import ConfigError
 
 #: The version of the runtime spec the harness writes into configs it makes.
-OCI_VERSION = "1.0.2-dev"
+OCI_VERSION = "1.3.0"
 
 _DEFAULT_MASKED = [
     "/proc/acpi",
@@ -41,7 +42,8 @@ _DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
 
 def default_config(*, rootless: bool = False, uid: int | None = None, gid: int | None = None) -> dict[str, Any]:
-    """The default config, with the content ``runc spec`` (or ``runc spec --rootless``) writes.
+    """The default config, with the content ``runc spec`` (or ``runc spec --rootless``) writes,
+    except ``ociVersion``: the spec version the harness follows (:data:`OCI_VERSION`).
 
     ``rootless`` maps the calling user (or ``uid``/``gid``) to root in a new user namespace,
     drops the network namespace and the cgroup limits, and bind-mounts the host's /sys, as a
@@ -168,11 +170,16 @@ def set_namespace(config: dict[str, Any], ns_type: str, path: str | None = None,
 
 # --------------------------------------------------------------------------------------------
 # Validation
+#
+# Two layers: the spec's own JSON Schemas (harness.schema: types, required properties, enums,
+# integer ranges, patterns), then the rules the schemas cannot express, written here. A value of
+# the wrong type is the schema's to report; the checks below skip it silently.
 
 
 @dataclass(frozen=True)
 class Violation:
-    """One broken rule: where (a JSON path like ``$.process.args``), what, and the spec section."""
+    """One broken rule: where (a JSON path like ``$.process.args``), what, and the spec section
+    (or, for a schema violation, the schema's path)."""
 
     path: str
     message: str
@@ -182,7 +189,6 @@ class Violation:
         return f"{self.path}: {self.message} ({self.section})"
 
 
-NAMESPACE_TYPES = frozenset({"pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"})
 RLIMIT_TYPES = frozenset(
     "RLIMIT_" + n
     for n in (
@@ -198,15 +204,26 @@ CAPABILITIES = (
     "CAP_WAKE_ALARM CAP_BLOCK_SUSPEND CAP_AUDIT_READ CAP_PERFMON CAP_BPF CAP_CHECKPOINT_RESTORE"
 ).split()
 _CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
-_DEVICE_TYPES = frozenset({"c", "b", "u", "p"})
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 _HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
-_UINT32 = 2**32 - 1
-_UINT64 = 2**64 - 1
 
 # Section anchors of the spec documents, used in violation messages.
 _CFG = "config.md"
 _LNX = "config-linux.md"
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _dict(parent: Any, key: str) -> dict[str, Any] | None:
+    value = parent.get(key) if isinstance(parent, dict) else None
+    return value if isinstance(value, dict) else None
+
+
+def _list(parent: Any, key: str) -> list[Any]:
+    value = parent.get(key) if isinstance(parent, dict) else None
+    return value if isinstance(value, list) else []
 
 
 class _Checker:
@@ -216,40 +233,131 @@ class _Checker:
     def add(self, path: str, message: str, section: str) -> None:
         self.violations.append(Violation(path, message, section))
 
-    # Type checks return True when the value has the expected type (and record a violation if not).
-    def is_type(self, value: Any, kind: type | tuple[type, ...], path: str, section: str, what: str) -> bool:
-        if kind is int or kind == (int,):
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        else:
-            ok = isinstance(value, kind) and not (isinstance(value, bool) and bool not in _as_tuple(kind))
-        if not ok:
-            self.add(path, f"must be {what}, not {_json_type(value)}", section)
-        return ok
-
-    def uint(self, value: Any, path: str, section: str, bits: int = 32) -> bool:
-        top = _UINT32 if bits == 32 else _UINT64
-        if not self.is_type(value, int, path, section, f"an unsigned {bits}-bit integer"):
-            return False
-        if not 0 <= value <= top:
-            self.add(path, f"{value} is outside 0..{top}", section)
-            return False
-        return True
-
-    def str_list(self, value: Any, path: str, section: str) -> bool:
-        if not self.is_type(value, list, path, section, "an array of strings"):
-            return False
-        good = True
-        for i, item in enumerate(value):
-            good &= self.is_type(item, str, f"{path}[{i}]", section, "a string")
-        return good
-
     def abs_path(self, value: Any, path: str, section: str) -> None:
-        if self.is_type(value, str, path, section, "a string") and not value.startswith("/"):
+        if isinstance(value, str) and not value.startswith("/"):
             self.add(path, f"must be an absolute path, not {value!r}", section)
 
 
-def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
+def validate(config: Any, *, platform: str = "linux") -> list[Violation]:
+    """Every violation of the spec's config rules in ``config`` (empty list: valid).
+
+    First the spec's JSON Schema (``schema/config-schema.json`` of the pinned spec folder, see
+    :mod:`harness.schema`), each violation naming the schema's path; then what the schema cannot
+    say: REQUIRED properties the schema leaves optional (root, process.args, user ids), SemVer,
+    absolute paths, non-empty values, known rlimit and capability names, no duplicated rlimit or
+    namespace types, device numbers, timeOffsets with a time namespace. Properties the spec does
+    not know are allowed: runtimes must ignore them.
+    """
+    from . import schema
+
+    found = [Violation(e.path, e.message, e.schema_path) for e in schema.validate(config, "config")]
+    if isinstance(config, dict):
+        c = _Checker()
+        _semantics(c, config, platform)
+        found += c.violations
+    return found
+
+
+def check(config: Any, *, source: str = "config.json") -> None:
+    """Raise a :class:`ConfigError` listing every violation, if there is any."""
+    violations = validate(config)
+    if violations:
+        lines = "\n".join(f"  {v}" for v in violations)
+        raise ConfigError(f"{source} breaks the runtime spec in {len(violations)} place(s):\n{lines}")
+
+
+def _semantics(c: _Checker, config: dict[str, Any], platform: str) -> None:
+    version = config.get("ociVersion")
+    if isinstance(version, str) and not _SEMVER.match(version):
+        c.add("$.ociVersion", f"{version!r} is not a SemVer 2.0.0 version", _CFG + "#specification-version")
+    if "root" not in config:
+        if platform != "windows":
+            c.add("$.root", "is REQUIRED on this platform", _CFG + "#root")
+    elif isinstance(config["root"], dict) and config["root"].get("path") == "":
+        c.add("$.root.path", "must not be empty", _CFG + "#root")
+    for i, mount in enumerate(_list(config, "mounts")):
+        if isinstance(mount, dict) and mount.get("destination") == "":
+            c.add(f"$.mounts[{i}].destination", "must not be empty", _CFG + "#mounts")
+    process = _dict(config, "process")
+    if process is not None:
+        _process(c, process, platform)
+    hooks = _dict(config, "hooks")
+    for kind in _HOOK_KINDS:
+        for i, hook in enumerate(_list(hooks, kind)):
+            if isinstance(hook, dict):
+                c.abs_path(hook.get("path"), f"$.hooks.{kind}[{i}].path", _CFG + "#posix-platform-hooks")
+    annotations = _dict(config, "annotations")
+    if annotations is not None and "" in annotations:
+        c.add("$.annotations", "keys must not be empty", _CFG + "#annotations")
+    linux = _dict(config, "linux")
+    if platform == "linux" and linux is not None:
+        _linux(c, linux)
+
+
+def _process(c: _Checker, process: dict[str, Any], platform: str) -> None:
+    section = _CFG + "#process"
+    c.abs_path(process.get("cwd"), "$.process.cwd", section)
+    for i, item in enumerate(_list(process, "env")):
+        if isinstance(item, str) and "=" not in item:
+            c.add(f"$.process.env[{i}]", f"{item!r} is not of the form KEY=value", section)
+    if platform != "windows":
+        if "args" not in process:
+            c.add("$.process.args", "is REQUIRED on this platform", section)
+        elif process["args"] == []:
+            c.add("$.process.args", "must hold at least one entry", section)
+    seen: set[str] = set()
+    for i, rl in enumerate(_list(process, "rlimits")):
+        rtype = rl.get("type") if isinstance(rl, dict) else None
+        if not isinstance(rtype, str):
+            continue
+        if platform == "linux" and rtype not in RLIMIT_TYPES:
+            c.add(f"$.process.rlimits[{i}].type", f"{rtype!r} is not a Linux rlimit", _CFG + "#posix-process")
+        elif rtype in seen:
+            c.add(f"$.process.rlimits[{i}].type", f"{rtype} is listed twice", _CFG + "#posix-process")
+        seen.add(rtype)
+    user = _dict(process, "user")
+    if user is not None and platform != "windows":
+        for key in ("uid", "gid"):
+            if key not in user:
+                c.add(f"$.process.user.{key}", "is REQUIRED", _CFG + "#posix-platform-user")
+    caps = _dict(process, "capabilities")
+    known = set(CAPABILITIES)
+    for key in _CAP_SETS:
+        for i, name in enumerate(_list(caps, key)):
+            if isinstance(name, str) and name not in known:
+                c.add(f"$.process.capabilities.{key}[{i}]", f"{name!r} is not a Linux capability", _CFG + "#linux-process")
+    score = process.get("oomScoreAdj")
+    if _int(score) and not -1000 <= score <= 1000:
+        c.add("$.process.oomScoreAdj", f"{score} is outside -1000..1000", _CFG + "#linux-process")
+
+
+def _linux(c: _Checker, linux: dict[str, Any]) -> None:
+    section = _LNX + "#namespaces"
+    types: set[str] = set()
+    for i, ns in enumerate(_list(linux, "namespaces")):
+        if not isinstance(ns, dict):
+            continue
+        ns_type = ns.get("type")
+        if isinstance(ns_type, str):
+            if ns_type in types:
+                c.add(f"$.linux.namespaces[{i}].type", f"namespace {ns_type!r} is listed more than once", section)
+            types.add(ns_type)
+        if "path" in ns:
+            c.abs_path(ns["path"], f"$.linux.namespaces[{i}].path", section)
+    for i, dev in enumerate(_list(linux, "devices")):
+        if not isinstance(dev, dict):
+            continue
+        c.abs_path(dev.get("path"), f"$.linux.devices[{i}].path", _LNX + "#devices")
+        dtype = dev.get("type")
+        for key in ("major", "minor"):
+            if key not in dev and dtype in ("c", "b", "u"):
+                c.add(f"$.linux.devices[{i}].{key}", f"is REQUIRED for device type {dtype!r}", _LNX + "#devices")
+    for key in ("maskedPaths", "readonlyPaths"):
+        anchor = _LNX + ("#masked-paths" if key == "maskedPaths" else "#readonly-paths")
+        for i, item in enumerate(_list(linux, key)):
+            c.abs_path(item, f"$.linux.{key}[{i}]", anchor)
+    if "timeOffsets" in linux and "time" not in types:
+        c.add("$.linux.timeOffsets", "is set but there is no new time namespace", _LNX + "#offset-for-time-namespace")
 
 
 def _json_type(value: Any) -> str:
@@ -266,289 +374,3 @@ def _json_type(value: Any) -> str:
     if isinstance(value, dict):
         return "an object"
     return type(value).__name__
-
-
-def validate(config: Any, *, platform: str = "linux") -> list[Violation]:
-    """Every violation of the spec's config rules in ``config`` (empty list: valid).
-
-    Covers the REQUIRED properties and their types, and the Linux rules a runtime must enforce
-    (namespace types unique, absolute paths, known rlimit and capability names, device types,
-    id mappings). Properties the spec does not know are allowed: the spec tells runtimes to
-    ignore them.
-    """
-    c = _Checker()
-    if not isinstance(config, dict):
-        c.add("$", f"must be an object, not {_json_type(config)}", _CFG + "#configuration")
-        return c.violations
-    if "ociVersion" not in config:
-        c.add("$.ociVersion", "is REQUIRED", _CFG + "#specification-version")
-    elif c.is_type(config["ociVersion"], str, "$.ociVersion", _CFG + "#specification-version", "a string"):
-        if not _SEMVER.match(config["ociVersion"]):
-            c.add("$.ociVersion", f"{config['ociVersion']!r} is not a SemVer 2.0.0 version", _CFG + "#specification-version")
-    _check_root(c, config, platform)
-    _check_mounts(c, config.get("mounts"))
-    if "process" in config:
-        _check_process(c, config["process"])
-    for key in ("hostname", "domainname"):
-        if key in config:
-            c.is_type(config[key], str, f"$.{key}", _CFG + f"#{key}", "a string")
-    _check_hooks(c, config.get("hooks"))
-    _check_annotations(c, config.get("annotations"))
-    if platform == "linux" and "linux" in config:
-        _check_linux(c, config)
-    return c.violations
-
-
-def check(config: Any, *, source: str = "config.json") -> None:
-    """Raise a :class:`ConfigError` listing every violation, if there is any."""
-    violations = validate(config)
-    if violations:
-        lines = "\n".join(f"  {v}" for v in violations)
-        raise ConfigError(f"{source} breaks the runtime spec in {len(violations)} place(s):\n{lines}")
-
-
-def _check_root(c: _Checker, config: dict[str, Any], platform: str) -> None:
-    section = _CFG + "#root"
-    if "root" not in config:
-        if platform != "windows":
-            c.add("$.root", "is REQUIRED on this platform", section)
-        return
-    root = config["root"]
-    if not c.is_type(root, dict, "$.root", section, "an object"):
-        return
-    if "path" not in root:
-        c.add("$.root.path", "is REQUIRED", section)
-    elif c.is_type(root["path"], str, "$.root.path", section, "a string") and not root["path"]:
-        c.add("$.root.path", "must not be empty", section)
-    if "readonly" in root:
-        c.is_type(root["readonly"], bool, "$.root.readonly", section, "a boolean")
-
-
-def _check_mounts(c: _Checker, mounts: Any) -> None:
-    section = _CFG + "#mounts"
-    if mounts is None:
-        return
-    if not c.is_type(mounts, list, "$.mounts", section, "an array"):
-        return
-    for i, mount in enumerate(mounts):
-        path = f"$.mounts[{i}]"
-        if not c.is_type(mount, dict, path, section, "an object"):
-            continue
-        if "destination" not in mount:
-            c.add(f"{path}.destination", "is REQUIRED", section)
-        elif c.is_type(mount["destination"], str, f"{path}.destination", section, "a string") and not mount["destination"]:
-            c.add(f"{path}.destination", "must not be empty", section)
-        for key in ("type", "source"):
-            if key in mount:
-                c.is_type(mount[key], str, f"{path}.{key}", section, "a string")
-        if "options" in mount:
-            c.str_list(mount["options"], f"{path}.options", section)
-        for key in ("uidMappings", "gidMappings"):
-            if key in mount:
-                _check_id_mappings(c, mount[key], f"{path}.{key}", section)
-
-
-def _check_process(c: _Checker, process: Any) -> None:
-    section = _CFG + "#process"
-    if not c.is_type(process, dict, "$.process", section, "an object"):
-        return
-    if "terminal" in process:
-        c.is_type(process["terminal"], bool, "$.process.terminal", section, "a boolean")
-    if "consoleSize" in process and c.is_type(process["consoleSize"], dict, "$.process.consoleSize", section, "an object"):
-        for key in ("height", "width"):
-            if key not in process["consoleSize"]:
-                c.add(f"$.process.consoleSize.{key}", "is REQUIRED", section)
-            else:
-                c.uint(process["consoleSize"][key], f"$.process.consoleSize.{key}", section)
-    if "cwd" not in process:
-        c.add("$.process.cwd", "is REQUIRED", section)
-    else:
-        c.abs_path(process["cwd"], "$.process.cwd", section)
-    if "env" in process and c.str_list(process["env"], "$.process.env", section):
-        for i, item in enumerate(process["env"]):
-            if "=" not in item:
-                c.add(f"$.process.env[{i}]", f"{item!r} is not of the form KEY=value", section)
-    if "args" not in process:
-        c.add("$.process.args", "is REQUIRED on this platform", section)
-    elif c.str_list(process["args"], "$.process.args", section) and not process["args"]:
-        c.add("$.process.args", "must hold at least one entry", section)
-    if "rlimits" in process and c.is_type(process["rlimits"], list, "$.process.rlimits", section, "an array"):
-        seen: set[str] = set()
-        for i, rl in enumerate(process["rlimits"]):
-            path = f"$.process.rlimits[{i}]"
-            if not c.is_type(rl, dict, path, section, "an object"):
-                continue
-            rtype = rl.get("type")
-            if rtype is None:
-                c.add(f"{path}.type", "is REQUIRED", section)
-            elif c.is_type(rtype, str, f"{path}.type", section, "a string"):
-                if rtype not in RLIMIT_TYPES:
-                    c.add(f"{path}.type", f"{rtype!r} is not a Linux rlimit", section)
-                elif rtype in seen:
-                    c.add(f"{path}.type", f"{rtype} is listed twice", section)
-                seen.add(rtype)
-            for key in ("soft", "hard"):
-                if key not in rl:
-                    c.add(f"{path}.{key}", "is REQUIRED", section)
-                else:
-                    c.uint(rl[key], f"{path}.{key}", section, bits=64)
-    if "user" in process:
-        _check_user(c, process["user"])
-    if "capabilities" in process:
-        _check_capabilities(c, process["capabilities"])
-    if "noNewPrivileges" in process:
-        c.is_type(process["noNewPrivileges"], bool, "$.process.noNewPrivileges", section, "a boolean")
-    if "oomScoreAdj" in process and c.is_type(process["oomScoreAdj"], int, "$.process.oomScoreAdj", section, "an integer"):
-        if not -1000 <= process["oomScoreAdj"] <= 1000:
-            c.add("$.process.oomScoreAdj", f"{process['oomScoreAdj']} is outside -1000..1000", section)
-    for key in ("apparmorProfile", "selinuxLabel"):
-        if key in process:
-            c.is_type(process[key], str, f"$.process.{key}", section, "a string")
-
-
-def _check_user(c: _Checker, user: Any) -> None:
-    section = _CFG + "#posix-platform-user"
-    if not c.is_type(user, dict, "$.process.user", section, "an object"):
-        return
-    for key in ("uid", "gid"):
-        if key not in user:
-            c.add(f"$.process.user.{key}", "is REQUIRED", section)
-        else:
-            c.uint(user[key], f"$.process.user.{key}", section)
-    if "umask" in user:
-        c.uint(user["umask"], "$.process.user.umask", section)
-    if "additionalGids" in user and c.is_type(user["additionalGids"], list, "$.process.user.additionalGids", section, "an array"):
-        for i, gid in enumerate(user["additionalGids"]):
-            c.uint(gid, f"$.process.user.additionalGids[{i}]", section)
-
-
-def _check_capabilities(c: _Checker, caps: Any) -> None:
-    section = _CFG + "#linux-process"
-    if not c.is_type(caps, dict, "$.process.capabilities", section, "an object"):
-        return
-    known = set(CAPABILITIES)
-    for key in _CAP_SETS:
-        if key in caps and c.str_list(caps[key], f"$.process.capabilities.{key}", section):
-            for i, name in enumerate(caps[key]):
-                if name not in known:
-                    c.add(f"$.process.capabilities.{key}[{i}]", f"{name!r} is not a Linux capability", section)
-
-
-def _check_hooks(c: _Checker, hooks: Any) -> None:
-    section = _CFG + "#posix-platform-hooks"
-    if hooks is None:
-        return
-    if not c.is_type(hooks, dict, "$.hooks", section, "an object"):
-        return
-    for kind in _HOOK_KINDS:
-        if kind not in hooks or not c.is_type(hooks[kind], list, f"$.hooks.{kind}", section, "an array"):
-            continue
-        for i, hook in enumerate(hooks[kind]):
-            path = f"$.hooks.{kind}[{i}]"
-            if not c.is_type(hook, dict, path, section, "an object"):
-                continue
-            if "path" not in hook:
-                c.add(f"{path}.path", "is REQUIRED", section)
-            else:
-                c.abs_path(hook["path"], f"{path}.path", section)
-            for key in ("args", "env"):
-                if key in hook:
-                    c.str_list(hook[key], f"{path}.{key}", section)
-            if "timeout" in hook and c.is_type(hook["timeout"], int, f"{path}.timeout", section, "an integer"):
-                if hook["timeout"] <= 0:
-                    c.add(f"{path}.timeout", "must be greater than zero", section)
-
-
-def _check_annotations(c: _Checker, annotations: Any) -> None:
-    section = _CFG + "#annotations"
-    if annotations is None or not c.is_type(annotations, dict, "$.annotations", section, "an object"):
-        return
-    for key, value in annotations.items():
-        if not key:
-            c.add("$.annotations", "keys must not be empty", section)
-        c.is_type(value, str, f"$.annotations[{key!r}]", section, "a string")
-
-
-def _check_id_mappings(c: _Checker, mappings: Any, path: str, section: str) -> None:
-    if not c.is_type(mappings, list, path, section, "an array"):
-        return
-    for i, m in enumerate(mappings):
-        if not c.is_type(m, dict, f"{path}[{i}]", section, "an object"):
-            continue
-        for key in ("containerID", "hostID", "size"):
-            if key not in m:
-                c.add(f"{path}[{i}].{key}", "is REQUIRED", section)
-            else:
-                c.uint(m[key], f"{path}[{i}].{key}", section)
-
-
-def _check_linux(c: _Checker, config: dict[str, Any]) -> None:
-    linux = config["linux"]
-    if not c.is_type(linux, dict, "$.linux", _LNX, "an object"):
-        return
-    section = _LNX + "#namespaces"
-    types: set[str] = set()
-    if "namespaces" in linux and c.is_type(linux["namespaces"], list, "$.linux.namespaces", section, "an array"):
-        for i, ns in enumerate(linux["namespaces"]):
-            path = f"$.linux.namespaces[{i}]"
-            if not c.is_type(ns, dict, path, section, "an object"):
-                continue
-            ns_type = ns.get("type")
-            if ns_type is None:
-                c.add(f"{path}.type", "is REQUIRED", section)
-            elif c.is_type(ns_type, str, f"{path}.type", section, "a string"):
-                if ns_type not in NAMESPACE_TYPES:
-                    c.add(f"{path}.type", f"{ns_type!r} is not a namespace type", section)
-                elif ns_type in types:
-                    c.add(f"{path}.type", f"namespace {ns_type!r} is listed more than once", section)
-                types.add(ns_type)
-            if "path" in ns:
-                c.abs_path(ns["path"], f"{path}.path", section)
-    for key in ("uidMappings", "gidMappings"):
-        if key in linux:
-            _check_id_mappings(c, linux[key], f"$.linux.{key}", _LNX + "#user-namespace-mappings")
-    if "devices" in linux and c.is_type(linux["devices"], list, "$.linux.devices", _LNX + "#devices", "an array"):
-        for i, dev in enumerate(linux["devices"]):
-            _check_device(c, dev, f"$.linux.devices[{i}]")
-    if "sysctl" in linux and c.is_type(linux["sysctl"], dict, "$.linux.sysctl", _LNX + "#sysctl", "an object"):
-        for key, value in linux["sysctl"].items():
-            c.is_type(value, str, f"$.linux.sysctl[{key!r}]", _LNX + "#sysctl", "a string")
-    for key in ("maskedPaths", "readonlyPaths"):
-        anchor = _LNX + ("#masked-paths" if key == "maskedPaths" else "#readonly-paths")
-        if key in linux and c.str_list(linux[key], f"$.linux.{key}", anchor):
-            for i, item in enumerate(linux[key]):
-                c.abs_path(item, f"$.linux.{key}[{i}]", anchor)
-    if "cgroupsPath" in linux:
-        c.is_type(linux["cgroupsPath"], str, "$.linux.cgroupsPath", _LNX + "#cgroups-path", "a string")
-    if "rootfsPropagation" in linux:
-        value = linux["rootfsPropagation"]
-        allowed = {"shared", "slave", "private", "unbindable"}
-        if c.is_type(value, str, "$.linux.rootfsPropagation", _LNX + "#rootfs-mount-propagation", "a string") and value not in allowed:
-            c.add("$.linux.rootfsPropagation", f"{value!r} is not one of {sorted(allowed)}", _LNX + "#rootfs-mount-propagation")
-    if "timeOffsets" in linux and "time" not in types:
-        c.add("$.linux.timeOffsets", "is set but there is no new time namespace", _LNX + "#offset-for-time-namespace")
-
-
-def _check_device(c: _Checker, dev: Any, path: str) -> None:
-    section = _LNX + "#devices"
-    if not c.is_type(dev, dict, path, section, "an object"):
-        return
-    dtype = dev.get("type")
-    if dtype is None:
-        c.add(f"{path}.type", "is REQUIRED", section)
-    elif c.is_type(dtype, str, f"{path}.type", section, "a string") and dtype not in _DEVICE_TYPES:
-        c.add(f"{path}.type", f"{dtype!r} is not one of c, b, u, p", section)
-    if "path" not in dev:
-        c.add(f"{path}.path", "is REQUIRED", section)
-    else:
-        c.abs_path(dev["path"], f"{path}.path", section)
-    for key in ("major", "minor"):
-        if key in dev:
-            c.is_type(dev[key], int, f"{path}.{key}", section, "an integer")
-        elif dtype in ("c", "b", "u"):
-            c.add(f"{path}.{key}", f"is REQUIRED for device type {dtype!r}", section)
-    if "fileMode" in dev:
-        c.uint(dev["fileMode"], f"{path}.fileMode", section)
-    for key in ("uid", "gid"):
-        if key in dev:
-            c.uint(dev[key], f"{path}.{key}", section)

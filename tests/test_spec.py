@@ -23,7 +23,9 @@ def test_default_config_matches_runc_spec(tmp_path, rootless):
     subprocess.run(["runc", "spec", *(["--rootless"] if rootless else [])], cwd=tmp_path, check=True)
     theirs = json.loads((tmp_path / "config.json").read_text())
     ours = spec.default_config(rootless=rootless)
-    # runc maps the calling user, as we do
+    # runc maps the calling user, as we do; our configs name the spec version the harness follows
+    assert ours.pop("ociVersion") == spec.OCI_VERSION == "1.3.0"
+    theirs.pop("ociVersion")
     assert ours == theirs
 
 
@@ -62,6 +64,39 @@ def test_violations_name_json_paths():
         "$.hooks.prestart[0].timeout",
     ]:
         assert expected in found, f"{expected} not reported; got {found}"
+
+
+def test_schema_violations_name_the_schema_path():
+    c = spec.default_config()
+    c["process"]["terminal"] = "yes"
+    c["linux"]["rootfsPropagation"] = "sideways"
+    found = {v.path: v for v in spec.validate(c)}
+    assert found["$.process.terminal"].section == "schema/config-schema.json#/properties/process/properties/terminal/type"
+    assert "sideways" in found["$.linux.rootfsPropagation"].message
+    assert found["$.linux.rootfsPropagation"].section.startswith("schema/config-schema.json#/")
+
+
+def test_what_the_schema_cannot_say_is_still_checked():
+    c = spec.default_config()
+    c["process"]["rlimits"].append(dict(c["process"]["rlimits"][0]))
+    c["linux"]["namespaces"].append({"type": "pid"})
+    c["annotations"] = {"": "empty key"}
+    assert schema_only(c) == []
+    assert {"$.process.rlimits[1].type", "$.linux.namespaces[5].type", "$.annotations"} <= set(paths(c))
+
+
+def schema_only(config):
+    from harness import schema
+
+    return schema.validate(config)
+
+
+def test_a_missing_spec_folder_is_one_clear_error(monkeypatch, tmp_path):
+    from harness import schema
+
+    monkeypatch.setenv("HARNESS_SPEC_DIR", str(tmp_path))
+    with pytest.raises(schema.SchemaUnavailable, match="HARNESS_SPEC_DIR=.* has no schema/config-schema.json"):
+        spec.validate(spec.default_config())
 
 
 def test_missing_required_top_level():

@@ -1,0 +1,120 @@
+"""The official JSON Schemas of the pinned runtime spec (``schema/*.json`` of its folder).
+
+Configs (``config-schema.json``), states (``state-schema.json``) and features documents
+(``features-schema.json``) are validated with the `jsonschema` library against the schemas
+shipped with the spec release the harness is pinned to (v1.3.0), not against a copy of them
+written by hand: a schema change in a new release is picked up by pointing at its folder.
+
+The spec folder is ``$HARNESS_SPEC_DIR`` or, where the harness has it, the folder the spec
+source resolves (``harness.spectext.spec_dir``: ``--spec``, the variable, else the pinned
+release downloaded once). Every problem is reported with the instance's JSON path and the
+schema's path (file and JSON pointer of the keyword that failed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .errors import HarnessError
+
+DIR_ENV = "HARNESS_SPEC_DIR"
+DOCUMENTS = {"config": "config-schema.json", "state": "state-schema.json", "features": "features-schema.json"}
+
+
+class SchemaUnavailable(HarnessError):
+    """The spec folder (and so its JSON Schemas) cannot be found."""
+
+
+@dataclass(frozen=True)
+class SchemaError:
+    path: str  # JSON path in the instance, e.g. $.process.args[0]
+    message: str
+    schema_path: str  # e.g. schema/config-schema.json#/properties/process/properties/args
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message} ({self.schema_path})"
+
+
+def spec_folder() -> Path:
+    """The spec folder holding ``schema/``; :class:`SchemaUnavailable` if there is none."""
+    try:
+        from . import spectext  # the spec source (--spec, $HARNESS_SPEC_DIR, pinned download)
+    except ImportError:
+        spectext = None  # type: ignore[assignment]
+    if spectext is not None and not os.environ.get(DIR_ENV):
+        try:
+            return Path(spectext.spec_dir())
+        except HarnessError as err:
+            raise SchemaUnavailable(f"the runtime spec's JSON Schemas are needed to validate configs and states: {err}") from None
+    folder = os.environ.get(DIR_ENV)
+    if not folder:
+        raise SchemaUnavailable(
+            f"the runtime spec's JSON Schemas are needed to validate configs and states: set ${DIR_ENV} to a runtime-spec v1.3.0 folder (the one holding config.md and schema/)"
+        )
+    path = Path(folder)
+    if not (path / "schema" / DOCUMENTS["config"]).is_file():
+        raise SchemaUnavailable(f"${DIR_ENV}={folder} has no schema/{DOCUMENTS['config']}: point it at a runtime-spec v1.3.0 folder (the one holding config.md and schema/)")
+    return path
+
+
+@lru_cache(maxsize=4)
+def _validator(folder: str, document: str) -> Any:
+    from jsonschema import Draft4Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT4
+
+    schema_dir = Path(folder) / "schema"
+    resources = []
+    for path in sorted(schema_dir.glob("*.json")):
+        try:
+            contents = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise SchemaUnavailable(f"{path}: not a readable JSON Schema: {err}") from None
+        # The schemas refer to each other by file name ("defs.json#/definitions/...").
+        resources.append((path.name, Resource.from_contents(contents, default_specification=DRAFT4)))
+    registry = Registry().with_resources(resources)
+    root = registry.contents(document)
+    return Draft4Validator(root, registry=registry)
+
+
+def _json_path(parts: Any) -> str:
+    out = "$"
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if isinstance(p, str) and p.isidentifier() else f"[{json.dumps(p)}]")
+    return out
+
+
+def _deepest(error: Any) -> Any:
+    """For anyOf/oneOf failures, the alternative that got furthest (jsonschema's best match)."""
+    from jsonschema.exceptions import best_match
+
+    while error.context:
+        best = best_match(error.context)
+        if best is None:
+            break
+        error = best
+    return error
+
+
+def validate(instance: Any, document: str = "config", *, folder: Path | None = None) -> list[SchemaError]:
+    """Every place ``instance`` breaks the spec's ``document`` schema (config, state, features)."""
+    folder = folder or spec_folder()
+    name = DOCUMENTS[document]
+    validator = _validator(str(folder), name)
+    found = []
+    for error in validator.iter_errors(instance):
+        error = _deepest(error)
+        pointer = "/".join(str(p) for p in error.absolute_schema_path)
+        where = list(error.absolute_path)
+        if error.validator == "required" and isinstance(error.instance, dict):
+            # name the missing property itself: $.process.cwd, not $.process
+            missing = [k for k in error.validator_value if k not in error.instance and repr(k) in error.message]
+            where += missing[:1]
+        found.append(SchemaError(_json_path(where), error.message, f"schema/{name}#/{pointer}"))
+    found.sort(key=lambda e: (e.path, e.schema_path))
+    return found
