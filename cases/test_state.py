@@ -5,6 +5,8 @@ import re
 
 import pytest
 
+from harness import schema
+
 pytestmark = pytest.mark.requires("root")
 
 # Not under org.opencontainers: that key namespace is reserved for the spec (config.md#annotations).
@@ -82,6 +84,8 @@ def test_state_types_follow_the_schema(runtime, bundle_factory, container_factor
             c.start()
             c.wait_status("running")
         raw = c.state().raw
+        problems = [str(e) for e in schema.validate(raw, "state")]
+        assert not problems, f"{phase}: the state breaks the spec's state schema: {problems}"
         assert isinstance(raw.get("ociVersion"), str) and SEMVER.match(raw["ociVersion"]), raw
         assert isinstance(raw.get("id"), str), raw
         assert raw.get("status") == phase, f"status {raw.get('status')!r}, expected {phase!r}: {raw}"
