@@ -112,6 +112,17 @@ def definitions_dir() -> Path:
 
 
 @dataclass(frozen=True)
+class ConfigVersion:
+    """The newest ``ociVersion`` a runtime accepts in config.json, for a runtime that refuses the
+    harness's spec version and has no ``features`` document to say so. Configs the harness made
+    (``ociVersion`` = :data:`harness.spec.OCI_VERSION`) are written with this version just before
+    ``create``; a config that names another version on purpose is left alone."""
+
+    version: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class PrivateMountNamespace:
     """Run the runtime in a private mount namespace without some mounts, on some hosts."""
 
@@ -195,6 +206,7 @@ class RuntimeDefinition:
     timeout: float = DEFAULT_TIMEOUT
     debian_package: str | None = None
     private_mount_namespace: PrivateMountNamespace | None = None
+    config_version: ConfigVersion | None = None
     expected_failures: dict[str, ExpectedFailure] = field(default_factory=dict)
     #: cases after which this runtime is known to leave something on the host (see harness.leaks)
     known_leaks: dict[str, str] = field(default_factory=dict)
@@ -209,6 +221,7 @@ class RuntimeDefinition:
         try:
             cli = data.get("cli", {})
             pmn = data.get("quirks", {}).get("private_mount_namespace")
+            cv = data.get("quirks", {}).get("config_version")
             return cls(
                 name=data.get("name", path.stem),
                 binary=data["binary"],
@@ -222,6 +235,7 @@ class RuntimeDefinition:
                 private_mount_namespace=None
                 if pmn is None
                 else PrivateMountNamespace(frozenset(pmn.get("when", ("v1", "hybrid", "v2"))), tuple(pmn.get("unmount", ())), pmn.get("reason", "")),
+                config_version=None if cv is None else ConfigVersion(str(cv["version"]), str(cv.get("reason", ""))),
                 expected_failures={k: ExpectedFailure.parse(k, v) for k, v in data.get("expected_failures", {}).items()},
                 known_leaks=dict(data.get("known_leaks", {})),
                 source=path,
@@ -400,7 +414,10 @@ class Runtime:
         return f"cannot set up the private mount namespace its definition asks for{why}"
 
     def argv(self, *args: str) -> list[str]:
-        """The full command line for a runtime subcommand."""
+        """The full command line for a runtime subcommand. For ``create`` and ``run`` the
+        bundle's config gets the definition's ``config_version`` quirk first, whoever runs it."""
+        if args and args[0] in ("create", "run") and "--bundle" in args[:-1]:
+            self._config_version_quirk(Path(args[args.index("--bundle") + 1]))
         return [self.binary, *self.definition.global_args, self.definition.root_flag, str(self.state_root), *args]
 
     def call(
@@ -430,6 +447,21 @@ class Runtime:
         if check and proc.returncode != 0:
             raise RuntimeCallError(self.name, argv, f"{args[0]} failed", returncode=proc.returncode, stdout=_text(proc.stdout), stderr=_text(proc.stderr))
         return proc
+
+    def _config_version_quirk(self, bundle: Path) -> None:
+        quirk = self.definition.config_version
+        if quirk is None:
+            return
+        from . import spec
+
+        path = bundle / "config.json"
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # the runtime reports what is wrong with it
+        if isinstance(config, dict) and config.get("ociVersion") == spec.OCI_VERSION:
+            config["ociVersion"] = quirk.version
+            spec.dump(config, path)
 
     # The spec's operations ------------------------------------------------------------------
 

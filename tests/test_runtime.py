@@ -248,3 +248,21 @@ def test_cleanup_removes_the_cgroups_of_a_lost_container(tmp_path):
     finally:
         if Path(base, cid).exists():
             Path(base, cid).rmdir()
+
+
+def test_config_version_quirk_rewrites_only_the_harness_default(tmp_path):
+    import json
+
+    from harness import spec
+    from harness.runtime import ConfigVersion
+
+    rt = make(tmp_path, "pass", config_version=ConfigVersion("1.1.0", "refuses newer versions"))
+    bundles = {}
+    for name, version in (("ours", spec.OCI_VERSION), ("chosen", "1.2.0")):
+        b = tmp_path / name
+        b.mkdir()
+        (b / "config.json").write_text(json.dumps({"ociVersion": version}))
+        bundles[name] = b
+        rt.argv("create", "--bundle", str(b), "id")
+    assert json.loads((bundles["ours"] / "config.json").read_text())["ociVersion"] == "1.1.0"
+    assert json.loads((bundles["chosen"] / "config.json").read_text())["ociVersion"] == "1.2.0"
