@@ -40,7 +40,7 @@ def needs_root():
 def base_config(args, readonly=True):
     caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
     return {
-        "ociVersion": "1.2.0",
+        "ociVersion": "1.3.0",
         "process": {
             "terminal": False,
             "user": {"uid": 0, "gid": 0},

@@ -15,7 +15,7 @@ import pytest
 def test_version_and_features(rt):
     p = rt("--version", check=True) if False else rt.__class__(rt.root)("features", check=True)
     f = json.loads(p.stdout)
-    assert f["ociVersionMax"] == "1.2.0"
+    assert f["ociVersionMax"] == "1.3.0"
     assert "createRuntime" in f["hooks"]
     assert "CAP_SYS_ADMIN" in f["linux"]["capabilities"]
 

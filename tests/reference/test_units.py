@@ -254,3 +254,19 @@ def test_v2_missing_controller_is_named(tmp_path):
     (leaf / "pids.max").write_text("max")
     cgroups._apply_v2(str(leaf), {"pids": {"limit": 10}})
     assert (leaf / "pids.max").read_text() == "10"
+
+
+def test_no_mount_namespace_refuses_only_what_needs_a_mount(bundle):
+    """An unlisted mount namespace is inherited (config-linux.md#namespaces); nothing may then
+    be mounted, so what needs a mount is refused by name."""
+    cfg = base_config(["/hello"])
+    cfg["linux"]["namespaces"] = [{"type": t} for t in ("pid", "uts")]
+    with pytest.raises(ConfigError) as e:
+        check(bundle, cfg)
+    assert e.value.path == "mounts" and "mount namespace" in str(e.value)
+    cfg["mounts"] = []
+    cfg["linux"].pop("maskedPaths", None)
+    cfg["linux"].pop("readonlyPaths", None)
+    cfg["root"]["readonly"] = False
+    c = check(bundle, cfg)
+    assert not c.ns("mount")[0]
