@@ -206,6 +206,7 @@ def test_unlisted_mount_namespace_is_inherited(runtime, bundle_factory, containe
     rt.journal = runtime.journal
     record = tmp_path / "runtime-mnt"
     bundle = bundle_factory("exit", "0", edit=lambda config: _without_mounts(config, record))
+    (bundle.rootfs / "dev").mkdir(exist_ok=True)  # as in any root filesystem: the default devices go there
     with Container(rt, container_id(), bundle.path, tmp_path / "io") as c:
         c.create()
         assert record.exists(), "the createRuntime hook did not record the runtime's mount namespace"

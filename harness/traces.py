@@ -78,7 +78,11 @@ def snapshot(container_id: str, *, folders: list[Path | str], state_root: Path |
     roots = tuple(os.path.realpath(str(f)) for f in folders)
     if state_root is not None:
         roots += (os.path.realpath(str(state_root)),)
-    mounts = frozenset((m.mount_point, m.fstype) for m in host.mounts() if _under(m.mount_point, roots) or container_id in m.mount_point)
+    # a mount point with a component named after the id is ours too ("" and "." name nothing)
+    named = container_id not in ("", ".", "..") and "/" not in container_id
+    mounts = frozenset(
+        (m.mount_point, m.fstype) for m in host.mounts() if _under(m.mount_point, roots) or (named and container_id in m.mount_point.split("/"))
+    )
     state = frozenset(os.listdir(state_root)) if state_root is not None and os.path.isdir(state_root) else frozenset()
     return Traces(
         mounts=mounts,
