@@ -31,8 +31,9 @@ from harness.bundle import create_bundle, remove_bundle  # noqa: E402
 from harness.image import (ImageBuilder, LayerStore, Layout, RAW, generate_image,  # noqa: E402
                            tree_bytes, unpack_layer)
 from harness.probe import build_probe  # noqa: E402
+from harness.rootfs import local_alpine_tarball  # noqa: E402
 
-ALPINE = REPO.parent / "shared" / "rootfs" / "alpine-minirootfs-3.20.3-x86_64.tar.gz"
+ALPINE = local_alpine_tarball()
 
 
 def quartiles(xs: list[float]) -> dict[str, float]:

@@ -16,11 +16,11 @@ import pytest
 
 from harness.bundle import create_bundle, remove_bundle
 from harness.image import ImageBuilder, LayerStore, Layout, generate_image
+from harness.rootfs import local_alpine_tarball
 
 pytestmark = pytest.mark.requires("root")
 
-SHARED_ROOTFS = Path(__file__).resolve().parents[2] / "shared" / "rootfs"
-ALPINE = SHARED_ROOTFS / "alpine-minirootfs-3.20.3-x86_64.tar.gz"
+ALPINE = local_alpine_tarball()
 
 DERIVED = [
     [  # layer 1: a tree with every kind of entry

@@ -168,6 +168,12 @@ def _offline_hint() -> str:
             "(harness, harness bench, the nox sessions)")
 
 
+def local_alpine_tarball() -> Path:
+    """``$HARNESS_ROOTFS_TAR`` as a path, unchecked (tests and benchmarks skip when it does not
+    exist); when the variable is unset, a relative path naming it, which never exists."""
+    return Path(os.environ.get(ROOTFS_TAR_ENV) or f"${ROOTFS_TAR_ENV} (unset)")
+
+
 def alpine_tarball(rootfs_tar: Path | None = None) -> Path:
     """The Alpine minirootfs tarball to use: ``rootfs_tar`` (``--rootfs-tar``), else
     ``$HARNESS_ROOTFS_TAR``, else the verified cached download (:func:`fetch_alpine`).

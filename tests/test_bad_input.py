@@ -12,9 +12,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from harness.rootfs import local_alpine_tarball
 
 ROOT = Path(__file__).resolve().parents[1]
-ALPINE = ROOT.parent / "shared" / "rootfs" / "alpine-minirootfs-3.20.3-x86_64.tar.gz"
+ALPINE = local_alpine_tarball()
 
 
 def harness(*args, env=None, cwd=None):
@@ -82,7 +83,7 @@ def test_corrupt_tarball_leaves_no_bundle(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-@pytest.mark.skipif(not ALPINE.exists(), reason="the Alpine tarball is not in ../shared/rootfs")
+@pytest.mark.skipif(not ALPINE.exists(), reason="needs the Alpine minirootfs tarball: set HARNESS_ROOTFS_TAR")
 def test_truncated_tarball_leaves_no_bundle(tmp_path):
     cut = tmp_path / "cut.tar.gz"
     cut.write_bytes(ALPINE.read_bytes()[: ALPINE.stat().st_size // 2])

@@ -7,8 +7,9 @@ import pytest
 from harness import spec
 from harness.bundle import PROBE_PATH, Bundle, create_bundle
 from harness.errors import BundleError, ConfigError, RootfsError
+from harness.rootfs import local_alpine_tarball
 
-ALPINE = Path(__file__).resolve().parents[2] / "shared" / "rootfs" / "alpine-minirootfs-3.20.3-x86_64.tar.gz"
+ALPINE = local_alpine_tarball()
 
 
 def test_probe_bundle(tmp_path, probe_binary):

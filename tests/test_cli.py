@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from harness import cli, spec
+from harness.rootfs import local_alpine_tarball
 
 ROOT = Path(__file__).resolve().parents[1]
-ALPINE = ROOT.parent / "shared" / "rootfs" / "alpine-minirootfs-3.20.3-x86_64.tar.gz"
+ALPINE = local_alpine_tarball()
 
 
 def harness(*args, **kw):
@@ -68,7 +69,7 @@ def test_run_exits_with_the_container_exit_code(tmp_path):
 
 
 @needs_root_runc
-@pytest.mark.skipif(not ALPINE.exists(), reason="the Alpine tarball is not in ../shared/rootfs")
+@pytest.mark.skipif(not ALPINE.exists(), reason="needs the Alpine minirootfs tarball: set HARNESS_ROOTFS_TAR")
 def test_alpine_shell_runs(tmp_path):
     a = tmp_path / "a"
     r = harness("bundle", str(a), "--rootfs", "alpine", "--rootfs-tar", str(ALPINE), "--", "/bin/sh", "-c", "cat /etc/alpine-release; exit 3")

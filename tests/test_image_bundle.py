@@ -12,10 +12,11 @@ from harness.bundle import create_bundle, remove_bundle, resolve_user
 from harness.cli import main
 from harness.errors import BundleError, HarnessError
 from harness.image import ImageBuilder, LayerStore, Layout, generate_image
+from harness.rootfs import local_alpine_tarball
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="overlay bundles need root")
 
-ALPINE = Path(__file__).resolve().parents[2] / "shared" / "rootfs" / "alpine-minirootfs-3.20.3-x86_64.tar.gz"
+ALPINE = local_alpine_tarball()
 
 
 def mounted(path: Path) -> list[str]:

@@ -13,8 +13,9 @@ from harness.cli import main
 from harness.errors import HarnessError
 from harness.image import (DigestMismatch, ImageBuilder, ImageError, Layout, RAW, generate_image,
                            parse_reference, unpack_layer)
+from harness.rootfs import local_alpine_tarball
 
-ALPINE = Path(__file__).resolve().parents[2] / "shared" / "rootfs" / "alpine-minirootfs-3.20.3-x86_64.tar.gz"
+ALPINE = local_alpine_tarball()
 needs_alpine = pytest.mark.skipif(not ALPINE.exists(), reason=f"{ALPINE} is not there")
 
 

@@ -98,11 +98,8 @@ def test_second_build_is_a_cache_hit_that_never_runs_the_compiler(
         raise AssertionError(f"a cache hit ran a process: {args}")
 
     monkeypatch.setattr(subprocess, "run", no_subprocess)
-    start = time.perf_counter()
     assert build_probe(probe_cache) == probe
-    elapsed = time.perf_counter() - start
     assert probe.stat().st_mtime_ns == before
-    assert elapsed < 0.05, f"a cached build_probe() took {elapsed * 1000:.1f} ms"
 
 
 def test_cache_dir_comes_from_harness_cache_dir(

@@ -26,8 +26,8 @@ from harness.rootfs import (
     populate,
     verify_alpine_tarball,
 )
+from harness.rootfs import local_alpine_tarball
 
-SHARED = Path(__file__).parents[2] / "shared/rootfs"
 ALPINE_NAME = f"alpine-minirootfs-{ALPINE_VERSION}-x86_64.tar.gz"
 ALPINE_SHA = "d4e6fd67dcf75e40c451560ac7265166c2b72a0f38ddc9aae756a7de3d1efa0c"
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (owners, device nodes)")
@@ -39,14 +39,16 @@ def private_cache(tmp_path, monkeypatch) -> Path:
     cache = tmp_path / "default-cache"
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(cache))
     monkeypatch.delenv("HARNESS_ALPINE_MIRROR", raising=False)
+    # a local tarball given to the whole run must not stand in for the downloads tested here
+    monkeypatch.delenv("HARNESS_ROOTFS_TAR", raising=False)
     return cache
 
 
 @pytest.fixture
 def alpine() -> Path:
-    path = SHARED / ALPINE_NAME
+    path = local_alpine_tarball()
     if not path.is_file():
-        pytest.skip(f"the Alpine minirootfs is not at {path} (../shared/rootfs from the repo)")
+        pytest.skip(f"the Alpine minirootfs is not at {path}: set HARNESS_ROOTFS_TAR to a local copy")
     return path
 
 

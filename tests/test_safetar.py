@@ -16,8 +16,9 @@ import pytest
 from harness import _safetar
 from harness._safetar import ExtractResult, extract, normalize_name
 from harness.errors import RootfsError
+from harness.rootfs import local_alpine_tarball
 
-ALPINE = Path(__file__).parents[2] / "shared/rootfs/alpine-minirootfs-3.20.3-x86_64.tar.gz"
+ALPINE = local_alpine_tarball()
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (owners, device nodes)")
 
 
@@ -573,7 +574,7 @@ def test_zstd_is_named(archives, target):
 @pytest.fixture
 def alpine() -> Path:
     if not ALPINE.is_file():
-        pytest.skip(f"the Alpine minirootfs is not at {ALPINE} (../shared/rootfs from the repo)")
+        pytest.skip(f"the Alpine minirootfs is not at {ALPINE}: set HARNESS_ROOTFS_TAR to a local copy")
     return ALPINE
 
 

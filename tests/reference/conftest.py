@@ -14,7 +14,7 @@ import pytest
 
 REF_DIR = Path(__file__).resolve().parents[2] / "runtimes" / "reference"
 LAUNCHER = REF_DIR / "bin" / "oci-reference"
-ALPINE = Path("/work/shared/rootfs/alpine-minirootfs-3.20.3-x86_64.tar.gz")
+ALPINE = Path(os.environ.get("HARNESS_ROOTFS_TAR") or "$HARNESS_ROOTFS_TAR (unset)")
 
 if str(REF_DIR) not in sys.path:
     sys.path.insert(0, str(REF_DIR))
