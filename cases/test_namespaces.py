@@ -402,6 +402,9 @@ def test_monotonic_offset_applied(runtime, bundle_factory, container_factory):
 
 
 @pytest.mark.spec("linux.time-offsets.need-time-namespace", "runtime.errors.no-change")
+# A runtime that does not claim time namespaces does not know timeOffsets (spec v1.1.0): to it
+# the field is an unknown property, which it MUST ignore (config.md#extensibility).
+@pytest.mark.feature("linux.namespaces", contains="time")
 def test_time_offsets_without_a_time_namespace_are_an_error(runtime, bundle_factory, container_factory):
     """No new time namespace, so no namespace whose offsets can still be set: an error."""
     def offsets(config):
