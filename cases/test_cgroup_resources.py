@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from _errors import expect_error
 from _cgroups import (
     CGROUP_ROOT,
     cgroup_dir,
@@ -27,27 +28,10 @@ from _cgroups import (
 
 from harness import _linux, features, spec
 from harness.pytest_plugin import USERNS_HOST_ID
-from harness.runtime import RuntimeCallError
 
 pytestmark = pytest.mark.requires("root")
 
 SINCE_1_1 = {"at_least": "1.1.0"}
-
-
-def expect_error(c, what):
-    """create, or else start, must fail (runtime.md "Errors"); a failed create leaves no container."""
-    try:
-        c.create()
-    except RuntimeCallError:
-        with pytest.raises(RuntimeCallError):
-            c.runtime.state(c.id)
-        return
-    try:
-        c.start()
-    except RuntimeCallError:
-        return
-    end = c.wait()
-    pytest.fail(f"{what}: create and start both succeeded (the process ended with {end}); expected an error")
 
 
 def refused(bundle_factory, container_factory, cgroups_path, resources, what):

@@ -14,6 +14,7 @@ import json
 import os
 
 import pytest
+from _errors import expect_error
 
 from _trees import HostTree
 from harness.pytest_plugin import USERNS_HOST_ID
@@ -73,22 +74,6 @@ def run(container_factory, bundle):
     end = c.wait()
     assert end.code in (0, None), f"the probe failed ({end}): {c.stderr()!r}"
     return c.stdout()
-
-
-def expect_error(c, what):
-    """create, or else start, must fail; a failed create leaves no container behind."""
-    try:
-        c.create()
-    except RuntimeCallError:
-        with pytest.raises(RuntimeCallError):
-            c.runtime.state(c.id)
-        return
-    try:
-        c.start()
-    except RuntimeCallError:
-        return
-    end = c.wait()
-    pytest.fail(f"{what}: create and start both succeeded (the process ended with {end}); expected an error")
 
 
 STAT_TOP = ("stat", "/data/file.txt", "stat", "/data/seven.txt", "stat", "/data/far.txt")

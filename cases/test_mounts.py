@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from _errors import expect_error
 
 from harness import _linux
 from harness.probe import parse_report
@@ -456,29 +457,13 @@ def test_default_readonly_proc_sys(runtime, bundle_factory, container_factory):
 # maskedPaths and readonlyPaths: relative, symlinks, device nodes, duplicates
 
 
-def expect_create_error(c, what):
-    """create, or else start, must fail; a failed create leaves no container behind."""
-    try:
-        c.create()
-    except RuntimeCallError:
-        with pytest.raises(RuntimeCallError):
-            c.runtime.state(c.id)
-        return
-    try:
-        c.start()
-    except RuntimeCallError:
-        return
-    end = c.wait()
-    pytest.fail(f"{what}: create and start both succeeded (the process ended with {end}); expected an error")
-
-
 @pytest.mark.parametrize("field", [pytest.param("maskedPaths", marks=pytest.mark.spec("linux.masked-paths.absolute")),
                                    pytest.param("readonlyPaths", marks=pytest.mark.spec("linux.readonly-paths.absolute"))])
 def test_relative_path_is_an_error(runtime, bundle_factory, container_factory, field):
     bundle = bundle_factory("exit", "0")
     seed_files(bundle.rootfs)
     bundle.edit(lambda config: config["linux"][field].append("rodir"), validate=False)
-    expect_create_error(container_factory(bundle), f"linux.{field} holds the relative path 'rodir' (the values MUST be absolute)")
+    expect_error(container_factory(bundle), f"linux.{field} holds the relative path 'rodir' (the values MUST be absolute)")
 
 
 @pytest.mark.parametrize("target", ["/secret.txt", "../../../secret.txt"], ids=["absolute", "climbing"])

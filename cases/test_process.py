@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _errors import expect_error
 
 from harness import spec
 from harness.bundle import PROBE_PATH
@@ -19,22 +20,6 @@ from harness.runtime import RuntimeCallError
 pytestmark = pytest.mark.requires("root")
 
 RLIM_INFINITY = 2**64 - 1
-
-
-def expect_error(c, what):
-    """create, or else start, must fail; a failed create leaves no container behind."""
-    try:
-        c.create()
-    except RuntimeCallError:
-        with pytest.raises(RuntimeCallError):
-            c.runtime.state(c.id)
-        return
-    try:
-        c.start()
-    except RuntimeCallError:
-        return
-    end = c.wait()
-    pytest.fail(f"{what}: create and start both succeeded (the process ended with {end}); expected an error")
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 
 import pytest
+from _errors import expect_error
 
 from harness import features, host
-from harness.runtime import RuntimeCallError
 
 pytestmark = pytest.mark.requires("root")
 
@@ -24,22 +24,6 @@ IO_PRIORITY = pytest.mark.feature("ociVersionMax", at_least="1.1.0", what="proce
 def probe_json(run_probe, verb, edit):
     _, out = run_probe(verb, edit=edit)
     return json.loads(out)
-
-
-def expect_error(c, what):
-    """create, or else start, must fail (runtime.md "Errors"); a failed create leaves no container."""
-    try:
-        c.create()
-    except RuntimeCallError:
-        with pytest.raises(RuntimeCallError):
-            c.runtime.state(c.id)
-        return
-    try:
-        c.start()
-    except RuntimeCallError:
-        return
-    end = c.wait()
-    pytest.fail(f"{what}: create and start both succeeded (the process ended with {end}, printing {c.stdout()!r}); expected an error")
 
 
 def refused(bundle_factory, container_factory, change, what):
