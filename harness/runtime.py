@@ -430,6 +430,9 @@ class Runtime:
         check: bool = True,
     ) -> subprocess.CompletedProcess:
         """Run one subcommand; raise :class:`RuntimeCallError` on failure or :class:`RuntimeTimeout`."""
+        if self._quirk is not None and os.geteuid() != 0:
+            # the private mount namespace cannot be made: say so before touching the bundle
+            raise RuntimeCallError(self.name, [self.binary, *args], self._quirk_failure())
         argv = self.argv(*args)
         self.state_root.mkdir(parents=True, exist_ok=True, mode=0o700)
         base = self.timeout if timeout is None else timeout
