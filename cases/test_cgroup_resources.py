@@ -555,20 +555,13 @@ def delegate_list_hidden(runtime):
     """Run the runtime where /sys/kernel/cgroup/delegate does not exist: in a private mount
     namespace (after the definition's own quirk, if any) with an empty tmpfs over
     /sys/kernel/cgroup. The host's mounts are not touched."""
-    original = runtime._preexec
-
-    def preexec():
-        if original is not None:
-            original()
-        else:
+    def hide() -> None:
+        if not runtime.in_private_mount_namespace:
             _linux.private_mount_namespace()
         _linux.mount("tmpfs", "/sys/kernel/cgroup", "tmpfs", 0, "size=4k")
 
-    runtime._preexec = preexec
-    try:
+    with runtime.with_process_setup(hide):
         yield
-    finally:
-        runtime._preexec = original
 
 
 @OWNERSHIP

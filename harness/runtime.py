@@ -26,7 +26,7 @@ import subprocess
 import time
 import tomllib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -364,22 +364,40 @@ class Runtime:
         self._quirk = partial(_linux.private_mount_namespace, pmn.unmount) if pmn and pmn.applies() else None
         #: the network namespace the runtime's calls run in (None: the harness's own)
         self.netns: str | None = None
+        #: further steps between fork and exec, added by :meth:`with_process_setup`
+        self._setup_steps: list[Callable[[], None]] = []
 
     def __repr__(self) -> str:
         return f"Runtime({self.name!r}, root={str(self.state_root)!r})"
 
     @property
     def _preexec(self) -> Any:
-        if self.netns is None:
-            return self._quirk
-        netns, quirk = self.netns, self._quirk
+        steps: list[Callable[[], None]] = []
+        if self.netns is not None:
+            steps.append(partial(_linux.enter_network_namespace, self.netns))
+        if self._quirk is not None:
+            steps.append(self._quirk)
+        steps += self._setup_steps
+        if len(steps) <= 1:
+            return steps[0] if steps else None
 
-        def enter() -> None:
-            _linux.enter_network_namespace(netns)
-            if quirk is not None:
-                quirk()
+        def run_all() -> None:
+            for step in steps:
+                step()
 
-        return enter
+        return run_all
+
+    @contextmanager
+    def with_process_setup(self, step: Callable[[], None]) -> Iterator[None]:
+        """Run ``step`` in the runtime's process between fork and exec (after the network
+        namespace and the definition's quirk) while the block lasts: for a case that runs the
+        runtime in surroundings of its own making, such as a private mount namespace with a
+        file hidden. ``step`` must never change what the host sees."""
+        self._setup_steps.append(step)
+        try:
+            yield
+        finally:
+            self._setup_steps.remove(step)
 
     @property
     def preexec_fn(self) -> Any:
