@@ -100,7 +100,13 @@ def ensure_system_packages(session: nox.Session, runtimes: list[str], extra: tup
 
     missing = [name for name in extra if not shutil.which(name)]
     if not (shutil.which("cc") or shutil.which("gcc")) or not any(
-        os.path.exists(p) for p in ("/usr/lib/x86_64-linux-gnu/libc.a", "/usr/lib/aarch64-linux-gnu/libc.a", "/usr/lib64/libc.a", "/usr/lib/libc.a")
+        os.path.exists(p)
+        for p in (
+            "/usr/lib/x86_64-linux-gnu/libc.a",
+            "/usr/lib/aarch64-linux-gnu/libc.a",
+            "/usr/lib64/libc.a",
+            "/usr/lib/libc.a",
+        )
     ):
         missing += ["gcc", "libc6-dev"]
     defs = rt.load_definitions()
@@ -156,7 +162,9 @@ def run_conformance_unified(session: nox.Session, posargs: list[str]) -> None:
     from harness import host
 
     if host.cgroup_mode() != "hybrid" or not os.path.exists("/sys/fs/cgroup/unified/cgroup.procs"):
-        session.log(f"not a hybrid cgroup host ({host.cgroup_mode()}): the normal run already covers this host's cgroup mode")
+        session.log(
+            f"not a hybrid cgroup host ({host.cgroup_mode()}): the normal run already covers this host's cgroup mode"
+        )
         return
     if os.geteuid() != 0:
         session.warn("the pure cgroup v2 re-run needs root (a private mount namespace); skipped")
@@ -164,9 +172,21 @@ def run_conformance_unified(session: nox.Session, posargs: list[str]) -> None:
     _, args = requested_runtimes(posargs, V2_RUNTIMES)
     pytest_bin = os.path.join(shared_bin(), "pytest")
     session.run(
-        "unshare", "--mount", "--propagation", "private", "--",
-        "sh", "-c", 'mount --bind /sys/fs/cgroup/unified /sys/fs/cgroup && exec "$@"', "sh",
-        pytest_bin, "cases", "-n", "auto", f"--results={RESULTS}/conformance-v2", *args,
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        'mount --bind /sys/fs/cgroup/unified /sys/fs/cgroup && exec "$@"',
+        "sh",
+        pytest_bin,
+        "cases",
+        "-n",
+        "auto",
+        f"--results={RESULTS}/conformance-v2",
+        *args,
         external=True,
     )
 
@@ -186,7 +206,16 @@ def report(session: nox.Session) -> None:
     install(session)
     chosen = session.posargs or ["--latest", RESULTS]
     strength = ["--strength", MUTANTS_RESULTS] if os.path.exists(MUTANTS_RESULTS) else []
-    session.run("harness", "report", *chosen, "--output", f"{RESULTS}/report.html", "--markdown", f"{RESULTS}/report.md", *strength)
+    session.run(
+        "harness",
+        "report",
+        *chosen,
+        "--output",
+        f"{RESULTS}/report.html",
+        "--markdown",
+        f"{RESULTS}/report.md",
+        *strength,
+    )
 
 
 @shared_session
@@ -233,7 +262,15 @@ def ci(session: nox.Session) -> None:
     runtimes, _ = requested_runtimes([], CI_RUNTIMES)
     ensure_system_packages(session, runtimes)
     os.makedirs(RESULTS, exist_ok=True)
-    session.run("pytest", "tests", f"--junitxml={RESULTS}/tests.xml", "--runtime", CI_RUNTIMES, *session.posargs, env=spec_env(session))
+    session.run(
+        "pytest",
+        "tests",
+        f"--junitxml={RESULTS}/tests.xml",
+        "--runtime",
+        CI_RUNTIMES,
+        *session.posargs,
+        env=spec_env(session),
+    )
     run_conformance(session, ["--runtime", CI_RUNTIMES, *session.posargs], CI_RUNTIMES)
     run_conformance_unified(session, ["--runtime", V2_RUNTIMES, *session.posargs])
     # The suite must be able to fail: every spec mutant of the bundled runtime against the cases
@@ -242,8 +279,20 @@ def ci(session: nox.Session) -> None:
     session.run("harness", "mutants", "--fast", "--output", MUTANTS_RESULTS, success_codes=[0, 1])
     # Machines without internet access give a local Alpine tarball once, in $HARNESS_ROOTFS_TAR
     # (.ci/run sets it), which every command and session here reads.
-    session.run("harness", "bench", "--quick", "--no-progress", "--runtime", CI_RUNTIMES, "--output", f"{RESULTS}/bench")
-    session.run("harness", "report", f"{RESULTS}/conformance,{RESULTS}/bench", "--output", f"{RESULTS}/report.html", "--markdown", f"{RESULTS}/report.md", "--strength", MUTANTS_RESULTS)
+    session.run(
+        "harness", "bench", "--quick", "--no-progress", "--runtime", CI_RUNTIMES, "--output", f"{RESULTS}/bench"
+    )
+    session.run(
+        "harness",
+        "report",
+        f"{RESULTS}/conformance,{RESULTS}/bench",
+        "--output",
+        f"{RESULTS}/report.html",
+        "--markdown",
+        f"{RESULTS}/report.md",
+        "--strength",
+        MUTANTS_RESULTS,
+    )
     survivors = mutant_survivors()
     if survivors:
         session.error(f"spec mutants the suite did not notice (see {MUTANTS_RESULTS}): {', '.join(survivors)}")

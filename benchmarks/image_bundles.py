@@ -28,8 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from harness.bundle import create_bundle, remove_bundle  # noqa: E402
-from harness.image import (ImageBuilder, LayerStore, Layout, RAW, generate_image,  # noqa: E402
-                           tree_bytes, unpack_layer)
+from harness.image import RAW, ImageBuilder, LayerStore, Layout, generate_image, tree_bytes, unpack_layer  # noqa: E402
 from harness.probe import build_probe  # noqa: E402
 from harness.rootfs import local_alpine_tarball  # noqa: E402
 
@@ -76,8 +75,14 @@ def bench_overlay(work: Path, images: dict, store: LayerStore, probe: Path, runs
         for i in range(runs):
             target = work / f"ovl-{name}-{i}"
             t0 = time.perf_counter()
-            create_bundle(target, image=f"{image.layout.path}:{image.ref}", mode="overlay", store=store,
-                          probe_binary=probe, args=["/probe", "hostname"])
+            create_bundle(
+                target,
+                image=f"{image.layout.path}:{image.ref}",
+                mode="overlay",
+                store=store,
+                probe_binary=probe,
+                args=["/probe", "hostname"],
+            )
             times.append((time.perf_counter() - t0) * 1000)
             remove_bundle(target)
         image_mb = sum(d.size for d in image.layers) / 1e6
@@ -90,7 +95,16 @@ def bench_disk(work: Path, image, store: LayerStore, probe: Path, count: int) ->
     raw_total = ovl_total = 0
     ovl = []
     for i in range(count):
-        ovl.append(create_bundle(work / f"disk-ovl-{i}", image=ref, mode="overlay", store=store, probe_binary=probe, args=["/probe", "hostname"]))
+        ovl.append(
+            create_bundle(
+                work / f"disk-ovl-{i}",
+                image=ref,
+                mode="overlay",
+                store=store,
+                probe_binary=probe,
+                args=["/probe", "hostname"],
+            )
+        )
     try:
         for b in ovl:
             ovl_total += tree_bytes(b.path)  # does not cross into the overlay mount
@@ -98,12 +112,18 @@ def bench_disk(work: Path, image, store: LayerStore, probe: Path, count: int) ->
         for b in ovl:
             remove_bundle(b.path)
     for i in range(count):
-        b = create_bundle(work / f"disk-raw-{i}", image=ref, mode="raw", probe_binary=probe, args=["/probe", "hostname"])
+        b = create_bundle(
+            work / f"disk-raw-{i}", image=ref, mode="raw", probe_binary=probe, args=["/probe", "hostname"]
+        )
         raw_total += tree_bytes(b.path)
         remove_bundle(b.path)  # one at a time: the total is the same, the disk need not hold all
-    return {"bundles": count, "raw_bytes": raw_total, "overlay_bytes": ovl_total,
-            "overlay_over_raw_percent": round(100 * ovl_total / raw_total, 3),
-            "store_bytes_shared": store.disk_usage()}
+    return {
+        "bundles": count,
+        "raw_bytes": raw_total,
+        "overlay_bytes": ovl_total,
+        "overlay_over_raw_percent": round(100 * ovl_total / raw_total, 3),
+        "store_bytes_shared": store.disk_usage(),
+    }
 
 
 def bench_unpack(work: Path, images: dict, runs: int) -> dict:
@@ -126,7 +146,25 @@ def bench_unpack(work: Path, images: dict, runs: int) -> dict:
             ours.append(time.perf_counter() - t0)
             shutil.rmtree(target)
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "harness", "bundle", str(target), "--image", ref, "--mode", "raw", "--no-probe", "--", "/bin/true"], check=True, cwd=REPO, capture_output=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "harness",
+                    "bundle",
+                    str(target),
+                    "--image",
+                    ref,
+                    "--mode",
+                    "raw",
+                    "--no-probe",
+                    "--",
+                    "/bin/true",
+                ],
+                check=True,
+                cwd=REPO,
+                capture_output=True,
+            )
             ours_cli.append(time.perf_counter() - t0)
             shutil.rmtree(target)
             if umoci:
@@ -164,7 +202,9 @@ def main() -> int:
         if "disk" in want and "alpine" in images:
             results["disk"] = bench_disk(work, images["alpine"], store, probe, 10 if args.quick else 100)
         if "unpack" in want:
-            results["raw_unpack"] = bench_unpack(work, {k: v for k, v in images.items() if k in ("alpine", "large", "deep128")}, 3 if args.quick else 7)
+            results["raw_unpack"] = bench_unpack(
+                work, {k: v for k, v in images.items() if k in ("alpine", "large", "deep128")}, 3 if args.quick else 7
+            )
     finally:
         if not args.work:
             for bundle in work.glob("*"):

@@ -49,9 +49,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runtime", default="crun")
     parser.add_argument("--runs", type=int, default=2000, help="runs per tool (default 2000)")
-    parser.add_argument("--rounds", type=int, default=100, help="alternating rounds (default 100: 20 runs per tool per round)")
+    parser.add_argument(
+        "--rounds", type=int, default=100, help="alternating rounds (default 100: 20 runs per tool per round)"
+    )
     parser.add_argument("--warmup", type=int, default=1, help="warm-up runs per round, per tool (default 1)")
-    parser.add_argument("--tolerance", type=float, default=2.0, help="allowed difference of the medians in %% (default 2)")
+    parser.add_argument(
+        "--tolerance", type=float, default=2.0, help="allowed difference of the medians in %% (default 2)"
+    )
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -88,7 +92,7 @@ def main() -> int:
         with WAKEUP:
             for r in range(args.rounds):
                 # alternate which tool goes first, so drift within a round hits both alike
-                for tool in (("harness", "hyperfine") if r % 2 == 0 else ("hyperfine", "harness")):
+                for tool in ("harness", "hyperfine") if r % 2 == 0 else ("hyperfine", "harness"):
                     if tool == "harness":
                         for i in range(args.warmup + per_round):
                             with not_subreaper():  # as harness bench times `run`
@@ -99,8 +103,23 @@ def main() -> int:
                                 ours.append(t.seconds)
                     else:
                         export = work / f"hyperfine-{r}.json"
-                        subprocess.run([hyperfine, "-N", "--style", "none", "--runs", str(per_round), "--warmup", str(args.warmup),
-                                        "--export-json", str(export), " ".join(argv)], check=True, stdout=subprocess.DEVNULL)
+                        subprocess.run(
+                            [
+                                hyperfine,
+                                "-N",
+                                "--style",
+                                "none",
+                                "--runs",
+                                str(per_round),
+                                "--warmup",
+                                str(args.warmup),
+                                "--export-json",
+                                str(export),
+                                " ".join(argv),
+                            ],
+                            check=True,
+                            stdout=subprocess.DEVNULL,
+                        )
                         theirs += json.loads(export.read_text())["results"][0]["times"]
             # the timer's own fixed cost: a trivial process (the static probe, exit 0), both ways
             from harness.probe import build_probe
@@ -108,8 +127,23 @@ def main() -> int:
             null = [str(build_probe()), "exit", "0"]
             null_ours = [timed(null).seconds for _ in range(300)]
             export = work / "hyperfine-null.json"
-            subprocess.run([hyperfine, "-N", "--style", "none", "--runs", "300", "--warmup", "20", "--export-json", str(export),
-                            " ".join(null)], check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    hyperfine,
+                    "-N",
+                    "--style",
+                    "none",
+                    "--runs",
+                    "300",
+                    "--warmup",
+                    "20",
+                    "--export-json",
+                    str(export),
+                    " ".join(null),
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             null_theirs = json.loads(export.read_text())["results"][0]["times"]
         journal.release("container", cid)
         from harness.bench import stats
@@ -117,15 +151,22 @@ def main() -> int:
         h, y = stats.summary(ours), stats.summary(theirs)
         diff = 100.0 * (h["median"] - y["median"]) / y["median"]
         result = {
-            "runtime": rt.name, "version": rt.version(), "command": " ".join(argv), "mount_namespace": namespace, "runs_each": len(ours),
+            "runtime": rt.name,
+            "version": rt.version(),
+            "command": " ".join(argv),
+            "mount_namespace": namespace,
+            "runs_each": len(ours),
             "harness": {k: h[k] for k in ("median", "ci95_low", "ci95_high", "mean", "std", "n")},
             "hyperfine": {k: y[k] for k in ("median", "ci95_low", "ci95_high", "mean", "std", "n")},
             "difference_percent": diff,
             "ratio_harness_over_hyperfine": stats.ratio(ours, theirs),
             "tolerance_percent": args.tolerance,
             "within_tolerance": abs(diff) <= args.tolerance,
-            "null_process": {"command": " ".join(null), "harness_median": stats.summary(null_ours)["median"],
-                             "hyperfine_median": stats.summary(null_theirs)["median"]},
+            "null_process": {
+                "command": " ".join(null),
+                "harness_median": stats.summary(null_ours)["median"],
+                "hyperfine_median": stats.summary(null_theirs)["median"],
+            },
             "loadavg": os.getloadavg(),
             "samples": {"harness": ours, "hyperfine": theirs},
         }

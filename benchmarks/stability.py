@@ -77,7 +77,20 @@ def excerpt(text: str, lines: int = 12) -> str:
 def load_command(seconds: int, cpus: int | None = None) -> list[str]:
     """stress-ng busy on every core (CPU), one memory and one I/O worker, ending by itself."""
     cpus = cpus or os.cpu_count() or 1
-    return ["stress-ng", "--cpu", str(cpus), "--vm", "1", "--vm-bytes", "256M", "--io", "1", "--timeout", f"{seconds}s", "--quiet"]
+    return [
+        "stress-ng",
+        "--cpu",
+        str(cpus),
+        "--vm",
+        "1",
+        "--vm-bytes",
+        "256M",
+        "--io",
+        "1",
+        "--timeout",
+        f"{seconds}s",
+        "--quiet",
+    ]
 
 
 class Load:
@@ -94,10 +107,18 @@ class Load:
     def start(self) -> None:
         if shutil.which("stress-ng") is None:
             raise SystemExit("--load needs stress-ng, which is not installed (as root: apt-get install stress-ng)")
-        self.proc = subprocess.Popen(load_command(self.seconds), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            load_command(self.seconds),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         time.sleep(0.5)
         if self.proc.poll() is not None:
-            raise SystemExit(f"stress-ng exited at once with status {self.proc.returncode}: {' '.join(load_command(self.seconds))}")
+            raise SystemExit(
+                f"stress-ng exited at once with status {self.proc.returncode}: {' '.join(load_command(self.seconds))}"
+            )
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -146,9 +167,34 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
 
 
 def pytest_command(args: argparse.Namespace, out: Path, extra: list[str]) -> list[str]:
-    cmd = [sys.executable, "-m", "pytest", "cases", "-q", "-p", "no:cacheprovider", "-n", args.workers, "--runtime", args.runtime, f"--results={out}", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "cases",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        args.workers,
+        "--runtime",
+        args.runtime,
+        f"--results={out}",
+        *extra,
+    ]
     if args.cgroup_v2:
-        return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", 'mount --bind /sys/fs/cgroup/unified /sys/fs/cgroup && exec "$@"', "sh", *cmd]
+        return [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            'mount --bind /sys/fs/cgroup/unified /sys/fs/cgroup && exec "$@"',
+            "sh",
+            *cmd,
+        ]
     return cmd
 
 
@@ -156,7 +202,9 @@ def run_once(args: argparse.Namespace, i: int, extra: list[str]) -> tuple[Path, 
     out = args.output / f"run-{i}"
     started = time.monotonic()
     # its own session: Ctrl-C here reaches pytest through us, which ends it and its workers
-    proc = subprocess.Popen(pytest_command(args, out, extra), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        pytest_command(args, out, extra), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         stdout, _ = proc.communicate(timeout=args.run_limit)
     except subprocess.TimeoutExpired:
@@ -180,11 +228,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--runtime", default="reference,runc")
-    parser.add_argument("--output", type=Path, default=ROOT / "results" / "stability" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "results" / "stability" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    )
     parser.add_argument("--workers", default="auto", help="pytest-xdist workers (-n)")
-    parser.add_argument("--load", action="store_true", help="run the suite under a CPU, memory and I/O load (stress-ng)")
-    parser.add_argument("--cgroup-v2", action="store_true", help="on a hybrid host, run as if the host were pure cgroup v2 (as nox -s conformance-v2)")
-    parser.add_argument("--run-limit", type=float, default=RUN_LIMIT, help="seconds one pass may take before it is stopped (default %(default)s)")
+    parser.add_argument(
+        "--load", action="store_true", help="run the suite under a CPU, memory and I/O load (stress-ng)"
+    )
+    parser.add_argument(
+        "--cgroup-v2",
+        action="store_true",
+        help="on a hybrid host, run as if the host were pure cgroup v2 (as nox -s conformance-v2)",
+    )
+    parser.add_argument(
+        "--run-limit",
+        type=float,
+        default=RUN_LIMIT,
+        help="seconds one pass may take before it is stopped (default %(default)s)",
+    )
     args = parser.parse_args(argv)
     if args.cgroup_v2 and not os.path.exists("/sys/fs/cgroup/unified/cgroup.procs"):
         parser.error("--cgroup-v2 needs a hybrid cgroup host (a v2 hierarchy at /sys/fs/cgroup/unified)")
@@ -197,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if load is not None:
             load.start()
-            print(f"load: {' '.join(load_command(load.seconds))} (pid {load.proc.pid if load.proc else '?'})", flush=True)
+            print(
+                f"load: {' '.join(load_command(load.seconds))} (pid {load.proc.pid if load.proc else '?'})", flush=True
+            )
         for i in range(1, args.runs + 1):
             out, took, code, stdout = run_once(args, i, extra)
             summary = stdout.strip().splitlines()[-1] if stdout.strip() else "(no output)"
@@ -224,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
         "cgroup_v2": args.cgroup_v2,
         "cases": len(set().union(*runs)) if runs else 0,
         "per_run": per_run,
-        "changed": {case: {"outcomes": seen, "said": [s.get(case, "") for s in said]} for case, seen in changed.items()},
+        "changed": {
+            case: {"outcomes": seen, "said": [s.get(case, "") for s in said]} for case, seen in changed.items()
+        },
     }
     (args.output / "stability.json").write_text(json.dumps(report, indent=2) + "\n")
     if changed:

@@ -31,7 +31,11 @@ def controller_mounts():
             found[""] = mount_point
         elif fstype == "cgroup":
             for opt in super_options.split(","):
-                if opt in ("rw", "ro") or "=" in opt and not opt.startswith("name=") or opt in ("xattr", "noprefix", "clone_children", "cpuset_v2_mode", "favordynmods"):
+                if (
+                    opt in ("rw", "ro")
+                    or ("=" in opt and not opt.startswith("name="))
+                    or opt in ("xattr", "noprefix", "clone_children", "cpuset_v2_mode", "favordynmods")
+                ):
                     continue
                 found[opt] = mount_point
     return found
@@ -52,7 +56,9 @@ def cgroup_dir(pid, controller):
     key = "" if v2_host() else controller
     path = process_cgroups(pid).get(key)
     mount = controller_mounts().get(key)
-    assert path is not None and mount is not None, f"process {pid} has no {controller or 'v2'} cgroup: {process_cgroups(pid)}"
+    assert path is not None and mount is not None, (
+        f"process {pid} has no {controller or 'v2'} cgroup: {process_cgroups(pid)}"
+    )
     return mount / path.lstrip("/")
 
 

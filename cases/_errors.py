@@ -22,4 +22,6 @@ def expect_error(c, what):
     except RuntimeCallError:
         return
     end = c.wait()
-    pytest.fail(f"{what}: create and start both succeeded (the process ended with {end}, printing {c.stdout()!r}); expected an error")
+    pytest.fail(
+        f"{what}: create and start both succeeded (the process ended with {end}, printing {c.stdout()!r}); expected an error"
+    )

@@ -200,7 +200,13 @@ def build_hookrec() -> Path:
         src = Path(tmp) / "hookrec.c"
         src.write_text(SOURCE)
         out = Path(tmp) / "hookrec"
-        proc = subprocess.run([*compiler.split(), *_FLAGS, "-o", str(out), str(src)], capture_output=True, text=True, timeout=300, check=False)
+        proc = subprocess.run(
+            [*compiler.split(), *_FLAGS, "-o", str(out), str(src)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         if proc.returncode != 0:
             raise HarnessError(f"cannot build the hook recorder:\n{proc.stderr[-2000:]}")
         out.chmod(0o755)
@@ -270,7 +276,9 @@ class HookSetup:
             delay = min(delay * 2, 0.1)
 
 
-def hook_entry(setup: HookSetup, kind: str, index: int, *words: str, env: list[str] | None = None, timeout: int | None = None) -> dict[str, Any]:
+def hook_entry(
+    setup: HookSetup, kind: str, index: int, *words: str, env: list[str] | None = None, timeout: int | None = None
+) -> dict[str, Any]:
     """The config entry of one recorder hook labelled ``<kind>-<index>``.
 
     Its path is the host copy of the recorder, except for ``startContainer`` whose path resolves

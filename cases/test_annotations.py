@@ -49,7 +49,19 @@ def add_unknown_properties(config):
 
 
 # What the process sees; unknown properties must change none of it.
-OBSERVED = ("uid", "gid", "groups", "umask", "cwd", "env", "rlimits", "capabilities", "no_new_privs", "hostname", "oom_score_adj")
+OBSERVED = (
+    "uid",
+    "gid",
+    "groups",
+    "umask",
+    "cwd",
+    "env",
+    "rlimits",
+    "capabilities",
+    "no_new_privs",
+    "hostname",
+    "oom_score_adj",
+)
 
 
 @pytest.mark.spec("config.extensibility.ignore-unknown")
@@ -91,7 +103,11 @@ INVALID = [
     pytest.param(_set(("process", "args"), "/probe"), id="args-string"),
     pytest.param(_set(("process", "env"), "PATH=/bin"), id="env-string"),
     pytest.param(_set(("root", "readonly"), "yes"), id="readonly-string"),
-    pytest.param(_set(("annotations",), {"": "empty key"}), id="annotation-empty-key", marks=pytest.mark.spec("config.annotations.empty-key")),
+    pytest.param(
+        _set(("annotations",), {"": "empty key"}),
+        id="annotation-empty-key",
+        marks=pytest.mark.spec("config.annotations.empty-key"),
+    ),
     pytest.param(_set(("annotations",), {"com.example.number": 1}), id="annotation-value-not-string"),
 ]
 

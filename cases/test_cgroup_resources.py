@@ -16,7 +16,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from _errors import expect_error
 from _cgroups import (
     CGROUP_ROOT,
     cgroup_dir,
@@ -25,6 +24,7 @@ from _cgroups import (
     v2_host,
     with_cgroup,
 )
+from _errors import expect_error
 
 from harness import _linux, features, spec
 from harness.pytest_plugin import USERNS_HOST_ID
@@ -71,7 +71,9 @@ def test_memory_swap_limit(runtime, bundle_factory, container_factory, cgroups_p
         value, wanted = read_control(c.pid, ("memory", "-"), "memory.swap.max"), str(swap - limit)
     else:
         value, wanted = read_control(c.pid, ("memory", "memory.memsw.limit_in_bytes"), "-"), str(swap)
-    assert value == wanted, f"memory+swap limit {swap} with memory limit {limit}: the swap limit file reads {value!r}, expected {wanted}"
+    assert value == wanted, (
+        f"memory+swap limit {swap} with memory limit {limit}: the swap limit file reads {value!r}, expected {wanted}"
+    )
 
 
 @pytest.mark.requires("controller-memory", "cgroup-v1")
@@ -99,8 +101,12 @@ def oom_kill_disable(pid):
 @pytest.mark.requires("controller-memory", "cgroup-v1")
 @pytest.mark.spec("linux.cgroups.memory.disable-oom-killer")
 def test_disable_oom_killer(runtime, bundle_factory, container_factory, cgroups_path):
-    c = created_with(bundle_factory, container_factory, cgroups_path, {"memory": {"limit": 64 * 2**20, "disableOOMKiller": True}})
-    assert oom_kill_disable(c.pid) == "1", f"disableOOMKiller true: memory.oom_control says oom_kill_disable {oom_kill_disable(c.pid)}"
+    c = created_with(
+        bundle_factory, container_factory, cgroups_path, {"memory": {"limit": 64 * 2**20, "disableOOMKiller": True}}
+    )
+    assert oom_kill_disable(c.pid) == "1", (
+        f"disableOOMKiller true: memory.oom_control says oom_kill_disable {oom_kill_disable(c.pid)}"
+    )
 
 
 @pytest.mark.requires("controller-memory", "cgroup-v1")
@@ -109,13 +115,21 @@ def test_disable_oom_killer(runtime, bundle_factory, container_factory, cgroups_
 def test_oom_killer_enabled_by_default(runtime, bundle_factory, container_factory, cgroups_path, setting):
     memory = {"limit": 64 * 2**20} | ({} if setting is None else {"disableOOMKiller": setting})
     c = created_with(bundle_factory, container_factory, cgroups_path, {"memory": memory})
-    assert oom_kill_disable(c.pid) == "0", f"disableOOMKiller {setting}: memory.oom_control says oom_kill_disable {oom_kill_disable(c.pid)}"
+    assert oom_kill_disable(c.pid) == "0", (
+        f"disableOOMKiller {setting}: memory.oom_control says oom_kill_disable {oom_kill_disable(c.pid)}"
+    )
 
 
 @pytest.mark.requires("controller-memory", "cgroup-v2")
 @pytest.mark.spec("linux.cgroups.unified.conversion-error", "runtime.errors.no-change")
 def test_v1_only_memory_setting_on_v2_is_an_error(runtime, bundle_factory, container_factory, cgroups_path):
-    refused(bundle_factory, container_factory, cgroups_path, {"memory": {"kernelTCP": 32 * 2**20}}, "memory.kernelTCP on cgroup v2")
+    refused(
+        bundle_factory,
+        container_factory,
+        cgroups_path,
+        {"memory": {"kernelTCP": 32 * 2**20}},
+        "memory.kernelTCP on cgroup v2",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,7 +142,9 @@ def test_v1_only_memory_setting_on_v2_is_an_error(runtime, bundle_factory, conta
 def test_cpu_burst(runtime, bundle_factory, container_factory, cgroups_path):
     if not v2_host():
         v1_root_has("cpu", "cpu.cfs_burst_us")
-    c = created_with(bundle_factory, container_factory, cgroups_path, {"cpu": {"quota": 50000, "period": 100000, "burst": 20000}})
+    c = created_with(
+        bundle_factory, container_factory, cgroups_path, {"cpu": {"quota": 50000, "period": 100000, "burst": 20000}}
+    )
     value = read_control(c.pid, ("cpu", "cpu.cfs_burst_us"), "cpu.max.burst")
     assert value == "20000", f"the cgroup's CPU burst reads {value!r}, expected 20000"
 
@@ -150,9 +166,16 @@ def test_cpu_idle(runtime, bundle_factory, container_factory, cgroups_path, idle
 def test_cpu_realtime_runtime_and_period(runtime, bundle_factory, container_factory, cgroups_path):
     v1_root_has("cpu", "cpu.rt_runtime_us")
     # a small share of the root group's real-time budget (cgroupsPath is right under the root)
-    c = created_with(bundle_factory, container_factory, cgroups_path, {"cpu": {"realtimeRuntime": 20000, "realtimePeriod": 500000}})
-    got = (read_control(c.pid, ("cpu", "cpu.rt_runtime_us"), "-"), read_control(c.pid, ("cpu", "cpu.rt_period_us"), "-"))
-    assert got == ("20000", "500000"), f"cpu.rt_runtime_us and cpu.rt_period_us read {got}, expected ('20000', '500000')"
+    c = created_with(
+        bundle_factory, container_factory, cgroups_path, {"cpu": {"realtimeRuntime": 20000, "realtimePeriod": 500000}}
+    )
+    got = (
+        read_control(c.pid, ("cpu", "cpu.rt_runtime_us"), "-"),
+        read_control(c.pid, ("cpu", "cpu.rt_period_us"), "-"),
+    )
+    assert got == ("20000", "500000"), (
+        f"cpu.rt_runtime_us and cpu.rt_period_us read {got}, expected ('20000', '500000')"
+    )
 
 
 @pytest.mark.requires("controller-cpu", "cgroup-v1")
@@ -183,7 +206,9 @@ def test_pids_limit_minus_one_is_max(runtime, bundle_factory, container_factory,
 def test_pids_limit_zero_is_a_limit(runtime, bundle_factory, container_factory, cgroups_path):
     c = created_with(bundle_factory, container_factory, cgroups_path, {"pids": {"limit": 0}})
     value = read_control(c.pid, ("pids", "pids.max"), "pids.max")
-    assert value == "0", f"pids limit 0 is a valid limit (no new task), not 'unset': pids.max reads {value!r}, expected 0"
+    assert value == "0", (
+        f"pids limit 0 is a valid limit (no new task), not 'unset': pids.max reads {value!r}, expected 0"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -229,7 +254,9 @@ def test_blkio_throttle_bps(runtime, bundle_factory, container_factory, cgroups_
     c = created_with(bundle_factory, container_factory, cgroups_path, {"blockIO": bio})
     seen = io_files(c.pid)
     got = (seen.get((major, minor, "rbps")), seen.get((major, minor, "wbps")))
-    assert got == ("2097152", "1048576"), f"read/write bps limits of {major}:{minor}: {got}, expected ('2097152', '1048576'); all: {seen}"
+    assert got == ("2097152", "1048576"), (
+        f"read/write bps limits of {major}:{minor}: {got}, expected ('2097152', '1048576'); all: {seen}"
+    )
 
 
 @pytest.mark.requires("controller-io" if os.path.exists(CGROUP_ROOT / "cgroup.controllers") else "controller-blkio")
@@ -241,7 +268,9 @@ def test_blkio_throttle_iops(runtime, bundle_factory, container_factory, cgroups
     c = created_with(bundle_factory, container_factory, cgroups_path, {"blockIO": bio})
     seen = io_files(c.pid)
     got = (seen.get((major, minor, "riops")), seen.get((major, minor, "wiops")))
-    assert got == ("300", "120"), f"read/write IOPS limits of {major}:{minor}: {got}, expected ('300', '120'); all: {seen}"
+    assert got == ("300", "120"), (
+        f"read/write IOPS limits of {major}:{minor}: {got}, expected ('300', '120'); all: {seen}"
+    )
 
 
 def weight_of(text, device=None):
@@ -271,7 +300,12 @@ def test_blkio_weight(runtime, bundle_factory, container_factory, cgroups_path):
 def test_blkio_weight_device(runtime, bundle_factory, container_factory, cgroups_path):
     v1_root_has("blkio", "blkio.weight_device", "blkio.bfq.weight_device")
     major, minor = a_disk()
-    c = created_with(bundle_factory, container_factory, cgroups_path, {"blockIO": {"weightDevice": [{"major": major, "minor": minor, "weight": 400}]}})
+    c = created_with(
+        bundle_factory,
+        container_factory,
+        cgroups_path,
+        {"blockIO": {"weightDevice": [{"major": major, "minor": minor, "weight": 400}]}},
+    )
     folder = cgroup_dir(c.pid, "blkio")
     name = "blkio.weight_device" if (folder / "blkio.weight_device").exists() else "blkio.bfq.weight_device"
     value = weight_of((folder / name).read_text(), f"{major}:{minor}")
@@ -333,7 +367,9 @@ def hugetlb_file(pid, size, rsvd=False):
 @pytest.mark.parametrize("size", page_sizes())
 def test_hugepage_limit(runtime, v2_root_controllers, bundle_factory, container_factory, cgroups_path, size):
     limit = 4 * 2**30
-    c = created_with(bundle_factory, container_factory, cgroups_path, {"hugepageLimits": [{"pageSize": size, "limit": limit}]})
+    c = created_with(
+        bundle_factory, container_factory, cgroups_path, {"hugepageLimits": [{"pageSize": size, "limit": limit}]}
+    )
     path = hugetlb_file(c.pid, size)
     value = path.read_text().strip()
     assert value == str(limit), f"{path.name} reads {value!r}, expected {limit}"
@@ -345,12 +381,16 @@ def test_hugepage_limit(runtime, v2_root_controllers, bundle_factory, container_
 def test_hugepage_reservation_limit(runtime, v2_root_controllers, bundle_factory, container_factory, cgroups_path):
     size = page_sizes()[0]
     limit = 4 * 2**30
-    c = created_with(bundle_factory, container_factory, cgroups_path, {"hugepageLimits": [{"pageSize": size, "limit": limit}]})
+    c = created_with(
+        bundle_factory, container_factory, cgroups_path, {"hugepageLimits": [{"pageSize": size, "limit": limit}]}
+    )
     path = hugetlb_file(c.pid, size, rsvd=True)
     if not path.exists():
         pytest.skip(f"this kernel has no hugetlb reservation accounting ({path.name})")
     value = path.read_text().strip()
-    assert value == str(limit), f"{path.name} reads {value!r}, expected {limit} (reservations are limited where the kernel supports it)"
+    assert value == str(limit), (
+        f"{path.name} reads {value!r}, expected {limit} (reservations are limited where the kernel supports it)"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -368,7 +408,9 @@ def test_network_class_id(runtime, bundle_factory, container_factory, cgroups_pa
 @pytest.mark.requires("controller-net_prio", "cgroup-v1")
 @pytest.mark.spec("linux.cgroups.network.priorities")
 def test_network_priorities(runtime, bundle_factory, container_factory, cgroups_path):
-    c = created_with(bundle_factory, container_factory, cgroups_path, {"network": {"priorities": [{"name": "lo", "priority": 5}]}})
+    c = created_with(
+        bundle_factory, container_factory, cgroups_path, {"network": {"priorities": [{"name": "lo", "priority": 5}]}}
+    )
     table = dict(line.split() for line in read_control(c.pid, ("net_prio", "net_prio.ifpriomap"), "-").splitlines())
     assert table.get("lo") == "5", f"net_prio.ifpriomap gives lo priority {table.get('lo')!r}, expected 5"
 
@@ -378,7 +420,11 @@ def test_network_priorities(runtime, bundle_factory, container_factory, cgroups_
 
 
 def an_rdma_device():
-    devices = sorted(p.name for p in Path("/sys/class/infiniband").glob("*")) if Path("/sys/class/infiniband").is_dir() else []
+    devices = (
+        sorted(p.name for p in Path("/sys/class/infiniband").glob("*"))
+        if Path("/sys/class/infiniband").is_dir()
+        else []
+    )
     if not devices:
         pytest.skip("this host has no RDMA device (/sys/class/infiniband is empty)")
     return devices[0]
@@ -388,9 +434,15 @@ def an_rdma_device():
 @pytest.mark.spec("linux.cgroups.rdma.limits")
 def test_rdma_limits(runtime, v2_root_controllers, bundle_factory, container_factory, cgroups_path):
     dev = an_rdma_device()
-    c = created_with(bundle_factory, container_factory, cgroups_path, {"rdma": {dev: {"hcaHandles": 3, "hcaObjects": 1000}}})
-    lines = {line.split()[0]: line.split()[1:] for line in read_control(c.pid, ("rdma", "rdma.max"), "rdma.max").splitlines()}
-    assert sorted(lines.get(dev, [])) == ["hca_handle=3", "hca_object=1000"], f"rdma.max: {lines}, expected {dev} hca_handle=3 hca_object=1000"
+    c = created_with(
+        bundle_factory, container_factory, cgroups_path, {"rdma": {dev: {"hcaHandles": 3, "hcaObjects": 1000}}}
+    )
+    lines = {
+        line.split()[0]: line.split()[1:] for line in read_control(c.pid, ("rdma", "rdma.max"), "rdma.max").splitlines()
+    }
+    assert sorted(lines.get(dev, [])) == ["hca_handle=3", "hca_object=1000"], (
+        f"rdma.max: {lines}, expected {dev} hca_handle=3 hca_object=1000"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -436,7 +488,9 @@ DENY_R = {"allow": False, "type": "c", "major": MAJOR, "minor": MINOR, "access":
 @pytest.mark.spec("linux.cgroups.devices.allowlist", "linux.cgroups.devices.order")
 def test_device_allowed_after_deny_all(runtime, bundle_factory, container_factory):
     seen = access_result(bundle_factory, container_factory, ["cat", "/oci-harness-dev"], [DENY_ALL, ALLOW_RW])
-    assert seen == "allowed", f"rules [deny all, allow c {MAJOR}:{MINOR} rw]: reading the device was {seen}; the later allow must win"
+    assert seen == "allowed", (
+        f"rules [deny all, allow c {MAJOR}:{MINOR} rw]: reading the device was {seen}; the later allow must win"
+    )
 
 
 @pytest.mark.requires("controller-devices")
@@ -457,7 +511,9 @@ def test_device_rules_in_order_in_devices_list(runtime, bundle_factory, containe
     c.create()
     listed = read_control(c.pid, ("devices", "devices.list"), "-").splitlines()
     mine = [line for line in listed if line.startswith(f"c {MAJOR}:{MINOR} ")]
-    assert mine == [f"c {MAJOR}:{MINOR} w"], f"devices.list has {mine} for the test device, expected only write access left ('c {MAJOR}:{MINOR} w')"
+    assert mine == [f"c {MAJOR}:{MINOR} w"], (
+        f"devices.list has {mine} for the test device, expected only write access left ('c {MAJOR}:{MINOR} w')"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -466,12 +522,18 @@ def test_device_rules_in_order_in_devices_list(runtime, bundle_factory, containe
 
 @pytest.mark.requires("cgroup-v2", "controller-hugetlb")
 @pytest.mark.spec("linux.cgroups.unified.enable-controllers", "linux.cgroups.unified.written")
-def test_unified_enables_the_controller_it_needs(runtime, v2_root_controllers, bundle_factory, container_factory, cgroups_path):
+def test_unified_enables_the_controller_it_needs(
+    runtime, v2_root_controllers, bundle_factory, container_factory, cgroups_path
+):
     size = page_sizes()[0]
-    c = created_with(bundle_factory, container_factory, cgroups_path, {"unified": {f"hugetlb.{size}.max": str(4 * 2**30)}})
+    c = created_with(
+        bundle_factory, container_factory, cgroups_path, {"unified": {f"hugetlb.{size}.max": str(4 * 2**30)}}
+    )
     folder = cgroup_dir(c.pid, "")
     enabled = (folder.parent / "cgroup.subtree_control").read_text().split()
-    assert "hugetlb" in enabled, f"the hugetlb controller is not enabled for the container's cgroup (parent's subtree_control: {enabled})"
+    assert "hugetlb" in enabled, (
+        f"the hugetlb controller is not enabled for the container's cgroup (parent's subtree_control: {enabled})"
+    )
     value = (folder / f"hugetlb.{size}.max").read_text().strip()
     assert value == str(4 * 2**30), f"hugetlb.{size}.max reads {value!r}, expected {4 * 2**30}"
 
@@ -479,14 +541,26 @@ def test_unified_enables_the_controller_it_needs(runtime, v2_root_controllers, b
 @pytest.mark.requires("cgroup-v2")
 @pytest.mark.spec("linux.cgroups.unified.keys", "runtime.errors.no-change")
 def test_unified_key_naming_no_file_is_an_error(runtime, bundle_factory, container_factory, cgroups_path):
-    refused(bundle_factory, container_factory, cgroups_path, {"unified": {"cgroup.no_such_file": "1"}}, "unified key cgroup.no_such_file")
+    refused(
+        bundle_factory,
+        container_factory,
+        cgroups_path,
+        {"unified": {"cgroup.no_such_file": "1"}},
+        "unified key cgroup.no_such_file",
+    )
 
 
 @pytest.mark.requires("cgroup-v1", "controller-pids")
 @pytest.mark.spec("linux.cgroups.unified.missing-controller", "runtime.errors.no-change")
 def test_unified_on_a_v1_host_is_an_error(runtime, bundle_factory, container_factory, cgroups_path):
     # pids is bound to a v1 hierarchy here: it is not present in (or cannot be enabled on) v2
-    refused(bundle_factory, container_factory, cgroups_path, {"unified": {"pids.max": "10"}}, "unified pids.max on a cgroup v1 host")
+    refused(
+        bundle_factory,
+        container_factory,
+        cgroups_path,
+        {"unified": {"pids.max": "10"}},
+        "unified pids.max on a cgroup v1 host",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -511,22 +585,36 @@ def delegation_config(cgroups_path, read_only):
 
 def owners(pid):
     folder = cgroup_dir(pid, "")
-    return folder, os.stat(folder).st_uid, {entry.name: entry.stat(follow_symlinks=False).st_uid for entry in folder.iterdir()}
+    return (
+        folder,
+        os.stat(folder).st_uid,
+        {entry.name: entry.stat(follow_symlinks=False).st_uid for entry in folder.iterdir()},
+    )
 
 
 @OWNERSHIP
 @pytest.mark.requires("cgroup-v2", "userns")
-@pytest.mark.spec("linux.cgroups.ownership-rw-mount", "linux.cgroups.ownership-owner", "linux.cgroups.ownership-missing-files")
-def test_cgroup_given_to_the_container_user_with_a_rw_cgroup_mount(runtime, userns_bundle, container_factory, cgroups_path):
+@pytest.mark.spec(
+    "linux.cgroups.ownership-rw-mount", "linux.cgroups.ownership-owner", "linux.cgroups.ownership-missing-files"
+)
+def test_cgroup_given_to_the_container_user_with_a_rw_cgroup_mount(
+    runtime, userns_bundle, container_factory, cgroups_path
+):
     c = container_factory(userns_bundle("exit", "0", edit=delegation_config(cgroups_path, read_only=False)))
     c.create()  # must not fail although delegate lists files this cgroup lacks
     folder, dir_owner, _ = owners(c.pid)
-    assert dir_owner == USERNS_HOST_ID, f"{folder} is owned by uid {dir_owner}, expected {USERNS_HOST_ID} (the host uid of process.user.uid 0)"
+    assert dir_owner == USERNS_HOST_ID, (
+        f"{folder} is owned by uid {dir_owner}, expected {USERNS_HOST_ID} (the host uid of process.user.uid 0)"
+    )
 
 
 @OWNERSHIP
 @pytest.mark.requires("cgroup-v2", "userns")
-@pytest.mark.spec("linux.cgroups.ownership-delegate-list", "linux.cgroups.ownership-existing-files", "linux.cgroups.ownership-no-other-files")
+@pytest.mark.spec(
+    "linux.cgroups.ownership-delegate-list",
+    "linux.cgroups.ownership-existing-files",
+    "linux.cgroups.ownership-no-other-files",
+)
 def test_only_the_delegated_files_change_owner(runtime, userns_bundle, container_factory, cgroups_path):
     c = container_factory(userns_bundle("exit", "0", edit=delegation_config(cgroups_path, read_only=False)))
     c.create()
@@ -534,7 +622,9 @@ def test_only_the_delegated_files_change_owner(runtime, userns_bundle, container
     listed = DELEGATE_LIST.read_text().split() if DELEGATE_LIST.exists() else FALLBACK
     wanted = sorted(name for name in listed if name in files)
     given = sorted(name for name, uid in files.items() if uid == USERNS_HOST_ID)
-    assert given == wanted, f"files of {folder} given to uid {USERNS_HOST_ID}: {given}; expected those of {DELEGATE_LIST} that exist: {wanted}"
+    assert given == wanted, (
+        f"files of {folder} given to uid {USERNS_HOST_ID}: {given}; expected those of {DELEGATE_LIST} that exist: {wanted}"
+    )
     others = {name: uid for name, uid in files.items() if uid not in (0, USERNS_HOST_ID)}
     assert not others, f"files of {folder} given to other owners: {others}"
 
@@ -547,7 +637,9 @@ def test_cgroup_not_given_away_with_a_read_only_cgroup_mount(runtime, userns_bun
     c.create()
     folder, dir_owner, files = owners(c.pid)
     given = sorted(name for name, uid in files.items() if uid != 0)
-    assert dir_owner == 0 and not given, f"with a read-only cgroup mount {folder} is owned by {dir_owner} and {given} changed owner; nothing should"
+    assert dir_owner == 0 and not given, (
+        f"with a read-only cgroup mount {folder} is owned by {dir_owner} and {given} changed owner; nothing should"
+    )
 
 
 @contextlib.contextmanager
@@ -555,6 +647,7 @@ def delegate_list_hidden(runtime):
     """Run the runtime where /sys/kernel/cgroup/delegate does not exist: in a private mount
     namespace (after the definition's own quirk, if any) with an empty tmpfs over
     /sys/kernel/cgroup. The host's mounts are not touched."""
+
     def hide() -> None:
         if not runtime.in_private_mount_namespace:
             _linux.private_mount_namespace()
@@ -574,7 +667,9 @@ def test_fallback_files_change_owner_without_a_delegate_list(runtime, userns_bun
     folder, _, files = owners(c.pid)
     wanted = sorted(name for name in FALLBACK if name in files)
     given = sorted(name for name, uid in files.items() if uid == USERNS_HOST_ID)
-    assert given == wanted, f"without {DELEGATE_LIST} the files of {folder} given to uid {USERNS_HOST_ID} are {given}; expected the fallback list {wanted}"
+    assert given == wanted, (
+        f"without {DELEGATE_LIST} the files of {folder} given to uid {USERNS_HOST_ID} are {given}; expected the fallback list {wanted}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -603,7 +698,9 @@ RDT = pytest.mark.feature("linux.intelRdt.enabled")
 
 @RDT
 @pytest.mark.requires("resctrl")
-@pytest.mark.spec("linux.intelRdt.tasks", "linux.intelRdt.default-closid", "linux.intelRdt.remove-created", "features.linux.intel-rdt")
+@pytest.mark.spec(
+    "linux.intelRdt.tasks", "linux.intelRdt.default-closid", "linux.intelRdt.remove-created", "features.linux.intel-rdt"
+)
 def test_intel_rdt_default_clos_is_the_container_id(runtime, bundle_factory, container_factory):
     resctrl = resctrl_mount()
     bundle = bundle_factory("pause")
@@ -717,7 +814,11 @@ def test_claimed_cgroup_version_is_applied(runtime, bundle_factory, container_fa
     version = "v2" if v2_host() else "v1"
     claim = features.lookup(doc or {}, f"linux.cgroup.{version}")
     if claim is not True:
-        pytest.skip(f"{runtime.name} does not claim linux.cgroup.{version} in its features output ({json.dumps(claim) if claim is not features._MISSING else 'absent'})")
+        pytest.skip(
+            f"{runtime.name} does not claim linux.cgroup.{version} in its features output ({json.dumps(claim) if claim is not features._MISSING else 'absent'})"
+        )
     c = created_with(bundle_factory, container_factory, cgroups_path, {"pids": {"limit": 41}})
     value = read_control(c.pid, ("pids", "pids.max"), "pids.max")
-    assert value == "41", f"{runtime.name} claims cgroup {version} support, yet pids.max of its container reads {value!r}, expected 41"
+    assert value == "41", (
+        f"{runtime.name} claims cgroup {version} support, yet pids.max of its container reads {value!r}, expected 41"
+    )

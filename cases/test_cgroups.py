@@ -35,7 +35,9 @@ pytestmark = pytest.mark.requires("root")
 @pytest.mark.requires("controller-pids", "controller-memory")
 @pytest.mark.spec("linux.cgroups.path-absolute", "runtime.create.applies-config")
 def test_absolute_cgroups_path_is_under_the_mount_point(runtime, bundle_factory, container_factory, cgroups_path):
-    c = created_with(bundle_factory, container_factory, cgroups_path, {"pids": {"limit": 100}, "memory": {"limit": 256 * 2**20}})
+    c = created_with(
+        bundle_factory, container_factory, cgroups_path, {"pids": {"limit": 100}, "memory": {"limit": 256 * 2**20}}
+    )
     placed = process_cgroups(c.pid)
     wanted = [""] if v2_host() else ["pids", "memory"]
     for ctrl in wanted:
@@ -50,7 +52,9 @@ def test_absolute_cgroups_path_is_under_the_mount_point(runtime, bundle_factory,
 def test_relative_cgroups_path_is_consistent(runtime, bundle_factory, container_factory, cgroups_path):
     places = []
     for _ in range(2):
-        c = container_factory(bundle_factory("exit", "0", edit=with_cgroup(cgroups_path.name, {"pids": {"limit": 100}})))
+        c = container_factory(
+            bundle_factory("exit", "0", edit=with_cgroup(cgroups_path.name, {"pids": {"limit": 100}}))
+        )
         c.create()
         cgroups_path.record(c.pid)
         places.append(cgroup_dir(c.pid, "pids"))
@@ -66,7 +70,9 @@ def test_relative_cgroups_path_is_consistent(runtime, bundle_factory, container_
 def test_absolute_cgroups_path_is_consistent(runtime, bundle_factory, container_factory, cgroups_path):
     places = []
     for _ in range(2):
-        c = container_factory(bundle_factory("exit", "0", edit=with_cgroup(cgroups_path.absolute(), {"pids": {"limit": 100}})))
+        c = container_factory(
+            bundle_factory("exit", "0", edit=with_cgroup(cgroups_path.absolute(), {"pids": {"limit": 100}}))
+        )
         c.create()
         cgroups_path.record(c.pid)
         places.append(cgroup_dir(c.pid, "pids"))
@@ -107,7 +113,9 @@ def test_memory_limit(runtime, bundle_factory, container_factory, cgroups_path):
 @pytest.mark.spec("linux.cgroups.memory.reservation")
 def test_memory_reservation(runtime, bundle_factory, container_factory, cgroups_path):
     limit, reservation = 96 * 2**20, 48 * 2**20
-    c = created_with(bundle_factory, container_factory, cgroups_path, {"memory": {"limit": limit, "reservation": reservation}})
+    c = created_with(
+        bundle_factory, container_factory, cgroups_path, {"memory": {"limit": limit, "reservation": reservation}}
+    )
     value = read_control(c.pid, ("memory", "memory.soft_limit_in_bytes"), "memory.low")
     assert value == str(reservation), f"memory soft limit file reads {value!r}, expected {reservation}"
 
@@ -183,7 +191,9 @@ def test_cpuset_mems(runtime, bundle_factory, container_factory, cgroups_path):
 @pytest.mark.requires("cgroup-v2")
 @pytest.mark.spec("linux.cgroups.unified.written")
 def test_unified_entry_written(runtime, bundle_factory, container_factory, cgroups_path):
-    c = created_with(bundle_factory, container_factory, cgroups_path, {"unified": {"pids.max": "23", "memory.high": "50331648"}})
+    c = created_with(
+        bundle_factory, container_factory, cgroups_path, {"unified": {"pids.max": "23", "memory.high": "50331648"}}
+    )
     assert read_control(c.pid, ("pids", "-"), "pids.max") == "23"
     assert read_control(c.pid, ("memory", "-"), "memory.high") == "50331648"
 
@@ -191,7 +201,9 @@ def test_unified_entry_written(runtime, bundle_factory, container_factory, cgrou
 @pytest.mark.requires("cgroup-v2")
 @pytest.mark.spec("linux.cgroups.unified.missing-controller", "runtime.errors.no-change")
 def test_unified_entry_of_missing_controller_is_an_error(runtime, bundle_factory, container_factory, cgroups_path):
-    bundle = bundle_factory("exit", "0", edit=with_cgroup(cgroups_path.absolute(), {"unified": {"nosuchcontroller.max": "1"}}))
+    bundle = bundle_factory(
+        "exit", "0", edit=with_cgroup(cgroups_path.absolute(), {"unified": {"nosuchcontroller.max": "1"}})
+    )
     c = container_factory(bundle)
     with pytest.raises(RuntimeCallError):
         c.create()

@@ -3,15 +3,20 @@ written, not only the first the runtime meets. Read from the host's cgroup files
 _cgroups.py."""
 
 import pytest
-
 from _cgroups import created_with, read_control, v2_host
 
 pytestmark = pytest.mark.requires("root")
 
 
 @pytest.mark.requires("controller-memory", "controller-pids", "controller-cpu")
-@pytest.mark.spec("linux.cgroups.memory.limit", "linux.cgroups.memory.reservation", "linux.cgroups.pids.limit",
-                  "linux.cgroups.cpu.shares", "linux.cgroups.cpu.quota", "linux.cgroups.cpu.period")
+@pytest.mark.spec(
+    "linux.cgroups.memory.limit",
+    "linux.cgroups.memory.reservation",
+    "linux.cgroups.pids.limit",
+    "linux.cgroups.cpu.shares",
+    "linux.cgroups.cpu.quota",
+    "linux.cgroups.cpu.period",
+)
 def test_memory_pids_and_cpu_limits_together(runtime, bundle_factory, container_factory, cgroups_path):
     limit, reservation = 96 * 2**20, 48 * 2**20
     resources = {

@@ -24,13 +24,19 @@ def _folders_named(name):
 
 @pytest.mark.parametrize("where", ["relative", "absolute"])
 @pytest.mark.spec("runtime.delete.removes-resources")
-def test_delete_removes_the_parents_of_a_nested_cgroups_path(runtime, bundle_factory, container_factory, container_id, where):
+def test_delete_removes_the_parents_of_a_nested_cgroups_path(
+    runtime, bundle_factory, container_factory, container_id, where
+):
     parent = f"oci-harness-{container_id()}"
     path = f"{parent}/inner" if where == "relative" else f"/{parent}/inner"
-    c = container_factory(bundle_factory("exit", "0", edit=lambda config: config["linux"].__setitem__("cgroupsPath", path)))
+    c = container_factory(
+        bundle_factory("exit", "0", edit=lambda config: config["linux"].__setitem__("cgroupsPath", path))
+    )
     c.create()
     made = _folders_named(parent)
-    assert made, f"create made no cgroup folder {parent} for cgroupsPath {path!r}: the container is in {open(f'/proc/{c.pid}/cgroup').read()!r}"
+    assert made, (
+        f"create made no cgroup folder {parent} for cgroupsPath {path!r}: the container is in {open(f'/proc/{c.pid}/cgroup').read()!r}"
+    )
     c.start()
     c.wait()
     c.delete()

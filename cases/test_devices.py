@@ -46,7 +46,9 @@ def test_listed_device_exists(runtime, run_probe, device):
     assert st["type"] == expected, f"{device['path']}: expected a {expected} device node, found a {st['type']}"
     if device["type"] != "p":
         numbers = (st["rdev_major"], st["rdev_minor"])
-        assert numbers == (device["major"], device["minor"]), f"{device['path']}: expected {device['major']}:{device['minor']}, found {numbers[0]}:{numbers[1]}"
+        assert numbers == (device["major"], device["minor"]), (
+            f"{device['path']}: expected {device['major']}:{device['minor']}, found {numbers[0]}:{numbers[1]}"
+        )
 
 
 @pytest.mark.spec("linux.devices.available")
@@ -69,7 +71,9 @@ def test_device_owner(runtime, run_probe):
     device = {"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3, "uid": 1234, "gid": 5678}
     _, out = run_probe("stat", "/dev/mynull", edit=add_devices(device))
     st = stat_lines(out)[0]
-    assert (st["uid"], st["gid"]) == (1234, 5678), f"uid 1234, gid 5678: /dev/mynull is owned by {st['uid']}:{st['gid']}"
+    assert (st["uid"], st["gid"]) == (1234, 5678), (
+        f"uid 1234, gid 5678: /dev/mynull is owned by {st['uid']}:{st['gid']}"
+    )
 
 
 @pytest.mark.spec("linux.devices.path-anywhere")
@@ -77,7 +81,9 @@ def test_device_outside_dev(runtime, run_probe):
     device = {"path": "/devices-elsewhere/mynull", "type": "c", "major": 1, "minor": 3}
     _, out = run_probe("stat", device["path"], edit=add_devices(device))
     st = stat_lines(out)[0]
-    assert (st["type"], st["rdev_major"], st["rdev_minor"]) == ("char", 1, 3), f"{device['path']}: expected char 1:3, found {st['type']} {st['rdev_major']}:{st['rdev_minor']}"
+    assert (st["type"], st["rdev_major"], st["rdev_minor"]) == ("char", 1, 3), (
+        f"{device['path']}: expected char 1:3, found {st['type']} {st['rdev_major']}:{st['rdev_minor']}"
+    )
 
 
 @pytest.mark.spec("linux.devices.path-conflict")
@@ -89,7 +95,9 @@ def test_device_path_taken_by_other_file_is_an_error(runtime, bundle_factory, co
         c.create()
         c.start()
         c.wait()
-        pytest.fail(f"a regular file exists at /taken where char device 1:3 is requested, yet the container ran; it saw: {c.stdout().strip()}")
+        pytest.fail(
+            f"a regular file exists at /taken where char device 1:3 is requested, yet the container ran; it saw: {c.stdout().strip()}"
+        )
 
 
 DEFAULT_DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9), "tty": (5, 0)}
@@ -102,7 +110,9 @@ def test_default_device(runtime, run_probe, name):
     st = stat_lines(out)[0]
     major, minor = DEFAULT_DEVICES[name]
     found = (st["type"], st["rdev_major"], st["rdev_minor"])
-    assert found == ("char", major, minor), f"/dev/{name}: expected char {major}:{minor}, found {found[0]} {found[1]}:{found[2]}"
+    assert found == ("char", major, minor), (
+        f"/dev/{name}: expected char {major}:{minor}, found {found[0]} {found[1]}:{found[2]}"
+    )
 
 
 @pytest.fixture
@@ -119,13 +129,25 @@ def test_dev_ptmx(created):
     ptmx = f"{root}/dev/ptmx"
     if os.path.islink(ptmx):
         target = os.readlink(ptmx)
-        assert target in ("pts/ptmx", "/dev/pts/ptmx"), f"/dev/ptmx is a symlink to {target!r}, not to the container's /dev/pts/ptmx"
+        assert target in ("pts/ptmx", "/dev/pts/ptmx"), (
+            f"/dev/ptmx is a symlink to {target!r}, not to the container's /dev/pts/ptmx"
+        )
     else:
         a, b = os.stat(ptmx), os.stat(f"{root}/dev/pts/ptmx")
-        assert (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino), "/dev/ptmx is neither a symlink to nor a bind mount of /dev/pts/ptmx"
+        assert (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino), (
+            "/dev/ptmx is neither a symlink to nor a bind mount of /dev/pts/ptmx"
+        )
 
 
-@pytest.mark.parametrize("link, target", [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")])
+@pytest.mark.parametrize(
+    "link, target",
+    [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ],
+)
 @pytest.mark.spec("runtime-linux.dev-symlinks")
 def test_dev_symlink(created, link, target):
     path = f"/proc/{created.pid}/root/dev/{link}"
@@ -138,4 +160,6 @@ def test_only_stdio_is_open(runtime, run_probe):
     _, out = run_probe("ls", "/proc/self/fd")
     fds = sorted(int(n) for n in out.split())
     # 0, 1, 2 and the one fd the probe itself holds open to read the folder
-    assert fds[:3] == [0, 1, 2] and len(fds) == 4, f"expected only fds 0, 1, 2 (and the probe's own directory fd), found {fds}"
+    assert fds[:3] == [0, 1, 2] and len(fds) == 4, (
+        f"expected only fds 0, 1, 2 (and the probe's own directory fd), found {fds}"
+    )

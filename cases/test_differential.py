@@ -3,7 +3,8 @@ view inside the container, once what legitimately varies is normalised (harness.
 
 import pytest
 
-from harness import diff, runtime as rt
+from harness import diff
+from harness import runtime as rt
 
 pytestmark = pytest.mark.requires("root")
 
@@ -25,4 +26,6 @@ def diff_runtimes(request):
 def test_same_view_on_both_runtimes(diff_runtimes, variant, probe_binary, tmp_path):
     found = diff.compare(diff_runtimes, tmp_path, {variant: diff.VARIANTS[variant]}, probe_binary=probe_binary)[variant]
     a, b = (r.name for r in diff_runtimes)
-    assert not found, f"{a} and {b} differ for the same config ({variant}):\n" + "\n".join(f"  {d.path}: {a}={d.a!r} {b}={d.b!r}" for d in found)
+    assert not found, f"{a} and {b} differ for the same config ({variant}):\n" + "\n".join(
+        f"  {d.path}: {a}={d.a!r} {b}={d.b!r}" for d in found
+    )

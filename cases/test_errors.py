@@ -75,7 +75,9 @@ def test_create_with_existing_id(runtime, bundle_factory, container_factory, env
         second.create()
     assert_unchanged(env_before, take, "the failed create with an id in use")
     after = first.state()
-    assert (after.status, after.pid, after.bundle) == (before.status, before.pid, before.bundle), "the failed create changed the existing container"
+    assert (after.status, after.pid, after.bundle) == (before.status, before.pid, before.bundle), (
+        "the failed create changed the existing container"
+    )
     first.start()
     first.wait()
     assert (first.bundle / "rootfs" / "ran").read_text() == "first"
@@ -142,7 +144,12 @@ def test_kill_stopped_container(runtime, bundle_factory, container_factory):
 
 
 @pytest.mark.parametrize("operation", ["state", "start", "kill", "delete"])
-@pytest.mark.spec("runtime.query-state.requires-id", "runtime.start.requires-id", "runtime.kill.requires-id", "runtime.delete.requires-id")
+@pytest.mark.spec(
+    "runtime.query-state.requires-id",
+    "runtime.start.requires-id",
+    "runtime.kill.requires-id",
+    "runtime.delete.requires-id",
+)
 def test_operation_without_id_fails(runtime, operation):
     proc = runtime.call(operation, check=False)
     assert proc.returncode != 0, f"`{operation}` with no container id exited 0; stdout {proc.stdout!r}"
@@ -161,7 +168,15 @@ def test_create_with_invalid_id_fails(runtime, bundle_factory, bad_id, tmp_path,
     bundle = bundle_factory("write", "/ran", "yes")
     take = environment(bad_id, bundle.path)
     before = take()
-    proc = runtime.call("create", "--bundle", str(bundle.path), bad_id, check=False, stdout=open(tmp_path / "out", "wb"), stderr=open(tmp_path / "err", "wb"))
+    proc = runtime.call(
+        "create",
+        "--bundle",
+        str(bundle.path),
+        bad_id,
+        check=False,
+        stdout=open(tmp_path / "out", "wb"),
+        stderr=open(tmp_path / "err", "wb"),
+    )
     try:
         assert proc.returncode != 0, f"create with the invalid id {bad_id!r} succeeded"
         assert_unchanged(before, take, f"the failed create with the invalid id {bad_id!r}")
@@ -180,7 +195,9 @@ def test_delete_created_container_fails(runtime, bundle_factory, container_facto
     env_before = take()
     with pytest.raises(RuntimeCallError):
         c.delete()
-        pytest.fail(f"delete of a created container succeeded (status was {before.status!r}); it must fail and have no effect")
+        pytest.fail(
+            f"delete of a created container succeeded (status was {before.status!r}); it must fail and have no effect"
+        )
     assert_unchanged(env_before, take, "the refused delete of a created container")
     after = c.state()
     assert (after.status, after.pid) == ("created", before.pid), f"deleting a created container changed it: {after.raw}"

@@ -12,9 +12,9 @@ import re
 import sys
 from typing import Any
 
+import _hooks
 import pytest
 
-import _hooks
 from harness import spec
 from harness.runtime import RuntimeCallError
 
@@ -24,8 +24,27 @@ SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.
 
 #: Every property the spec defines (features.md, features-linux.md, v1.3.0), by path.
 DEFINED = {
-    "": {"ociVersionMin", "ociVersionMax", "hooks", "mountOptions", "linux", "annotations", "potentiallyUnsafeConfigAnnotations"},
-    "linux": {"namespaces", "capabilities", "cgroup", "seccomp", "apparmor", "selinux", "intelRdt", "memoryPolicy", "mountExtensions", "netDevices"},
+    "": {
+        "ociVersionMin",
+        "ociVersionMax",
+        "hooks",
+        "mountOptions",
+        "linux",
+        "annotations",
+        "potentiallyUnsafeConfigAnnotations",
+    },
+    "linux": {
+        "namespaces",
+        "capabilities",
+        "cgroup",
+        "seccomp",
+        "apparmor",
+        "selinux",
+        "intelRdt",
+        "memoryPolicy",
+        "mountExtensions",
+        "netDevices",
+    },
     "linux.cgroup": {"v1", "v2", "systemd", "systemdUser", "rdma"},
     "linux.seccomp": {"enabled", "actions", "operators", "archs", "knownFlags", "supportedFlags"},
     "linux.apparmor": {"enabled"},
@@ -57,9 +76,25 @@ LINUX_TYPES = {
     "netDevices": "bools",
     "memoryPolicy": "strings-map",
 }
-SECCOMP_TYPES = {"enabled": bool, "actions": list, "operators": list, "archs": list, "knownFlags": list, "supportedFlags": list}
+SECCOMP_TYPES = {
+    "enabled": bool,
+    "actions": list,
+    "operators": list,
+    "archs": list,
+    "knownFlags": list,
+    "supportedFlags": list,
+}
 
-NAMESPACE_FILES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts", "user": "user", "cgroup": "cgroup", "time": "time"}
+NAMESPACE_FILES = {
+    "pid": "pid",
+    "network": "net",
+    "mount": "mnt",
+    "ipc": "ipc",
+    "uts": "uts",
+    "user": "user",
+    "cgroup": "cgroup",
+    "time": "time",
+}
 
 
 @pytest.fixture
@@ -68,7 +103,9 @@ def features(runtime) -> dict[str, Any]:
     proc = runtime.call("features", check=False, timeout=30)
     err = proc.stderr.decode(errors="replace").strip() if isinstance(proc.stderr, bytes) else proc.stderr
     if proc.returncode != 0:
-        pytest.skip(f"{runtime.name} has no `features` command (exit {proc.returncode}: {err[:200]!r}); the features document is optional (features.md: MAY)")
+        pytest.skip(
+            f"{runtime.name} has no `features` command (exit {proc.returncode}: {err[:200]!r}); the features document is optional (features.md: MAY)"
+        )
     out = proc.stdout.decode(errors="replace") if isinstance(proc.stdout, bytes) else proc.stdout
     try:
         doc = json.loads(out)
@@ -101,7 +138,13 @@ def test_features_document_is_a_json_object(runtime, features):
     assert features, "the features document is an empty object (ociVersionMin and ociVersionMax are REQUIRED)"
 
 
-@pytest.mark.parametrize("key", [pytest.param("ociVersionMin", marks=pytest.mark.spec("features.oci-version-min")), pytest.param("ociVersionMax", marks=pytest.mark.spec("features.oci-version-max"))])
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param("ociVersionMin", marks=pytest.mark.spec("features.oci-version-min")),
+        pytest.param("ociVersionMax", marks=pytest.mark.spec("features.oci-version-max")),
+    ],
+)
 def test_oci_version_bound_is_a_semver_string(runtime, features, key):
     value = features.get(key)
     assert isinstance(value, str), f"{key} is REQUIRED and a string, got {value!r}"
@@ -151,7 +194,9 @@ def test_features_holds_only_defined_properties(runtime, features):
             since = INTRODUCED.get(where)
             if key not in DEFINED[path]:
                 unknown.append(where)
-            elif since is not None and isinstance(top, str) and SEMVER.match(top) and semver_key(top) < semver_key(since):
+            elif (
+                since is not None and isinstance(top, str) and SEMVER.match(top) and semver_key(top) < semver_key(since)
+            ):
                 unknown.append(f"{where} (defined since {since}, ociVersionMax is {top})")
             elif where in DEFINED and isinstance(value, dict):
                 walk(value, where)
@@ -183,9 +228,14 @@ def test_features_linux_members_have_spec_types(runtime, features):
             continue
         if kind == "strings" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             wrong.append(f"linux.{key} = {value!r} (expected an array of strings)")
-        if kind == "bools" and not (isinstance(value, dict) and all(isinstance(v, bool) or v is None for v in value.values())):
+        if kind == "bools" and not (
+            isinstance(value, dict) and all(isinstance(v, bool) or v is None for v in value.values())
+        ):
             wrong.append(f"linux.{key} = {value!r} (expected an object of booleans)")
-        if kind == "strings-map" and not (isinstance(value, dict) and all(v is None or (isinstance(v, list) and all(isinstance(x, str) for x in v)) for v in value.values())):
+        if kind == "strings-map" and not (
+            isinstance(value, dict)
+            and all(v is None or (isinstance(v, list) and all(isinstance(x, str) for x in v)) for v in value.values())
+        ):
             wrong.append(f"linux.{key} = {value!r} (expected an object of arrays of strings)")
     seccomp = linux.get("seccomp")
     if seccomp is not None:
@@ -194,7 +244,9 @@ def test_features_linux_members_have_spec_types(runtime, features):
             if value is None or want is None:
                 continue
             if not isinstance(value, want) or (want is list and not all(isinstance(v, str) for v in value)):
-                wrong.append(f"linux.seccomp.{key} = {value!r} (expected {'a boolean' if want is bool else 'an array of strings'})")
+                wrong.append(
+                    f"linux.seccomp.{key} = {value!r} (expected {'a boolean' if want is bool else 'an array of strings'})"
+                )
     for key in ("hooks", "mountOptions"):
         value = features.get(key)
         if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
@@ -232,7 +284,9 @@ def test_listed_hooks_run(runtime, features, bundle_factory, container_factory, 
     c.delete()
     ran = {r.kind for r in setup.records()}
     missing = [k for k in kinds if k not in ran]
-    assert not missing, f"listed hooks that never ran in a full create/start/kill/delete: {missing}; the log holds {setup.labels()}"
+    assert not missing, (
+        f"listed hooks that never ran in a full create/start/kill/delete: {missing}; the log holds {setup.labels()}"
+    )
 
 
 def _mount_for(option: str, index: int, tmp_path) -> dict[str, Any]:
@@ -247,7 +301,14 @@ def _mount_for(option: str, index: int, tmp_path) -> dict[str, Any]:
         source = tmp_path / f"bind-src-{index}"
         source.mkdir(exist_ok=True)
         mapping = [{"containerID": 0, "hostID": 2000, "size": 10}]
-        return {"destination": destination, "type": "bind", "source": str(source), "options": ["rbind", option], "uidMappings": mapping, "gidMappings": mapping}
+        return {
+            "destination": destination,
+            "type": "bind",
+            "source": str(source),
+            "options": ["rbind", option],
+            "uidMappings": mapping,
+            "gidMappings": mapping,
+        }
     return {"destination": destination, "type": "tmpfs", "source": "tmpfs", "options": [option]}
 
 
@@ -320,7 +381,9 @@ def test_listed_namespace_can_be_created(runtime, features, run_probe, host_name
     _, report = run_probe("report", edit=add)
     name = NAMESPACE_FILES[ns_type]
     inside = report["namespaces"].get(name)
-    assert inside is not None and inside != host_namespaces[name], f"the listed {ns_type} namespace was not created: inode {inside}, host {host_namespaces[name]}"
+    assert inside is not None and inside != host_namespaces[name], (
+        f"the listed {ns_type} namespace was not created: inode {inside}, host {host_namespaces[name]}"
+    )
 
 
 def _bounding_set() -> int:
@@ -352,7 +415,26 @@ def test_listed_capabilities_are_recognized(runtime, features, run_probe):
 
 
 #: Syscalls the probe never makes: rules on them change nothing it does.
-UNUSED_SYSCALLS = ["acct", "swapon", "swapoff", "vhangup", "syslog", "iopl", "ioperm", "setdomainname", "quotactl", "kexec_load", "init_module", "delete_module", "adjtimex", "settimeofday", "clock_adjtime", "uselib", "ustat", "sysfs"]
+UNUSED_SYSCALLS = [
+    "acct",
+    "swapon",
+    "swapoff",
+    "vhangup",
+    "syslog",
+    "iopl",
+    "ioperm",
+    "setdomainname",
+    "quotactl",
+    "kexec_load",
+    "init_module",
+    "delete_module",
+    "adjtimex",
+    "settimeofday",
+    "clock_adjtime",
+    "uselib",
+    "ustat",
+    "sysfs",
+]
 
 
 def _seccomp_runs(run_probe, seccomp: dict[str, Any]) -> None:
@@ -394,8 +476,39 @@ def test_listed_seccomp_operators_are_recognized(runtime, features, run_probe):
 
 #: Byte order of the seccomp architectures libseccomp knows.
 SECCOMP_ARCH_BYTE_ORDER = {
-    **dict.fromkeys(["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64", "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_RISCV64", "SCMP_ARCH_LOONGARCH64", "SCMP_ARCH_SH"], "little"),
-    **dict.fromkeys(["SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64", "SCMP_ARCH_S390", "SCMP_ARCH_S390X", "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64", "SCMP_ARCH_M68K", "SCMP_ARCH_SHEB"], "big"),
+    **dict.fromkeys(
+        [
+            "SCMP_ARCH_X86",
+            "SCMP_ARCH_X86_64",
+            "SCMP_ARCH_X32",
+            "SCMP_ARCH_ARM",
+            "SCMP_ARCH_AARCH64",
+            "SCMP_ARCH_MIPSEL",
+            "SCMP_ARCH_MIPSEL64",
+            "SCMP_ARCH_MIPSEL64N32",
+            "SCMP_ARCH_PPC64LE",
+            "SCMP_ARCH_RISCV64",
+            "SCMP_ARCH_LOONGARCH64",
+            "SCMP_ARCH_SH",
+        ],
+        "little",
+    ),
+    **dict.fromkeys(
+        [
+            "SCMP_ARCH_MIPS",
+            "SCMP_ARCH_MIPS64",
+            "SCMP_ARCH_MIPS64N32",
+            "SCMP_ARCH_PPC",
+            "SCMP_ARCH_PPC64",
+            "SCMP_ARCH_S390",
+            "SCMP_ARCH_S390X",
+            "SCMP_ARCH_PARISC",
+            "SCMP_ARCH_PARISC64",
+            "SCMP_ARCH_M68K",
+            "SCMP_ARCH_SHEB",
+        ],
+        "big",
+    ),
 }
 
 
@@ -409,7 +522,14 @@ def test_listed_seccomp_archs_are_recognized(runtime, features, run_probe):
     same_order = [a for a in archs if a in SECCOMP_ARCH_BYTE_ORDER and SECCOMP_ARCH_BYTE_ORDER[a] == order]
     if not same_order:
         pytest.skip(f"none of the listed architectures {archs} has the host's byte order")
-    _seccomp_runs(run_probe, {"defaultAction": "SCMP_ACT_ALLOW", "architectures": same_order, "syscalls": [{"names": ["acct"], "action": "SCMP_ACT_ERRNO"}]})
+    _seccomp_runs(
+        run_probe,
+        {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": same_order,
+            "syscalls": [{"names": ["acct"], "action": "SCMP_ACT_ERRNO"}],
+        },
+    )
 
 
 @pytest.mark.parametrize(
@@ -428,4 +548,11 @@ def test_listed_seccomp_flags_are_accepted(runtime, features, run_probe, key):
         flags = [f for f in flags if f in supported]  # a known flag the kernel lacks may be refused
         if not flags:
             pytest.skip(f"no flag of {runtime.name}'s knownFlags is also in supportedFlags")
-    _seccomp_runs(run_probe, {"defaultAction": "SCMP_ACT_ALLOW", "flags": list(flags), "syscalls": [{"names": ["acct"], "action": "SCMP_ACT_ERRNO"}]})
+    _seccomp_runs(
+        run_probe,
+        {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "flags": list(flags),
+            "syscalls": [{"names": ["acct"], "action": "SCMP_ACT_ERRNO"}],
+        },
+    )

@@ -3,10 +3,10 @@
 config.json. The per-type cases of test_features.py cover the spec's own types."""
 
 import pytest
+from test_features import NAMESPACE_FILES, features, listed  # noqa: F401  (features: the fixture)
 
 from harness import spec
 from harness.runtime import RuntimeCallError
-from test_features import NAMESPACE_FILES, features, listed  # noqa: F401  (features: the fixture)
 
 pytestmark = pytest.mark.requires("root")
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import _hooks
+import pytest
 from _hooks import CONTAINER_NS_KINDS, CREATE_KINDS, KINDS, RUNTIME_NS_KINDS, USER_LABEL
+
 from harness import host
 from harness.runtime import RuntimeCallError
 
@@ -44,16 +44,31 @@ def hook_env(kind: str, index: int) -> list[str]:
     return [f"HOOK_KIND={kind}", f"HOOK_INDEX={index}", "WITH_EQUALS=a=b", "EMPTY="]
 
 
-def hooked_bundle(bundle_factory, tmp_path: Path, *, per_kind: dict[str, int] | None = None, words: dict[str, list[str]] | None = None, timeouts: dict[str, int] | None = None):
+def hooked_bundle(
+    bundle_factory,
+    tmp_path: Path,
+    *,
+    per_kind: dict[str, int] | None = None,
+    words: dict[str, list[str]] | None = None,
+    timeouts: dict[str, int] | None = None,
+):
     """A bundle whose hooks are recorders ``<kind>-<i>``; ``words[label]`` adds directives."""
-    per_kind = per_kind or {k: PER_KIND for k in KINDS}
+    per_kind = per_kind or dict.fromkeys(KINDS, PER_KIND)
     words = words or {}
     timeouts = timeouts or {}
     bundle = bundle_factory()
     setup = _hooks.install(bundle, tmp_path)
     hooks = {
         kind: [
-            _hooks.hook_entry(setup, kind, i, *EXTRA_ARGS, *words.get(f"{kind}-{i}", []), env=hook_env(kind, i), timeout=timeouts.get(f"{kind}-{i}"))
+            _hooks.hook_entry(
+                setup,
+                kind,
+                i,
+                *EXTRA_ARGS,
+                *words.get(f"{kind}-{i}", []),
+                env=hook_env(kind, i),
+                timeout=timeouts.get(f"{kind}-{i}"),
+            )
             for i in range(n)
         ]
         for kind, n in per_kind.items()
@@ -179,7 +194,9 @@ def stat_id(path: str | Path) -> list[int]:
 def test_every_hook_kind_is_invoked(runtime, lifecycle, kind):
     records = lifecycle.of_kind(kind)
     expected = [f"{kind}-{i}" for i in range(PER_KIND)]
-    assert sorted(r.label for r in records) == expected, f"expected the {kind} hooks {expected} to run, the log holds {lifecycle.labels()}"
+    assert sorted(r.label for r in records) == expected, (
+        f"expected the {kind} hooks {expected} to run, the log holds {lifecycle.labels()}"
+    )
 
 
 @pytest.mark.parametrize("kind", kinds(KINDS, "config.hooks.{kind}.path-namespace"))
@@ -191,7 +208,9 @@ def test_hook_path_resolves_in_its_namespace(runtime, lifecycle, kind):
             pytest.skip(f"{path} exists on the host too: cannot tell in which namespace the path resolved")
         where = "only inside the container's root filesystem"
     else:
-        assert not (lifecycle.rootfs / path.lstrip("/")).exists(), f"{path} exists in the rootfs too: the case cannot tell where it resolved"
+        assert not (lifecycle.rootfs / path.lstrip("/")).exists(), (
+            f"{path} exists in the rootfs too: the case cannot tell where it resolved"
+        )
         where = "only on the host, not in the container's root filesystem"
     ran = [r.label for r in lifecycle.of_kind(kind)]
     assert ran, f"the {kind} hook at {path} ({where}) never ran; the log holds {lifecycle.labels()}"
@@ -212,14 +231,18 @@ def test_hooks_of_a_kind_run_in_listed_order(runtime, lifecycle):
 def test_prestart_runs_before_createRuntime(runtime, lifecycle):
     last_prestart = max(lifecycle.index(f"prestart-{i}") for i in range(PER_KIND))
     first_create_runtime = min(lifecycle.index(f"createRuntime-{i}") for i in range(PER_KIND))
-    assert last_prestart < first_create_runtime, f"a createRuntime hook ran before a prestart hook: {lifecycle.labels()}"
+    assert last_prestart < first_create_runtime, (
+        f"a createRuntime hook ran before a prestart hook: {lifecycle.labels()}"
+    )
 
 
 @pytest.mark.spec("config.hooks.createContainer.after-createRuntime")
 def test_createContainer_runs_after_createRuntime(runtime, lifecycle):
     last_create_runtime = max(lifecycle.index(f"createRuntime-{i}") for i in range(PER_KIND))
     first_create_container = min(lifecycle.index(f"createContainer-{i}") for i in range(PER_KIND))
-    assert last_create_runtime < first_create_container, f"a createContainer hook ran before a createRuntime hook: {lifecycle.labels()}"
+    assert last_create_runtime < first_create_container, (
+        f"a createContainer hook ran before a createRuntime hook: {lifecycle.labels()}"
+    )
 
 
 @pytest.mark.parametrize("kind", kinds(CREATE_KINDS, "config.hooks.{kind}.during-create"))
@@ -231,22 +254,32 @@ def test_create_hooks_run_during_create_before_pivot_root(runtime, lifecycle, ki
         assert lifecycle.during(record, "create"), f"{record.label} ran {lifecycle.when(record)}, not during create"
         if kind in RUNTIME_NS_KINDS:
             target = record["target"]
-            assert target is not None, f"{record.label}: the state pid {record.state.get('pid') if isinstance(record.state, dict) else '?'} named no live process"
+            assert target is not None, (
+                f"{record.label}: the state pid {record.state.get('pid') if isinstance(record.state, dict) else '?'} named no live process"
+            )
             seen = {k: target["ns"].get(k) for k in ("pid", "net", "ipc", "uts", "mnt")}
             expected = {k: lifecycle.container_ns[k] for k in seen}
-            assert seen == expected, f"{record.label}: the container process was not yet in its namespaces: {seen}, expected {expected}"
+            assert seen == expected, (
+                f"{record.label}: the container process was not yet in its namespaces: {seen}, expected {expected}"
+            )
             root = target["root"]
         else:
             root = record["root"]
-        assert root != rootfs, f"{record.label} ran after pivot_root: the container's root was already the rootfs {lifecycle.rootfs}"
-        assert root == host_root, f"{record.label}: the container's root {root} is neither the host's / {host_root} nor the rootfs {rootfs}"
+        assert root != rootfs, (
+            f"{record.label} ran after pivot_root: the container's root was already the rootfs {lifecycle.rootfs}"
+        )
+        assert root == host_root, (
+            f"{record.label}: the container's root {root} is neither the host's / {host_root} nor the rootfs {rootfs}"
+        )
 
 
 @pytest.mark.spec("config.hooks.startContainer.during-start")
 def test_startContainer_runs_after_start_before_user_process(runtime, lifecycle):
     user = lifecycle.index(USER_LABEL)
     for record in lifecycle.ran("startContainer"):
-        assert record["t"] >= lifecycle.times["start-begin"], f"{record.label} ran {lifecycle.when(record)}, before start was called"
+        assert record["t"] >= lifecycle.times["start-begin"], (
+            f"{record.label} ran {lifecycle.when(record)}, before start was called"
+        )
         assert lifecycle.index(record.label) < user, f"{record.label} ran after the user program: {lifecycle.labels()}"
 
 
@@ -267,7 +300,12 @@ def slow_start(runtime, bundle_factory, container_factory, tmp_path) -> SlowStar
     poststart hooks before the user program is executed, then shows it every time, not by chance."""
     if runtime.name in _SLOW:
         return _SLOW[runtime.name]
-    bundle, setup = hooked_bundle(bundle_factory, tmp_path, per_kind={"startContainer": 2, "poststart": 2}, words={"startContainer-0": ["sleep=1"]})
+    bundle, setup = hooked_bundle(
+        bundle_factory,
+        tmp_path,
+        per_kind={"startContainer": 2, "poststart": 2},
+        words={"startContainer-0": ["sleep=1"]},
+    )
     c = container_factory(bundle)
     c.create()
     c.start()
@@ -284,7 +322,9 @@ def slow_start(runtime, bundle_factory, container_factory, tmp_path) -> SlowStar
 def test_start_returns_after_startContainer_hooks(runtime, slow_start):
     """startContainer hooks are part of start: start does not return while they still run."""
     second = slow_start.setup.by_label()["startContainer-1"]
-    assert second["t"] <= slow_start.returned, f"start returned {second['t'] - slow_start.returned:.3f} s before startContainer-1 began (startContainer-0 sleeps 1 s)"
+    assert second["t"] <= slow_start.returned, (
+        f"start returned {second['t'] - slow_start.returned:.3f} s before startContainer-1 began (startContainer-0 sleeps 1 s)"
+    )
 
 
 @pytest.mark.spec("config.hooks.poststart.after-user-process")
@@ -295,7 +335,9 @@ def test_poststart_runs_after_user_process_is_executed(runtime, slow_start):
     for record in records:
         target = record["target"]
         cmdline = target["cmdline"] if target else None
-        assert cmdline == USER_ARGS, f"{record.label} ran before the user program was executed: the container process's command line was {cmdline}, expected {USER_ARGS}"
+        assert cmdline == USER_ARGS, (
+            f"{record.label} ran before the user program was executed: the container process's command line was {cmdline}, expected {USER_ARGS}"
+        )
 
 
 @pytest.mark.spec("config.hooks.poststart.before-start-returns")
@@ -318,8 +360,12 @@ def test_hook_gets_state_on_stdin(runtime, lifecycle, kind):
     assert isinstance(state, dict), f"{record.label} got no state JSON on stdin: {record['stdin']!r}"
     assert isinstance(state.get("ociVersion"), str), f"{record.label}: state has no ociVersion: {state}"
     assert state.get("id") == lifecycle.id, f"{record.label}: state id {state.get('id')!r}, expected {lifecycle.id!r}"
-    assert state.get("bundle") == str(lifecycle.bundle), f"{record.label}: state bundle {state.get('bundle')!r}, expected {str(lifecycle.bundle)!r}"
-    assert state.get("annotations") == ANNOTATIONS, f"{record.label}: state annotations {state.get('annotations')}, expected {ANNOTATIONS}"
+    assert state.get("bundle") == str(lifecycle.bundle), (
+        f"{record.label}: state bundle {state.get('bundle')!r}, expected {str(lifecycle.bundle)!r}"
+    )
+    assert state.get("annotations") == ANNOTATIONS, (
+        f"{record.label}: state annotations {state.get('annotations')}, expected {ANNOTATIONS}"
+    )
 
 
 #: The status each hook should see (runtime.md "State"): during create the operation has not
@@ -340,13 +386,17 @@ EXPECTED_STATUS = {
 def test_hook_state_status(runtime, lifecycle, kind):
     for record in lifecycle.ran(kind):
         status = record.state.get("status") if isinstance(record.state, dict) else None
-        assert status in EXPECTED_STATUS[kind], f"{record.label} saw status {status!r}, expected one of {sorted(EXPECTED_STATUS[kind])}"
+        assert status in EXPECTED_STATUS[kind], (
+            f"{record.label} saw status {status!r}, expected one of {sorted(EXPECTED_STATUS[kind])}"
+        )
 
 
 @pytest.mark.parametrize("kind", [k for k in KINDS if k != "poststop"])
 @pytest.mark.spec("runtime.state.pid-in-hooks", "runtime.state.pid")
 def test_hook_state_pid_as_seen_from_its_namespace(runtime, lifecycle, kind):
-    expected = lifecycle.pid if kind in RUNTIME_NS_KINDS else 1  # the container process is pid 1 in its own pid namespace
+    expected = (
+        lifecycle.pid if kind in RUNTIME_NS_KINDS else 1
+    )  # the container process is pid 1 in its own pid namespace
     view = "the runtime's (host) pid" if kind in RUNTIME_NS_KINDS else "the pid the container sees"
     for record in lifecycle.ran(kind):
         pid = record.state.get("pid") if isinstance(record.state, dict) else None
@@ -358,7 +408,9 @@ def test_hook_state_pid_as_seen_from_its_namespace(runtime, lifecycle, kind):
 def test_hook_args_as_configured(runtime, lifecycle, kind):
     configured = {e["args"][0]: e["args"] for e in lifecycle.hooks[kind]}
     for record in lifecycle.ran(kind):
-        assert record["argv"] == configured[record.label], f"{record.label} got argv {record['argv']}, configured args {configured[record.label]}"
+        assert record["argv"] == configured[record.label], (
+            f"{record.label} got argv {record['argv']}, configured args {configured[record.label]}"
+        )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -366,7 +418,9 @@ def test_hook_args_as_configured(runtime, lifecycle, kind):
 def test_hook_env_as_configured(runtime, lifecycle, kind):
     configured = {e["args"][0]: e["env"] for e in lifecycle.hooks[kind]}
     for record in lifecycle.ran(kind):
-        assert record["env"] == configured[record.label], f"{record.label} got environment {record['env']}, configured env {configured[record.label]}"
+        assert record["env"] == configured[record.label], (
+            f"{record.label} got environment {record['env']}, configured env {configured[record.label]}"
+        )
 
 
 @pytest.mark.parametrize("kind", kinds(KINDS, "config.hooks.{kind}.namespace"))
@@ -376,17 +430,27 @@ def test_hook_runs_in_its_namespace(runtime, lifecycle, kind):
         if kind in CONTAINER_NS_KINDS:
             seen = {k: ns.get(k) for k in SHARED_WITH_CONTAINER}
             expected = {k: lifecycle.container_ns[k] for k in SHARED_WITH_CONTAINER}
-            assert seen == expected, f"{record.label} is not in the container's namespaces: {seen}, container {expected}, host { {k: lifecycle.host_ns[k] for k in seen} }"
+            assert seen == expected, (
+                f"{record.label} is not in the container's namespaces: {seen}, container {expected}, host { {k: lifecycle.host_ns[k] for k in seen} }"
+            )
             if kind == "startContainer":
-                assert record["hostname"] == HOSTNAME, f"{record.label} sees hostname {record['hostname']!r}, the container's is {HOSTNAME!r}"
+                assert record["hostname"] == HOSTNAME, (
+                    f"{record.label} sees hostname {record['hostname']!r}, the container's is {HOSTNAME!r}"
+                )
         else:
             seen = {k: ns.get(k) for k in SHARED_WITH_RUNTIME if k in lifecycle.host_ns}
             expected = {k: lifecycle.host_ns[k] for k in seen}
-            assert seen == expected, f"{record.label} is not in the runtime's namespaces: {seen}, runtime (host) {expected}"
+            assert seen == expected, (
+                f"{record.label} is not in the runtime's namespaces: {seen}, runtime (host) {expected}"
+            )
             if kind != "poststop":  # once the container is gone, its namespace inodes may be reused
-                assert ns.get("mnt") != lifecycle.container_ns["mnt"], f"{record.label} runs in the container's mount namespace"
+                assert ns.get("mnt") != lifecycle.container_ns["mnt"], (
+                    f"{record.label} runs in the container's mount namespace"
+                )
             if not lifecycle.private_runtime_mnt:
-                assert ns.get("mnt") == lifecycle.host_ns["mnt"], f"{record.label} is not in the runtime's mount namespace ({ns.get('mnt')}, runtime {lifecycle.host_ns['mnt']})"
+                assert ns.get("mnt") == lifecycle.host_ns["mnt"], (
+                    f"{record.label} is not in the runtime's mount namespace ({ns.get('mnt')}, runtime {lifecycle.host_ns['mnt']})"
+                )
 
 
 # --------------------------------------------------------------------------------------------
@@ -421,7 +485,14 @@ def exists(runtime, cid: str) -> bool:
 
 
 FAIL = ["exit=3"]
-FAILURE_COUNTS = {"prestart": 3, "createRuntime": 3, "createContainer": 3, "startContainer": 3, "poststart": 3, "poststop": 2}
+FAILURE_COUNTS = {
+    "prestart": 3,
+    "createRuntime": 3,
+    "createContainer": 3,
+    "startContainer": 3,
+    "poststart": 3,
+    "poststop": 2,
+}
 
 
 def failing_create(bundle_factory, container_factory, tmp_path, kind):
@@ -435,7 +506,11 @@ def failing_create(bundle_factory, container_factory, tmp_path, kind):
         failure = err
     records = setup.records()
     first = records[0] if records else None
-    pid = first.state.get("pid") if first is not None and first.kind in RUNTIME_NS_KINDS and isinstance(first.state, dict) else None
+    pid = (
+        first.state.get("pid")
+        if first is not None and first.kind in RUNTIME_NS_KINDS and isinstance(first.state, dict)
+        else None
+    )
     return c, setup, failure, records, pid
 
 
@@ -447,7 +522,9 @@ def test_failing_create_hook_fails_create(runtime, bundle_factory, container_fac
     earlier = [f"{k}-{i}" for k in CREATE_KINDS[: CREATE_KINDS.index(kind)] for i in range(FAILURE_COUNTS[k])]
     expected = [*earlier, f"{kind}-0", f"{kind}-1"]
     before_poststop = [label for label in labels if not label.startswith("poststop")]
-    assert before_poststop == expected, f"after {kind}-1 failed the lifecycle must go on at step 12 (destroy, then poststop); the hooks and program run were {labels}, expected {expected} (then poststop)"
+    assert before_poststop == expected, (
+        f"after {kind}-1 failed the lifecycle must go on at step 12 (destroy, then poststop); the hooks and program run were {labels}, expected {expected} (then poststop)"
+    )
 
 
 @pytest.mark.parametrize("kind", kinds(CREATE_KINDS, "runtime.lifecycle.{kind}-failure"))
@@ -455,8 +532,12 @@ def test_failing_create_hook_destroys_container(runtime, bundle_factory, contain
     c, setup, failure, records, pid = failing_create(bundle_factory, container_factory, tmp_path, kind)
     assert failure is not None, f"create succeeded although {kind}-1 exited 3"
     assert pid, f"no runtime-namespace hook recorded the container's pid: {[r.label for r in records]}"
-    assert gone_within(pid), f"the container process {pid} still runs after {kind}-1 failed (the container must be stopped)"
-    assert not exists(runtime, c.id), f"container {c.id} still exists after {kind}-1 failed: {runtime.state(c.id).raw} (lifecycle step 12 destroys it)"
+    assert gone_within(pid), (
+        f"the container process {pid} still runs after {kind}-1 failed (the container must be stopped)"
+    )
+    assert not exists(runtime, c.id), (
+        f"container {c.id} still exists after {kind}-1 failed: {runtime.state(c.id).raw} (lifecycle step 12 destroys it)"
+    )
 
 
 @pytest.mark.parametrize("kind", kinds(CREATE_KINDS, "runtime.lifecycle.{kind}-failure"))
@@ -464,7 +545,9 @@ def test_failing_create_hook_still_runs_poststop(runtime, bundle_factory, contai
     c, setup, failure, records, _ = failing_create(bundle_factory, container_factory, tmp_path, kind)
     assert failure is not None, f"create succeeded although {kind}-1 exited 3"
     labels = [r.label for r in records]
-    assert [x for x in labels if x.startswith("poststop")] == ["poststop-0", "poststop-1"], f"after {kind}-1 failed the lifecycle continues at step 12 and then 13 (poststop); hooks run: {labels}"
+    assert [x for x in labels if x.startswith("poststop")] == ["poststop-0", "poststop-1"], (
+        f"after {kind}-1 failed the lifecycle continues at step 12 and then 13 (poststop); hooks run: {labels}"
+    )
 
 
 def failing_start(bundle_factory, container_factory, tmp_path, kind="startContainer"):
@@ -511,7 +594,9 @@ def test_failing_start_hook_destroys_container(runtime, bundle_factory, containe
     c, setup, failure = failing_start(bundle_factory, container_factory, tmp_path, kind)
     assert setup.wait_for(f"{kind}-1"), f"{kind}-1 never ran"
     assert gone_within(c.pid), f"the container process {c.pid} still runs after {kind}-1 failed (it must be stopped)"
-    assert not exists(runtime, c.id), f"container {c.id} still exists after {kind}-1 failed: {runtime.state(c.id).raw} (lifecycle step 12 destroys it)"
+    assert not exists(runtime, c.id), (
+        f"container {c.id} still exists after {kind}-1 failed: {runtime.state(c.id).raw} (lifecycle step 12 destroys it)"
+    )
 
 
 @pytest.mark.parametrize("kind", kinds(START_KINDS, "runtime.lifecycle.{kind}-failure"))
@@ -520,12 +605,16 @@ def test_failing_start_hook_still_runs_poststop(runtime, bundle_factory, contain
     assert setup.wait_for(f"{kind}-1"), f"{kind}-1 never ran"
     gone_within(c.pid)
     labels = setup.labels()
-    assert [x for x in labels if x.startswith("poststop")] == ["poststop-0", "poststop-1"], f"after {kind}-1 failed the lifecycle continues at step 12 and then 13 (poststop), without a delete; hooks run: {labels}"
+    assert [x for x in labels if x.startswith("poststop")] == ["poststop-0", "poststop-1"], (
+        f"after {kind}-1 failed the lifecycle continues at step 12 and then 13 (poststop), without a delete; hooks run: {labels}"
+    )
 
 
 @pytest.mark.spec("runtime.lifecycle.poststop-failure", "runtime.warnings.continue")
 def test_failing_poststop_hook_is_only_a_warning(runtime, bundle_factory, container_factory, tmp_path):
-    bundle, setup = hooked_bundle(bundle_factory, tmp_path, per_kind={**FAILURE_COUNTS, "poststop": 3}, words={"poststop-1": FAIL})
+    bundle, setup = hooked_bundle(
+        bundle_factory, tmp_path, per_kind={**FAILURE_COUNTS, "poststop": 3}, words={"poststop-1": FAIL}
+    )
     c = container_factory(bundle)
     c.create()
     c.start()
@@ -536,13 +625,19 @@ def test_failing_poststop_hook_is_only_a_warning(runtime, bundle_factory, contai
     c.delete()
     assert not exists(runtime, c.id), "the container still exists after a delete whose poststop hook failed"
     labels = setup.labels()
-    assert [x for x in labels if x.startswith("poststop")] == ["poststop-0", "poststop-1", "poststop-2"], f"the poststop hooks after the failing poststop-1 did not all run: {labels}"
+    assert [x for x in labels if x.startswith("poststop")] == ["poststop-0", "poststop-1", "poststop-2"], (
+        f"the poststop hooks after the failing poststop-1 did not all run: {labels}"
+    )
 
 
 @pytest.mark.spec("config.hooks.timeout", "runtime.lifecycle.createRuntime-failure")
 def test_hook_timeout_aborts_the_hook(runtime, bundle_factory, container_factory, tmp_path):
     bundle, setup = hooked_bundle(
-        bundle_factory, tmp_path, per_kind={"createRuntime": 1, "poststop": 1}, words={"createRuntime-0": ["sleep=60"]}, timeouts={"createRuntime-0": 1}
+        bundle_factory,
+        tmp_path,
+        per_kind={"createRuntime": 1, "poststop": 1},
+        words={"createRuntime-0": ["sleep=60"]},
+        timeouts={"createRuntime-0": 1},
     )
     c = container_factory(bundle)
     begin = time.monotonic()

@@ -51,7 +51,9 @@ def set_domainname(config):
 @pytest.mark.spec("config.domainname.applied")
 def test_domainname_is_seen_inside(runtime, run_probe):
     _, report = run_probe("report", edit=set_domainname)
-    assert report["domainname"] == DOMAINNAME, f"the container's domainname is {report['domainname']!r}, expected {DOMAINNAME!r}"
+    assert report["domainname"] == DOMAINNAME, (
+        f"the container's domainname is {report['domainname']!r}, expected {DOMAINNAME!r}"
+    )
 
 
 @DOMAINNAME_SINCE

@@ -15,8 +15,8 @@ import os
 
 import pytest
 from _errors import expect_error
-
 from _trees import HostTree
+
 from harness.pytest_plugin import USERNS_HOST_ID
 from harness.runtime import RuntimeCallError
 
@@ -84,14 +84,29 @@ STAT_TOP = ("stat", "/data/file.txt", "stat", "/data/seven.txt", "stat", "/data/
 
 
 @IDMAP
-@pytest.mark.parametrize("option", [pytest.param("idmap", marks=pytest.mark.spec("config.mounts.option.idmap", "config.mounts.option.idmap.mount-mappings")),
-                                    pytest.param("ridmap", marks=[pytest.mark.spec("config.mounts.option.ridmap", "config.mounts.option.ridmap.mount-mappings"), pytest.mark.feature("mountOptions", contains="ridmap")])])
+@pytest.mark.parametrize(
+    "option",
+    [
+        pytest.param(
+            "idmap", marks=pytest.mark.spec("config.mounts.option.idmap", "config.mounts.option.idmap.mount-mappings")
+        ),
+        pytest.param(
+            "ridmap",
+            marks=[
+                pytest.mark.spec("config.mounts.option.ridmap", "config.mounts.option.ridmap.mount-mappings"),
+                pytest.mark.feature("mountOptions", contains="ridmap"),
+            ],
+        ),
+    ],
+)
 @pytest.mark.spec("config.mounts.id-mappings")
 def test_mount_mappings_convert_owners(runtime, bundle_factory, container_factory, tree, option):
     bundle = bundle_factory(*STAT_TOP, edit=add(bind_entry(tree.top, "rbind", option, uid=UID_MAP, gid=GID_MAP)))
     got = stats(run(container_factory, bundle))
     expected = {"/data/file.txt": (2000, 3000), "/data/seven.txt": (2007, 3007), "/data/far.txt": (OVERFLOW, OVERFLOW)}
-    assert got == expected, f"{option} with uidMappings 0->2000 and gidMappings 0->3000 (10 ids): on-disk owners 0:0, 7:7, 50:50 should show as {expected}, the container sees {got}"
+    assert got == expected, (
+        f"{option} with uidMappings 0->2000 and gidMappings 0->3000 (10 ids): on-disk owners 0:0, 7:7, 50:50 should show as {expected}, the container sees {got}"
+    )
 
 
 @IDMAP
@@ -100,29 +115,59 @@ def test_idmapped_mount_is_made_with_mount_setattr(runtime, run_probe, tree):
     _, report = run_probe("report", edit=add(bind_entry(tree.top, "bind", "idmap", uid=UID_MAP, gid=GID_MAP)))
     found = [m for m in report["mounts"] if m["mount_point"] == "/data"]
     assert found, "nothing is mounted at /data"
-    assert "idmapped" in found[-1]["options"], f"a mount given an idmapping with mount_setattr(MOUNT_ATTR_IDMAP) shows 'idmapped' among its options; /data has {found[-1]['options']}"
+    assert "idmapped" in found[-1]["options"], (
+        f"a mount given an idmapping with mount_setattr(MOUNT_ATTR_IDMAP) shows 'idmapped' among its options; /data has {found[-1]['options']}"
+    )
 
 
 @IDMAP
-@pytest.mark.parametrize("option", ["idmap", pytest.param("ridmap", marks=pytest.mark.feature("mountOptions", contains="ridmap"))])
+@pytest.mark.parametrize(
+    "option", ["idmap", pytest.param("ridmap", marks=pytest.mark.feature("mountOptions", contains="ridmap"))]
+)
 def test_ridmap_reaches_submounts_idmap_does_not(runtime, bundle_factory, container_factory, tree, option, request):
     request.node.add_marker(pytest.mark.spec(f"config.mounts.option.{option}"))
-    bundle = bundle_factory("stat", "/data/file.txt", "stat", "/data/sub/inner.txt", edit=add(bind_entry(tree.top, "rbind", option, uid=UID_MAP, gid=GID_MAP)))
+    bundle = bundle_factory(
+        "stat",
+        "/data/file.txt",
+        "stat",
+        "/data/sub/inner.txt",
+        edit=add(bind_entry(tree.top, "rbind", option, uid=UID_MAP, gid=GID_MAP)),
+    )
     got = stats(run(container_factory, bundle))
     top, sub = got.get("/data/file.txt"), got.get("/data/sub/inner.txt")
-    assert top == (2000, 3000), f"{option} on an rbind: the top mount is id-mapped, its file owned 0:0 should show as 2000:3000, it shows {top}"
+    assert top == (2000, 3000), (
+        f"{option} on an rbind: the top mount is id-mapped, its file owned 0:0 should show as 2000:3000, it shows {top}"
+    )
     if option == "ridmap":
-        assert sub == (2000, 3000), f"ridmap applies the mapping recursively: the submount's file (0:0) should show as 2000:3000, it shows {sub}"
+        assert sub == (2000, 3000), (
+            f"ridmap applies the mapping recursively: the submount's file (0:0) should show as 2000:3000, it shows {sub}"
+        )
     else:
-        assert sub == (0, 0), f"idmap is not recursive: the submount's file (0:0) should keep its owner 0:0, it shows {sub}"
+        assert sub == (0, 0), (
+            f"idmap is not recursive: the submount's file (0:0) should keep its owner 0:0, it shows {sub}"
+        )
 
 
 @IDMAP
-@pytest.mark.parametrize("option", [pytest.param("idmap", marks=pytest.mark.spec("config.mounts.option.idmap.no-mappings-error")),
-                                    pytest.param("ridmap", marks=[pytest.mark.spec("config.mounts.option.ridmap.no-mappings-error"), pytest.mark.feature("mountOptions", contains="ridmap")])])
+@pytest.mark.parametrize(
+    "option",
+    [
+        pytest.param("idmap", marks=pytest.mark.spec("config.mounts.option.idmap.no-mappings-error")),
+        pytest.param(
+            "ridmap",
+            marks=[
+                pytest.mark.spec("config.mounts.option.ridmap.no-mappings-error"),
+                pytest.mark.feature("mountOptions", contains="ridmap"),
+            ],
+        ),
+    ],
+)
 def test_no_mappings_and_no_user_namespace_is_an_error(runtime, bundle_factory, container_factory, tree, option):
     bundle = bundle_factory("exit", "0", edit=add(bind_entry(tree.top, "rbind", option)))
-    expect_error(container_factory(bundle), f"option {option} on a mount without uidMappings/gidMappings, in a container without a user namespace")
+    expect_error(
+        container_factory(bundle),
+        f"option {option} on a mount without uidMappings/gidMappings, in a container without a user namespace",
+    )
 
 
 @IDMAP
@@ -140,10 +185,23 @@ def test_one_mapping_without_the_other_is_an_error(runtime, bundle_factory, cont
 
 @IDMAP
 @pytest.mark.requires("userns")
-@pytest.mark.parametrize("option", [pytest.param("idmap", marks=pytest.mark.spec("config.mounts.option.idmap.userns-mapping")),
-                                    pytest.param("ridmap", marks=[pytest.mark.spec("config.mounts.option.ridmap.userns-mapping"), pytest.mark.feature("mountOptions", contains="ridmap")])])
+@pytest.mark.parametrize(
+    "option",
+    [
+        pytest.param("idmap", marks=pytest.mark.spec("config.mounts.option.idmap.userns-mapping")),
+        pytest.param(
+            "ridmap",
+            marks=[
+                pytest.mark.spec("config.mounts.option.ridmap.userns-mapping"),
+                pytest.mark.feature("mountOptions", contains="ridmap"),
+            ],
+        ),
+    ],
+)
 def test_no_mappings_take_the_user_namespace_mapping_or_fail(runtime, userns_bundle, container_factory, tree, option):
-    bundle = userns_bundle("stat", "/data/file.txt", "stat", "/data/seven.txt", edit=add(bind_entry(tree.top, "rbind", option)))
+    bundle = userns_bundle(
+        "stat", "/data/file.txt", "stat", "/data/seven.txt", edit=add(bind_entry(tree.top, "rbind", option))
+    )
     (bundle.rootfs / "data").mkdir()  # the container's root (an unprivileged host id) cannot make it
     c = container_factory(bundle)
     try:
@@ -157,7 +215,9 @@ def test_no_mappings_take_the_user_namespace_mapping_or_fail(runtime, userns_bun
     assert end.code in (0, None), f"the probe failed ({end}): {c.stderr()!r}"
     got = stats(c.stdout())
     expected = {"/data/file.txt": (0, 0), "/data/seven.txt": (7, 7)}
-    assert got == expected, f"{option} without mappings of its own, container user namespace 0->{USERNS_HOST_ID}: the mount takes that mapping, so on-disk 0:0 and 7:7 show as {expected} inside (65534 without a mapping); the container sees {got}"
+    assert got == expected, (
+        f"{option} without mappings of its own, container user namespace 0->{USERNS_HOST_ID}: the mount takes that mapping, so on-disk 0:0 and 7:7 show as {expected} inside (65534 without a mapping); the container sees {got}"
+    )
 
 
 @IDMAP
@@ -167,7 +227,13 @@ def test_mount_mappings_win_over_the_user_namespace_mapping(runtime, userns_bund
     # on-disk 0..9 -> host USERNS_HOST_ID+5.., which is 5.. inside the container's user namespace
     uid = [{"containerID": 0, "hostID": USERNS_HOST_ID + 5, "size": 10}]
     gid = [{"containerID": 0, "hostID": USERNS_HOST_ID + 6, "size": 10}]
-    bundle = userns_bundle("stat", "/data/file.txt", "stat", "/data/seven.txt", edit=add(bind_entry(tree.top, "rbind", "idmap", uid=uid, gid=gid)))
+    bundle = userns_bundle(
+        "stat",
+        "/data/file.txt",
+        "stat",
+        "/data/seven.txt",
+        edit=add(bind_entry(tree.top, "rbind", "idmap", uid=uid, gid=gid)),
+    )
     (bundle.rootfs / "data").mkdir()
     c = container_factory(bundle)
     c.create()
@@ -176,7 +242,9 @@ def test_mount_mappings_win_over_the_user_namespace_mapping(runtime, userns_bund
     assert end.code in (0, None), f"the probe failed ({end}): {c.stderr()!r}"
     got = stats(c.stdout())
     expected = {"/data/file.txt": (5, 6), "/data/seven.txt": (12, 13)}
-    assert got == expected, f"the mount's own uidMappings (0->{USERNS_HOST_ID + 5}) and gidMappings (0->{USERNS_HOST_ID + 6}) MUST be used, not the user namespace's: on-disk 0:0 and 7:7 should show as {expected}; the container sees {got}"
+    assert got == expected, (
+        f"the mount's own uidMappings (0->{USERNS_HOST_ID + 5}) and gidMappings (0->{USERNS_HOST_ID + 6}) MUST be used, not the user namespace's: on-disk 0:0 and 7:7 should show as {expected}; the container sees {got}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,7 +255,9 @@ def test_mount_mappings_win_over_the_user_namespace_mapping(runtime, userns_bund
 def test_runtime_making_idmapped_mounts_claims_them(runtime, bundle_factory, container_factory, tree):
     from harness import features
 
-    bundle = bundle_factory("stat", "/data/file.txt", edit=add(bind_entry(tree.top, "rbind", "idmap", uid=UID_MAP, gid=GID_MAP)))
+    bundle = bundle_factory(
+        "stat", "/data/file.txt", edit=add(bind_entry(tree.top, "rbind", "idmap", uid=UID_MAP, gid=GID_MAP))
+    )
     c = container_factory(bundle)
     try:
         c.create()
@@ -200,6 +270,10 @@ def test_runtime_making_idmapped_mounts_claims_them(runtime, bundle_factory, con
         pytest.skip(f"{runtime.name} made no id-mapped mount (the file shows {got}), so it need not claim them")
     doc = features.document(runtime)
     if doc is None:
-        pytest.skip(f"{runtime.name} makes id-mapped mounts but has no `features` command: the requirement is on the features document, which is optional (features.md)")
+        pytest.skip(
+            f"{runtime.name} makes id-mapped mounts but has no `features` command: the requirement is on the features document, which is optional (features.md)"
+        )
     claimed = features.lookup(doc, "linux.mountExtensions.idmap.enabled")
-    assert claimed is True, f"{runtime.name} applied a mount's uidMappings/gidMappings, so its features output MUST report linux.mountExtensions.idmap.enabled true; it reports {claimed!r}"
+    assert claimed is True, (
+        f"{runtime.name} applied a mount's uidMappings/gidMappings, so its features output MUST report linux.mountExtensions.idmap.enabled true; it reports {claimed!r}"
+    )

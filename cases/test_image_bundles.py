@@ -79,8 +79,7 @@ def alpine_image(image_dir):
 
 @pytest.fixture(scope="session")
 def deep_image(image_dir):
-    return generate_image(Layout.init(image_dir / "layout"), "deep", layers=64, files=3,
-                          size=(0, 2048), seed=1234)
+    return generate_image(Layout.init(image_dir / "layout"), "deep", layers=64, files=3, size=(0, 2048), seed=1234)
 
 
 @pytest.fixture
@@ -91,8 +90,9 @@ def image_bundle(tmp_path, probe_binary, layer_store):
     def make(image, mode, args):
         path = tmp_path / f"{mode}-{len(made)}"
         made.append(path)
-        return create_bundle(path, image=image, mode=mode, store=layer_store,
-                             probe_binary=probe_binary, args=args, readonly=True)
+        return create_bundle(
+            path, image=image, mode=mode, store=layer_store, probe_binary=probe_binary, args=args, readonly=True
+        )
 
     yield make
     for path in made:
@@ -142,8 +142,14 @@ def view(container_factory, image_bundle, image, mode, paths, dirs, files):
 
 
 def reference_tree(image, tmp_path, probe_binary, layer_store):
-    ref = create_bundle(tmp_path / "reference", image=image, mode="raw", store=layer_store,
-                        probe_binary=probe_binary, args=["/probe", "hostname"])
+    ref = create_bundle(
+        tmp_path / "reference",
+        image=image,
+        mode="raw",
+        store=layer_store,
+        probe_binary=probe_binary,
+        args=["/probe", "hostname"],
+    )
     try:
         return host_paths(ref.rootfs)
     finally:
@@ -151,14 +157,18 @@ def reference_tree(image, tmp_path, probe_binary, layer_store):
 
 
 @pytest.mark.spec("config.root.path-relative")
-def test_alpine_image_same_view_raw_and_overlay(runtime, container_factory, image_bundle, alpine_image, tmp_path, probe_binary, layer_store):
+def test_alpine_image_same_view_raw_and_overlay(
+    runtime, container_factory, image_bundle, alpine_image, tmp_path, probe_binary, layer_store
+):
     paths, dirs, files = reference_tree(alpine_image, tmp_path, probe_binary, layer_store)
     assert "/data/opaque/new" in paths and "/data/gone" in paths and "/etc/motd" not in paths
     files = [f for f in files if f.startswith(("/data/", "/etc/"))]
     raw = view(container_factory, image_bundle, alpine_image, "raw", paths, dirs, files)
     ovl = view(container_factory, image_bundle, alpine_image, "overlay", paths, dirs, files)
     for path in paths:
-        assert ovl[0].get(path) == raw[0].get(path), f"{path}: overlay sees {ovl[0].get(path)}, raw sees {raw[0].get(path)}"
+        assert ovl[0].get(path) == raw[0].get(path), (
+            f"{path}: overlay sees {ovl[0].get(path)}, raw sees {raw[0].get(path)}"
+        )
     assert ovl[2] == raw[2], "folder listings or file contents differ between overlay and raw"
     for stats, inodes, _ in (raw, ovl):
         assert inodes["/data/link"] == inodes["/data/target"], "a hard link is not one inode"
@@ -178,7 +188,9 @@ def test_alpine_shell_runs(runtime, container_factory, image_bundle, alpine_imag
 
 
 @pytest.mark.spec("config.root.path-relative")
-def test_deep_image_same_view_raw_and_overlay(runtime, container_factory, image_bundle, deep_image, tmp_path, probe_binary, layer_store):
+def test_deep_image_same_view_raw_and_overlay(
+    runtime, container_factory, image_bundle, deep_image, tmp_path, probe_binary, layer_store
+):
     paths, dirs, files = reference_tree(deep_image, tmp_path, probe_binary, layer_store)
     files = [f for f in files if f != "/probe"]
     raw = view(container_factory, image_bundle, deep_image, "raw", paths, dirs, files)

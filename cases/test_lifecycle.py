@@ -2,8 +2,8 @@
 container without running the user program; start runs it; kill signals it; delete removes it."""
 
 import os
-import subprocess
 import signal
+import subprocess
 
 import pytest
 
@@ -13,7 +13,12 @@ from harness.runtime import RuntimeCallError
 pytestmark = pytest.mark.requires("root")
 
 
-@pytest.mark.spec("runtime.lifecycle.no-user-program-at-create", "runtime.create.args-not-applied", "runtime.create.status-created", "runtime.lifecycle.run-user-program")
+@pytest.mark.spec(
+    "runtime.lifecycle.no-user-program-at-create",
+    "runtime.create.args-not-applied",
+    "runtime.create.status-created",
+    "runtime.lifecycle.run-user-program",
+)
 def test_create_does_not_run_user_program(runtime, bundle_factory, container_factory):
     bundle = bundle_factory("write", "/ran", "yes")
     marker = bundle.rootfs / "ran"
@@ -150,7 +155,9 @@ def test_delete_leaves_bind_mounted_host_folder(runtime, bundle_factory, contain
     (shared / "keep").write_text("host data")
 
     def bind(config):
-        config["mounts"].append({"destination": "/shared", "type": "bind", "source": str(shared), "options": ["rbind", "rw"]})
+        config["mounts"].append(
+            {"destination": "/shared", "type": "bind", "source": str(shared), "options": ["rbind", "rw"]}
+        )
 
     c = container_factory(bundle_factory("write", "/shared/from-container", "x", edit=bind))
     c.create()
@@ -184,8 +191,14 @@ def test_config_is_applied_at_create(runtime, bundle_factory, container_factory)
     c = container_factory(bundle_factory("exit", "0", edit=configure))
     c.create()
     pid = c.state().pid
-    seen = subprocess.run(["nsenter", "--target", str(pid), "--uts", "hostname"], capture_output=True, text=True, timeout=10)
-    assert seen.stdout.strip() == "applied-at-create", f"hostname of the created container: {seen.stdout!r} {seen.stderr!r}"
+    seen = subprocess.run(
+        ["nsenter", "--target", str(pid), "--uts", "hostname"], capture_output=True, text=True, timeout=10
+    )
+    assert seen.stdout.strip() == "applied-at-create", (
+        f"hostname of the created container: {seen.stdout!r} {seen.stderr!r}"
+    )
     mounts = {m.mount_point: m.fstype for m in host.mounts(pid)}
-    assert mounts.get("/scratch") == "tmpfs", f"the configured tmpfs is not mounted at create; mount points: {sorted(mounts)}"
+    assert mounts.get("/scratch") == "tmpfs", (
+        f"the configured tmpfs is not mounted at create; mount points: {sorted(mounts)}"
+    )
     assert mounts.get("/proc") == "proc", "/proc is not mounted at create"

@@ -7,9 +7,8 @@ import signal
 import subprocess
 import time
 
-import pytest
-
 import _hooks
+import pytest
 
 pytestmark = pytest.mark.requires("root")
 
@@ -35,13 +34,24 @@ def test_exited_but_unreaped_process_is_stopped(runtime, bundle_factory, contain
     os.kill(c.pid, signal.SIGTERM)
     deadline = time.monotonic() + 10
     while proc_state(c.pid) != "Z":
-        assert time.monotonic() < deadline, f"the container process {c.pid} did not exit after SIGTERM (state {proc_state(c.pid)})"
+        assert time.monotonic() < deadline, (
+            f"the container process {c.pid} did not exit after SIGTERM (state {proc_state(c.pid)})"
+        )
         time.sleep(0.005)
-    out = subprocess.run(runtime.argv("state", c.id), capture_output=True, text=True, timeout=30, check=False, preexec_fn=runtime.preexec_fn)
+    out = subprocess.run(
+        runtime.argv("state", c.id),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        preexec_fn=runtime.preexec_fn,
+    )
     assert proc_state(c.pid) == "Z", "the process was reaped during the state call: the case cannot tell"
     assert out.returncode == 0, f"state failed: {out.stderr}"
     status = json.loads(out.stdout).get("status")
-    assert status == "stopped", f"the container's process has exited (a zombie not yet reaped), yet the status is {status!r}"
+    assert status == "stopped", (
+        f"the container's process has exited (a zombie not yet reaped), yet the status is {status!r}"
+    )
     c.wait()
 
 
@@ -57,7 +67,9 @@ def test_forced_delete_of_running_container_runs_poststop(runtime, bundle_factor
     c.wait_ready(bundle.rootfs / "ready")
     c.delete(force=True)
     labels = setup.labels()
-    assert labels == ["poststop-0"], f"delete --force of a running container must run its poststop hook (lifecycle step 13); the log holds {labels}"
+    assert labels == ["poststop-0"], (
+        f"delete --force of a running container must run its poststop hook (lifecycle step 13); the log holds {labels}"
+    )
 
 
 @pytest.mark.spec("runtime.state.status-stopped", "runtime.kill.sends-signal")
@@ -77,7 +89,9 @@ def test_kill_with_a_realtime_signal_name(runtime, bundle_factory, container_fac
     from harness import spec
     from harness.runtime import RuntimeCallError
 
-    bundle = bundle_factory("write", "/ready", "1", "pause", edit=lambda config: spec.set_namespace(config, "pid", present=False))
+    bundle = bundle_factory(
+        "write", "/ready", "1", "pause", edit=lambda config: spec.set_namespace(config, "pid", present=False)
+    )
     c = container_factory(bundle)
     c.create()
     c.start()
@@ -102,4 +116,6 @@ def test_hook_gets_its_args_including_args0(runtime, bundle_factory, container_f
     c.create()
     records = setup.records()
     assert len(records) == 1, f"expected one prestart hook run, the log holds {[r['argv'] for r in records]}"
-    assert records[0]["argv"] == entry["args"], f"the hook got argv {records[0]['argv']}, configured args {entry['args']} (path {entry['path']})"
+    assert records[0]["argv"] == entry["args"], (
+        f"the hook got argv {records[0]['argv']}, configured args {entry['args']} (path {entry['path']})"
+    )

@@ -30,7 +30,10 @@ def mount_at(report, mount_point):
 
 
 def mount_table(report):
-    return "\n".join(f"  {m['mount_point']} {m['fstype']} {','.join(m['options'])} {' '.join(m['optional'])} - {','.join(m['super_options'])}" for m in report["mounts"])
+    return "\n".join(
+        f"  {m['mount_point']} {m['fstype']} {','.join(m['options'])} {' '.join(m['optional'])} - {','.join(m['super_options'])}"
+        for m in report["mounts"]
+    )
 
 
 def tmpfs(destination, *options):
@@ -145,8 +148,14 @@ def test_mount_has_its_type_at_its_destination(runtime, run_probe, destination, 
 @pytest.mark.spec("config.mounts.mounted")
 def test_cgroup_mount(runtime, run_probe):
     _, report = run_probe("report")
-    cgroup_types = {m["fstype"] for m in report["mounts"] if m["mount_point"] == "/sys/fs/cgroup" or m["mount_point"].startswith("/sys/fs/cgroup/")}
-    assert cgroup_types & {"cgroup", "cgroup2"}, f"the cgroup entry at /sys/fs/cgroup mounted no cgroup filesystem; the container's mounts:\n{mount_table(report)}"
+    cgroup_types = {
+        m["fstype"]
+        for m in report["mounts"]
+        if m["mount_point"] == "/sys/fs/cgroup" or m["mount_point"].startswith("/sys/fs/cgroup/")
+    }
+    assert cgroup_types & {"cgroup", "cgroup2"}, (
+        f"the cgroup entry at /sys/fs/cgroup mounted no cgroup filesystem; the container's mounts:\n{mount_table(report)}"
+    )
 
 
 @pytest.mark.parametrize("order", ["outer-first", "inner-first"])
@@ -162,17 +171,23 @@ def test_mounts_in_listed_order(runtime, run_probe, order):
     assert a is not None and b is not None, f"expected tmpfs mounts at /a and /a/b:\n{mount_table(report)}"
     if order == "outer-first":
         assert names == ["b"], f"/a mounted first, then /a/b: /a should hold b, it holds {names}"
-        assert b["parent"] == a["id"], f"/a/b should be mounted on the tmpfs at /a (mount {a['id']}), its parent is mount {b['parent']}"
+        assert b["parent"] == a["id"], (
+            f"/a/b should be mounted on the tmpfs at /a (mount {a['id']}), its parent is mount {b['parent']}"
+        )
     else:
         assert names == [], f"/a/b mounted first, then /a over it: /a should be an empty tmpfs, it holds {names}"
-        assert a["parent"] != b["id"] and "size=1024k" in a["super_options"], f"the visible /a is not the later tmpfs:\n{mount_table(report)}"
+        assert a["parent"] != b["id"] and "size=1024k" in a["super_options"], (
+            f"the visible /a is not the later tmpfs:\n{mount_table(report)}"
+        )
 
 
 @pytest.mark.spec("config.mounts.destination-relative")
 def test_relative_destination_is_under_root(runtime, run_probe):
     _, report = run_probe("report", edit=add_mounts(tmpfs("relative/dest", "size=3072k")))
     ours = [m["mount_point"] for m in report["mounts"] if "size=3072k" in m["super_options"]]
-    assert ours == ["/relative/dest"], f"the destination relative/dest should be mounted at /relative/dest, found {ours}"
+    assert ours == ["/relative/dest"], (
+        f"the destination relative/dest should be mounted at /relative/dest, found {ours}"
+    )
 
 
 @pytest.mark.spec("config.mounts.destination-inside")
@@ -193,13 +208,21 @@ def test_symlink_destination_stays_inside(runtime, bundle_factory, container_fac
         started = True
         c.start()
         c.wait()
-    assert sorted(os.listdir(host_dir)) == before, f"the runtime changed the host folder {host_dir} through the rootfs symlink /evil -> {escape}: it now holds {sorted(os.listdir(host_dir))}"
-    landed = [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(host_dir) in line.split(" - ")[0].split()[4]]
+    assert sorted(os.listdir(host_dir)) == before, (
+        f"the runtime changed the host folder {host_dir} through the rootfs symlink /evil -> {escape}: it now holds {sorted(os.listdir(host_dir))}"
+    )
+    landed = [
+        line
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+        if str(host_dir) in line.split(" - ")[0].split()[4]
+    ]
     assert not landed, f"a mount landed on the host under {host_dir}: {landed}"
     if started:
         report = parse_report(c.stdout())
         ours = [m["mount_point"] for m in report["mounts"] if "size=1228k" in m["super_options"]]
-        assert ours, f"the tmpfs for /evil is not visible inside the container (it was mounted outside its root?):\n{mount_table(report)}"
+        assert ours, (
+            f"the tmpfs for /evil is not visible inside the container (it was mounted outside its root?):\n{mount_table(report)}"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,21 +241,29 @@ def test_bind_mount_of_host_folder(runtime, run_probe, host_tree):
 def test_bind_source_relative_to_the_bundle_whatever_the_type(runtime, bundle_factory, container_factory, fstype):
     """A source relative to the bundle, and a type that is a dummy: bind among the options makes
     it a bind mount of the bundle's folder (not a new tmpfs)."""
-    bundle = bundle_factory("cat", "/rel/f.txt", edit=add_mounts({"destination": "/rel", "type": fstype, "source": "bind-src", "options": ["bind"]}))
+    bundle = bundle_factory(
+        "cat",
+        "/rel/f.txt",
+        edit=add_mounts({"destination": "/rel", "type": fstype, "source": "bind-src", "options": ["bind"]}),
+    )
     (bundle.path / "bind-src").mkdir()
     (bundle.path / "bind-src" / "f.txt").write_text("from the bundle")
     c = container_factory(bundle)
     c.create()
     c.start()
     end = c.wait()
-    assert (end.code in (0, None)) and c.stdout() == "from the bundle", f"source 'bind-src' (relative to the bundle), type {fstype!r}, options [bind]: /rel/f.txt should read 'from the bundle'; exit {end}, stdout {c.stdout()!r}, stderr {c.stderr()!r}"
+    assert (end.code in (0, None)) and c.stdout() == "from the bundle", (
+        f"source 'bind-src' (relative to the bundle), type {fstype!r}, options [bind]: /rel/f.txt should read 'from the bundle'; exit {end}, stdout {c.stdout()!r}, stderr {c.stderr()!r}"
+    )
 
 
 @pytest.mark.spec("config.mounts.option.rbind")
 def test_rbind_brings_submounts(runtime, run_probe, host_tree):
     _, out = run_probe("cat", "/data/file.txt", "ls", "/data/sub", edit=add_mounts(bind("/data", host_tree, "rbind")))
     assert out.startswith("from the host"), f"/data/file.txt should read 'from the host', the probe printed {out!r}"
-    assert out.endswith("inner.txt\n"), f"rbind should bring the host's submount at sub/ (holding inner.txt); the probe printed {out!r}"
+    assert out.endswith("inner.txt\n"), (
+        f"rbind should bring the host's submount at sub/ (holding inner.txt); the probe printed {out!r}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -261,7 +292,9 @@ OPTIONS = {
 }
 
 
-@pytest.mark.parametrize("option", [pytest.param(name, marks=pytest.mark.spec(f"config.mounts.option.{name}")) for name in OPTIONS])
+@pytest.mark.parametrize(
+    "option", [pytest.param(name, marks=pytest.mark.spec(f"config.mounts.option.{name}")) for name in OPTIONS]
+)
 def test_mount_option(runtime, run_probe, option):
     options, where, present, absent = OPTIONS[option]
     _, report = run_probe("report", edit=add_mounts(tmpfs("/opt-test", *options, "size=1024k")))
@@ -279,7 +312,9 @@ def test_filesystem_specific_options_reach_the_filesystem(runtime, run_probe):
     _, report = run_probe("report", edit=add_mounts(tmpfs("/fs-opts", "size=2048k", "mode=700")))
     m = mount_at(report, "/fs-opts")
     assert m is not None, f"nothing is mounted at /fs-opts:\n{mount_table(report)}"
-    assert "size=2048k" in m["super_options"] and "mode=700" in m["super_options"], f"tmpfs options size=2048k, mode=700 not passed to the filesystem: super options {m['super_options']}"
+    assert "size=2048k" in m["super_options"] and "mode=700" in m["super_options"], (
+        f"tmpfs options size=2048k, mode=700 not passed to the filesystem: super options {m['super_options']}"
+    )
 
 
 @pytest.mark.spec("config.mounts.option.tmpcopyup")
@@ -292,7 +327,9 @@ def test_tmpcopyup_copies_rootfs_content(runtime, bundle_factory, container_fact
     c.start()
     end = c.wait()
     assert end.code in (0, None), f"the probe failed: {c.stderr()!r}"
-    assert c.stdout().split() == ["from-rootfs.txt"], f"tmpcopyup: the tmpfs at /seeded should hold a copy of the rootfs's from-rootfs.txt, it holds {c.stdout().split()}"
+    assert c.stdout().split() == ["from-rootfs.txt"], (
+        f"tmpcopyup: the tmpfs at /seeded should hold a copy of the rootfs's from-rootfs.txt, it holds {c.stdout().split()}"
+    )
 
 
 # propagation option -> the optional field it must produce (slave: master:<the host's group>)
@@ -314,29 +351,39 @@ def test_propagation_option(runtime, run_probe, shared_host_dir, option):
     source, group = shared_host_dir
     expected = PROPAGATION[option]
     if expected == "master:" and runtime.in_private_mount_namespace:
-        pytest.skip("the adapter runs this runtime in a private mount namespace (runtimes/*.toml quirk): no host peer group can reach it")
+        pytest.skip(
+            "the adapter runs this runtime in a private mount namespace (runtimes/*.toml quirk): no host peer group can reach it"
+        )
     _, report = run_probe("report", edit=add_mounts(bind("/prop", source, "rbind", option)))
     m = mount_at(report, "/prop")
     assert m is not None, f"nothing is mounted at /prop:\n{mount_table(report)}"
     optional = m["optional"]
     if expected == "master:":
-        assert f"master:{group}" in optional, f"{option} bind of a shared host mount (peer group {group}): expected master:{group}, found {optional}"
+        assert f"master:{group}" in optional, (
+            f"{option} bind of a shared host mount (peer group {group}): expected master:{group}, found {optional}"
+        )
     elif expected is None:
         assert not optional, f"{option}: expected a private mount (no optional fields), found {optional}"
     else:
-        assert any(o.startswith(expected) for o in optional), f"{option}: expected {expected}... among the optional fields, found {optional}"
+        assert any(o.startswith(expected) for o in optional), (
+            f"{option}: expected {expected}... among the optional fields, found {optional}"
+        )
 
 
 # --------------------------------------------------------------------------------------------
 # config-linux.md
 
 
-@pytest.mark.parametrize("path, fstype", [("/proc", "proc"), ("/sys", "sysfs"), ("/dev/pts", "devpts"), ("/dev/shm", "tmpfs")])
+@pytest.mark.parametrize(
+    "path, fstype", [("/proc", "proc"), ("/sys", "sysfs"), ("/dev/pts", "devpts"), ("/dev/shm", "tmpfs")]
+)
 @pytest.mark.spec("linux.default-filesystems")
 def test_default_filesystem(runtime, run_probe, path, fstype):
     _, report = run_probe("report")
     m = mount_at(report, path)
-    assert m is not None and m["fstype"] == fstype, f"expected {fstype} at {path}, found {m and m['fstype']}:\n{mount_table(report)}"
+    assert m is not None and m["fstype"] == fstype, (
+        f"expected {fstype} at {path}, found {m and m['fstype']}:\n{mount_table(report)}"
+    )
 
 
 def set_rootfs_propagation(value):
@@ -357,7 +404,9 @@ def share_bundle(bundle, host_mounts):
 def test_rootfs_propagation_shared(runtime, run_probe):
     _, report = run_probe("report", edit=set_rootfs_propagation("shared"))
     root = mount_at(report, "/")
-    assert any(o.startswith("shared:") for o in root["optional"]), f"rootfsPropagation shared: / should be in a peer group (shared:N), its optional fields are {root['optional']}"
+    assert any(o.startswith("shared:") for o in root["optional"]), (
+        f"rootfsPropagation shared: / should be in a peer group (shared:N), its optional fields are {root['optional']}"
+    )
 
 
 @pytest.mark.spec("linux.rootfs-propagation.unbindable")
@@ -372,17 +421,23 @@ def test_rootfs_propagation_unbindable(runtime, bundle_factory, container_factor
         # container behind.
         with pytest.raises(RuntimeCallError):
             runtime.state(c.id)
-        pytest.skip(f"{runtime.name} does not support rootfsPropagation unbindable and refused it with an error, as config.md#valid-values allows: {err.stderr.strip()[:200]}")
+        pytest.skip(
+            f"{runtime.name} does not support rootfsPropagation unbindable and refused it with an error, as config.md#valid-values allows: {err.stderr.strip()[:200]}"
+        )
     c.start()
     c.wait()
     root = mount_at(parse_report(c.stdout()), "/")
-    assert "unbindable" in root["optional"], f"rootfsPropagation unbindable: / should be unbindable, its optional fields are {root['optional']}"
+    assert "unbindable" in root["optional"], (
+        f"rootfsPropagation unbindable: / should be unbindable, its optional fields are {root['optional']}"
+    )
 
 
 @pytest.mark.spec("linux.rootfs-propagation.slave")
 def test_rootfs_propagation_slave(runtime, bundle_factory, container_factory, host_mounts):
     if runtime.in_private_mount_namespace:
-        pytest.skip("the adapter runs this runtime in a private mount namespace (runtimes/*.toml quirk): no host peer group can reach it")
+        pytest.skip(
+            "the adapter runs this runtime in a private mount namespace (runtimes/*.toml quirk): no host peer group can reach it"
+        )
     bundle = bundle_factory("report", edit=set_rootfs_propagation("slave"))
     group = share_bundle(bundle, host_mounts)
     c = container_factory(bundle)
@@ -391,7 +446,9 @@ def test_rootfs_propagation_slave(runtime, bundle_factory, container_factory, ho
     c.wait()
 
     root = mount_at(parse_report(c.stdout()), "/")
-    assert f"master:{group}" in root["optional"], f"rootfsPropagation slave, bundle on a shared host mount (peer group {group}): / should be master:{group}, its optional fields are {root['optional']}"
+    assert f"master:{group}" in root["optional"], (
+        f"rootfsPropagation slave, bundle on a shared host mount (peer group {group}): / should be master:{group}, its optional fields are {root['optional']}"
+    )
 
 
 @pytest.mark.spec("linux.rootfs-propagation.private")
@@ -404,7 +461,9 @@ def test_rootfs_propagation_private(runtime, bundle_factory, container_factory, 
     c.wait()
 
     root = mount_at(parse_report(c.stdout()), "/")
-    assert not [o for o in root["optional"] if o.startswith(("shared:", "master:"))], f"rootfsPropagation private, bundle on a shared host mount: / should be private, its optional fields are {root['optional']}"
+    assert not [o for o in root["optional"] if o.startswith(("shared:", "master:"))], (
+        f"rootfsPropagation private, bundle on a shared host mount: / should be private, its optional fields are {root['optional']}"
+    )
 
 
 def masked_and_readonly(config):
@@ -428,42 +487,87 @@ def seed_files(rootfs):
 
 @pytest.mark.spec("linux.masked-paths")
 def test_masked_file_cannot_be_read(runtime, bundle_factory, container_factory):
-    end, out, err = run_failing(bundle_factory, container_factory, "cat", "/rodir/readable.txt", "cat", "/secret.txt", edit=masked_and_readonly, prepare=seed_files)
-    assert out.startswith("readable"), f"the probe did not get to read the masked file: exit {end}, stdout {out!r}, stderr {err!r}"
+    end, out, err = run_failing(
+        bundle_factory,
+        container_factory,
+        "cat",
+        "/rodir/readable.txt",
+        "cat",
+        "/secret.txt",
+        edit=masked_and_readonly,
+        prepare=seed_files,
+    )
+    assert out.startswith("readable"), (
+        f"the probe did not get to read the masked file: exit {end}, stdout {out!r}, stderr {err!r}"
+    )
     assert "top secret" not in out, f"the masked file /secret.txt can still be read: stdout {out!r}"
 
 
 @pytest.mark.spec("linux.masked-paths")
 def test_masked_folder_cannot_be_read(runtime, bundle_factory, container_factory):
-    end, out, err = run_failing(bundle_factory, container_factory, "cat", "/rodir/readable.txt", "ls", "/secretdir", "cat", "/secretdir/hidden.txt", edit=masked_and_readonly, prepare=seed_files)
-    assert out.startswith("readable"), f"the probe did not get to read the masked folder: exit {end}, stdout {out!r}, stderr {err!r}"
+    end, out, err = run_failing(
+        bundle_factory,
+        container_factory,
+        "cat",
+        "/rodir/readable.txt",
+        "ls",
+        "/secretdir",
+        "cat",
+        "/secretdir/hidden.txt",
+        edit=masked_and_readonly,
+        prepare=seed_files,
+    )
+    assert out.startswith("readable"), (
+        f"the probe did not get to read the masked folder: exit {end}, stdout {out!r}, stderr {err!r}"
+    )
     assert "hidden" not in out, f"the masked folder /secretdir can still be read: stdout {out!r}"
 
 
 @pytest.mark.spec("linux.readonly-paths")
 def test_readonly_path_refuses_writes(runtime, bundle_factory, container_factory):
-    end, out, err = run_failing(bundle_factory, container_factory, "cat", "/rodir/readable.txt", "write", "/rodir/new.txt", "x", edit=masked_and_readonly, prepare=seed_files)
+    end, out, err = run_failing(
+        bundle_factory,
+        container_factory,
+        "cat",
+        "/rodir/readable.txt",
+        "write",
+        "/rodir/new.txt",
+        "x",
+        edit=masked_and_readonly,
+        prepare=seed_files,
+    )
     assert out == "readable", f"a read-only path can still be read: expected 'readable', got {out!r} (stderr {err!r})"
-    assert end.code == 1 and "Read-only file system" in err, f"writing under readonlyPaths /rodir should fail with EROFS; exit {end}, stderr {err!r}"
+    assert end.code == 1 and "Read-only file system" in err, (
+        f"writing under readonlyPaths /rodir should fail with EROFS; exit {end}, stderr {err!r}"
+    )
 
 
 @pytest.mark.spec("linux.readonly-paths")
 def test_default_readonly_proc_sys(runtime, bundle_factory, container_factory):
     end, out, err = run_failing(bundle_factory, container_factory, "write", "/proc/sys/kernel/hostname", "changed")
-    assert end.code == 1 and "Read-only file system" in err, f"/proc/sys is in readonlyPaths: writing there should fail with EROFS; exit {end}, stderr {err!r}"
+    assert end.code == 1 and "Read-only file system" in err, (
+        f"/proc/sys is in readonlyPaths: writing there should fail with EROFS; exit {end}, stderr {err!r}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # maskedPaths and readonlyPaths: relative, symlinks, device nodes, duplicates
 
 
-@pytest.mark.parametrize("field", [pytest.param("maskedPaths", marks=pytest.mark.spec("linux.masked-paths.absolute")),
-                                   pytest.param("readonlyPaths", marks=pytest.mark.spec("linux.readonly-paths.absolute"))])
+@pytest.mark.parametrize(
+    "field",
+    [
+        pytest.param("maskedPaths", marks=pytest.mark.spec("linux.masked-paths.absolute")),
+        pytest.param("readonlyPaths", marks=pytest.mark.spec("linux.readonly-paths.absolute")),
+    ],
+)
 def test_relative_path_is_an_error(runtime, bundle_factory, container_factory, field):
     bundle = bundle_factory("exit", "0")
     seed_files(bundle.rootfs)
     bundle.edit(lambda config: config["linux"][field].append("rodir"), validate=False)
-    expect_error(container_factory(bundle), f"linux.{field} holds the relative path 'rodir' (the values MUST be absolute)")
+    expect_error(
+        container_factory(bundle), f"linux.{field} holds the relative path 'rodir' (the values MUST be absolute)"
+    )
 
 
 @pytest.mark.parametrize("target", ["/secret.txt", "../../../secret.txt"], ids=["absolute", "climbing"])
@@ -471,6 +575,7 @@ def test_relative_path_is_an_error(runtime, bundle_factory, container_factory, f
 def test_masked_symlink_masks_its_target_inside(runtime, bundle_factory, container_factory, target):
     """A symlink is resolved in the container: /link -> /secret.txt (or ../../../secret.txt,
     which cannot climb above the container's root) masks the container's /secret.txt."""
+
     def edit(config):
         config["linux"]["maskedPaths"].append("/link")
 
@@ -481,7 +586,9 @@ def test_masked_symlink_masks_its_target_inside(runtime, bundle_factory, contain
     c.create()
     c.start()
     end = c.wait()
-    assert "top secret" not in c.stdout(), f"maskedPaths /link -> {target}: the file it names can still be read inside ({c.stdout()!r})"
+    assert "top secret" not in c.stdout(), (
+        f"maskedPaths /link -> {target}: the file it names can still be read inside ({c.stdout()!r})"
+    )
     assert end.code in (0, None), f"the probe failed ({end}): {c.stderr()!r}"
 
 
@@ -494,26 +601,46 @@ def test_readonly_symlink_protects_its_target_inside(runtime, bundle_factory, co
         seed_files(rootfs)
         os.symlink("/rodir", rootfs / "rolink")
 
-    end, out, err = run_failing(bundle_factory, container_factory, "cat", "/rolink/readable.txt", "write", "/rodir/new.txt", "x", edit=edit, prepare=prepare)
+    end, out, err = run_failing(
+        bundle_factory,
+        container_factory,
+        "cat",
+        "/rolink/readable.txt",
+        "write",
+        "/rodir/new.txt",
+        "x",
+        edit=edit,
+        prepare=prepare,
+    )
     assert out == "readable", f"readonlyPaths /rolink -> /rodir: /rodir should still be readable, got {out!r} ({err!r})"
-    assert end.code == 1 and "Read-only file system" in err, f"readonlyPaths /rolink -> /rodir: writing in /rodir should fail with EROFS; exit {end}, stderr {err!r}"
+    assert end.code == 1 and "Read-only file system" in err, (
+        f"readonlyPaths /rolink -> /rodir: writing in /rodir should fail with EROFS; exit {end}, stderr {err!r}"
+    )
 
 
 @pytest.mark.spec("linux.masked-paths")
 def test_masked_device_node_reads_nothing(runtime, run_probe):
-    _, out = run_probe("readn", "/dev/zero", "4096", edit=lambda config: config["linux"]["maskedPaths"].append("/dev/zero"))
+    _, out = run_probe(
+        "readn", "/dev/zero", "4096", edit=lambda config: config["linux"]["maskedPaths"].append("/dev/zero")
+    )
     assert out.strip() == "0", f"maskedPaths /dev/zero: reading it should give nothing, {out.strip()} bytes were read"
 
 
 @pytest.mark.parametrize("field", ["maskedPaths", "readonlyPaths"])
 def test_path_listed_twice(runtime, bundle_factory, container_factory, field, request):
-    request.node.add_marker(pytest.mark.spec("linux.masked-paths" if field == "maskedPaths" else "linux.readonly-paths"))
+    request.node.add_marker(
+        pytest.mark.spec("linux.masked-paths" if field == "maskedPaths" else "linux.readonly-paths")
+    )
     path = "/secret.txt" if field == "maskedPaths" else "/rodir"
 
     def edit(config):
         config["linux"][field] += [path, path]
 
-    verbs = ("cat", "/secret.txt") if field == "maskedPaths" else ("try", "write", "/rodir/new.txt", "x", "cat", "/rodir/readable.txt")
+    verbs = (
+        ("cat", "/secret.txt")
+        if field == "maskedPaths"
+        else ("try", "write", "/rodir/new.txt", "x", "cat", "/rodir/readable.txt")
+    )
     bundle = bundle_factory(*verbs, edit=edit)
     seed_files(bundle.rootfs)
     c = container_factory(bundle)
@@ -525,7 +652,9 @@ def test_path_listed_twice(runtime, bundle_factory, container_factory, field, re
     if field == "maskedPaths":
         assert out == "", f"/secret.txt, listed twice in maskedPaths, should read empty; it reads {out!r}"
     else:
-        assert "probe: write /rodir/new.txt: Read-only file system" in err and out == "readable", f"/rodir, listed twice in readonlyPaths, should be readable and refuse writes; stdout {out!r}, stderr {err!r}"
+        assert "probe: write /rodir/new.txt: Read-only file system" in err and out == "readable", (
+            f"/rodir, listed twice in readonlyPaths, should be readable and refuse writes; stdout {out!r}, stderr {err!r}"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -544,5 +673,6 @@ def test_symlinked_destination_is_resolved_inside_the_rootfs(runtime, bundle_fac
     c.wait()
     report = parse_report(c.stdout())
     ours = [m["mount_point"] for m in report["mounts"] if "size=1332k" in m["super_options"]]
-    assert ours == ["/real/target"], f"destination /linkdest is a symlink to {link}: resolved inside the container's root it is /real/target, where the tmpfs should be; it is at {ours}"
-
+    assert ours == ["/real/target"], (
+        f"destination /linkdest is a symlink to {link}: resolved inside the container's root it is /real/target, where the tmpfs should be; it is at {ours}"
+    )

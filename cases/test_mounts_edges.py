@@ -7,7 +7,6 @@ test_mounts.py."""
 import os
 
 import pytest
-
 from test_mounts import MS_SHARED, add_mounts, bind, host_mounts, host_tree, mount_at, mount_table  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.requires("root")
@@ -34,14 +33,26 @@ RECURSIVE_PROPAGATION = {
 def test_recursive_propagation_reaches_submounts(runtime, run_probe, shared_submount_tree, option):
     _, report = run_probe("report", edit=add_mounts(bind("/data", shared_submount_tree, "rbind", option)))
     top, sub = mount_at(report, "/data"), mount_at(report, "/data/sub")
-    assert top is not None and sub is not None, f"expected /data and its submount /data/sub (rbind):\n{mount_table(report)}"
+    assert top is not None and sub is not None, (
+        f"expected /data and its submount /data/sub (rbind):\n{mount_table(report)}"
+    )
     assert RECURSIVE_PROPAGATION[option](top["optional"]), f"{option}: /data has optional fields {top['optional']}"
-    assert RECURSIVE_PROPAGATION[option](sub["optional"]), f"{option} is recursive: the submount /data/sub has optional fields {sub['optional']}"
+    assert RECURSIVE_PROPAGATION[option](sub["optional"]), (
+        f"{option} is recursive: the submount /data/sub has optional fields {sub['optional']}"
+    )
 
 
-@pytest.mark.spec("config.mounts.option.bind", "config.mounts.option.nosuid", "config.mounts.option.nodev", "config.mounts.option.noexec", "config.mounts.option.ro")
+@pytest.mark.spec(
+    "config.mounts.option.bind",
+    "config.mounts.option.nosuid",
+    "config.mounts.option.nodev",
+    "config.mounts.option.noexec",
+    "config.mounts.option.ro",
+)
 def test_flag_options_on_a_bind_mount(runtime, run_probe, host_tree):
-    _, report = run_probe("report", edit=add_mounts(bind("/data", host_tree, "bind", "nosuid", "nodev", "noexec", "ro")))
+    _, report = run_probe(
+        "report", edit=add_mounts(bind("/data", host_tree, "bind", "nosuid", "nodev", "noexec", "ro"))
+    )
     m = mount_at(report, "/data")
     assert m is not None, f"nothing is mounted at /data:\n{mount_table(report)}"
     missing = [f for f in ("nosuid", "nodev", "noexec", "ro") if f not in m["options"]]
@@ -71,9 +82,18 @@ def test_readonly_path_that_is_a_file(runtime, bundle_factory, container_factory
     def edit(config):
         config["linux"]["readonlyPaths"] = ["/rofile.txt"]
 
-    c, end = run_to_end(bundle_factory, container_factory, "write", "/rofile.txt", "changed", edit=edit,
-                        prepare=lambda rootfs: (rootfs / "rofile.txt").write_text("original"))
-    assert end.code in (1, None) and "Read-only file system" in c.stderr(), f"writing the read-only path /rofile.txt (a file): exit {end}, stderr {c.stderr()!r}, expected EROFS"
+    c, end = run_to_end(
+        bundle_factory,
+        container_factory,
+        "write",
+        "/rofile.txt",
+        "changed",
+        edit=edit,
+        prepare=lambda rootfs: (rootfs / "rofile.txt").write_text("original"),
+    )
+    assert end.code in (1, None) and "Read-only file system" in c.stderr(), (
+        f"writing the read-only path /rofile.txt (a file): exit {end}, stderr {c.stderr()!r}, expected EROFS"
+    )
     assert (c.bundle / "rootfs" / "rofile.txt").read_text() == "original"
 
 
@@ -88,6 +108,10 @@ def test_readonly_root_refuses_a_non_root_user(runtime, bundle_factory, containe
         (rootfs / "tmp").mkdir(exist_ok=True)
         os.chmod(rootfs / "tmp", 0o1777)
 
-    c, end = run_to_end(bundle_factory, container_factory, "write", "/tmp/by-user", "x", edit=edit, prepare=prepare, readonly=True)
-    assert end.code in (1, None) and "Read-only file system" in c.stderr(), f"uid 1000 writing /tmp (mode 1777) of a read-only root: exit {end}, stderr {c.stderr()!r}, expected EROFS"
+    c, end = run_to_end(
+        bundle_factory, container_factory, "write", "/tmp/by-user", "x", edit=edit, prepare=prepare, readonly=True
+    )
+    assert end.code in (1, None) and "Read-only file system" in c.stderr(), (
+        f"uid 1000 writing /tmp (mode 1777) of a read-only root: exit {end}, stderr {c.stderr()!r}, expected EROFS"
+    )
     assert not (c.bundle / "rootfs" / "tmp" / "by-user").exists()

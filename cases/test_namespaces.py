@@ -19,10 +19,26 @@ from harness.runtime import RuntimeCallError
 pytestmark = pytest.mark.requires("root")
 
 # config.json type -> /proc/PID/ns entry
-NS_FILE = {"pid": "pid", "network": "net", "ipc": "ipc", "uts": "uts", "mount": "mnt", "user": "user", "cgroup": "cgroup", "time": "time"}
+NS_FILE = {
+    "pid": "pid",
+    "network": "net",
+    "ipc": "ipc",
+    "uts": "uts",
+    "mount": "mnt",
+    "user": "user",
+    "cgroup": "cgroup",
+    "time": "time",
+}
 DEFAULT_NEW = ["pid", "network", "ipc", "uts", "mount"]
 # util-linux unshare option that makes a persistent namespace of each type (bind-mounted on a file)
-UNSHARE_FLAG = {"network": "--net", "ipc": "--ipc", "uts": "--uts", "mount": "--mount", "cgroup": "--cgroup", "time": "--time"}
+UNSHARE_FLAG = {
+    "network": "--net",
+    "ipc": "--ipc",
+    "uts": "--uts",
+    "mount": "--mount",
+    "cgroup": "--cgroup",
+    "time": "--time",
+}
 
 # The user namespace cases map container ids 0..65535 to these host ids.
 HOST_ID = USERNS_HOST_ID
@@ -53,7 +69,11 @@ def refused_as_unsupported(runtime, container, ns_type) -> bool:
         return False
     if doc is None:
         pytest.skip(reason)
-    assert_create_fails(runtime, container, f"{runtime.name} does not recognize the {ns_type} namespace ({reason}), an unsupported value that MUST be an error")
+    assert_create_fails(
+        runtime,
+        container,
+        f"{runtime.name} does not recognize the {ns_type} namespace ({reason}), an unsupported value that MUST be an error",
+    )
     return True
 
 
@@ -69,7 +89,9 @@ def persistent_namespace(tmp_path):
     def make(ns_type):
         path = tmp_path / f"ns-{ns_type}"
         path.touch()
-        proc = subprocess.run(["unshare", f"{UNSHARE_FLAG[ns_type]}={path}", "true"], capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(
+            ["unshare", f"{UNSHARE_FLAG[ns_type]}={path}", "true"], capture_output=True, text=True, timeout=30
+        )
         if proc.returncode != 0:
             pytest.skip(f"the host cannot make a {ns_type} namespace: unshare said {proc.stderr.strip()!r}")
         mounted.append(path)
@@ -149,9 +171,13 @@ def test_cgroup_namespace_shows_own_cgroup_as_root(runtime, bundle_factory, cont
     c.wait()
     inside = parse_report(c.stdout())["cgroups"]
     assert inside, "the probe saw no cgroups"
-    assert any(line.rsplit(":", 1)[1] != "/" for line in outside), f"the container is in the root cgroups, nothing to hide: {outside}"
+    assert any(line.rsplit(":", 1)[1] != "/" for line in outside), (
+        f"the container is in the root cgroups, nothing to hide: {outside}"
+    )
     not_root = [(cg["controllers"], cg["path"]) for cg in inside if cg["path"] != "/"]
-    assert not not_root, f"inside a new cgroup namespace the container's cgroups should read '/'; it sees {not_root} (host view {outside})"
+    assert not not_root, (
+        f"inside a new cgroup namespace the container's cgroups should read '/'; it sees {not_root} (host view {outside})"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -183,7 +209,9 @@ def _without_mounts(config, record):
     config["root"]["readonly"] = False
     for key in ("maskedPaths", "readonlyPaths", "rootfsPropagation"):
         config["linux"].pop(key, None)
-    config.setdefault("hooks", {})["createRuntime"] = [{"path": "/bin/sh", "args": ["sh", "-c", f"readlink /proc/self/ns/mnt > {record}"]}]
+    config.setdefault("hooks", {})["createRuntime"] = [
+        {"path": "/bin/sh", "args": ["sh", "-c", f"readlink /proc/self/ns/mnt > {record}"]}
+    ]
 
 
 @pytest.mark.spec("linux.namespaces.inherit")
@@ -202,7 +230,11 @@ def test_unlisted_mount_namespace_is_inherited(runtime, bundle_factory, containe
     quirk = runtime.definition.private_mount_namespace
     unmount = quirk.unmount if quirk is not None and quirk.applies() else ()
     private = PrivateMountNamespace(frozenset({"v1", "hybrid", "v2"}), unmount, "keep the host's mounts out of reach")
-    rt = Runtime(dataclasses.replace(runtime.definition, private_mount_namespace=private), runtime.state_root.with_name(runtime.state_root.name + "-nomnt"), timeout=runtime.timeout)
+    rt = Runtime(
+        dataclasses.replace(runtime.definition, private_mount_namespace=private),
+        runtime.state_root.with_name(runtime.state_root.name + "-nomnt"),
+        timeout=runtime.timeout,
+    )
     rt.journal = runtime.journal
     record = tmp_path / "runtime-mnt"
     bundle = bundle_factory("exit", "0", edit=lambda config: _without_mounts(config, record))
@@ -212,10 +244,16 @@ def test_unlisted_mount_namespace_is_inherited(runtime, bundle_factory, containe
         assert record.exists(), "the createRuntime hook did not record the runtime's mount namespace"
         runtime_mnt = record.read_text().strip()
         container_mnt = os.readlink(f"/proc/{c.pid}/ns/mnt")
-        assert container_mnt != f"mnt:[{host_namespaces['mnt']}]", "the runtime did not run in the private mount namespace made for it"
-        assert container_mnt == runtime_mnt, f"the container's mount namespace is {container_mnt}, the runtime's {runtime_mnt}: it was not inherited"
+        assert container_mnt != f"mnt:[{host_namespaces['mnt']}]", (
+            "the runtime did not run in the private mount namespace made for it"
+        )
+        assert container_mnt == runtime_mnt, (
+            f"the container's mount namespace is {container_mnt}, the runtime's {runtime_mnt}: it was not inherited"
+        )
         root = os.readlink(f"/proc/{c.pid}/root")
-        assert os.path.realpath(root) == os.path.realpath(bundle.rootfs), f"the container's root is {root}, not the bundle's rootfs {bundle.rootfs}"
+        assert os.path.realpath(root) == os.path.realpath(bundle.rootfs), (
+            f"the container's root is {root}, not the bundle's rootfs {bundle.rootfs}"
+        )
         c.start()
         end = c.wait()
         assert end.code == 0, f"the container process ended with {end}; stderr {c.stderr()!r}"
@@ -227,16 +265,28 @@ def test_unlisted_mount_namespace_is_inherited(runtime, bundle_factory, containe
 
 @pytest.mark.parametrize("ns_type", ["network", "ipc", "uts", "mount", "cgroup", "time"])
 @pytest.mark.spec("linux.namespaces.join-path")
-def test_join_namespace_made_on_host(runtime, run_probe, bundle_factory, container_factory, persistent_namespace, ns_type):
+def test_join_namespace_made_on_host(
+    runtime, run_probe, bundle_factory, container_factory, persistent_namespace, ns_type
+):
     if ns_type == "mount" and runtime.in_private_mount_namespace:
-        pytest.skip(f"the adapter runs {runtime.name} in a private mount namespace on this host (its definition's quirk): a mount namespace made on the host cannot be joined from there")
+        pytest.skip(
+            f"the adapter runs {runtime.name} in a private mount namespace on this host (its definition's quirk): a mount namespace made on the host cannot be joined from there"
+        )
     path = persistent_namespace(ns_type)
     expected = os.stat(path).st_ino
-    if ns_type == "time" and refused_as_unsupported(runtime, container_factory(bundle_factory("exit", "0", edit=lambda config: spec.set_namespace(config, ns_type, str(path)))), ns_type):
+    if ns_type == "time" and refused_as_unsupported(
+        runtime,
+        container_factory(
+            bundle_factory("exit", "0", edit=lambda config: spec.set_namespace(config, ns_type, str(path)))
+        ),
+        ns_type,
+    ):
         return
     _, report = run_probe("report", edit=lambda config: spec.set_namespace(config, ns_type, str(path)))
     inside = report["namespaces"].get(NS_FILE[ns_type])
-    assert inside == expected, f"the container is in {ns_type} namespace {inside}, not in {expected} given by path {path}"
+    assert inside == expected, (
+        f"the container is in {ns_type} namespace {inside}, not in {expected} given by path {path}"
+    )
 
 
 @pytest.mark.spec("linux.namespaces.join-path")
@@ -250,7 +300,9 @@ def test_join_pid_namespace_of_another_container(runtime, bundle_factory, contai
     second.start()
     second.wait()
     report = parse_report(second.stdout())
-    assert report["namespaces"].get("pid") == expected, f"the container is in pid namespace {report['namespaces'].get('pid')}, not {expected} of {path}"
+    assert report["namespaces"].get("pid") == expected, (
+        f"the container is in pid namespace {report['namespaces'].get('pid')}, not {expected} of {path}"
+    )
     assert report["pid"] != 1, "the joining process is pid 1: it did not join the first container's pid namespace"
 
 
@@ -272,14 +324,20 @@ def test_join_user_namespace_of_another_container(runtime, userns_bundle, contai
 def test_joined_namespace_survives_delete(runtime, bundle_factory, container_factory, persistent_namespace, ns_type):
     path = persistent_namespace(ns_type)
     before = os.stat(path).st_ino
-    c = container_factory(bundle_factory("exit", "0", edit=lambda config: spec.set_namespace(config, ns_type, str(path))))
+    c = container_factory(
+        bundle_factory("exit", "0", edit=lambda config: spec.set_namespace(config, ns_type, str(path)))
+    )
     c.create()
-    assert host.namespace_inodes(c.pid)[NS_FILE[ns_type]] == before, "the container did not join the namespace (see test_join_namespace_made_on_host)"
+    assert host.namespace_inodes(c.pid)[NS_FILE[ns_type]] == before, (
+        "the container did not join the namespace (see test_join_namespace_made_on_host)"
+    )
     c.start()
     c.wait()
     c.delete()
     mounted = [m for m in host.mounts() if m.mount_point == str(path)]
-    assert mounted and mounted[-1].fstype == "nsfs", f"delete removed the {ns_type} namespace mounted at {path}, which the container joined but did not create"
+    assert mounted and mounted[-1].fstype == "nsfs", (
+        f"delete removed the {ns_type} namespace mounted at {path}, which the container joined but did not create"
+    )
     assert os.stat(path).st_ino == before, f"{path} no longer refers to the {ns_type} namespace {before}"
 
 
@@ -322,7 +380,9 @@ def test_uid_mappings_applied(runtime, userns_bundle, container_factory):
     c.start()
     c.wait()
     report = parse_report(c.stdout().splitlines()[0])
-    assert uid_map == [(0, HOST_ID, ID_RANGE)], f"/proc/{c.pid}/uid_map is {uid_map}, expected [(0, {HOST_ID}, {ID_RANGE})]"
+    assert uid_map == [(0, HOST_ID, ID_RANGE)], (
+        f"/proc/{c.pid}/uid_map is {uid_map}, expected [(0, {HOST_ID}, {ID_RANGE})]"
+    )
     assert report["uid"] == 0, f"the process runs as uid {report['uid']} inside, expected 0"
     owner = os.stat(bundle.rootfs / "shared" / "made-inside").st_uid
     assert owner == HOST_ID, f"a file made by container uid 0 is owned by host uid {owner}, expected {HOST_ID}"
@@ -338,7 +398,9 @@ def test_gid_mappings_applied(runtime, userns_bundle, container_factory):
     c.start()
     c.wait()
     report = parse_report(c.stdout().splitlines()[0])
-    assert gid_map == [(0, HOST_ID, ID_RANGE)], f"/proc/{c.pid}/gid_map is {gid_map}, expected [(0, {HOST_ID}, {ID_RANGE})]"
+    assert gid_map == [(0, HOST_ID, ID_RANGE)], (
+        f"/proc/{c.pid}/gid_map is {gid_map}, expected [(0, {HOST_ID}, {ID_RANGE})]"
+    )
     assert report["gid"] == 0, f"the process runs as gid {report['gid']} inside, expected 0"
     group = os.stat(bundle.rootfs / "shared" / "made-inside").st_gid
     assert group == HOST_ID, f"a file made by container gid 0 has host gid {group}, expected {HOST_ID}"
@@ -380,7 +442,9 @@ def test_boottime_offset_applied(runtime, bundle_factory, container_factory):
     c.wait()
     host_after = time.clock_gettime(time.CLOCK_BOOTTIME)
     table = dict(zip(offsets[0::3], offsets[1::3]))
-    assert table.get("boottime") == str(OFFSET), f"/proc/{c.pid}/timens_offsets is {offsets}, expected boottime {OFFSET}"
+    assert table.get("boottime") == str(OFFSET), (
+        f"/proc/{c.pid}/timens_offsets is {offsets}, expected boottime {OFFSET}"
+    )
     inside = float(c.stdout().split()[0])  # /proc/uptime reads CLOCK_BOOTTIME of the reader's time namespace
     assert host_before + OFFSET - 1 <= inside <= host_after + OFFSET + 1, (
         f"uptime inside is {inside:.2f} s, expected the host's ({host_before:.2f}..{host_after:.2f}) plus {OFFSET}"
@@ -398,7 +462,9 @@ def test_monotonic_offset_applied(runtime, bundle_factory, container_factory):
     c.create()
     offsets = Path(f"/proc/{c.pid}/timens_offsets").read_text().split()
     table = {name: (secs, nsecs) for name, secs, nsecs in zip(offsets[0::3], offsets[1::3], offsets[2::3])}
-    assert table.get("monotonic") == (str(OFFSET), "500"), f"/proc/{c.pid}/timens_offsets is {offsets}, expected monotonic {OFFSET} s 500 ns"
+    assert table.get("monotonic") == (str(OFFSET), "500"), (
+        f"/proc/{c.pid}/timens_offsets is {offsets}, expected monotonic {OFFSET} s 500 ns"
+    )
 
 
 @pytest.mark.spec("linux.time-offsets.need-time-namespace", "runtime.errors.no-change")
@@ -407,6 +473,7 @@ def test_monotonic_offset_applied(runtime, bundle_factory, container_factory):
 @pytest.mark.feature("linux.namespaces", contains="time")
 def test_time_offsets_without_a_time_namespace_are_an_error(runtime, bundle_factory, container_factory):
     """No new time namespace, so no namespace whose offsets can still be set: an error."""
+
     def offsets(config):
         config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n["type"] != "time"]
         config["linux"]["timeOffsets"] = {"monotonic": {"secs": OFFSET, "nanosecs": 0}}
@@ -420,4 +487,6 @@ def test_time_offsets_without_a_time_namespace_are_an_error(runtime, bundle_fact
         with pytest.raises(RuntimeCallError):
             runtime.state(c.id)
         return
-    pytest.fail("timeOffsets without a time namespace in linux.namespaces: create succeeded (the offsets cannot have been applied); expected an error")
+    pytest.fail(
+        "timeOffsets without a time namespace in linux.namespaces: create succeeded (the offsets cannot have been applied); expected an error"
+    )

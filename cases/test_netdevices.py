@@ -34,7 +34,9 @@ class NetNs:
 
     def __init__(self) -> None:
         if not shutil.which("ip") or not shutil.which("nsenter") or not shutil.which("unshare"):
-            pytest.skip("needs ip (iproute2), nsenter and unshare (util-linux) to make a network namespace with devices")
+            pytest.skip(
+                "needs ip (iproute2), nsenter and unshare (util-linux) to make a network namespace with devices"
+            )
         self.holder = subprocess.Popen(["unshare", "--net", "--", "sleep", "600"], stdin=subprocess.DEVNULL)
         self.path = f"/proc/{self.holder.pid}/ns/net"
         mine = os.stat("/proc/self/ns/net").st_ino
@@ -63,7 +65,9 @@ class NetNs:
 
 
 def ip_in(netns: str, *args: str) -> str:
-    proc = subprocess.run(["nsenter", f"--net={netns}", "ip", *args], capture_output=True, text=True, timeout=30, check=False)
+    proc = subprocess.run(
+        ["nsenter", f"--net={netns}", "ip", *args], capture_output=True, text=True, timeout=30, check=False
+    )
     if proc.returncode != 0:
         raise AssertionError(f"ip {' '.join(args)} in {netns} failed: {proc.stderr.strip()}")
     return proc.stdout
@@ -106,7 +110,9 @@ def net_devices(devices, join=None):
     def edit(config):
         config["linux"]["netDevices"] = devices
         if join:
-            config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n["type"] != "network"] + [{"type": "network", "path": join}]
+            config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n["type"] != "network"] + [
+                {"type": "network", "path": join}
+            ]
 
     return edit
 
@@ -138,12 +144,21 @@ def expect_create_error(runtime, ns, c, what):
 def test_device_is_moved_into_the_container(runtime, bundle_factory, container_factory, netns, name):
     ns = netns()
     add_veth(ns)
-    c = create_in(runtime, ns, container_factory, bundle_factory("exit", "0", edit=net_devices({"nd0": {"name": name} if name else {}})))
+    c = create_in(
+        runtime,
+        ns,
+        container_factory,
+        bundle_factory("exit", "0", edit=net_devices({"nd0": {"name": name} if name else {}})),
+    )
     inside = container_links(runtime, c)
     expected = name or "nd0"
-    assert expected in inside, f"netDevices nd0{' -> ' + name if name else ''}: the container's network namespace should hold {expected!r}; it holds {sorted(inside)}"
+    assert expected in inside, (
+        f"netDevices nd0{' -> ' + name if name else ''}: the container's network namespace should hold {expected!r}; it holds {sorted(inside)}"
+    )
     if name:
-        assert "nd0" not in inside, f"nd0 was to be renamed {name!r} inside, yet the container holds both: {sorted(inside)}"
+        assert "nd0" not in inside, (
+            f"nd0 was to be renamed {name!r} inside, yet the container holds both: {sorted(inside)}"
+        )
     assert "nd0" not in ns.links(), "nd0 is still in the runtime's network namespace after create: it was not moved"
 
 
@@ -151,12 +166,18 @@ def test_device_is_moved_into_the_container(runtime, bundle_factory, container_f
 def test_device_keeps_its_attributes_and_global_addresses(runtime, bundle_factory, container_factory, netns):
     ns = netns()
     add_veth(ns)
-    c = create_in(runtime, ns, container_factory, bundle_factory("exit", "0", edit=net_devices({"nd0": {"name": "ctr0"}})))
+    c = create_in(
+        runtime, ns, container_factory, bundle_factory("exit", "0", edit=net_devices({"nd0": {"name": "ctr0"}}))
+    )
     link = container_links(runtime, c).get("ctr0")
     assert link is not None, "ctr0 is not in the container's network namespace"
-    assert (link["mtu"], link["address"]) == (MTU, MAC), f"MTU and hardware address should be kept ({MTU}, {MAC}); inside they are ({link['mtu']}, {link['address']})"
+    assert (link["mtu"], link["address"]) == (MTU, MAC), (
+        f"MTU and hardware address should be kept ({MTU}, {MAC}); inside they are ({link['mtu']}, {link['address']})"
+    )
     missing = ADDRESSES - global_addresses(link)
-    assert not missing, f"the permanent global addresses {sorted(ADDRESSES)} MUST be preserved; inside ctr0 lacks {sorted(missing)} (it has {sorted(global_addresses(link))})"
+    assert not missing, (
+        f"the permanent global addresses {sorted(ADDRESSES)} MUST be preserved; inside ctr0 lacks {sorted(missing)} (it has {sorted(global_addresses(link))})"
+    )
 
 
 @pytest.mark.spec("linux.netdevices.up")
@@ -166,7 +187,9 @@ def test_device_is_up_after_the_move(runtime, bundle_factory, container_factory,
     c = create_in(runtime, ns, container_factory, bundle_factory("exit", "0", edit=net_devices({"nd0": {}})))
     link = container_links(runtime, c).get("nd0")
     assert link is not None, "nd0 is not in the container's network namespace"
-    assert "UP" in link["flags"], f"the runtime MUST set the device up after the move; its flags inside are {link['flags']}"
+    assert "UP" in link["flags"], (
+        f"the runtime MUST set the device up after the move; its flags inside are {link['flags']}"
+    )
 
 
 @pytest.mark.spec("linux.netdevices.name-clash")
@@ -175,7 +198,9 @@ def test_name_taken_in_the_container_is_an_error(runtime, bundle_factory, contai
     add_veth(ns)
     c = container_factory(bundle_factory("exit", "0", edit=net_devices({"nd0": {"name": "lo"}})))
     expect_create_error(runtime, ns, c, "netDevices nd0 -> 'lo', a name a new network namespace already holds")
-    assert "nd0" in ns.links(), "after the refused move nd0 should still be in the runtime's network namespace (the move is checked first)"
+    assert "nd0" in ns.links(), (
+        "after the refused move nd0 should still be in the runtime's network namespace (the move is checked first)"
+    )
 
 
 @pytest.mark.spec("linux.netdevices.name-clash", "linux.netdevices.name-template")
@@ -183,9 +208,16 @@ def test_name_template_gets_a_free_name(runtime, bundle_factory, container_facto
     ns, joined = netns(), netns()
     add_veth(ns)
     joined.ip("link", "add", "eth0", "type", "veth", "peer", "name", "eth0p")  # eth0 is taken there
-    c = create_in(runtime, ns, container_factory, bundle_factory("exit", "0", edit=net_devices({"nd0": {"name": "eth%d"}}, join=joined.path)))
+    c = create_in(
+        runtime,
+        ns,
+        container_factory,
+        bundle_factory("exit", "0", edit=net_devices({"nd0": {"name": "eth%d"}}, join=joined.path)),
+    )
     inside = joined.links()
-    assert "eth1" in inside and "nd0" not in inside, f"netDevices nd0 -> 'eth%d' into a namespace holding eth0: the kernel should name it eth1; the namespace holds {sorted(inside)}"
+    assert "eth1" in inside and "nd0" not in inside, (
+        f"netDevices nd0 -> 'eth%d' into a namespace holding eth0: the kernel should name it eth1; the namespace holds {sorted(inside)}"
+    )
     assert runtime.state(c.id).status == "created"
 
 
@@ -200,13 +232,20 @@ def test_missing_device_is_an_error(runtime, bundle_factory, container_factory, 
 def test_device_stays_in_a_joined_namespace_after_delete(runtime, bundle_factory, container_factory, netns):
     ns, joined = netns(), netns()
     add_veth(ns)
-    c = create_in(runtime, ns, container_factory, bundle_factory("exit", "0", edit=net_devices({"nd0": {"name": "ctr0"}}, join=joined.path)))
+    c = create_in(
+        runtime,
+        ns,
+        container_factory,
+        bundle_factory("exit", "0", edit=net_devices({"nd0": {"name": "ctr0"}}, join=joined.path)),
+    )
     assert "ctr0" in joined.links(), f"ctr0 is not in the joined network namespace: {sorted(joined.links())}"
     with runtime.in_network_namespace(ns.path):
         c.kill("KILL")
         c.wait()
         c.delete()
-    assert "ctr0" in joined.links(), f"the container joined a network namespace it does not own: after delete its device must stay there as it is; the namespace holds {sorted(joined.links())}"
+    assert "ctr0" in joined.links(), (
+        f"the container joined a network namespace it does not own: after delete its device must stay there as it is; the namespace holds {sorted(joined.links())}"
+    )
     back = sorted(set(ns.links()) & {"nd0", "ctr0"})
     assert not back, f"the runtime moved the device back out to its own namespace ({back}) at delete"
 
@@ -217,7 +256,9 @@ def test_device_is_not_moved_out_before_delete(runtime, bundle_factory, containe
     container: after kill and delete the device must still be in it, not back in the runtime's."""
     ns = netns()
     add_veth(ns)
-    c = create_in(runtime, ns, container_factory, bundle_factory("exit", "0", edit=net_devices({"nd0": {"name": "ctr0"}})))
+    c = create_in(
+        runtime, ns, container_factory, bundle_factory("exit", "0", edit=net_devices({"nd0": {"name": "ctr0"}}))
+    )
     held = os.open(f"/proc/{runtime.state(c.id).pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         with runtime.in_network_namespace(ns.path):
@@ -226,7 +267,11 @@ def test_device_is_not_moved_out_before_delete(runtime, bundle_factory, containe
             c.delete()
         inside = links_in(f"/proc/{os.getpid()}/fd/{held}")
         back = sorted(set(ns.links()) & {"nd0", "ctr0"})
-        assert not back, f"after delete the device is back in the runtime's network namespace as {back}: it MUST NOT be moved out of the container's"
-        assert "ctr0" in inside, f"the container's network namespace (held open by the case) should still hold ctr0 after delete; it holds {sorted(inside)}"
+        assert not back, (
+            f"after delete the device is back in the runtime's network namespace as {back}: it MUST NOT be moved out of the container's"
+        )
+        assert "ctr0" in inside, (
+            f"the container's network namespace (held open by the case) should still hold ctr0 after delete; it holds {sorted(inside)}"
+        )
     finally:
         os.close(held)

@@ -30,7 +30,19 @@ RLIM_INFINITY = 2**64 - 1
 def test_args_are_passed_exactly(runtime, run_probe):
     # Arguments with spaces, an empty one, quotes, a tab and non-ASCII text; the probe ignores
     # what it writes to /dev/null and prints its own argv.
-    verbs = ["write", "/dev/null", "two words", "write", "/dev/null", "", "write", "/dev/null", 'ünï\t"q"', "cat", "/proc/self/cmdline"]
+    verbs = [
+        "write",
+        "/dev/null",
+        "two words",
+        "write",
+        "/dev/null",
+        "",
+        "write",
+        "/dev/null",
+        'ünï\t"q"',
+        "cat",
+        "/proc/self/cmdline",
+    ]
     _, out = run_probe(*verbs)
     expected = [PROBE_PATH, *verbs]
     got = out.split("\0")[:-1] if out.endswith("\0") else out.split("\0")
@@ -53,7 +65,9 @@ def test_args0_is_searched_in_the_path_of_process_env(runtime, bundle_factory, c
     c.create()
     c.start()
     end = c.wait()
-    assert end.code in (0, None), f"the probe found through PATH=/no-such-dir:/oci-harness-bin exited with {end}; stderr {c.stderr()!r}"
+    assert end.code in (0, None), (
+        f"the probe found through PATH=/no-such-dir:/oci-harness-bin exited with {end}; stderr {c.stderr()!r}"
+    )
     assert c.stdout().split("\0")[0] == "probe-in-path", f"argv[0] is not the configured name: {c.stdout()!r}"
 
 
@@ -108,7 +122,9 @@ def test_missing_cwd_is_made_or_an_error(runtime, bundle_factory, container_fact
     c.start()
     c.wait()
     report = parse_report(c.stdout())
-    assert report["cwd"] == "/not/there/yet", f"cwd /not/there/yet (missing from the rootfs): the process started in {report['cwd']!r} ({report['errors']})"
+    assert report["cwd"] == "/not/there/yet", (
+        f"cwd /not/there/yet (missing from the rootfs): the process started in {report['cwd']!r} ({report['errors']})"
+    )
 
 
 @pytest.mark.spec("config.process.cwd-absolute", "config.valid-values.error")
@@ -153,7 +169,9 @@ def test_additional_gids_are_the_groups(runtime, run_probe):
     _, report = run_probe("report", edit=as_user(1234, 2345, additional))
     # getgroups may or may not list the effective gid (POSIX leaves it open); nothing else.
     groups = set(report["groups"]) - {2345}
-    assert groups == set(additional) - {2345}, f"supplementary groups: expected {sorted(additional)}, got {report['groups']}"
+    assert groups == set(additional) - {2345}, (
+        f"supplementary groups: expected {sorted(additional)}, got {report['groups']}"
+    )
 
 
 @pytest.mark.spec("config.process.user.additional-gids")
@@ -177,7 +195,9 @@ def test_umask_unset_is_the_callers(runtime, run_probe):
         _, report = run_probe("report", edit=lambda config: config["process"]["user"].pop("umask", None))
     finally:
         os.umask(before)
-    assert report["umask"] == caller, f"umask without user.umask: expected the caller's {oct(caller)}, got {oct(report['umask'])}"
+    assert report["umask"] == caller, (
+        f"umask without user.umask: expected the caller's {oct(caller)}, got {oct(report['umask'])}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,13 +254,18 @@ def test_rlimit_above_the_callers_hard_limit(runtime, bundle_factory, container_
     c.start()
     c.wait()
     got = parse_report(c.stdout())["rlimits"]["RLIMIT_MSGQUEUE"]
-    assert got == {"soft": wanted["soft"], "hard": wanted["hard"]}, f"create succeeded but RLIMIT_MSGQUEUE is {got}, not {wanted}"
+    assert got == {"soft": wanted["soft"], "hard": wanted["hard"]}, (
+        f"create succeeded but RLIMIT_MSGQUEUE is {got}, not {wanted}"
+    )
 
 
 @pytest.mark.spec("config.process.rlimits.unmappable-error", "runtime.errors.no-change")
 def test_unknown_rlimit_type_is_an_error(runtime, bundle_factory, container_factory):
     bundle = bundle_factory("exit", "0")
-    bundle.edit(lambda config: config["process"]["rlimits"].append({"type": "RLIMIT_NOT_A_LIMIT", "soft": 1, "hard": 1}), validate=False)
+    bundle.edit(
+        lambda config: config["process"]["rlimits"].append({"type": "RLIMIT_NOT_A_LIMIT", "soft": 1, "hard": 1}),
+        validate=False,
+    )
     expect_error(container_factory(bundle), "rlimit type RLIMIT_NOT_A_LIMIT")
 
 
@@ -248,7 +273,10 @@ def test_unknown_rlimit_type_is_an_error(runtime, bundle_factory, container_fact
 def test_duplicate_rlimit_type_is_an_error(runtime, bundle_factory, container_factory):
     bundle = bundle_factory("exit", "0")
     # Both entries lower the limit (no privilege needed): only the duplication is wrong.
-    duplicates = [{"type": "RLIMIT_NOFILE", "soft": 300, "hard": 400}, {"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200}]
+    duplicates = [
+        {"type": "RLIMIT_NOFILE", "soft": 300, "hard": 400},
+        {"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200},
+    ]
     bundle.edit(lambda config: config["process"].update(rlimits=duplicates), validate=False)
     expect_error(container_factory(bundle), "two RLIMIT_NOFILE entries in process.rlimits")
 
@@ -257,8 +285,14 @@ def test_duplicate_rlimit_type_is_an_error(runtime, bundle_factory, container_fa
 def test_rlimit_soft_above_hard_is_an_error(runtime, bundle_factory, container_factory):
     # lower than the caller's limits (no privilege involved): only soft > hard is wrong
     bundle = bundle_factory("exit", "0")
-    bundle.edit(lambda config: config["process"].update(rlimits=[{"type": "RLIMIT_NOFILE", "soft": 200, "hard": 100}]), validate=False)
-    expect_error(container_factory(bundle), "RLIMIT_NOFILE soft 200 above hard 100 (the kernel refuses it, so rlim_cur cannot match)")
+    bundle.edit(
+        lambda config: config["process"].update(rlimits=[{"type": "RLIMIT_NOFILE", "soft": 200, "hard": 100}]),
+        validate=False,
+    )
+    expect_error(
+        container_factory(bundle),
+        "RLIMIT_NOFILE soft 200 above hard 100 (the kernel refuses it, so rlim_cur cannot match)",
+    )
 
 
 @pytest.mark.spec("config.process.rlimits.unsettable-error", "runtime.errors.no-change")
@@ -268,8 +302,16 @@ def test_rlimit_above_the_kernel_maximum_is_an_error(runtime, bundle_factory, co
     except (OSError, ValueError):
         pytest.skip("needs /proc/sys/fs/nr_open, the kernel's maximum for RLIMIT_NOFILE")
     too_many = nr_open + 1
-    bundle = bundle_factory("exit", "0", edit=lambda config: config["process"].update(rlimits=[{"type": "RLIMIT_NOFILE", "soft": too_many, "hard": too_many}]))
-    expect_error(container_factory(bundle), f"RLIMIT_NOFILE {too_many}, above the kernel's maximum fs.nr_open = {nr_open}")
+    bundle = bundle_factory(
+        "exit",
+        "0",
+        edit=lambda config: config["process"].update(
+            rlimits=[{"type": "RLIMIT_NOFILE", "soft": too_many, "hard": too_many}]
+        ),
+    )
+    expect_error(
+        container_factory(bundle), f"RLIMIT_NOFILE {too_many}, above the kernel's maximum fs.nr_open = {nr_open}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -282,8 +324,26 @@ AMBIENT = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 # Sets the kernel keeps as they are across execve (capabilities(7)): for root, permitted and
 # effective are bounding | inheritable; for another user, they are the ambient set.
 CAPABILITY_CONFIGS = {
-    "root": (0, {"bounding": BOUNDING, "effective": BOUNDING, "inheritable": INHERITABLE, "permitted": BOUNDING, "ambient": AMBIENT}),
-    "non-root": (1000, {"bounding": BOUNDING, "effective": AMBIENT, "inheritable": INHERITABLE, "permitted": AMBIENT, "ambient": AMBIENT}),
+    "root": (
+        0,
+        {
+            "bounding": BOUNDING,
+            "effective": BOUNDING,
+            "inheritable": INHERITABLE,
+            "permitted": BOUNDING,
+            "ambient": AMBIENT,
+        },
+    ),
+    "non-root": (
+        1000,
+        {
+            "bounding": BOUNDING,
+            "effective": AMBIENT,
+            "inheritable": INHERITABLE,
+            "permitted": AMBIENT,
+            "ambient": AMBIENT,
+        },
+    ),
 }
 
 
@@ -297,7 +357,11 @@ def test_capability_sets(runtime, run_probe, user):
         config["process"]["capabilities"] = {name: list(caps) for name, caps in sets.items()}
 
     _, report = run_probe("report", edit=edit)
-    wrong = {name: {"expected": sorted(caps), "got": report["capabilities"][name]} for name, caps in sets.items() if report["capabilities"][name] != sorted(caps)}
+    wrong = {
+        name: {"expected": sorted(caps), "got": report["capabilities"][name]}
+        for name, caps in sets.items()
+        if report["capabilities"][name] != sorted(caps)
+    }
     assert not wrong, f"capability sets of a uid {uid} process differ from the config: {wrong}"
 
 
@@ -320,7 +384,9 @@ def test_unknown_capability_is_only_a_warning(runtime, bundle_factory, container
     c.wait()
     caps = parse_report(c.stdout())["capabilities"]
     for name in ("bounding", "effective", "permitted"):
-        assert caps[name] == ["CAP_CHOWN", "CAP_KILL"], f"{name}: expected the known capabilities CAP_CHOWN, CAP_KILL, got {caps[name]}"
+        assert caps[name] == ["CAP_CHOWN", "CAP_KILL"], (
+            f"{name}: expected the known capabilities CAP_CHOWN, CAP_KILL, got {caps[name]}"
+        )
 
 
 def _host_bounding_set() -> set[str]:
@@ -333,7 +399,9 @@ def _host_bounding_set() -> set[str]:
 
 @pytest.mark.spec("config.process.capabilities.ungrantable-no-fail", "config.process.capabilities.unmappable-warning")
 def test_ungrantable_capability_does_not_fail(runtime, bundle_factory, container_factory):
-    missing = sorted(set(spec.CAPABILITIES[: int(Path("/proc/sys/kernel/cap_last_cap").read_text()) + 1]) - _host_bounding_set())
+    missing = sorted(
+        set(spec.CAPABILITIES[: int(Path("/proc/sys/kernel/cap_last_cap").read_text()) + 1]) - _host_bounding_set()
+    )
     if not missing:
         pytest.skip("the harness holds every capability the kernel knows: none is ungrantable here")
     ungrantable = missing[0]
@@ -349,7 +417,9 @@ def test_ungrantable_capability_does_not_fail(runtime, bundle_factory, container
         c.create()
         c.start()
     except RuntimeCallError as err:
-        pytest.fail(f"{ungrantable} is not in the runtime's bounding set and cannot be granted; the runtime failed instead of warning: {err}")
+        pytest.fail(
+            f"{ungrantable} is not in the runtime's bounding set and cannot be granted; the runtime failed instead of warning: {err}"
+        )
     c.wait()
     caps = parse_report(c.stdout())["capabilities"]
     assert "CAP_KILL" in caps["effective"], f"the grantable CAP_KILL is missing: {caps}"
@@ -366,7 +436,9 @@ def test_no_new_privileges(runtime, run_probe, value):
 def test_oom_score_adj_is_set(runtime, run_probe):
     # Raising the value needs no privilege; lowering it below the caller's would.
     _, report = run_probe("report", edit=lambda config: config["process"].update(oomScoreAdj=423))
-    assert report["oom_score_adj"] == 423, f"oom_score_adj: expected 423, got {report['oom_score_adj']} ({report['errors']})"
+    assert report["oom_score_adj"] == 423, (
+        f"oom_score_adj: expected 423, got {report['oom_score_adj']} ({report['errors']})"
+    )
 
 
 @pytest.mark.spec("config.process.oom-score-adj.unchanged")
@@ -380,7 +452,9 @@ def test_oom_score_adj_unset_is_unchanged(runtime, run_probe):
         _, report = run_probe("report", edit=lambda config: config["process"].pop("oomScoreAdj", None))
     finally:
         own.write_text(before)
-    assert report["oom_score_adj"] == caller, f"oom_score_adj without oomScoreAdj: expected the caller's {caller}, got {report['oom_score_adj']}"
+    assert report["oom_score_adj"] == caller, (
+        f"oom_score_adj without oomScoreAdj: expected the caller's {caller}, got {report['oom_score_adj']}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -398,7 +472,9 @@ def test_pid_file_names_the_container_process(runtime, bundle_factory, container
     c.wait_status("running")
     assert _poll_file(bundle.rootfs / "ready"), "the probe never started"
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
-    assert cmdline == [PROBE_PATH.encode(), b"write", b"/ready", b"1", b"pause"], f"pid {pid} from --pid-file runs {cmdline}, not the user program"
+    assert cmdline == [PROBE_PATH.encode(), b"write", b"/ready", b"1", b"pause"], (
+        f"pid {pid} from --pid-file runs {cmdline}, not the user program"
+    )
     c.kill("TERM")
     c.wait()
 

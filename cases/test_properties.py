@@ -25,7 +25,13 @@ pytestmark = pytest.mark.requires("root")
 _n = itertools.count()
 
 
-@pytest.mark.spec("runtime.lifecycle.create-environment", "runtime.create.applies-config", "runtime.lifecycle.run-user-program", "config.hostname.applied", "runtime.state.annotations")
+@pytest.mark.spec(
+    "runtime.lifecycle.create-environment",
+    "runtime.create.applies-config",
+    "runtime.lifecycle.run-user-program",
+    "config.hostname.applied",
+    "runtime.state.annotations",
+)
 @hypothesis_settings()
 @given(wish=wishes())
 def test_generated_config_is_applied(runtime, probe_binary, container_id, tmp_path, wish):
@@ -75,11 +81,14 @@ def test_generated_config_is_applied(runtime, probe_binary, container_id, tmp_pa
 @given(token=tokens)
 def test_invalid_config_is_refused_and_leaves_nothing(runtime, probe_binary, container_id, tmp_path, name, token):
     n = next(_n)
-    bundle = create_bundle(tmp_path / f"b{n}", args=["/probe", "write", "/ran", "yes"], readonly=False, probe_binary=probe_binary)
+    bundle = create_bundle(
+        tmp_path / f"b{n}", args=["/probe", "write", "/ran", "yes"], readonly=False, probe_binary=probe_binary
+    )
     # unvalidated on purpose: the runtime must be the one to refuse it
     config = bundle.edit(lambda c: INVALID[name](c, token), validate=False)
     note(f"mutation {name}; config.json: " + json.dumps(config))
     cid = container_id()
+
     # What a failed create could leave (mounts under this case's folders or the state root,
     # processes, cgroups named after the id, state-root entries); other workers' things are
     # not this case's business (harness.traces).

@@ -33,7 +33,9 @@ def test_readonly_root_refuses_writes(runtime, bundle_factory, container_factory
     bundle = bundle_factory("write", "/written", "yes", readonly=True)
     c = container_factory(bundle)
     end = run(c)
-    assert end.code in (1, None), f"writing to / of a read-only root: expected the probe to fail with status 1, got {end}"
+    assert end.code in (1, None), (
+        f"writing to / of a read-only root: expected the probe to fail with status 1, got {end}"
+    )
     assert "Read-only file system" in c.stderr(), f"expected EROFS, the probe said {c.stderr()!r}"
     assert not (bundle.rootfs / "written").exists(), "the write reached the bundle's rootfs"
 

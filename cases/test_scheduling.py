@@ -64,7 +64,9 @@ def test_scheduler_policy(runtime, run_probe, policy):
 @pytest.mark.spec("config.process.scheduler.nice", "config.process.scheduler.policy")
 def test_scheduler_nice(runtime, run_probe):
     seen = probe_json(run_probe, "sched", scheduler(policy="SCHED_OTHER", nice=7))
-    assert (seen["policy"], seen["nice"]) == ("SCHED_OTHER", 7), f"scheduler seen inside: {seen}, expected SCHED_OTHER with nice 7"
+    assert (seen["policy"], seen["nice"]) == ("SCHED_OTHER", 7), (
+        f"scheduler seen inside: {seen}, expected SCHED_OTHER with nice 7"
+    )
 
 
 @SCHEDULER
@@ -85,7 +87,9 @@ def test_scheduler_realtime_priority(runtime, run_probe, cgroups_path, policy, p
         realtime_allowed(config, cgroups_path)
 
     seen = probe_json(run_probe, "sched", edit)
-    assert (seen["policy"], seen["priority"]) == (policy, priority), f"scheduler seen inside: {seen}, expected {policy} priority {priority}"
+    assert (seen["policy"], seen["priority"]) == (policy, priority), (
+        f"scheduler seen inside: {seen}, expected {policy} priority {priority}"
+    )
 
 
 @SCHEDULER
@@ -104,7 +108,9 @@ def test_scheduler_deadline_parameters(runtime, run_probe):
     wanted = {"runtime": 1_000_000, "deadline": 10_000_000, "period": 20_000_000}
     seen = probe_json(run_probe, "sched", scheduler(policy="SCHED_DEADLINE", **wanted))
     got = {k: seen[k] for k in wanted}
-    assert seen["policy"] == "SCHED_DEADLINE" and got == wanted, f"scheduler seen inside: {seen}, expected SCHED_DEADLINE with {wanted}"
+    assert seen["policy"] == "SCHED_DEADLINE" and got == wanted, (
+        f"scheduler seen inside: {seen}, expected SCHED_DEADLINE with {wanted}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,7 +125,9 @@ def test_io_priority(runtime, run_probe, klass, priority):
         config["process"]["ioPriority"] = {"class": klass, "priority": priority}
 
     seen = probe_json(run_probe, "ioprio", edit)
-    assert seen == {"class": klass, "priority": priority}, f"I/O priority seen inside: {seen}, expected {klass} {priority}"
+    assert seen == {"class": klass, "priority": priority}, (
+        f"I/O priority seen inside: {seen}, expected {klass} {priority}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,7 +167,9 @@ WITH_NODES = ["MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE", "MPOL_
 def test_memory_policy_mode_and_nodes(runtime, run_probe, mode):
     features_gate(runtime, "linux.memoryPolicy.modes", mode)
     seen = probe_json(run_probe, "mempolicy", memory_policy(mode, nodes=str(NODE)))
-    assert (seen["mode"], seen["nodes"]) == (mode, [NODE]), f"memory policy seen inside: {seen}, expected {mode} on node {NODE}"
+    assert (seen["mode"], seen["nodes"]) == (mode, [NODE]), (
+        f"memory policy seen inside: {seen}, expected {mode} on node {NODE}"
+    )
 
 
 @pytest.mark.spec("linux.memoryPolicy.mode", "features.linux.memory-policy.modes")
@@ -167,14 +177,18 @@ def test_memory_policy_mode_and_nodes(runtime, run_probe, mode):
 def test_memory_policy_mode_without_nodes(runtime, run_probe, mode):
     features_gate(runtime, "linux.memoryPolicy.modes", mode)
     seen = probe_json(run_probe, "mempolicy", memory_policy(mode))
-    assert (seen["mode"], seen["nodes"]) == (mode, []), f"memory policy seen inside: {seen}, expected {mode} without nodes"
+    assert (seen["mode"], seen["nodes"]) == (mode, []), (
+        f"memory policy seen inside: {seen}, expected {mode} without nodes"
+    )
 
 
 @pytest.mark.spec("linux.memoryPolicy.nodes")
 def test_memory_policy_node_range(runtime, run_probe):
     features_gate(runtime, "linux.memoryPolicy.modes", "MPOL_BIND")
     seen = probe_json(run_probe, "mempolicy", memory_policy("MPOL_BIND", nodes=f"{NODE}-{NODE}"))
-    assert (seen["mode"], seen["nodes"]) == ("MPOL_BIND", [NODE]), f"memory policy seen inside: {seen}, expected MPOL_BIND on node {NODE} (nodes {NODE}-{NODE})"
+    assert (seen["mode"], seen["nodes"]) == ("MPOL_BIND", [NODE]), (
+        f"memory policy seen inside: {seen}, expected MPOL_BIND on node {NODE} (nodes {NODE}-{NODE})"
+    )
 
 
 @pytest.mark.spec("linux.memoryPolicy.flags", "features.linux.memory-policy.flags")
@@ -182,13 +196,20 @@ def test_memory_policy_node_range(runtime, run_probe):
 def test_memory_policy_flag(runtime, run_probe, flag):
     features_gate(runtime, "linux.memoryPolicy.flags", flag)
     seen = probe_json(run_probe, "mempolicy", memory_policy("MPOL_BIND", nodes=str(NODE), flags=[flag]))
-    assert seen["mode"] == "MPOL_BIND" and flag in seen["flags"], f"memory policy seen inside: {seen}, expected MPOL_BIND with {flag}"
+    assert seen["mode"] == "MPOL_BIND" and flag in seen["flags"], (
+        f"memory policy seen inside: {seen}, expected MPOL_BIND with {flag}"
+    )
 
 
 @pytest.mark.spec("linux.memoryPolicy.mode-invalid", "runtime.errors.no-change")
 def test_memory_policy_unknown_mode_is_an_error(runtime, bundle_factory, container_factory):
     features_gate(runtime, "linux.memoryPolicy.modes", "MPOL_BIND")
-    refused(bundle_factory, container_factory, memory_policy("MPOL_NO_SUCH_MODE"), "linux.memoryPolicy.mode MPOL_NO_SUCH_MODE")
+    refused(
+        bundle_factory,
+        container_factory,
+        memory_policy("MPOL_NO_SUCH_MODE"),
+        "linux.memoryPolicy.mode MPOL_NO_SUCH_MODE",
+    )
 
 
 @pytest.mark.spec("linux.memoryPolicy.flag-invalid", "runtime.errors.no-change")
@@ -230,8 +251,12 @@ PERSONALITY = pytest.mark.feature("ociVersionMax", at_least="1.0.2", what="linux
 @pytest.mark.spec("linux.personality.domain")
 def test_personality_linux32(runtime, run_probe):
     seen = probe_json(run_probe, "personality", personality("LINUX32"))
-    assert seen["persona"] & 0xFF == 0x0008, f"the container's personality is {seen['persona']:#x}, expected PER_LINUX32 (0x8)"
-    assert seen["machine"] in ("i686", "i386", "armv7l", "armv8l", "s390", "ppc"), f"uname shows machine {seen['machine']!r}: not a 32-bit CPU type"
+    assert seen["persona"] & 0xFF == 0x0008, (
+        f"the container's personality is {seen['persona']:#x}, expected PER_LINUX32 (0x8)"
+    )
+    assert seen["machine"] in ("i686", "i386", "armv7l", "armv8l", "s390", "ppc"), (
+        f"uname shows machine {seen['machine']!r}: not a 32-bit CPU type"
+    )
 
 
 @PERSONALITY
@@ -239,7 +264,9 @@ def test_personality_linux32(runtime, run_probe):
 def test_personality_linux(runtime, run_probe):
     seen = probe_json(run_probe, "personality", personality("LINUX"))
     assert seen["persona"] & 0xFF == 0, f"the container's personality is {seen['persona']:#x}, expected PER_LINUX (0)"
-    assert seen["machine"] == os.uname().machine, f"uname shows machine {seen['machine']!r}, the host's is {os.uname().machine!r}"
+    assert seen["machine"] == os.uname().machine, (
+        f"uname shows machine {seen['machine']!r}, the host's is {os.uname().machine!r}"
+    )
 
 
 @PERSONALITY

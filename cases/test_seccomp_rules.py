@@ -60,7 +60,11 @@ def native_syscall_names():
 def test_default_action_applies_to_every_unnamed_syscall(runtime, run_probe):
     # default: fail with EOPNOTSUPP; one rule allows every syscall but getcwd
     allowed = [n for n in native_syscall_names() if n != "getcwd"]
-    seccomp = {"defaultAction": ERRNO, "defaultErrnoRet": errno.EOPNOTSUPP, "syscalls": [{"names": allowed, "action": ALLOW}]}
+    seccomp = {
+        "defaultAction": ERRNO,
+        "defaultErrnoRet": errno.EOPNOTSUPP,
+        "syscalls": [{"names": allowed, "action": ALLOW}],
+    }
     _, report = run_probe("report", edit=with_seccomp(seccomp))
     expected = f"getcwd: {os.strerror(errno.EOPNOTSUPP)}"
     assert report["cwd"] is None and report["errors"].get("cwd") == expected, (
@@ -74,7 +78,9 @@ def test_filter_applies_without_no_new_privileges(runtime, run_probe):
     # no_new_privs before its last checks (getcwd among them)
     rule = {"names": ["acct"], "action": ERRNO, "errnoRet": errno.EOPNOTSUPP}
     _, report = run_probe("report", edit=with_seccomp(profile(rule), noNewPrivileges=False))
-    assert report["seccomp"] == 2, f"with noNewPrivileges false the process's seccomp mode is {report['seccomp']}, expected 2 (filter)"
+    assert report["seccomp"] == 2, (
+        f"with noNewPrivileges false the process's seccomp mode is {report['seccomp']}, expected 2 (filter)"
+    )
 
 
 @pytest.mark.spec("linux.seccomp.applied", "linux.seccomp.errno-ret")
@@ -100,14 +106,24 @@ OPERATORS = [
 
 @pytest.mark.parametrize("op,value,value_two,unmatched,matched", OPERATORS, ids=[o[0] for o in OPERATORS])
 @pytest.mark.spec("linux.seccomp.args")
-def test_argument_operator_at_its_boundary(runtime, bundle_factory, container_factory, op, value, value_two, unmatched, matched):
-    rule = {"names": ["exit_group"], "action": KILL_PROCESS, "args": [{"index": 0, "op": op, "value": value, "valueTwo": value_two}]}
+def test_argument_operator_at_its_boundary(
+    runtime, bundle_factory, container_factory, op, value, value_two, unmatched, matched
+):
+    rule = {
+        "names": ["exit_group"],
+        "action": KILL_PROCESS,
+        "args": [{"index": 0, "op": op, "value": value, "valueTwo": value_two}],
+    }
     for status, killed in ((unmatched, False), (matched, True)):
         _, end = run_to_end(bundle_factory, container_factory, "exit", str(status), edit=with_seccomp(profile(rule)))
         if killed:
-            assert end.signal == signal.SIGSYS, f"exit_group({status}) matches {op} {value}/{value_two}: expected death by SIGSYS, got {end}"
+            assert end.signal == signal.SIGSYS, (
+                f"exit_group({status}) matches {op} {value}/{value_two}: expected death by SIGSYS, got {end}"
+            )
         else:
-            assert end.code == status, f"exit_group({status}) does not match {op} {value}/{value_two}: expected exit status {status}, got {end}"
+            assert end.code == status, (
+                f"exit_group({status}) does not match {op} {value}/{value_two}: expected exit status {status}, got {end}"
+            )
 
 
 @pytest.mark.parametrize("action", ["SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP"])

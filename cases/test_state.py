@@ -62,7 +62,9 @@ def test_state_bundle_is_absolute(created):
 @pytest.mark.spec("runtime.state.annotations")
 def test_state_annotations(created):
     raw = created.state().raw
-    assert raw.get("annotations") == ANNOTATIONS, f"state annotations: expected {ANNOTATIONS}, got {raw.get('annotations', '(absent)')!r}"
+    assert raw.get("annotations") == ANNOTATIONS, (
+        f"state annotations: expected {ANNOTATIONS}, got {raw.get('annotations', '(absent)')!r}"
+    )
 
 
 @pytest.mark.spec("runtime.state.annotations")
@@ -72,7 +74,9 @@ def test_state_without_annotations(runtime, bundle_factory, container_factory):
     raw = c.state().raw
     # runtime.md#state: "If no annotations were provided then this property MAY either be
     # absent or an empty map." null is neither.
-    assert "annotations" not in raw or raw["annotations"] == {}, f"without annotations in the config, state annotations must be absent or an empty map, got {raw['annotations']!r}"
+    assert "annotations" not in raw or raw["annotations"] == {}, (
+        f"without annotations in the config, state annotations must be absent or an empty map, got {raw['annotations']!r}"
+    )
 
 
 @pytest.mark.spec("runtime.state.schema")
@@ -92,6 +96,8 @@ def test_state_types_follow_the_schema(runtime, bundle_factory, container_factor
         assert isinstance(raw.get("pid"), int) and raw["pid"] > 0, f"{phase}: pid must be a positive int: {raw}"
         assert isinstance(raw.get("bundle"), str), raw
         ann = raw.get("annotations", {})
-        assert isinstance(ann, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in ann.items()), f"annotations must be a map of strings: {raw}"
+        assert isinstance(ann, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in ann.items()), (
+            f"annotations must be a map of strings: {raw}"
+        )
     c.kill("KILL")
     c.wait()

@@ -11,7 +11,11 @@ from harness.runtime import RuntimeCallError
 pytestmark = pytest.mark.requires("root")
 
 # (key, the namespace it belongs to)
-PARAMETERS = [("kernel.shm_rmid_forced", "ipc"), ("net.ipv4.ip_forward", "network"), ("net.ipv4.tcp_keepalive_time", "network")]
+PARAMETERS = [
+    ("kernel.shm_rmid_forced", "ipc"),
+    ("net.ipv4.ip_forward", "network"),
+    ("net.ipv4.tcp_keepalive_time", "network"),
+]
 
 
 def proc_path(key):
@@ -40,7 +44,9 @@ def test_several_sysctls_of_different_namespaces_applied_together(runtime, run_p
     verbs = [w for key in wanted for w in ("cat", proc_path(key))]
     _, out = run_probe(*verbs, edit=lambda config: config["linux"].__setitem__("sysctl", dict(wanted)))
     seen = dict(zip(wanted, out.split()))
-    assert seen == wanted, f"with {len(wanted)} sysctls (IPC and network) in one config, the container reads {seen}, expected {wanted}"
+    assert seen == wanted, (
+        f"with {len(wanted)} sysctls (IPC and network) in one config, the container reads {seen}, expected {wanted}"
+    )
 
 
 @pytest.fixture
@@ -69,8 +75,14 @@ def test_sysctl_leaves_host_unchanged(runtime, run_probe, restore_host_sysctl, k
     assert after == before, f"the host's {key} changed from {before!r} to {after!r}"
 
 
-@pytest.mark.parametrize("sysctl", [{"net.ipv4.no_such_parameter": "1"}, {"net.ipv4.ip_forward": "banana"}], ids=["unknown-key", "invalid-value"])
-@pytest.mark.spec("linux.sysctl.applied", "runtime.create.cannot-apply", "runtime.lifecycle.create-error", "runtime.errors.no-change")
+@pytest.mark.parametrize(
+    "sysctl",
+    [{"net.ipv4.no_such_parameter": "1"}, {"net.ipv4.ip_forward": "banana"}],
+    ids=["unknown-key", "invalid-value"],
+)
+@pytest.mark.spec(
+    "linux.sysctl.applied", "runtime.create.cannot-apply", "runtime.lifecycle.create-error", "runtime.errors.no-change"
+)
 def test_sysctl_that_cannot_be_set_is_an_error(runtime, bundle_factory, container_factory, sysctl):
     bundle = bundle_factory("write", "/ran", "yes", edit=lambda config: config["linux"].__setitem__("sysctl", sysctl))
     c = container_factory(bundle)

@@ -46,7 +46,7 @@ class ConsoleSocket:
         while not self._stop.is_set():
             try:
                 conn, _ = self.sock.accept()
-            except socket.timeout:
+            except TimeoutError:
                 if time.monotonic() > deadline:
                     self.error = "no runtime connected to the console socket within 30 s"
                     return
@@ -140,7 +140,9 @@ def test_terminal_slave_is_the_stdio(runtime, bundle_factory, container_factory,
     for fd in (0, 1, 2):
         st = os.stat(f"/proc/{c.pid}/fd/{fd}")
         assert stat.S_ISCHR(st.st_mode), f"fd {fd} of the process is not a character device: mode {oct(st.st_mode)}"
-        assert st.st_rdev == slave, f"fd {fd} is device {os.major(st.st_rdev)}:{os.minor(st.st_rdev)}, not the slave pts {number} of the master we got"
+        assert st.st_rdev == slave, (
+            f"fd {fd} is device {os.major(st.st_rdev)}:{os.minor(st.st_rdev)}, not the slave pts {number} of the master we got"
+        )
     c.kill("TERM")
     out = read_until(master, b"SIGTERM")
     c.wait()
@@ -200,7 +202,9 @@ def _poll(predicate, timeout: float = 10.0) -> bool:
 def test_stdio_is_passed_without_terminal(runtime, bundle_factory, container_factory, tmp_path):
     stdin_path = tmp_path / "stdin.txt"
     stdin_path.write_text("from the harness\n")
-    c = container_factory(bundle_factory("cat", "/proc/self/fd/0", "pause", edit=lambda config: config["process"].pop("terminal", None)))
+    c = container_factory(
+        bundle_factory("cat", "/proc/self/fd/0", "pause", edit=lambda config: config["process"].pop("terminal", None))
+    )
     with open(stdin_path, "rb") as stdin:
         c.create(stdin=stdin)
     c.start()

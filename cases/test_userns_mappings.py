@@ -17,7 +17,9 @@ GID_MAP = [(0, USERNS_HOST_ID + USERNS_SIZE, SPLIT), (SPLIT, USERNS_HOST_ID + 3 
 
 
 def id_map(pid, kind):
-    return sorted(tuple(int(x) for x in line.split()) for line in Path(f"/proc/{pid}/{kind}_map").read_text().splitlines())
+    return sorted(
+        tuple(int(x) for x in line.split()) for line in Path(f"/proc/{pid}/{kind}_map").read_text().splitlines()
+    )
 
 
 def mappings(config):
@@ -33,4 +35,6 @@ def test_uid_and_gid_mappings_of_several_ranges_each(runtime, userns_bundle, con
     c.start()
     c.wait()
     assert uid_map == UID_MAP, f"/proc/{c.pid}/uid_map is {uid_map}, expected the uidMappings {UID_MAP}"
-    assert gid_map == GID_MAP, f"/proc/{c.pid}/gid_map is {gid_map}, expected the gidMappings {GID_MAP} (not the uid mappings)"
+    assert gid_map == GID_MAP, (
+        f"/proc/{c.pid}/gid_map is {gid_map}, expected the gidMappings {GID_MAP} (not the uid mappings)"
+    )

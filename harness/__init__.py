@@ -6,7 +6,17 @@ and the errors. Everything else is internal.
 
 from .bundle import Bundle, create_bundle
 from .errors import BundleError, ConfigError, HarnessError, ProbeBuildError, RootfsError
-from .runtime import Container, Exit, Runtime, RuntimeCallError, RuntimeDefinition, RuntimeNotFound, RuntimeTimeout, State, resolve
+from .runtime import (
+    Container,
+    Exit,
+    Runtime,
+    RuntimeCallError,
+    RuntimeDefinition,
+    RuntimeNotFound,
+    RuntimeTimeout,
+    State,
+    resolve,
+)
 
 __all__ = [
     "Bundle",

@@ -56,7 +56,9 @@ def enter_network_namespace(path: str) -> None:
 
 def set_child_subreaper(on: bool = True) -> None:
     """Adopt orphaned descendants (a container's init after ``create`` exits) so we can wait for them."""
-    _check(_libc().prctl(PR_SET_CHILD_SUBREAPER, ctypes.c_ulong(1 if on else 0), 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
+    _check(
+        _libc().prctl(PR_SET_CHILD_SUBREAPER, ctypes.c_ulong(1 if on else 0), 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)"
+    )
 
 
 def is_child_subreaper() -> bool:

@@ -17,7 +17,9 @@ import pytest
 def _selection() -> dict[str, set[str] | None]:
     path = os.environ.get("HARNESS_MUTANT_SELECT")
     if not path:
-        raise pytest.UsageError("harness._mutant_select needs HARNESS_MUTANT_SELECT (the file `harness mutants` writes)")
+        raise pytest.UsageError(
+            "harness._mutant_select needs HARNESS_MUTANT_SELECT (the file `harness mutants` writes)"
+        )
     with open(path, encoding="utf-8") as f:
         raw = json.load(f)
     return {name: None if cases == "*" else set(cases) for name, cases in raw.items()}

@@ -37,8 +37,7 @@ from typing import BinaryIO
 
 from harness.errors import RootfsError
 
-__all__ = ["EntryMeta", "ExtractResult", "TreeWriter", "apply_archive", "extract", "normalize_name",
-           "write_member"]
+__all__ = ["EntryMeta", "ExtractResult", "TreeWriter", "apply_archive", "extract", "normalize_name", "write_member"]
 
 _CHUNK = 1 << 20
 _WALK_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -91,7 +90,9 @@ def normalize_name(name: str) -> Parts:
         raise RootfsError(f"refusing archive entry {name!r}: its name contains a NUL byte")
     if len(name.encode(errors="surrogateescape")) > PATH_MAX:
         # No real file has such a path; unpacking it would build a huge tree of folders.
-        raise RootfsError(f"refusing archive entry {name[:60]!r}...: its name is {len(name)} characters long, more than PATH_MAX ({PATH_MAX})")
+        raise RootfsError(
+            f"refusing archive entry {name[:60]!r}...: its name is {len(name)} characters long, more than PATH_MAX ({PATH_MAX})"
+        )
     if name.startswith("/"):
         raise RootfsError(f"refusing archive entry {name!r}: it would write outside the target")
     parts = tuple(p for p in name.split("/") if p not in ("", "."))
@@ -142,13 +143,12 @@ class TreeWriter:
         while len(self._stack) > depth:
             os.close(self._stack.pop()[1])
 
-    def _open_component(self, cur: int, comp: str, parts: Parts, i: int, *, create: bool,
-                        what: str) -> int:
+    def _open_component(self, cur: int, comp: str, parts: Parts, i: int, *, create: bool, what: str) -> int:
         try:
             return os.open(comp, _WALK_FLAGS, dir_fd=cur)
         except FileNotFoundError:
             if not create:
-                raise RootfsError(f"{what}: {'/'.join(parts[:i + 1])!r} does not exist") from None
+                raise RootfsError(f"{what}: {'/'.join(parts[: i + 1])!r} does not exist") from None
             os.mkdir(comp, 0o755, dir_fd=cur)
             return os.open(comp, _WALK_FLAGS, dir_fd=cur)
         except (NotADirectoryError, OSError) as err:
@@ -159,8 +159,8 @@ class TreeWriter:
                 raise RootfsError(f"{what}: cannot open {prefix!r}: {err.strerror}") from None
             if stat.S_ISLNK(st.st_mode):
                 raise RootfsError(
-                    f"{what}: {prefix!r} is a symlink, and following it could write outside "
-                    "the target") from None
+                    f"{what}: {prefix!r} is a symlink, and following it could write outside the target"
+                ) from None
             if not stat.S_ISDIR(st.st_mode):
                 raise RootfsError(f"{what}: {prefix!r} is not a directory") from None
             raise RootfsError(f"{what}: cannot open {prefix!r}: {err.strerror}") from None
@@ -225,13 +225,11 @@ class TreeWriter:
             try:
                 os.setxattr(fd, key, value)
             except OSError as err:
-                self.result.warnings.append(
-                    f"could not set xattr {key} on {label!r}: {err.strerror}")
+                self.result.warnings.append(f"could not set xattr {key} on {label!r}: {err.strerror}")
 
     def _xattrs_unsupported(self, meta: EntryMeta, label: str, kind: str) -> None:
         if meta.xattrs:
-            self.result.warnings.append(
-                f"xattrs of {kind} {label!r} not applied ({', '.join(sorted(meta.xattrs))})")
+            self.result.warnings.append(f"xattrs of {kind} {label!r} not applied ({', '.join(sorted(meta.xattrs))})")
 
     def _finish_fd(self, fd: int, meta: EntryMeta, label: str) -> None:
         """Owner, then mode (chown clears setuid/setgid), then xattrs (chown clears
@@ -245,8 +243,7 @@ class TreeWriter:
         self._set_xattrs_fd(fd, meta, label)
         os.utime(fd, ns=meta.times_ns)
 
-    def _finish_at(self, parent: int, name: str, meta: EntryMeta, label: str, *,
-                   chmod: bool) -> None:
+    def _finish_at(self, parent: int, name: str, meta: EntryMeta, label: str, *, chmod: bool) -> None:
         """Metadata of a node that cannot be opened for writing (symlink, fifo, device)."""
         if self.is_root:
             try:
@@ -282,15 +279,13 @@ class TreeWriter:
             self._set_xattrs_fd(self._root_fd, meta, label)
         self._dirs[parts] = meta
 
-    def regular(self, parts: Parts, meta: EntryMeta, label: str,
-                write: Callable[[int], int]) -> None:
+    def regular(self, parts: Parts, meta: EntryMeta, label: str, write: Callable[[int], int]) -> None:
         """A regular file whose data ``write(fd)`` writes (returning the byte count)."""
         if not parts:
             raise RootfsError(f"refusing archive entry {label!r}: the root must be a directory")
         parent = self._parent(parts[:-1], create=True, what=f"refusing archive entry {label!r}")
         name = parts[-1]
-        fd = self._create(parent, name, parts,
-                          lambda: os.open(name, _NEW_FILE_FLAGS, 0o600, dir_fd=parent))
+        fd = self._create(parent, name, parts, lambda: os.open(name, _NEW_FILE_FLAGS, 0o600, dir_fd=parent))
         try:
             self.result.bytes += write(fd)
             self._finish_fd(fd, meta, label)
@@ -313,8 +308,7 @@ class TreeWriter:
         """A hard link to the existing non-directory ``target`` (found by the same safe walk; if
         ``target`` is a symlink, the link is to the symlink itself)."""
         if not parts or not target:
-            raise RootfsError(f"refusing archive entry {label!r}: a hard link cannot be the root "
-                              "or point to it")
+            raise RootfsError(f"refusing archive entry {label!r}: a hard link cannot be the root or point to it")
         if parts == target:
             return
         what = f"refusing hard link {label!r} to {target_label!r}"
@@ -328,14 +322,16 @@ class TreeWriter:
                 raise RootfsError(f"{what}: it is a directory")
             parent = self._parent(parts[:-1], create=True, what=f"refusing archive entry {label!r}")
             name = parts[-1]
-            self._create(parent, name, parts, lambda: os.link(
-                target[-1], name, src_dir_fd=src_parent, dst_dir_fd=parent,
-                follow_symlinks=False))
+            self._create(
+                parent,
+                name,
+                parts,
+                lambda: os.link(target[-1], name, src_dir_fd=src_parent, dst_dir_fd=parent, follow_symlinks=False),
+            )
         finally:
             os.close(src_parent)
 
-    def node(self, parts: Parts, kind: int, meta: EntryMeta, label: str,
-             device: tuple[int, int] = (0, 0)) -> None:
+    def node(self, parts: Parts, kind: int, meta: EntryMeta, label: str, device: tuple[int, int] = (0, 0)) -> None:
         """A fifo (``kind == stat.S_IFIFO``) or a device node (``S_IFCHR``/``S_IFBLK``); device
         nodes are skipped with a warning when not root (or when the kernel says no)."""
         if not parts:
@@ -349,8 +345,9 @@ class TreeWriter:
             self._create(parent, name, parts, lambda: os.mkfifo(name, 0o600, dir_fd=parent))
         else:
             try:
-                self._create(parent, name, parts, lambda: os.mknod(
-                    name, kind | 0o600, os.makedev(*device), dir_fd=parent))
+                self._create(
+                    parent, name, parts, lambda: os.mknod(name, kind | 0o600, os.makedev(*device), dir_fd=parent)
+                )
             except PermissionError as err:
                 self.result.warnings.append(f"skipped device node {label!r}: {err.strerror}")
                 return
@@ -412,7 +409,8 @@ class TreeWriter:
                 if stat.S_ISLNK(st.st_mode):
                     raise RootfsError(
                         f"refusing archive entry {label!r}: {'/'.join(parts)!r} is a symlink, and "
-                        "following it could reach outside the target") from None
+                        "following it could reach outside the target"
+                    ) from None
                 return []
         else:
             fd = os.dup(self._root_fd)
@@ -451,8 +449,7 @@ class TreeWriter:
             else:
                 fd = os.dup(self._root_fd)
             try:
-                meta_no_xattrs = EntryMeta(meta.mode, meta.uid, meta.gid, meta.mtime_ns,
-                                           meta.atime_ns)
+                meta_no_xattrs = EntryMeta(meta.mode, meta.uid, meta.gid, meta.mtime_ns, meta.atime_ns)
                 self._finish_fd(fd, meta_no_xattrs, label)
             finally:
                 os.close(fd)
@@ -461,7 +458,8 @@ class TreeWriter:
         if self._chown_failures:
             first = self._chown_failures[0]
             self.result.warnings.append(
-                f"could not set the owner of {len(self._chown_failures)} entries (first: {first})")
+                f"could not set the owner of {len(self._chown_failures)} entries (first: {first})"
+            )
             self._chown_failures.clear()
 
 
@@ -531,10 +529,9 @@ class _Reader:
             raise _Corrupt("the archive needs seeking from its end, which a stream cannot do")
         if pos < self._pos:
             back = self._pos - pos
-            if (self.last_pos >= 0 and pos >= self.last_pos
-                    and self._pos == self.last_pos + len(self.last_data)):
+            if self.last_pos >= 0 and pos >= self.last_pos and self._pos == self.last_pos + len(self.last_data):
                 # Step back within the last read by handing its tail out again.
-                self._prefix = self.last_data[pos - self.last_pos:] + self._prefix
+                self._prefix = self.last_data[pos - self.last_pos :] + self._prefix
                 self._pos = pos
                 return pos
             raise _Corrupt(f"the archive needs seeking back {back} bytes, which a stream cannot do")
@@ -579,8 +576,10 @@ def _decompressed(source: BinaryIO, label: str) -> _Reader:
     if head.startswith(b"\xfd7zXZ\x00"):
         return _Reader(lzma.LZMAFile(first), owns=True)  # type: ignore[arg-type]
     if head.startswith(b"\x28\xb5\x2f\xfd"):
-        raise RootfsError(f"{label} is zstd-compressed, which the harness cannot read; "
-                          "decompress it first (zstd -d) or use gzip, bzip2 or xz")
+        raise RootfsError(
+            f"{label} is zstd-compressed, which the harness cannot read; "
+            "decompress it first (zstd -d) or use gzip, bzip2 or xz"
+        )
     return first
 
 
@@ -604,7 +603,7 @@ def _times(info: tarfile.TarInfo) -> tuple[int, int | None]:
 def _meta(info: tarfile.TarInfo) -> EntryMeta:
     mtime, atime = _times(info)
     xattrs = {
-        key[len(_XATTR_PREFIX):]: value.encode("utf-8", "surrogateescape")
+        key[len(_XATTR_PREFIX) :]: value.encode("utf-8", "surrogateescape")
         for key, value in info.pax_headers.items()
         if key.startswith(_XATTR_PREFIX)
     }
@@ -632,7 +631,7 @@ def write_member(tf: tarfile.TarFile, info: tarfile.TarInfo, writer: TreeWriter)
                     return total
                 view = memoryview(chunk)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
                 total += len(chunk)
 
         writer.regular(parts, meta, label, write)
@@ -643,8 +642,7 @@ def write_member(tf: tarfile.TarFile, info: tarfile.TarInfo, writer: TreeWriter)
     elif info.islnk():
         target = info.linkname
         if target.startswith("/") or ".." in target.split("/") or "\0" in target:
-            raise RootfsError(f"refusing hard link {label!r} to {target!r}: "
-                              "it would link to a file outside the target")
+            raise RootfsError(f"refusing hard link {label!r} to {target!r}: it would link to a file outside the target")
         writer.hardlink(parts, normalize_name(target), label, target)
     elif info.ischr() or info.isblk():
         kind = stat.S_IFCHR if info.ischr() else stat.S_IFBLK
@@ -652,9 +650,11 @@ def write_member(tf: tarfile.TarFile, info: tarfile.TarInfo, writer: TreeWriter)
     elif info.isfifo():
         writer.node(parts, stat.S_IFIFO, meta, label)
     else:
-        raise RootfsError(f"archive entry {label!r} has an unsupported type "
-                          f"({_type_name(info)!r}); the harness extracts files, folders, "
-                          "links, fifos and device nodes")
+        raise RootfsError(
+            f"archive entry {label!r} has an unsupported type "
+            f"({_type_name(info)!r}); the harness extracts files, folders, "
+            "links, fifos and device nodes"
+        )
 
 
 def _check_end(reader: _Reader, tf: tarfile.TarFile) -> None:
@@ -686,8 +686,9 @@ def extract(archive: Path | BinaryIO, target: Path) -> ExtractResult:
     would reach outside ``target`` (absolute names, ``..``, writes or hard links through a symlink)
     and for unsupported entry types. On error, ``target`` holds whatever was extracted so far.
     """
-    label = str(archive) if isinstance(archive, (str, os.PathLike)) else str(
-        getattr(archive, "name", "the archive stream"))
+    label = (
+        str(archive) if isinstance(archive, (str, os.PathLike)) else str(getattr(archive, "name", "the archive stream"))
+    )
     target = Path(target)
     try:
         target.mkdir(parents=True, exist_ok=True)
@@ -721,8 +722,7 @@ def extract(archive: Path | BinaryIO, target: Path) -> ExtractResult:
 Handler = Callable[[tarfile.TarFile, tarfile.TarInfo, TreeWriter], None]
 
 
-def apply_archive(source: BinaryIO, writer: TreeWriter, *, label: str,
-                  handle: Handler = write_member) -> None:
+def apply_archive(source: BinaryIO, writer: TreeWriter, *, label: str, handle: Handler = write_member) -> None:
     """Read the tar archive ``source`` (plain, gzip, bzip2 or xz) member by member and pass each
     to ``handle(tf, info, writer)`` (default :func:`write_member`); counts members in
     ``writer.result``. Does not call ``writer.finish()``.
@@ -735,8 +735,7 @@ def apply_archive(source: BinaryIO, writer: TreeWriter, *, label: str,
     result = writer.result
 
     def corrupt(reason: object) -> RootfsError:
-        return RootfsError(f"{label} is not a readable tar archive (truncated or corrupt): "
-                           f"{reason}; download it again")
+        return RootfsError(f"{label} is not a readable tar archive (truncated or corrupt): {reason}; download it again")
 
     reader: _Reader | None = None
     try:
@@ -753,8 +752,7 @@ def apply_archive(source: BinaryIO, writer: TreeWriter, *, label: str,
         where = f" (at entry {current!r})" if current else ""
         raise corrupt(f"{err}{where}") from None
     except OSError as err:
-        raise RootfsError(f"cannot extract archive entry {current!r} from {label}: "
-                          f"{err.strerror or err}") from None
+        raise RootfsError(f"cannot extract archive entry {current!r} from {label}: {err.strerror or err}") from None
     finally:
         if reader is not None:
             reader.close()

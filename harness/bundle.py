@@ -28,9 +28,10 @@ import json
 import os
 import shutil
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from . import spec
 from .errors import BundleError, HarnessError
@@ -94,9 +95,9 @@ def create_bundle(
     readonly: bool = True,
     install_probe: bool = True,
     probe_binary: Path | None = None,
-    image: "str | Path | Image | None" = None,
+    image: str | Path | Image | None = None,
     mode: str = "raw",
-    store: "LayerStore | None" = None,
+    store: LayerStore | None = None,
 ) -> Bundle:
     """Make a bundle in ``directory`` (which must not exist, or be empty).
 
@@ -114,9 +115,17 @@ def create_bundle(
     if image is not None:
         if rootfs != "probe" or rootfs_tar is not None:
             raise BundleError("a bundle's root filesystem comes from --rootfs or from --image, not both")
-        return _create_image_bundle(Path(directory), image, mode=mode, store=store,
-                                    hostname=hostname, args=args, readonly=readonly,
-                                    install_probe=install_probe, probe_binary=probe_binary)
+        return _create_image_bundle(
+            Path(directory),
+            image,
+            mode=mode,
+            store=store,
+            hostname=hostname,
+            args=args,
+            readonly=readonly,
+            install_probe=install_probe,
+            probe_binary=probe_binary,
+        )
     if mode != "raw":
         raise BundleError(f"--mode {mode} goes with --image; a --rootfs bundle is always a raw copy")
 
@@ -126,7 +135,9 @@ def create_bundle(
         if not directory.is_dir():
             raise BundleError(f"{directory} exists and is not a folder; choose another bundle path")
         if any(directory.iterdir()):
-            raise BundleError(f"{directory} is not empty; a bundle needs an empty or new folder (remove it or choose another)")
+            raise BundleError(
+                f"{directory} is not empty; a bundle needs an empty or new folder (remove it or choose another)"
+            )
     made: list[Path] = []
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -161,15 +172,25 @@ def _check_new_folder(directory: Path) -> bool:
     if not directory.is_dir():
         raise BundleError(f"{directory} exists and is not a folder; choose another bundle path")
     if any(directory.iterdir()):
-        raise BundleError(f"{directory} is not empty; a bundle needs an empty or new folder (remove it or choose another)")
+        raise BundleError(
+            f"{directory} is not empty; a bundle needs an empty or new folder (remove it or choose another)"
+        )
     return False
 
 
-def _create_image_bundle(directory: Path, image: "str | Path | Image", *, mode: str,
-                         store: "LayerStore | None", hostname: str | None,
-                         args: list[str] | None, readonly: bool, install_probe: bool,
-                         probe_binary: Path | None) -> Bundle:
-    from .image import Image, Layout, LayerStore, RAW, mount_overlay, parse_reference, unpack_layer
+def _create_image_bundle(
+    directory: Path,
+    image: str | Path | Image,
+    *,
+    mode: str,
+    store: LayerStore | None,
+    hostname: str | None,
+    args: list[str] | None,
+    readonly: bool,
+    install_probe: bool,
+    probe_binary: Path | None,
+) -> Bundle:
+    from .image import RAW, Image, LayerStore, Layout, mount_overlay, parse_reference, unpack_layer
 
     if mode not in MODES:
         raise BundleError(f"unknown bundle mode {mode!r}: use raw or overlay")
@@ -206,8 +227,7 @@ def _create_image_bundle(directory: Path, image: "str | Path | Image", *, mode: 
                 from .probe import build_probe
 
                 assert store is not None
-                probe_layer = store.file_layer(
-                    Path(probe_binary or build_probe()), PROBE_PATH.lstrip("/"))
+                probe_layer = store.file_layer(Path(probe_binary or build_probe()), PROBE_PATH.lstrip("/"))
                 lowers.insert(0, probe_layer)
                 install_probe = False
             marker["layers"] = [str(p) for p in lowers]
@@ -217,6 +237,7 @@ def _create_image_bundle(directory: Path, image: "str | Path | Image", *, mode: 
                 mount_overlay(root, lowers, upper, work)
             else:  # an image without layers: the upper folder alone, bind-mounted
                 from . import _linux
+
                 _linux.mount(str(upper), str(root), None, 0x1000)  # MS_BIND
         else:
             (directory / MARKER).write_text(json.dumps(marker))
@@ -263,8 +284,9 @@ def _unmount_all(directory: Path) -> None:
         unmount(point)
     left = mounts_under(directory)
     if left:
-        raise BundleError(f"cannot unmount {', '.join(map(str, left))}; unmount it by hand "
-                          f"(umount -l) before removing {directory}")
+        raise BundleError(
+            f"cannot unmount {', '.join(map(str, left))}; unmount it by hand (umount -l) before removing {directory}"
+        )
 
 
 def remove_bundle(directory: Path) -> None:
@@ -278,8 +300,7 @@ def remove_bundle(directory: Path) -> None:
     if not directory.is_dir() or directory.is_symlink():
         raise BundleError(f"{directory} is not a bundle folder")
     if not ((directory / "config.json").exists() or (directory / MARKER).exists()):
-        raise BundleError(f"{directory} holds no config.json; it does not look like a bundle, "
-                          "so it is not removed")
+        raise BundleError(f"{directory} holds no config.json; it does not look like a bundle, so it is not removed")
     _unmount_all(directory)
     try:
         shutil.rmtree(directory)
@@ -288,8 +309,9 @@ def remove_bundle(directory: Path) -> None:
 
 
 # -- image config -> runtime config ---------------------------------------------------------------
-def _apply_image_config(config: dict[str, Any], image_config: dict[str, Any], root: Path,
-                        args: list[str] | None, img: Any) -> None:
+def _apply_image_config(
+    config: dict[str, Any], image_config: dict[str, Any], root: Path, args: list[str] | None, img: Any
+) -> None:
     from .image.build import DEFAULT_PATH
 
     where = f"image {img.ref or img.digest}"
@@ -298,8 +320,10 @@ def _apply_image_config(config: dict[str, Any], image_config: dict[str, Any], ro
     cmd = list(args) if args else list(image_config.get("Cmd") or [])
     argv = entrypoint + cmd
     if not argv:
-        raise BundleError(f"{where} has neither Entrypoint nor Cmd; give the process arguments "
-                          "(harness bundle DIR --image ... -- ARGS)")
+        raise BundleError(
+            f"{where} has neither Entrypoint nor Cmd; give the process arguments "
+            "(harness bundle DIR --image ... -- ARGS)"
+        )
     process["args"] = argv
     env = [e for e in (image_config.get("Env") or []) if isinstance(e, str)]
     if not any(e.startswith("PATH=") for e in env):
@@ -329,14 +353,15 @@ def resolve_user(root: Path, user: str, where: str = "the image") -> dict[str, A
         else:
             entry = next((e for e in passwd if e[0] == name), None)
             if entry is None:
-                raise BundleError(f"{where}: user {name!r} is not in the image's /etc/passwd; "
-                                  "use a numeric uid or add the user to the image")
+                raise BundleError(
+                    f"{where}: user {name!r} is not in the image's /etc/passwd; "
+                    "use a numeric uid or add the user to the image"
+                )
         if entry is not None:
             try:
                 uid, gid, login = int(entry[2]), int(entry[3]), entry[0]
             except ValueError:
-                raise BundleError(f"{where}: the /etc/passwd entry of {name!r} has a non-numeric "
-                                  "uid or gid") from None
+                raise BundleError(f"{where}: the /etc/passwd entry of {name!r} has a non-numeric uid or gid") from None
         else:
             login = ""
     if group:
@@ -345,13 +370,14 @@ def resolve_user(root: Path, user: str, where: str = "the image") -> dict[str, A
         else:
             g = next((e for e in groups if e[0] == group), None)
             if g is None or not g[2].isdigit():
-                raise BundleError(f"{where}: group {group!r} is not in the image's /etc/group; "
-                                  "use a numeric gid or add the group to the image")
+                raise BundleError(
+                    f"{where}: group {group!r} is not in the image's /etc/group; "
+                    "use a numeric gid or add the group to the image"
+                )
             gid = int(g[2])
     out: dict[str, Any] = {"uid": uid, "gid": gid}
     if name and login and not group:
-        extra = sorted({int(e[2]) for e in groups
-                        if e[2].isdigit() and login in e[3].split(",") and int(e[2]) != gid})
+        extra = sorted({int(e[2]) for e in groups if e[2].isdigit() and login in e[3].split(",") and int(e[2]) != gid})
         if extra:
             out["additionalGids"] = extra
     return out
@@ -389,12 +415,16 @@ def _open_in_root(root: Path, relpath: str) -> int | None:
     except OSError:
         return None
     try:
-        how = _OpenHow(os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK, 0,
-                       _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
+        how = _OpenHow(os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK, 0, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
         libc = _linux._libc()
         libc.syscall.restype = ctypes.c_long
-        fd = libc.syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(root_fd),
-                          relpath.encode(), ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
+        fd = libc.syscall(
+            ctypes.c_long(_SYS_OPENAT2),
+            ctypes.c_int(root_fd),
+            relpath.encode(),
+            ctypes.byref(how),
+            ctypes.c_size_t(ctypes.sizeof(how)),
+        )
         if fd < 0:
             if ctypes.get_errno() != errno.ENOSYS:
                 return None
@@ -450,8 +480,16 @@ def check_runnable(bundle: Bundle) -> None:
         env_path = next((e.split("=", 1)[1] for e in config["process"].get("env", []) if e.startswith("PATH=")), "")
         candidates = [f"{d.rstrip('/')}/{program}" for d in env_path.split(":") if d.startswith("/")]
     if not any(_executable_in_root(root, c) for c in candidates):
-        hint = " (make the bundle with `harness bundle`, which installs the probe, or drop --no-probe)" if program == PROBE_PATH else ""
-        where = program if program.startswith("/") else f"{program} in PATH {':'.join(c.rsplit('/', 1)[0] for c in candidates) or '(none)'}"
+        hint = (
+            " (make the bundle with `harness bundle`, which installs the probe, or drop --no-probe)"
+            if program == PROBE_PATH
+            else ""
+        )
+        where = (
+            program
+            if program.startswith("/")
+            else f"{program} in PATH {':'.join(c.rsplit('/', 1)[0] for c in candidates) or '(none)'}"
+        )
         raise BundleError(f"{bundle.path}: the rootfs has no executable {where}, the container's program{hint}")
 
 
@@ -480,6 +518,8 @@ def _install_probe(root: Path, probe_binary: Path | None) -> None:
     if target.is_symlink() or target.is_file():
         target.unlink()
     elif target.exists():
-        raise HarnessError(f"the rootfs holds a folder at {PROBE_PATH}, where the probe goes; remove it or use --no-probe")
+        raise HarnessError(
+            f"the rootfs holds a folder at {PROBE_PATH}, where the probe goes; remove it or use --no-probe"
+        )
     shutil.copyfile(source, target, follow_symlinks=False)
     os.chmod(target, 0o755)

@@ -34,18 +34,30 @@ def _host_network(config: dict[str, Any]) -> None:
 
 
 def _tmpfs(config: dict[str, Any]) -> None:
-    config["mounts"].append({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "size=2m", "mode=1777"]})
+    config["mounts"].append(
+        {
+            "destination": "/scratch",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "nodev", "size=2m", "mode=1777"],
+        }
+    )
 
 
 def _caps(config: dict[str, Any]) -> None:
     caps = ["CAP_CHOWN", "CAP_NET_RAW", "CAP_SYS_ADMIN"]
-    config["process"]["capabilities"] = {k: list(caps) for k in ("bounding", "effective", "permitted", "inheritable", "ambient")}
+    config["process"]["capabilities"] = {
+        k: list(caps) for k in ("bounding", "effective", "permitted", "inheritable", "ambient")
+    }
     config["process"]["noNewPrivileges"] = False
 
 
 def _env_rlimits(config: dict[str, Any]) -> None:
     config["process"]["env"] = ["PATH=/bin", "A=1", "B=two words"]
-    config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 2048}, {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}]
+    config["process"]["rlimits"] = [
+        {"type": "RLIMIT_NOFILE", "soft": 512, "hard": 2048},
+        {"type": "RLIMIT_CORE", "soft": 0, "hard": 0},
+    ]
     config["process"]["oomScoreAdj"] = 100
 
 
@@ -61,7 +73,12 @@ VARIANTS: dict[str, Edit] = {
 }
 
 
-def normalise(report: dict[str, Any], host_namespaces: dict[str, int], container_id: str = "", config: dict[str, Any] | None = None) -> dict[str, Any]:
+def normalise(
+    report: dict[str, Any],
+    host_namespaces: dict[str, int],
+    container_id: str = "",
+    config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A copy of a probe report without what legitimately varies between runs and runtimes.
 
     * namespace inodes become ``"host"`` or ``"new"``;
@@ -105,7 +122,9 @@ def normalise(report: dict[str, Any], host_namespaces: dict[str, int], container
                 "root": cgroup_path(m["root"]) if m["fstype"] in ("cgroup", "cgroup2") else m["root"],
                 "source": m["source"],
                 "options": sorted(m["options"]),
-                "super_options": sorted(o for o in m["super_options"] if o not in ("ro", "rw") and not o.startswith("nr_inodes=")),
+                "super_options": sorted(
+                    o for o in m["super_options"] if o not in ("ro", "rw") and not o.startswith("nr_inodes=")
+                ),
                 "propagation": sorted(o.split(":")[0] for o in m.get("optional", [])),
             }
         r["mounts"] = mounts
@@ -138,7 +157,12 @@ def differences(a: Any, b: Any, path: str = "$") -> list[Difference]:
             else:
                 out.extend(differences(a[key], b[key], sub))
         return out
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and any(isinstance(x, (dict, list)) for x in a + b):
+    if (
+        isinstance(a, list)
+        and isinstance(b, list)
+        and len(a) == len(b)
+        and any(isinstance(x, (dict, list)) for x in a + b)
+    ):
         out = []
         for i, (x, y) in enumerate(zip(a, b)):
             out.extend(differences(x, y, f"{path}[{i}]"))
@@ -146,7 +170,9 @@ def differences(a: Any, b: Any, path: str = "$") -> list[Difference]:
     return [] if a == b else [Difference(path, a, b)]
 
 
-def run_report(runtime: Any, bundle_dir: Path, workdir: Path, container_id: str, timeout: float = 30.0) -> dict[str, Any]:
+def run_report(
+    runtime: Any, bundle_dir: Path, workdir: Path, container_id: str, timeout: float = 30.0
+) -> dict[str, Any]:
     """Run the probe's ``report`` in a container of ``bundle_dir`` and return it parsed."""
     from .probe import parse_report
     from .runtime import Container
@@ -158,7 +184,9 @@ def run_report(runtime: Any, bundle_dir: Path, workdir: Path, container_id: str,
         return parse_report(c.stdout())
 
 
-def compare(runtimes: list[Any], workdir: Path, variants: dict[str, Edit] | None = None, probe_binary: Path | None = None) -> dict[str, list[Difference]]:
+def compare(
+    runtimes: list[Any], workdir: Path, variants: dict[str, Edit] | None = None, probe_binary: Path | None = None
+) -> dict[str, list[Difference]]:
     """Run every variant on both runtimes; ``{variant: differences}`` (an empty list: the same)."""
     import uuid
 

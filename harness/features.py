@@ -38,7 +38,12 @@ def version_key(text: str) -> tuple[int, int, int, int]:
 
 
 def unclaimed(
-    doc: dict[str, Any] | None, path: str, contains: str | None = None, runtime: str = "the runtime", at_least: str | None = None, what: str | None = None
+    doc: dict[str, Any] | None,
+    path: str,
+    contains: str | None = None,
+    runtime: str = "the runtime",
+    at_least: str | None = None,
+    what: str | None = None,
 ) -> str | None:
     """Why ``doc`` does not claim ``path`` (and ``contains``), or None when it does.
 
@@ -52,8 +57,10 @@ def unclaimed(
         return f"{runtime} does not report {path} in its `features` output: not supported by this runtime"
     if at_least is not None:
         if not isinstance(value, str) or version_key(value) < version_key(at_least):
-            return (f"{runtime} reports {path} {json.dumps(value)} in its `features` output, older than spec v{at_least}, "
-                    f"which introduced {what or 'this property'}: not supported by this runtime")
+            return (
+                f"{runtime} reports {path} {json.dumps(value)} in its `features` output, older than spec v{at_least}, "
+                f"which introduced {what or 'this property'}: not supported by this runtime"
+            )
         return None
     if contains is not None:
         if not isinstance(value, list) or contains not in value:

@@ -42,7 +42,13 @@ def mounts(pid: int | str = "self") -> list[Mount]:
         r = right.split()
         result.append(
             Mount(
-                int(f[0]), int(f[1]), _unescape(f[3]), _unescape(f[4]), tuple(f[5].split(",")), r[0], _unescape(r[1]),
+                int(f[0]),
+                int(f[1]),
+                _unescape(f[3]),
+                _unescape(f[4]),
+                tuple(f[5].split(",")),
+                r[0],
+                _unescape(r[1]),
                 tuple(r[2].split(",")) if len(r) > 2 else (),
             )
         )
@@ -71,7 +77,11 @@ def cgroup_controllers() -> frozenset[str]:
         except OSError:
             return frozenset()
     try:  # the kernel's controller names tell them from the other super options (rw, xattr...)
-        known = {line.split()[0] for line in Path("/proc/cgroups").read_text().splitlines() if line.strip() and not line.startswith("#")}
+        known = {
+            line.split()[0]
+            for line in Path("/proc/cgroups").read_text().splitlines()
+            if line.strip() and not line.startswith("#")
+        }
     except OSError:
         known = set()
     return frozenset(opt for m in mounts() if m.fstype == "cgroup" for opt in m.super_options if opt in known)

@@ -145,8 +145,10 @@ def cleanup(directory: Path | None = None, *, dry_run: bool = False, include_liv
                 report.removed.append(what)
             except PermissionError as err:
                 failed = True
-                report.errors.append(f"{what}: cannot remove it, permission denied ({err.filename or err}); run harness cleanup as root")
-            except Exception as err:  # noqa: BLE001 - one stubborn entry must not stop the rest
+                report.errors.append(
+                    f"{what}: cannot remove it, permission denied ({err.filename or err}); run harness cleanup as root"
+                )
+            except Exception as err:
                 failed = True
                 report.errors.append(f"{what}: {err}")
         if not dry_run and not failed:

@@ -110,7 +110,9 @@ def processes(bundles: list[str]) -> list[tuple[int, str]]:
                 continue
             if _under(target, bundles):
                 try:
-                    cmd = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+                    cmd = (
+                        Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+                    )
                 except OSError:
                     cmd = "?"
                 found.append((int(name), cmd))
@@ -126,7 +128,9 @@ def state_entries(state_root: Path, ids: list[str]) -> list[Path]:
     return [state_root / n for n in names if any(i in n for i in ids)]
 
 
-def find(*, ids: list[str], tokens: list[str], bundles: list[str], state_roots: list[Path], mounts_before: set[str]) -> list[Leak]:
+def find(
+    *, ids: list[str], tokens: list[str], bundles: list[str], state_roots: list[Path], mounts_before: set[str]
+) -> list[Leak]:
     """Everything that still carries the case's ids, tokens or bundle paths."""
     bundles = [os.path.realpath(b) for b in bundles]
     leaks = [Leak("mount", p) for p in sorted(mount_points(bundles) - mounts_before)]

@@ -90,7 +90,9 @@ def load(directory: Path) -> list[Mutant]:
     out: list[Mutant] = []
     seen: dict[str, str] = {}
     if not Path(directory).is_dir():
-        raise HarnessError(f"{directory}: no such folder of mutants (run from the project's root or pass --mutants DIR)")
+        raise HarnessError(
+            f"{directory}: no such folder of mutants (run from the project's root or pass --mutants DIR)"
+        )
     for path in sorted(Path(directory).glob("*.toml")):
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -112,7 +114,9 @@ def load(directory: Path) -> list[Mutant]:
             seen[mid] = path.name
             unknown = [r for r in reqs if r not in known]
             if not reqs or unknown:
-                raise HarnessError(f"mutant library {where} ({mid}): unknown requirement ids {unknown or '(none given)'}; ids come from harness/requirements/*.toml")
+                raise HarnessError(
+                    f"mutant library {where} ({mid}): unknown requirement ids {unknown or '(none given)'}; ids come from harness/requirements/*.toml"
+                )
             if not edits:
                 raise HarnessError(f"mutant library {where} ({mid}): no edit")
             out.append(m)
@@ -140,7 +144,9 @@ def apply(mutant: Mutant, runtime_dir: Path) -> None:
         try:
             compile(text, str(path), "exec")
         except SyntaxError as err:
-            raise NotApplicable(f"{path.relative_to(runtime_dir.resolve())}: the mutated file is not valid Python: {err.msg} (line {err.lineno})") from None
+            raise NotApplicable(
+                f"{path.relative_to(runtime_dir.resolve())}: the mutated file is not valid Python: {err.msg} (line {err.lineno})"
+            ) from None
         path.write_text(text, encoding="utf-8")
 
 
@@ -228,8 +234,21 @@ def _session(
         "PYTHONPATH": os.pathsep.join([str(src), *filter(None, [os.environ.get("PYTHONPATH")])]),
     }
     argv = [
-        sys.executable, "-m", "pytest", str(cases_dir), "-p", "harness._mutant_select", "-p", "no:cacheprovider",
-        "-q", "--no-header", "-rN", "--runtime", ",".join(sorted(selection)), "--runtime-timeout", f"{runtime_timeout:g}",
+        sys.executable,
+        "-m",
+        "pytest",
+        str(cases_dir),
+        "-p",
+        "harness._mutant_select",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--no-header",
+        "-rN",
+        "--runtime",
+        ",".join(sorted(selection)),
+        "--runtime-timeout",
+        f"{runtime_timeout:g}",
         f"--results={results}",
     ]
     if jobs > 1:
@@ -267,7 +286,9 @@ def _cleanup_state(workdir: Path, env: dict[str, str], src: Path, log) -> None:
     """What a killed session left (journaled under the private state folder): remove it."""
     journal = workdir / "state" / "journal"
     if journal.is_dir() and any(journal.glob("*.jsonl")):
-        proc = subprocess.run([sys.executable, "-m", "harness", "cleanup"], cwd=src, env=env, capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "harness", "cleanup"], cwd=src, env=env, capture_output=True, text=True, check=False
+        )
         if proc.returncode != 0:
             log(f"mutants: cleanup after the session: {proc.stderr.strip()}")
 
@@ -290,7 +311,12 @@ def _classify(res: Result, records: list[dict], phase: str) -> bool:
     else:
         res.outcome = "killed"
     res.phase = phase
-    res.killed_by = [c.replace(f"[{RUNTIME_PREFIX}{res.id}]", "").replace(f"{RUNTIME_PREFIX}{res.id}-", "").replace(f"-{RUNTIME_PREFIX}{res.id}", "") for c in failed]
+    res.killed_by = [
+        c.replace(f"[{RUNTIME_PREFIX}{res.id}]", "")
+        .replace(f"{RUNTIME_PREFIX}{res.id}-", "")
+        .replace(f"-{RUNTIME_PREFIX}{res.id}", "")
+        for c in failed
+    ]
     return True
 
 
@@ -326,7 +352,13 @@ def run(
         src = ROOT
         if (ROOT / "pyproject.toml").is_file():  # a checkout, not an installed package
             src = workdir / "src"
-            shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", "results", ".nox", ".hypothesis", "__pycache__", "*.egg-info", "build", "dist"))
+            shutil.copytree(
+                ROOT,
+                src,
+                ignore=shutil.ignore_patterns(
+                    ".git", "results", ".nox", ".hypothesis", "__pycache__", "*.egg-info", "build", "dist"
+                ),
+            )
         if Path(cases_dir).resolve() == (ROOT / "cases").resolve():
             cases_dir = src / "cases"
         if Path(runtime_dir).resolve() == (ROOT / "runtimes" / "reference").resolve():
@@ -342,7 +374,12 @@ def run(
             except NotApplicable as err:
                 res.outcome, res.detail = "not-applying", str(err)
                 continue
-            _write_definition(workdir / "runtimes", m.runtime_name, copy / "bin" / "oci-reference", runtime_dir.parent / "reference.toml")
+            _write_definition(
+                workdir / "runtimes",
+                m.runtime_name,
+                copy / "bin" / "oci-reference",
+                runtime_dir.parent / "reference.toml",
+            )
         live = [m for m in mutants if results[m.id].outcome != "not-applying"]
         fast: dict[str, list[str] | str] = {}
         for m in live:
@@ -350,16 +387,37 @@ def run(
             results[m.id].fast_cases = len(cases)
             fast[m.runtime_name] = [*cases, *SMOKE_CASES]
         if fast:
-            records, timed_out = _session(workdir, "fast", fast, jobs=jobs, timeout=session_timeout, runtime_timeout=runtime_timeout, cases_dir=cases_dir, src=src, log=log)
+            records, timed_out = _session(
+                workdir,
+                "fast",
+                fast,
+                jobs=jobs,
+                timeout=session_timeout,
+                runtime_timeout=runtime_timeout,
+                cases_dir=cases_dir,
+                src=src,
+                log=log,
+            )
             per = _by_runtime(records)
             for m in live:
-                if not _classify(results[m.id], per.get(m.runtime_name, []), "fast") and timed_out and not per.get(m.runtime_name):
+                if (
+                    not _classify(results[m.id], per.get(m.runtime_name, []), "fast")
+                    and timed_out
+                    and not per.get(m.runtime_name)
+                ):
                     results[m.id].outcome, results[m.id].detail = "hang", "the fast-path session ran out of time"
         rest = [m for m in live if results[m.id].outcome == "survived"]
         if full and rest:
             records, timed_out = _session(
-                workdir, "full", {m.runtime_name: "*" for m in rest}, jobs=jobs, timeout=session_timeout,
-                runtime_timeout=runtime_timeout, cases_dir=cases_dir, src=src, log=log,
+                workdir,
+                "full",
+                {m.runtime_name: "*" for m in rest},
+                jobs=jobs,
+                timeout=session_timeout,
+                runtime_timeout=runtime_timeout,
+                cases_dir=cases_dir,
+                src=src,
+                log=log,
             )
             per = _by_runtime(records)
             for m in rest:
@@ -385,7 +443,7 @@ def report(results: list[Result], catalogue: dict, *, full: bool, seconds: float
     """The JSON document: per mutant, per area (score = killed / (killed + survived)), untargeted ids."""
     areas: dict[str, dict[str, int]] = {}
     for r in results:
-        a = areas.setdefault(r.area, {o: 0 for o in OUTCOMES})
+        a = areas.setdefault(r.area, dict.fromkeys(OUTCOMES, 0))
         a[r.outcome] += 1
     for a in areas.values():
         judged = a["killed"] + a["survived"]
@@ -420,7 +478,10 @@ def summary(doc: dict) -> str:
         lines.append(f"  {area:<12} {score:>5}  killed {a['killed']}/{a['killed'] + a['survived']}")
     for m in doc["mutants"]:
         if m["outcome"] != "killed":
-            lines.append(f"  {m['outcome'].upper():<18} {m['id']}: {m['description']}" + (f" ({m['detail']})" if m["detail"] else ""))
+            lines.append(
+                f"  {m['outcome'].upper():<18} {m['id']}: {m['description']}"
+                + (f" ({m['detail']})" if m["detail"] else "")
+            )
     lines.append(f"  {len(doc['untargeted'])} testable requirements no mutant targets")
     return "\n".join(lines)
 
@@ -438,18 +499,55 @@ def register(sub) -> None:
         "mutants",
         help="break the bundled runtime one spec sentence at a time (tests/mutants/) and see whether the suite notices",
     )
-    p.add_argument("--mutants", default=str(ROOT / "tests" / "mutants"), metavar="DIR", help="the mutant library (default: tests/mutants)")
+    p.add_argument(
+        "--mutants",
+        default=str(ROOT / "tests" / "mutants"),
+        metavar="DIR",
+        help="the mutant library (default: tests/mutants)",
+    )
     p.add_argument("--cases", default=str(ROOT / "cases"), metavar="DIR", help="the conformance cases (default: cases)")
-    p.add_argument("--only", default=None, metavar="ID,...", help="run only these mutants (ids, or an area like seccomp)")
-    p.add_argument("--sample", type=int, default=None, metavar="N", help="run only N mutants, chosen from --seed and spread over the areas")
-    p.add_argument("--seed", default="0", help="the seed of --sample (CI passes the ISO week, so the sample rotates weekly and is reproducible)")
-    p.add_argument("--fast", action="store_true", help="only the fast path: the cases naming each mutant's requirements (what CI runs)")
+    p.add_argument(
+        "--only", default=None, metavar="ID,...", help="run only these mutants (ids, or an area like seccomp)"
+    )
+    p.add_argument(
+        "--sample",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run only N mutants, chosen from --seed and spread over the areas",
+    )
+    p.add_argument(
+        "--seed",
+        default="0",
+        help="the seed of --sample (CI passes the ISO week, so the sample rotates weekly and is reproducible)",
+    )
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="only the fast path: the cases naming each mutant's requirements (what CI runs)",
+    )
     p.add_argument("--jobs", "-j", type=int, default=2, help="pytest workers (default: 2)")
-    p.add_argument("--timeout", type=float, default=3600.0, help="time bound of each pytest session, in seconds (default: 3600)")
-    p.add_argument("--runtime-timeout", type=float, default=20.0, help="time bound of each runtime call, in seconds (default: 20)")
-    p.add_argument("--output", default="results/mutants/mutants.json", metavar="FILE", help="the JSON results (default: results/mutants/mutants.json)")
-    p.add_argument("--fail-on", default="survived", metavar="OUTCOME,...", help=f"exit 1 if a mutant ends so (from {', '.join(OUTCOMES)}; default: survived)")
-    p.add_argument("--list", action="store_true", help="list the mutants and the requirements no mutant targets; run nothing")
+    p.add_argument(
+        "--timeout", type=float, default=3600.0, help="time bound of each pytest session, in seconds (default: 3600)"
+    )
+    p.add_argument(
+        "--runtime-timeout", type=float, default=20.0, help="time bound of each runtime call, in seconds (default: 20)"
+    )
+    p.add_argument(
+        "--output",
+        default="results/mutants/mutants.json",
+        metavar="FILE",
+        help="the JSON results (default: results/mutants/mutants.json)",
+    )
+    p.add_argument(
+        "--fail-on",
+        default="survived",
+        metavar="OUTCOME,...",
+        help=f"exit 1 if a mutant ends so (from {', '.join(OUTCOMES)}; default: survived)",
+    )
+    p.add_argument(
+        "--list", action="store_true", help="list the mutants and the requirements no mutant targets; run nothing"
+    )
     p.set_defaults(func=cmd_mutants)
 
 
@@ -467,18 +565,29 @@ def cmd_mutants(args) -> int:
         mutants = sample(mutants, args.sample, args.seed)
     fail_on = {o.strip() for o in args.fail_on.split(",") if o.strip()}
     if fail_on - set(OUTCOMES):
-        raise HarnessError(f"--fail-on: unknown outcomes {sorted(fail_on - set(OUTCOMES))}; choose from {', '.join(OUTCOMES)}")
+        raise HarnessError(
+            f"--fail-on: unknown outcomes {sorted(fail_on - set(OUTCOMES))}; choose from {', '.join(OUTCOMES)}"
+        )
     if args.list:
         cat = requirements.catalogue()
         for m in mutants:
             print(f"{m.id:<40} {cat[m.requirements[0]].area:<12} {', '.join(m.requirements)}  {m.description}")
         targeted = {r for m in mutants for r in m.requirements}
         untargeted = [rid for rid, req in cat.items() if req.testable and rid not in targeted]
-        print(f"{len(mutants)} mutants; {len(untargeted)} testable requirements no mutant targets: {', '.join(untargeted)}")
+        print(
+            f"{len(mutants)} mutants; {len(untargeted)} testable requirements no mutant targets: {', '.join(untargeted)}"
+        )
         return 0
     if os.geteuid() != 0:
         raise HarnessError("harness mutants runs containers: run it as root")
-    doc = run(mutants, cases_dir=Path(args.cases), full=not args.fast, jobs=args.jobs, session_timeout=args.timeout, runtime_timeout=args.runtime_timeout)
+    doc = run(
+        mutants,
+        cases_dir=Path(args.cases),
+        full=not args.fast,
+        jobs=args.jobs,
+        session_timeout=args.timeout,
+        runtime_timeout=args.runtime_timeout,
+    )
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
@@ -509,8 +618,13 @@ def load_results(path: Path) -> dict:
 def report_view(doc: dict) -> dict:
     """What the report's suite-strength section shows."""
     areas = [
-        {"area": area, "score": _pct(a["score"]), "killed": a["killed"], "judged": a["killed"] + a["survived"],
-         "other": sum(a[o] for o in OUTCOMES if o not in ("killed", "survived"))}
+        {
+            "area": area,
+            "score": _pct(a["score"]),
+            "killed": a["killed"],
+            "judged": a["killed"] + a["survived"],
+            "other": sum(a[o] for o in OUTCOMES if o not in ("killed", "survived")),
+        }
         for area, a in doc["areas"].items()
     ]
     return {

@@ -41,7 +41,8 @@ from typing import Any
 
 import pytest
 
-from . import _linux, features, host, requirements, runtime as _runtime
+from . import _linux, features, host, requirements
+from . import runtime as _runtime
 from .bundle import PROBE_PATH, Bundle, create_bundle
 from .errors import HarnessError
 
@@ -59,11 +60,19 @@ _REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
 
 def _requirement(item: pytest.Item, need: str) -> tuple[Callable[[], bool], str]:
     if need.startswith("controller-") and len(need) > len("controller-"):
-        name = need[len("controller-"):]
-        where = "/sys/fs/cgroup/cgroup.controllers" if host.cgroup_mode() == "v2" else "the v1 hierarchies in /proc/self/mountinfo"
-        return (lambda: name in host.cgroup_controllers()), f"needs the {name} cgroup controller, which this host does not offer (see {where})"
+        name = need[len("controller-") :]
+        where = (
+            "/sys/fs/cgroup/cgroup.controllers"
+            if host.cgroup_mode() == "v2"
+            else "the v1 hierarchies in /proc/self/mountinfo"
+        )
+        return (
+            lambda: name in host.cgroup_controllers()
+        ), f"needs the {name} cgroup controller, which this host does not offer (see {where})"
     if need not in _REQUIREMENTS:
-        raise pytest.UsageError(f"{item.nodeid}: unknown requirement {need!r} (known: {', '.join(_REQUIREMENTS)}, controller-NAME)")
+        raise pytest.UsageError(
+            f"{item.nodeid}: unknown requirement {need!r} (known: {', '.join(_REQUIREMENTS)}, controller-NAME)"
+        )
     return _REQUIREMENTS[need]
 
 
@@ -82,7 +91,11 @@ def hypothesis_settings() -> Any:
     same ones every run) or, with ``--deep``, ``oci-deep`` (many random examples)."""
     from hypothesis import HealthCheck, settings
 
-    common = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], print_blob=True)
+    common = dict(
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        print_blob=True,
+    )
     settings.register_profile("oci-quick", max_examples=12, derandomize=True, **common)
     settings.register_profile("oci-deep", max_examples=300, **common)
     return settings.get_profile(_PROFILE)
@@ -103,7 +116,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="also run the differential cases: the same bundles on runtimes A and B must give the same view inside",
     )
-    group.addoption("--deep", action="store_true", help="property-based cases run the deep hypothesis profile (many more examples)")
+    group.addoption(
+        "--deep", action="store_true", help="property-based cases run the deep hypothesis profile (many more examples)"
+    )
     group.addoption(
         "--results",
         metavar="DIR",
@@ -121,8 +136,14 @@ def pytest_configure(config: pytest.Config) -> None:
             config.option.xmlpath = str(Path(results_dir) / "junit.xml")
         config.pluginmanager.register(_Recorder(config, Path(results_dir)), "oci-harness-results")
     config.addinivalue_line("markers", "spec(*ids): the catalogue ids of the spec requirements a case checks")
-    config.addinivalue_line("markers", "feature(path, contains=None): a features-document property the runtime must claim, or the case skips")
-    config.addinivalue_line("markers", "requires(*needs): host capabilities a case needs (root, cgroup-v1, cgroup-v2, userns, resctrl, controller-NAME)")
+    config.addinivalue_line(
+        "markers",
+        "feature(path, contains=None): a features-document property the runtime must claim, or the case skips",
+    )
+    config.addinivalue_line(
+        "markers",
+        "requires(*needs): host capabilities a case needs (root, cgroup-v1, cgroup-v2, userns, resctrl, controller-NAME)",
+    )
     names = [n.strip() for n in config.getoption("--runtime").split(",") if n.strip()]
     defs: dict[str, _runtime.RuntimeDefinition] = {}
     problems = []
@@ -174,7 +195,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     defs = config._harness_runtimes  # type: ignore[attr-defined]
     problems = config._harness_runtime_problems  # type: ignore[attr-defined]
-    if problems and not config.option.collectonly and any("runtime" in getattr(item, "fixturenames", ()) for item in items):
+    if (
+        problems
+        and not config.option.collectonly
+        and any("runtime" in getattr(item, "fixturenames", ()) for item in items)
+    ):
         raise pytest.UsageError("\n".join(problems))
     diff = config.getoption("--diff")
     if not diff:
@@ -215,7 +240,9 @@ def case_requirements(item: pytest.Item) -> list[requirements.Requirement]:
             raise pytest.UsageError(f"{item.nodeid}: spec() needs at least one requirement id")
         for rid in marker.args:
             if rid not in catalogue:
-                raise pytest.UsageError(f"{item.nodeid}: unknown requirement id {rid!r} (see harness/requirements/*.toml)")
+                raise pytest.UsageError(
+                    f"{item.nodeid}: unknown requirement id {rid!r} (see harness/requirements/*.toml)"
+                )
             found.append(catalogue[rid])
     return found
 
@@ -269,7 +296,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
                 config = f"(unreadable: {err})"
             report.sections.append((f"harness: config.json of container {container.id}", config))
             if container.create_stderr.strip():
-                report.sections.append((f"harness: {container.runtime.name} stderr at create of {container.id}", container.create_stderr))
+                report.sections.append(
+                    (f"harness: {container.runtime.name} stderr at create of {container.id}", container.create_stderr)
+                )
             out, err = container.stdout(), container.stderr()
             if out.strip():
                 report.sections.append((f"harness: stdout of container {container.id}", out))
@@ -309,7 +338,12 @@ def runtime(request: pytest.FixtureRequest, _runtimes: dict[str, _runtime.Runtim
         if not marker.args:
             raise pytest.UsageError(f"{request.node.nodeid}: feature() needs a dotted features path")
         reason = features.unclaimed(
-            features.document(rt), marker.args[0], marker.kwargs.get("contains"), rt.name, marker.kwargs.get("at_least"), marker.kwargs.get("what")
+            features.document(rt),
+            marker.args[0],
+            marker.kwargs.get("contains"),
+            rt.name,
+            marker.kwargs.get("at_least"),
+            marker.kwargs.get("what"),
         )
         if reason:
             pytest.skip(reason)
@@ -390,7 +424,9 @@ def userns_bundle(probe_binary: Path) -> Iterator[Callable[..., Bundle]]:
         base = tempfile.mkdtemp(prefix="oci-harness-userns-")
         made.append(base)
         os.chmod(base, 0o755)
-        bundle = create_bundle(Path(base) / "bundle", probe_binary=probe_binary, args=[PROBE_PATH, *verbs], readonly=False)
+        bundle = create_bundle(
+            Path(base) / "bundle", probe_binary=probe_binary, args=[PROBE_PATH, *verbs], readonly=False
+        )
         for name in ("proc", "dev", "sys", "shared"):
             (bundle.rootfs / name).mkdir(exist_ok=True)
         os.chmod(bundle.rootfs / "shared", 0o1777)
@@ -429,7 +465,9 @@ def container_id(request: pytest.FixtureRequest) -> Callable[[], str]:
 
 
 @pytest.fixture
-def container_factory(request: pytest.FixtureRequest, runtime: _runtime.Runtime, tmp_path: Path, container_id: Callable[[], str]) -> Iterator[Callable[[Bundle], _runtime.Container]]:
+def container_factory(
+    request: pytest.FixtureRequest, runtime: _runtime.Runtime, tmp_path: Path, container_id: Callable[[], str]
+) -> Iterator[Callable[[Bundle], _runtime.Container]]:
     """``container_factory(bundle)``: a :class:`Container` on the runtime under test, not yet created.
 
     Every container made here is killed and deleted at teardown, whatever the case did.
@@ -464,7 +502,14 @@ def container_factory(request: pytest.FixtureRequest, runtime: _runtime.Runtime,
         _check_leaks(request.node, runtime, made, mounts_before, errors, host_before)
 
 
-def _check_leaks(item: pytest.Item, runtime: _runtime.Runtime, made: list[_runtime.Container], mounts_before: set[str], errors: list[str], host_before: dict[str, str]) -> None:
+def _check_leaks(
+    item: pytest.Item,
+    runtime: _runtime.Runtime,
+    made: list[_runtime.Container],
+    mounts_before: set[str],
+    errors: list[str],
+    host_before: dict[str, str],
+) -> None:
     """After its containers were deleted: what the runtime left on the host is a finding
     (runtime.md, delete), removed here, and a failure of the case unless the runtime's
     definition lists it under ``[known_leaks]``. When the runtime could not even delete a
@@ -479,7 +524,13 @@ def _check_leaks(item: pytest.Item, runtime: _runtime.Runtime, made: list[_runti
     ids = [c.id for c in made]
     tokens = sorted(set(ids) | set(item.stash.get(_ISSUED, [])))
     found = [f"{w} (removed by the harness)" for c in made for w in c.left_behind]
-    scanned = leaks.find(ids=ids, tokens=tokens, bundles=[str(c.bundle) for c in made], state_roots=[runtime.state_root], mounts_before=mounts_before)
+    scanned = leaks.find(
+        ids=ids,
+        tokens=tokens,
+        bundles=[str(c.bundle) for c in made],
+        state_roots=[runtime.state_root],
+        mounts_before=mounts_before,
+    )
     problems = leaks.remove(scanned)
     found += [str(x) for x in scanned] + [f"could not remove {p}" for p in problems]
     # the host's hostname, domainname and the sysctls the configs set: a runtime that skipped
@@ -493,30 +544,42 @@ def _check_leaks(item: pytest.Item, runtime: _runtime.Runtime, made: list[_runti
     if errors and known is None:
         pytest.fail(
             "cleanup failed: the runtime could not delete its containers; the harness removed what it found:\n  "
-            + "\n  ".join(found or ["(nothing found)"]) + "\n" + "\n".join(errors),
+            + "\n  ".join(found or ["(nothing found)"])
+            + "\n"
+            + "\n".join(errors),
             pytrace=False,
         )
     if found and known is None:
         head = []
         if any(not f.startswith("host sysctl") for f in found):
-            head.append(f"LEAK: {runtime.name} left this behind after its containers were deleted (runtime.delete.removes-resources)")
+            head.append(
+                f"LEAK: {runtime.name} left this behind after its containers were deleted (runtime.delete.removes-resources)"
+            )
         if changed or unrestored:
-            head.append(f"HOST CHANGED: {runtime.name} changed the host's own values (a namespace it was asked for was not made, or not used)")
+            head.append(
+                f"HOST CHANGED: {runtime.name} changed the host's own values (a namespace it was asked for was not made, or not used)"
+            )
         pytest.fail(
-            "; ".join(head) + "; list it under [known_leaks] in its definition if it is a known deviation:\n  " + "\n  ".join(found),
+            "; ".join(head)
+            + "; list it under [known_leaks] in its definition if it is a known deviation:\n  "
+            + "\n  ".join(found),
             pytrace=False,
         )
 
 
 @pytest.fixture
-def run_probe(bundle_factory: BundleFactory, container_factory: Callable[[Bundle], _runtime.Container]) -> Callable[..., tuple[_runtime.Container, Any]]:
+def run_probe(
+    bundle_factory: BundleFactory, container_factory: Callable[[Bundle], _runtime.Container]
+) -> Callable[..., tuple[_runtime.Container, Any]]:
     """``run_probe(*verbs, edit=None)``: run a probe container to its end; returns (container, parsed stdout).
 
     With the ``report`` verb the parsed stdout is the report (a dict); otherwise the raw text.
     The container has exited but is not yet deleted.
     """
 
-    def run(*verbs: str, edit: Callable[[dict[str, Any]], None] | None = None, timeout: float = 30.0) -> tuple[_runtime.Container, Any]:
+    def run(
+        *verbs: str, edit: Callable[[dict[str, Any]], None] | None = None, timeout: float = 30.0
+    ) -> tuple[_runtime.Container, Any]:
         bundle = bundle_factory(*verbs, edit=edit)
         c = container_factory(bundle)
         c.create()
@@ -532,7 +595,6 @@ def run_probe(bundle_factory: BundleFactory, container_factory: Callable[[Bundle
         return c, out
 
     return run
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -579,7 +641,9 @@ class _Recorder:
                 "name": name.split("[", 1)[0],
                 "runtime": props.get("runtime"),
                 "requirements": [
-                    {"id": i, "level": catalogue[i].level, "anchor": catalogue[i].anchor, "text": catalogue[i].text} for i in ids if i in catalogue
+                    {"id": i, "level": catalogue[i].level, "anchor": catalogue[i].anchor, "text": catalogue[i].text}
+                    for i in ids
+                    if i in catalogue
                 ],
                 "outcome": "passed",
                 "duration": 0.0,
@@ -596,7 +660,9 @@ class _Recorder:
                 if "runtime.delete.removes-resources" in catalogue and not json.loads(value)["known"]:
                     entry = catalogue["runtime.delete.removes-resources"]
                     if all(r["id"] != entry.id for r in rec["requirements"]):
-                        rec["requirements"].append({"id": entry.id, "level": entry.level, "anchor": entry.anchor, "text": entry.text})
+                        rec["requirements"].append(
+                            {"id": entry.id, "level": entry.level, "anchor": entry.anchor, "text": entry.text}
+                        )
         xfail_reason = getattr(report, "wasxfail", None)
         if report.when == "call":
             if report.skipped and xfail_reason is not None:
@@ -630,7 +696,7 @@ class _Recorder:
         env = results.environment(versions)
         records = sorted(self.records.values(), key=lambda r: r["case"])
         for r in records:
-            r["runtime_version"] = versions.get(r["runtime"] or "", None)
+            r["runtime_version"] = versions.get(r["runtime"] or "")
             r["host"] = {k: env[k] for k in ("kernel", "machine", "cgroup_mode")}
         status = int(session.exitstatus)
         env["run_status"] = results.run_block(

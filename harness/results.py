@@ -19,7 +19,14 @@ SCHEMA = "oci-harness/conformance-result/1"
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 
 #: pytest's exit statuses (pytest.ExitCode), by number: 0 and 1 mean the run went to its end.
-EXIT_STATUSES = {0: "ok", 1: "tests failed", 2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
+EXIT_STATUSES = {
+    0: "ok",
+    1: "tests failed",
+    2: "interrupted",
+    3: "internal error",
+    4: "usage error",
+    5: "no tests collected",
+}
 
 
 def environment(runtime_versions: dict[str, str]) -> dict[str, Any]:
@@ -47,8 +54,20 @@ def environment(runtime_versions: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def run_block(*, started: float, exitstatus: int, args: list[str], runtimes: list[str], collected: int, deselected: int,
-              recorded: int, keyword: str = "", markexpr: str = "", without_runtime: int = 0, stopped_early: bool = False) -> dict[str, Any]:
+def run_block(
+    *,
+    started: float,
+    exitstatus: int,
+    args: list[str],
+    runtimes: list[str],
+    collected: int,
+    deselected: int,
+    recorded: int,
+    keyword: str = "",
+    markexpr: str = "",
+    without_runtime: int = 0,
+    stopped_early: bool = False,
+) -> dict[str, Any]:
     """How a conformance run went, for ``environment.json``: when, what was selected, and whether
     it ran to its end. ``status`` is ``complete`` (every selected case ran; some may have
     failed), ``interrupted`` (Ctrl-C, SIGTERM, ``-x``/``--maxfail``) or ``failed`` (pytest itself
@@ -110,7 +129,10 @@ def tap(records: list[dict[str, Any]]) -> str:
         if failed or r.get("requirements"):
             lines.append("  ---")
             if r.get("requirements"):
-                lines.append("  requirements: " + json.dumps([f"{q['id']} ({q['level']}, {q['anchor']})" for q in r["requirements"]]))
+                lines.append(
+                    "  requirements: "
+                    + json.dumps([f"{q['id']} ({q['level']}, {q['anchor']})" for q in r["requirements"]])
+                )
             if r.get("runtime"):
                 lines.append("  runtime: " + json.dumps(r["runtime"]))
             if failed:

@@ -71,14 +71,23 @@ ALPINE_SHA256: dict[str, str] = {
 
 # platform.machine() (and common aliases) -> Alpine's architecture names.
 _MACHINE_TO_ALPINE = {
-    "x86_64": "x86_64", "amd64": "x86_64",
-    "aarch64": "aarch64", "arm64": "aarch64",
-    "armv7l": "armv7", "armv7": "armv7", "armv8l": "armv7",
-    "armv6l": "armhf", "armhf": "armhf",
+    "x86_64": "x86_64",
+    "amd64": "x86_64",
+    "aarch64": "aarch64",
+    "arm64": "aarch64",
+    "armv7l": "armv7",
+    "armv7": "armv7",
+    "armv8l": "armv7",
+    "armv6l": "armhf",
+    "armhf": "armhf",
     "ppc64le": "ppc64le",
     "s390x": "s390x",
     "riscv64": "riscv64",
-    "i386": "x86", "i486": "x86", "i586": "x86", "i686": "x86", "x86": "x86",
+    "i386": "x86",
+    "i486": "x86",
+    "i586": "x86",
+    "i686": "x86",
+    "x86": "x86",
 }
 
 _TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -93,7 +102,8 @@ def alpine_arch(machine: str | None = None) -> str:
     except KeyError:
         raise RootfsError(
             f"Alpine has no minirootfs for the machine type {name!r}; pass a root filesystem "
-            "tarball with --rootfs-tar PATH or use another rootfs source") from None
+            "tarball with --rootfs-tar PATH or use another rootfs source"
+        ) from None
 
 
 def alpine_filename(arch: str) -> str:
@@ -163,9 +173,11 @@ ROOTFS_TAR_ENV = "HARNESS_ROOTFS_TAR"
 
 
 def _offline_hint() -> str:
-    return ("if this machine cannot reach it, download the file elsewhere and pass it with "
-            f"--rootfs-tar PATH, or set {ROOTFS_TAR_ENV}=PATH once for every command "
-            "(harness, harness bench, the nox sessions)")
+    return (
+        "if this machine cannot reach it, download the file elsewhere and pass it with "
+        f"--rootfs-tar PATH, or set {ROOTFS_TAR_ENV}=PATH once for every command "
+        "(harness, harness bench, the nox sessions)"
+    )
 
 
 def local_alpine_tarball() -> Path:
@@ -193,8 +205,9 @@ def alpine_tarball(rootfs_tar: Path | None = None) -> Path:
     return fetch_alpine()
 
 
-def fetch_alpine(*, arch: str | None = None, mirror: str | None = None,
-                 cache: Path | None = None, timeout: float = 60) -> Path:
+def fetch_alpine(
+    *, arch: str | None = None, mirror: str | None = None, cache: Path | None = None, timeout: float = 60
+) -> Path:
     """The verified Alpine minirootfs tarball for ``arch`` (default: this machine), downloading
     it on first use.
 
@@ -215,7 +228,8 @@ def fetch_alpine(*, arch: str | None = None, mirror: str | None = None,
         raise RootfsError(
             f"the harness has no pinned sha256 for {name} (Alpine {ALPINE_VERSION} on {arch}), "
             "so it will not download it unchecked; get a root filesystem tarball yourself and "
-            "pass it with --rootfs-tar PATH")
+            "pass it with --rootfs-tar PATH"
+        )
     folder = Path(cache) if cache is not None else cache_dir() / "rootfs"
     path = folder / name
     if _cached_is_good(path, expected):
@@ -235,7 +249,8 @@ def fetch_alpine(*, arch: str | None = None, mirror: str | None = None,
             raise RootfsError(
                 f"checksum mismatch for {url}: expected sha256 {expected}, got {digest}; the "
                 "download is corrupt or the mirror serves another file. Nothing was cached; "
-                "try again, or " + _offline_hint())
+                "try again, or " + _offline_hint()
+            )
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
@@ -259,17 +274,14 @@ def _download(url: str, out: BinaryIO, timeout: float) -> str:
                 try:
                     out.write(chunk)
                 except OSError as err:
-                    raise RootfsError(f"cannot write the download of {url} to the cache: "
-                                      f"{err.strerror}") from None
+                    raise RootfsError(f"cannot write the download of {url} to the cache: {err.strerror}") from None
     except urllib.error.HTTPError as err:
         err.close()
-        raise RootfsError(f"cannot download {url}: HTTP {err.code} {err.reason}; "
-                          + _offline_hint()) from None
+        raise RootfsError(f"cannot download {url}: HTTP {err.code} {err.reason}; " + _offline_hint()) from None
     except urllib.error.URLError as err:
         raise RootfsError(f"cannot download {url}: {err.reason}; " + _offline_hint()) from None
     except (OSError, http.client.HTTPException) as err:
-        reason = (err.strerror if isinstance(err, OSError) and err.strerror
-                  else str(err) or type(err).__name__)
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err) or type(err).__name__
         raise RootfsError(f"cannot download {url}: {reason}; " + _offline_hint()) from None
     return digest.hexdigest()
 
@@ -298,7 +310,8 @@ def verify_alpine_tarball(path: Path, arch: str | None = None) -> None:
             raise RootfsError(
                 f"{path} is named like the official Alpine {ALPINE_VERSION} minirootfs for {a}, "
                 f"but its sha256 is {actual}, not {expected}; download it again (or rename it "
-                "if it is a tarball of your own)")
+                "if it is a tarball of your own)"
+            )
         return
 
 
@@ -308,8 +321,7 @@ def _log_warnings(result: ExtractResult, source: object) -> None:
 
 
 def _looks_like_path(source: str) -> bool:
-    return (os.sep in source or source.startswith((".", "~"))
-            or source.lower().endswith(_TAR_SUFFIXES))
+    return os.sep in source or source.startswith((".", "~")) or source.lower().endswith(_TAR_SUFFIXES)
 
 
 def populate(source: str, dest: Path, *, rootfs_tar: Path | None = None) -> None:
@@ -342,8 +354,7 @@ def populate(source: str, dest: Path, *, rootfs_tar: Path | None = None) -> None
     if not os.path.lexists(path):
         if _looks_like_path(source):
             raise RootfsError(f"rootfs source {source!r} does not exist")
-        raise RootfsError(
-            f"unknown rootfs source {source!r}: use probe, alpine, a folder or a tarball")
+        raise RootfsError(f"unknown rootfs source {source!r}: use probe, alpine, a folder or a tarball")
     if path.is_dir():
         _log_warnings(copy_tree(path, dest), path)
     elif path.is_file():
@@ -369,7 +380,7 @@ def _copy_data(src_fd: int, dst_fd: int) -> int:
     while chunk := os.read(src_fd, _CHUNK):
         view = memoryview(chunk)
         while view:
-            view = view[os.write(dst_fd, view):]
+            view = view[os.write(dst_fd, view) :]
         total += len(chunk)
     return total
 
@@ -392,8 +403,7 @@ def _src_xattrs(target: int, result: ExtractResult, label: str) -> dict[str, byt
 
 
 def _meta_of(st: os.stat_result, xattrs: dict[str, bytes] | None = None) -> EntryMeta:
-    return EntryMeta(stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns,
-                     st.st_atime_ns, xattrs or {})
+    return EntryMeta(stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns, st.st_atime_ns, xattrs or {})
 
 
 def copy_tree(src: Path, dest: Path) -> ExtractResult:
@@ -439,12 +449,10 @@ def copy_tree(src: Path, dest: Path) -> ExtractResult:
                 links[key] = child
             if stat.S_ISDIR(mode):
                 if (st.st_dev, st.st_ino) == dest_id:
-                    raise RootfsError(
-                        f"refusing to copy the folder {src} into itself ({dest} is inside it)")
+                    raise RootfsError(f"refusing to copy the folder {src} into itself ({dest} is inside it)")
                 fd = os.open(entry.name, _SRC_DIR_FLAGS, dir_fd=dir_fd)
                 try:
-                    writer.directory(child, _meta_of(st, _src_xattrs(fd, result, label)),
-                                     label)
+                    writer.directory(child, _meta_of(st, _src_xattrs(fd, result, label)), label)
                     copy_dir(fd, child, writer)
                 finally:
                     os.close(fd)
@@ -462,11 +470,9 @@ def copy_tree(src: Path, dest: Path) -> ExtractResult:
                 target = os.readlink(entry.name, dir_fd=dir_fd)
                 writer.symlink(child, target, _meta_of(st), label)
             elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
-                writer.node(child, stat.S_IFMT(mode), _meta_of(st), label,
-                            (os.major(st.st_rdev), os.minor(st.st_rdev)))
+                writer.node(child, stat.S_IFMT(mode), _meta_of(st), label, (os.major(st.st_rdev), os.minor(st.st_rdev)))
             else:
-                result.warnings.append(f"skipped {label!r}: sockets and other special files "
-                                       "are not copied")
+                result.warnings.append(f"skipped {label!r}: sockets and other special files are not copied")
 
     try:
         with TreeWriter(dest, result) as writer:

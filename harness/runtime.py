@@ -74,7 +74,16 @@ class RuntimeNotFound(HarnessError):
 class RuntimeCallError(HarnessError):
     """A runtime command failed (non-zero exit), timed out, or answered something unreadable."""
 
-    def __init__(self, runtime: str, argv: list[str], message: str, *, returncode: int | None = None, stdout: str = "", stderr: str = ""):
+    def __init__(
+        self,
+        runtime: str,
+        argv: list[str],
+        message: str,
+        *,
+        returncode: int | None = None,
+        stdout: str = "",
+        stderr: str = "",
+    ):
         self.runtime = runtime
         self.argv = argv
         self.returncode = returncode
@@ -162,7 +171,7 @@ class ExpectedFailure:
     FIELDS = ("reason", "spec", "sentence", "match")
 
     @classmethod
-    def parse(cls, key: str, value: Any) -> "ExpectedFailure":
+    def parse(cls, key: str, value: Any) -> ExpectedFailure:
         import re
 
         where = f"expected failure {key!r}"
@@ -174,9 +183,13 @@ class ExpectedFailure:
         missing = [f for f in cls.FIELDS if not isinstance(value.get(f), str) or not value[f].strip()]
         unknown = sorted(set(value) - set(cls.FIELDS))
         if missing or unknown:
-            raise _BadExpectedFailure(f"{where}: " + "; ".join(
-                ([f"needs {', '.join(missing)} (non-empty strings)"] if missing else []) + ([f"unknown keys {', '.join(unknown)}"] if unknown else [])
-            ))
+            raise _BadExpectedFailure(
+                f"{where}: "
+                + "; ".join(
+                    ([f"needs {', '.join(missing)} (non-empty strings)"] if missing else [])
+                    + ([f"unknown keys {', '.join(unknown)}"] if unknown else [])
+                )
+            )
         if "#" not in value["spec"] or not value["spec"].split("#", 1)[0].endswith(".md"):
             raise _BadExpectedFailure(f"{where}: spec {value['spec']!r} is not FILE.md#anchor")
         try:
@@ -213,7 +226,7 @@ class RuntimeDefinition:
     source: Path | None = None
 
     @classmethod
-    def from_toml(cls, path: Path) -> "RuntimeDefinition":
+    def from_toml(cls, path: Path) -> RuntimeDefinition:
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as err:
@@ -234,9 +247,15 @@ class RuntimeDefinition:
                 debian_package=data.get("packages", {}).get("debian"),
                 private_mount_namespace=None
                 if pmn is None
-                else PrivateMountNamespace(frozenset(pmn.get("when", ("v1", "hybrid", "v2"))), tuple(pmn.get("unmount", ())), pmn.get("reason", "")),
+                else PrivateMountNamespace(
+                    frozenset(pmn.get("when", ("v1", "hybrid", "v2"))),
+                    tuple(pmn.get("unmount", ())),
+                    pmn.get("reason", ""),
+                ),
                 config_version=None if cv is None else ConfigVersion(str(cv["version"]), str(cv.get("reason", ""))),
-                expected_failures={k: ExpectedFailure.parse(k, v) for k, v in data.get("expected_failures", {}).items()},
+                expected_failures={
+                    k: ExpectedFailure.parse(k, v) for k, v in data.get("expected_failures", {}).items()
+                },
                 known_leaks=dict(data.get("known_leaks", {})),
                 source=path,
             )
@@ -257,7 +276,11 @@ class RuntimeDefinition:
                 path = str(self.source.parent / path)
             return path if os.access(path, os.X_OK) and not os.path.isdir(path) else None
         return shutil.which(self.binary) or next(
-            (str(p) for p in (Path("/usr/sbin") / self.binary, Path("/usr/local/sbin") / self.binary) if os.access(p, os.X_OK)),
+            (
+                str(p)
+                for p in (Path("/usr/sbin") / self.binary, Path("/usr/local/sbin") / self.binary)
+                if os.access(p, os.X_OK)
+            ),
             None,
         )
 
@@ -309,13 +332,17 @@ class State:
     raw: dict[str, Any]
 
     @classmethod
-    def parse(cls, text: str, *, runtime: str, argv: list[str]) -> "State":
+    def parse(cls, text: str, *, runtime: str, argv: list[str]) -> State:
         try:
             raw = json.loads(text)
         except json.JSONDecodeError as err:
-            raise RuntimeCallError(runtime, argv, f"state output is not JSON ({err.msg} at char {err.pos})", stdout=text) from None
+            raise RuntimeCallError(
+                runtime, argv, f"state output is not JSON ({err.msg} at char {err.pos})", stdout=text
+            ) from None
         if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not isinstance(raw.get("status"), str):
-            raise RuntimeCallError(runtime, argv, "state output is not a state object (needs string 'id' and 'status')", stdout=text)
+            raise RuntimeCallError(
+                runtime, argv, "state output is not a state object (needs string 'id' and 'status')", stdout=text
+            )
         pid = raw.get("pid")
         bundle = raw.get("bundle", raw.get("bundlePath"))
         annotations = raw.get("annotations")
@@ -427,8 +454,10 @@ class Runtime:
         pmn = self.definition.private_mount_namespace
         why = f" ({pmn.reason})" if pmn and pmn.reason else ""
         if os.geteuid() != 0:
-            return (f"its definition runs it in a private mount namespace on this {host.cgroup_mode()} cgroup host{why}, "
-                    "and making one needs root (CAP_SYS_ADMIN): run the harness as root, or pick another runtime")
+            return (
+                f"its definition runs it in a private mount namespace on this {host.cgroup_mode()} cgroup host{why}, "
+                "and making one needs root (CAP_SYS_ADMIN): run the harness as root, or pick another runtime"
+            )
         return f"cannot set up the private mount namespace its definition asks for{why}"
 
     def argv(self, *args: str) -> list[str]:
@@ -456,17 +485,38 @@ class Runtime:
         base = self.timeout if timeout is None else timeout
         factor = 1.0 if self.timeout_given and timeout is None else timeout_scale()
         timeout = base * factor
-        how = f"{base:g} s" if factor == 1.0 else f"{base:g} s x {factor:.2g} for this machine's load (HARNESS_TIMEOUT_SCALE sets the factor)"
+        how = (
+            f"{base:g} s"
+            if factor == 1.0
+            else f"{base:g} s x {factor:.2g} for this machine's load (HARNESS_TIMEOUT_SCALE sets the factor)"
+        )
         try:
             proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, preexec_fn=self._preexec)
         except OSError as err:
             raise RuntimeCallError(self.name, argv, f"cannot execute: {err}") from None
         except subprocess.SubprocessError:  # the quirk failed in the child ("Exception occurred in preexec_fn")
             raise RuntimeCallError(self.name, argv, self._quirk_failure()) from None
-        out, err_out = _communicate(proc, timeout, lambda o, e: RuntimeTimeout(self.name, argv, f"timeout: {args[0]} gave no answer within {timeout:.3g} s ({how}); killed", stdout=_text(o), stderr=_text(e)))
+        out, err_out = _communicate(
+            proc,
+            timeout,
+            lambda o, e: RuntimeTimeout(
+                self.name,
+                argv,
+                f"timeout: {args[0]} gave no answer within {timeout:.3g} s ({how}); killed",
+                stdout=_text(o),
+                stderr=_text(e),
+            ),
+        )
         proc = subprocess.CompletedProcess(argv, proc.returncode, out, err_out)
         if check and proc.returncode != 0:
-            raise RuntimeCallError(self.name, argv, f"{args[0]} failed", returncode=proc.returncode, stdout=_text(proc.stdout), stderr=_text(proc.stderr))
+            raise RuntimeCallError(
+                self.name,
+                argv,
+                f"{args[0]} failed",
+                returncode=proc.returncode,
+                stdout=_text(proc.stdout),
+                stderr=_text(proc.stderr),
+            )
         return proc
 
     def _config_version_quirk(self, bundle: Path) -> None:
@@ -525,7 +575,9 @@ class Runtime:
     def version(self) -> str:
         """The first line of the runtime's version output ("" if it has none)."""
         try:
-            proc = subprocess.run([self.binary, *self.definition.version_args], capture_output=True, timeout=10, check=False)
+            proc = subprocess.run(
+                [self.binary, *self.definition.version_args], capture_output=True, timeout=10, check=False
+            )
         except (OSError, subprocess.TimeoutExpired):
             return ""
         out = _text(proc.stdout) or _text(proc.stderr)
@@ -583,7 +635,7 @@ class Exit:
     signal: int | None = None
 
     @classmethod
-    def from_wait_status(cls, status: int) -> "Exit":
+    def from_wait_status(cls, status: int) -> Exit:
         if os.WIFSIGNALED(status):
             return cls(signal=os.WTERMSIG(status))
         return cls(code=os.WEXITSTATUS(status))
@@ -621,7 +673,7 @@ class Container:
         #: what the runtime left and the harness removed for it (reported by harness.leaks)
         self.left_behind: list[str] = []
 
-    def __enter__(self) -> "Container":
+    def __enter__(self) -> Container:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -634,13 +686,24 @@ class Container:
             ref = d.name if d.source is not None else self.runtime.binary
             journal.record("container", self.id, runtime=ref, state_root=str(self.runtime.state_root), **details)
 
-    def create(self, *, stdin: Any = subprocess.DEVNULL, timeout: float | None = None, extra: tuple[str, ...] = ()) -> None:
+    def create(
+        self, *, stdin: Any = subprocess.DEVNULL, timeout: float | None = None, extra: tuple[str, ...] = ()
+    ) -> None:
         """``create`` with stdio in files; ``extra`` are more create options (``--console-socket P``)."""
         self._journal()  # before: a run killed during create must still find it
         started = _boot_ticks()
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             try:
-                self.runtime.create(self.id, self.bundle, pid_file=self.pid_file, stdin=stdin, stdout=out, stderr=err, extra=extra, timeout=timeout)
+                self.runtime.create(
+                    self.id,
+                    self.bundle,
+                    pid_file=self.pid_file,
+                    stdin=stdin,
+                    stdout=out,
+                    stderr=err,
+                    extra=extra,
+                    timeout=timeout,
+                )
             except RuntimeCallError as failure:
                 if failure.returncode is None and not isinstance(failure, RuntimeTimeout):
                     raise  # the runtime never ran (cannot execute it, or its quirk failed): already said
@@ -649,7 +712,13 @@ class Container:
                 if not self.created:  # some runtimes leave the cgroup of a failed create
                     removed = remove_empty_cgroups(named_cgroups(self.id, self.bundle), timeout=1.0)
                     self.left_behind += [f"cgroup {p} (of a failed create)" for p in removed]
-                raise RuntimeCallError(self.runtime.name, failure.argv, "create failed", returncode=failure.returncode, stderr=failure.stderr) from None
+                raise RuntimeCallError(
+                    self.runtime.name,
+                    failure.argv,
+                    "create failed",
+                    returncode=failure.returncode,
+                    stderr=failure.stderr,
+                ) from None
         self.created = True
         self.create_stderr = self.stderr_path.read_text(errors="replace")
         self._stderr_offset = len(self.create_stderr.encode())
@@ -726,7 +795,12 @@ class Container:
                 if remaining <= 0:
                     raise HarnessError(f"container {self.id} (pid {self.pid}) still running after {timeout:g} s")
                 # A pidfd becomes readable when the process ends; poll anyway while streaming.
-                select.select([pidfd] if pidfd is not None else [], [], [], min(remaining, 0.05 if stream or pidfd is None else remaining))
+                select.select(
+                    [pidfd] if pidfd is not None else [],
+                    [],
+                    [],
+                    min(remaining, 0.05 if stream or pidfd is None else remaining),
+                )
         finally:
             if pidfd is not None:
                 os.close(pidfd)
@@ -745,7 +819,9 @@ class Container:
             if st.status == status:
                 return st
             if time.monotonic() > deadline:
-                raise HarnessError(f"container {self.id}: status stayed {st.status!r}, expected {status!r} within {timeout:g} s")
+                raise HarnessError(
+                    f"container {self.id}: status stayed {st.status!r}, expected {status!r} within {timeout:g} s"
+                )
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
 
@@ -763,9 +839,13 @@ class Container:
         delay = 0.002
         while not marker.exists():
             if self.pid is not None and not _alive(self.pid):
-                raise HarnessError(f"container {self.id}: its process {self.pid} ended before writing its readiness mark {marker}; stderr: {self.stderr()!r}")
+                raise HarnessError(
+                    f"container {self.id}: its process {self.pid} ended before writing its readiness mark {marker}; stderr: {self.stderr()!r}"
+                )
             if time.monotonic() > deadline:
-                raise HarnessError(f"container {self.id}: no readiness mark {marker} within {timeout:g} s (status {self.state().status!r})")
+                raise HarnessError(
+                    f"container {self.id}: no readiness mark {marker} within {timeout:g} s (status {self.state().status!r})"
+                )
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
@@ -795,9 +875,17 @@ class Container:
 
     def _kill_if_left_behind(self) -> None:
         """End the container's process if it outlived its container (the runtime lost track of it)."""
-        if self.pid is None or self._pid_start is None or not _alive(self.pid) or _start_time(self.pid) != self._pid_start:
+        if (
+            self.pid is None
+            or self._pid_start is None
+            or not _alive(self.pid)
+            or _start_time(self.pid) != self._pid_start
+        ):
             return
-        warnings.warn(f"{self.runtime.name}: container {self.id} is gone but its process {self.pid} still runs; killing it", stacklevel=2)
+        warnings.warn(
+            f"{self.runtime.name}: container {self.id} is gone but its process {self.pid} still runs; killing it",
+            stacklevel=2,
+        )
         self.left_behind.append(f"process {self.pid} of container {self.id} (the container was deleted)")
         try:
             os.kill(self.pid, _signal.SIGKILL)

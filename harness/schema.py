@@ -50,7 +50,9 @@ def spec_folder() -> Path:
         try:
             return Path(spectext.spec_dir())
         except HarnessError as err:
-            raise SchemaUnavailable(f"the runtime spec's JSON Schemas are needed to validate configs and states: {err}") from None
+            raise SchemaUnavailable(
+                f"the runtime spec's JSON Schemas are needed to validate configs and states: {err}"
+            ) from None
     folder = os.environ.get(DIR_ENV)
     if not folder:
         raise SchemaUnavailable(
@@ -58,7 +60,9 @@ def spec_folder() -> Path:
         )
     path = Path(folder)
     if not (path / "schema" / DOCUMENTS["config"]).is_file():
-        raise SchemaUnavailable(f"${DIR_ENV}={folder} has no schema/{DOCUMENTS['config']}: point it at a runtime-spec v1.3.0 folder (the one holding config.md and schema/)")
+        raise SchemaUnavailable(
+            f"${DIR_ENV}={folder} has no schema/{DOCUMENTS['config']}: point it at a runtime-spec v1.3.0 folder (the one holding config.md and schema/)"
+        )
     return path
 
 
@@ -85,7 +89,11 @@ def _validator(folder: str, document: str) -> Any:
 def _json_path(parts: Any) -> str:
     out = "$"
     for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if isinstance(p, str) and p.isidentifier() else f"[{json.dumps(p)}]")
+        out += (
+            f"[{p}]"
+            if isinstance(p, int)
+            else (f".{p}" if isinstance(p, str) and p.isidentifier() else f"[{json.dumps(p)}]")
+        )
     return out
 
 

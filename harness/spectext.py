@@ -48,7 +48,15 @@ URL_ENV = "HARNESS_SPEC_URL"
 DIR_ENV = "HARNESS_SPEC_DIR"
 
 #: The documents the audit reads.
-DOCUMENTS = ("runtime.md", "runtime-linux.md", "config.md", "config-linux.md", "features.md", "features-linux.md", "bundle.md")
+DOCUMENTS = (
+    "runtime.md",
+    "runtime-linux.md",
+    "config.md",
+    "config-linux.md",
+    "features.md",
+    "features-linux.md",
+    "bundle.md",
+)
 
 #: sha256 of each file of tag v1.3.0 (commit 0eaca84ca040a452ebf87480b3f7bedf79d46f46) the
 #: harness keeps: the Markdown documents, the ChangeLog, the LICENSE and the JSON Schemas.
@@ -91,8 +99,10 @@ PINNED: dict[str, str] = {
     "schema/state-schema.json": "a096b750c096f43604591061c2692245e5cdf8971be4560512c8b3c28b967f8a",
 }
 
-_NEEDS_SPEC = (f"give the spec folder (the Markdown of opencontainers/runtime-spec v{SPEC_VERSION}) "
-               f"with --spec DIR or in ${DIR_ENV}")
+_NEEDS_SPEC = (
+    f"give the spec folder (the Markdown of opencontainers/runtime-spec v{SPEC_VERSION}) "
+    f"with --spec DIR or in ${DIR_ENV}"
+)
 
 
 class SpecError(HarnessError):
@@ -129,8 +139,13 @@ def differs_from_pin(folder: Path) -> list[str]:
     return out
 
 
-def spec_dir(folder: str | os.PathLike[str] | None = None, *, cache: Path | None = None,
-             url: str | None = None, timeout: float = 60) -> Path:
+def spec_dir(
+    folder: str | os.PathLike[str] | None = None,
+    *,
+    cache: Path | None = None,
+    url: str | None = None,
+    timeout: float = 60,
+) -> Path:
     """The spec folder: ``folder``, else ``$HARNESS_SPEC_DIR``, else the pinned release (cached
     or downloaded). Raises :class:`SpecError` naming ``--spec`` and ``HARNESS_SPEC_DIR`` when
     none is there and the download fails."""
@@ -156,7 +171,12 @@ def fetch_spec(*, cache: Path | None = None, url: str | None = None, timeout: fl
         bad = differs_from_pin(final)
         if not bad:
             return final
-        log.warning("cached spec %s differs from the pinned v%s (%s); downloading it again", final, SPEC_VERSION, ", ".join(bad[:3]))
+        log.warning(
+            "cached spec %s differs from the pinned v%s (%s); downloading it again",
+            final,
+            SPEC_VERSION,
+            ", ".join(bad[:3]),
+        )
         shutil.rmtree(final, ignore_errors=True)
     url = url or os.environ.get(URL_ENV) or SPEC_URL
     data = _download(url, timeout)
@@ -199,9 +219,17 @@ def _unpack_pinned(data: bytes, url: str, dest: Path) -> None:
     missing = sorted(set(PINNED) - set(found))
     bad = sorted(name for name, body in found.items() if hashlib.sha256(body).hexdigest() != PINNED[name])
     if missing or bad:
-        what = "; ".join(x for x in (f"missing {', '.join(missing[:5])}" if missing else "",
-                                     f"sha256 mismatch for {', '.join(bad[:5])}" if bad else "") if x)
-        raise SpecError(f"{url} is not runtime-spec v{SPEC_VERSION} as pinned ({what}); nothing was cached; {_NEEDS_SPEC}")
+        what = "; ".join(
+            x
+            for x in (
+                f"missing {', '.join(missing[:5])}" if missing else "",
+                f"sha256 mismatch for {', '.join(bad[:5])}" if bad else "",
+            )
+            if x
+        )
+        raise SpecError(
+            f"{url} is not runtime-spec v{SPEC_VERSION} as pinned ({what}); nothing was cached; {_NEEDS_SPEC}"
+        )
     for name, body in found.items():
         path = dest / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,10 +254,33 @@ def _download(url: str, timeout: float) -> bytes:
 # ----------------------------------------------------------------------------- what it says
 
 #: Keywords, longest first so "MUST NOT" wins over "MUST".
-KEYWORDS = ("MUST NOT", "SHALL NOT", "SHOULD NOT", "NOT RECOMMENDED", "MUST", "REQUIRED", "SHALL", "SHOULD", "RECOMMENDED", "MAY", "OPTIONAL")
+KEYWORDS = (
+    "MUST NOT",
+    "SHALL NOT",
+    "SHOULD NOT",
+    "NOT RECOMMENDED",
+    "MUST",
+    "REQUIRED",
+    "SHALL",
+    "SHOULD",
+    "RECOMMENDED",
+    "MAY",
+    "OPTIONAL",
+)
 _KEYWORD_RE = re.compile(r"(?<![A-Za-z_])(" + "|".join(k.replace(" ", r"\s+") for k in KEYWORDS) + r")(?![A-Za-z_])")
-STRENGTH = {"MUST": 0, "MUST NOT": 0, "REQUIRED": 0, "SHALL": 0, "SHALL NOT": 0,
-            "SHOULD": 1, "SHOULD NOT": 1, "RECOMMENDED": 1, "NOT RECOMMENDED": 1, "MAY": 2, "OPTIONAL": 2}
+STRENGTH = {
+    "MUST": 0,
+    "MUST NOT": 0,
+    "REQUIRED": 0,
+    "SHALL": 0,
+    "SHALL NOT": 0,
+    "SHOULD": 1,
+    "SHOULD NOT": 1,
+    "RECOMMENDED": 1,
+    "NOT RECOMMENDED": 1,
+    "MAY": 2,
+    "OPTIONAL": 2,
+}
 STRENGTH_NAMES = ("MUST", "SHOULD", "MAY")
 
 
@@ -378,10 +429,10 @@ def split_sentences(text: str) -> list[str]:
         return [s for part in text.split("\n") for s in split_sentences(part)]
     out, start = [], 0
     for m in _BOUNDARY_RE.finditer(text):
-        before = text[start:m.start()]
+        before = text[start : m.start()]
         if before.endswith(_ABBREVIATIONS[:2]) or before.count("`") % 2:
             continue
-        out.append(text[start:m.end()].strip())
+        out.append(text[start : m.end()].strip())
         start = m.end()
     out.append(text[start:].strip())
     return [s for s in out if s]
@@ -449,7 +500,7 @@ def _blocks(text: str):
         if m := _ITEM_RE.match(line):
             yield from flush()
             block_line = n
-            block.append(line[m.end():].strip())
+            block.append(line[m.end() :].strip())
             continue
         if not block:
             block_line = n
@@ -484,14 +535,20 @@ def extract_text(file: str, text: str, *, every: bool = False) -> list[Sentence]
                 continue
             level = _level(kws)
             if header and "requirement" in header:
-                cell = _cells(body)[header.index("requirement")].strip() if len(_cells(body)) > header.index("requirement") else ""
+                cell = (
+                    _cells(body)[header.index("requirement")].strip()
+                    if len(_cells(body)) > header.index("requirement")
+                    else ""
+                )
                 level = cell if cell in STRENGTH else level
             out.append(Sentence(file, section, line, body, normalise(body), level, kws, True))
             continue
         for sentence in split_sentences(body):
             kws = keywords(sentence)
             if kws or every:
-                out.append(Sentence(file, section, line, sentence, normalise(sentence), _level(kws) if kws else "", kws))
+                out.append(
+                    Sentence(file, section, line, sentence, normalise(sentence), _level(kws) if kws else "", kws)
+                )
     return out
 
 

@@ -109,9 +109,18 @@ class Wish:
         process["user"] = {"uid": self.uid, "gid": self.gid, "additionalGids": list(self.groups), "umask": self.umask}
         process["rlimits"] = [dict(r) for r in self.rlimits]
         for dest, size in self.tmpfs:
-            config["mounts"].append({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", f"size={size}k", "mode=755"]})
+            config["mounts"].append(
+                {
+                    "destination": dest,
+                    "type": "tmpfs",
+                    "source": "tmpfs",
+                    "options": ["nosuid", f"size={size}k", "mode=755"],
+                }
+            )
         for dest in self.binds:
-            config["mounts"].append({"destination": dest, "type": "bind", "source": bind_sources[dest], "options": ["rbind", "ro"]})
+            config["mounts"].append(
+                {"destination": dest, "type": "bind", "source": bind_sources[dest], "options": ["rbind", "ro"]}
+            )
         if self.annotations:
             config["annotations"] = dict(self.annotations)
 
@@ -155,11 +164,16 @@ def _unknown_rlimit(config: dict[str, Any], name: str) -> None:
 def _duplicate_rlimit(config: dict[str, Any], _: str) -> None:
     # The second entry lowers the first: applying both would succeed, so only the duplication
     # itself can be the reason for a refusal.
-    config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 200, "hard": 200}, {"type": "RLIMIT_NOFILE", "soft": 100, "hard": 100}]
+    config["process"]["rlimits"] = [
+        {"type": "RLIMIT_NOFILE", "soft": 200, "hard": 200},
+        {"type": "RLIMIT_NOFILE", "soft": 100, "hard": 100},
+    ]
 
 
 def _missing_bind_source(config: dict[str, Any], name: str) -> None:
-    config["mounts"].append({"destination": "/missing", "type": "bind", "source": f"/nonexistent-harness-{name}", "options": ["rbind"]})
+    config["mounts"].append(
+        {"destination": "/missing", "type": "bind", "source": f"/nonexistent-harness-{name}", "options": ["rbind"]}
+    )
 
 
 def _missing_namespace_path(config: dict[str, Any], name: str) -> None:
@@ -183,4 +197,3 @@ INVALID: dict[str, Any] = {
 tokens = st.text(alphabet=string.ascii_lowercase, min_size=3, max_size=8).filter(
     lambda t: "RLIMIT_" + t.upper() not in spec.RLIMIT_TYPES and "CAP_" + t.upper() not in spec.CAPABILITIES
 )
-

@@ -23,7 +23,7 @@ class Traces:
     cgroups: frozenset[str]  # cgroup folders named after the container id
     state: frozenset[str]  # entries of the runtime's state root
 
-    def changes(self, later: "Traces") -> list[str]:
+    def changes(self, later: Traces) -> list[str]:
         """What ``later`` has that this snapshot had not, or lost, in words (empty: no change)."""
         out = []
         for name in ("mounts", "processes", "cgroups", "state"):
@@ -68,7 +68,9 @@ def _processes(folders: tuple[str, ...]) -> set[tuple[int, str]]:
     return found
 
 
-def snapshot(container_id: str, *, folders: list[Path | str], state_root: Path | None, bundle: Path | None = None) -> Traces:
+def snapshot(
+    container_id: str, *, folders: list[Path | str], state_root: Path | None, bundle: Path | None = None
+) -> Traces:
     """The traces of ``container_id``: mounts and processes whose paths are under ``folders``
     (the case's tmp folder, its bundles, the state root), children of this process (container
     inits are reparented to the harness, a child subreaper), cgroups named after the id, and the
@@ -81,7 +83,9 @@ def snapshot(container_id: str, *, folders: list[Path | str], state_root: Path |
     # a mount point with a component named after the id is ours too ("" and "." name nothing)
     named = container_id not in ("", ".", "..") and "/" not in container_id
     mounts = frozenset(
-        (m.mount_point, m.fstype) for m in host.mounts() if _under(m.mount_point, roots) or (named and container_id in m.mount_point.split("/"))
+        (m.mount_point, m.fstype)
+        for m in host.mounts()
+        if _under(m.mount_point, roots) or (named and container_id in m.mount_point.split("/"))
     )
     state = frozenset(os.listdir(state_root)) if state_root is not None and os.path.isdir(state_root) else frozenset()
     return Traces(

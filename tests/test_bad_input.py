@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from harness.rootfs import local_alpine_tarball
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,7 +21,9 @@ ALPINE = local_alpine_tarball()
 
 def harness(*args, env=None, cwd=None):
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=120
+    )
 
 
 def assert_clear_error(result, *needles):
@@ -67,7 +70,11 @@ def test_missing_config(bundle):
 
 
 def test_unknown_runtime(bundle):
-    assert_clear_error(harness("run", str(bundle), "--runtime", "no-such-runtime"), "unknown runtime 'no-such-runtime'", "known runtimes are")
+    assert_clear_error(
+        harness("run", str(bundle), "--runtime", "no-such-runtime"),
+        "unknown runtime 'no-such-runtime'",
+        "known runtimes are",
+    )
 
 
 def test_rootfs_without_the_probe(tmp_path):
@@ -104,7 +111,11 @@ def test_checksum_mismatch_leaves_nothing(tmp_path):
     cache = tmp_path / "cache"
     try:
         # no local tarball: the (bad) download is what is tested
-        env = {"HARNESS_ALPINE_MIRROR": f"http://127.0.0.1:{server.server_address[1]}", "HARNESS_CACHE_DIR": str(cache), "HARNESS_ROOTFS_TAR": ""}
+        env = {
+            "HARNESS_ALPINE_MIRROR": f"http://127.0.0.1:{server.server_address[1]}",
+            "HARNESS_CACHE_DIR": str(cache),
+            "HARNESS_ROOTFS_TAR": "",
+        }
         if os.uname().machine != "x86_64":
             pytest.skip("the test mirror serves the x86_64 file")
         result = harness("bundle", str(tmp_path / "x"), "--rootfs", "alpine", env=env)
@@ -123,7 +134,16 @@ def small_image(tmp_path):
     (layer / "etc").mkdir(parents=True)
     (layer / "etc" / "hello").write_text("hi")
     layout = tmp_path / "layout"
-    r = harness("image", "build", f"{layout}:v1", "--base", "scratch", "--layer", str(layer), env={"HARNESS_CACHE_DIR": str(tmp_path / "cache")})
+    r = harness(
+        "image",
+        "build",
+        f"{layout}:v1",
+        "--base",
+        "scratch",
+        "--layer",
+        str(layer),
+        env={"HARNESS_CACHE_DIR": str(tmp_path / "cache")},
+    )
     assert r.returncode == 0, r.stderr
     index = json.loads((layout / "index.json").read_text())
     manifest_digest = index["manifests"][0]["digest"].split(":")[1]
@@ -135,7 +155,16 @@ def small_image(tmp_path):
 def test_image_layout_with_a_missing_blob(tmp_path, small_image):
     layout, layer = small_image
     (layout / "blobs" / "sha256" / layer).unlink()
-    assert_clear_error(harness("bundle", str(tmp_path / "x"), "--image", f"{layout}:v1", env={"HARNESS_CACHE_DIR": str(tmp_path / "cache2")}), layer[:12])
+    assert_clear_error(
+        harness(
+            "bundle",
+            str(tmp_path / "x"),
+            "--image",
+            f"{layout}:v1",
+            env={"HARNESS_CACHE_DIR": str(tmp_path / "cache2")},
+        ),
+        layer[:12],
+    )
     assert not (tmp_path / "x").exists()
 
 
@@ -147,6 +176,8 @@ def test_image_layout_with_a_mismatching_blob(tmp_path, small_image):
     data[len(data) // 2] ^= 0xFF
     blob.chmod(0o644)
     blob.write_bytes(bytes(data))
-    result = harness("bundle", str(tmp_path / "x"), "--image", f"{layout}:v1", env={"HARNESS_CACHE_DIR": str(tmp_path / "cache2")})
+    result = harness(
+        "bundle", str(tmp_path / "x"), "--image", f"{layout}:v1", env={"HARNESS_CACHE_DIR": str(tmp_path / "cache2")}
+    )
     assert_clear_error(result, layer[:12])
     assert not (tmp_path / "x").exists()

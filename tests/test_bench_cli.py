@@ -17,15 +17,38 @@ REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="containers need root"),
-    pytest.mark.skipif(shutil.which("runc") is None and not Path("/usr/sbin/runc").exists(), reason="runc is not installed"),
+    pytest.mark.skipif(
+        shutil.which("runc") is None and not Path("/usr/sbin/runc").exists(), reason="runc is not installed"
+    ),
 ]
 
 
 def test_quick_lifecycle_run_with_runc(tmp_path):
     out, work, hf = tmp_path / "out", tmp_path / "work", tmp_path / "hf.json"
-    proc = subprocess.run([sys.executable, "-m", "harness", "bench", "--quick", "--suite", "lifecycle", "--runtime", "runc",
-                           "--output", str(out), "--json", str(hf), "--workdir", str(work), "--no-progress"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "bench",
+            "--quick",
+            "--suite",
+            "lifecycle",
+            "--runtime",
+            "runc",
+            "--output",
+            str(out),
+            "--json",
+            str(hf),
+            "--workdir",
+            str(work),
+            "--no-progress",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert lines[-1] == str(out)
@@ -42,12 +65,18 @@ def test_quick_lifecycle_run_with_runc(tmp_path):
     assert [s["warmup"] for s in runs] == [True, False, False, False]
     for floor in ("floor-null", "floor-namespaces"):
         values = [s["value"] for s in measured if s["workload"] == floor]
-        assert len(values) == 3 and all(0 < v < 1 for v in values) and all(s["runtime"] is None for s in measured if s["workload"] == floor)
+        assert (
+            len(values) == 3
+            and all(0 < v < 1 for v in values)
+            and all(s["runtime"] is None for s in measured if s["workload"] == floor)
+        )
     conc = sorted(s["params"]["concurrency"] for s in measured if s["workload"] == "concurrent")
     assert conc == [1, 4]
     # running a container costs more than fork+exec of the probe alone
     med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
-    assert med([s["value"] for s in runs if not s["warmup"]]) > med([s["value"] for s in measured if s["workload"] == "floor-null"])
+    assert med([s["value"] for s in runs if not s["warmup"]]) > med(
+        [s["value"] for s in measured if s["workload"] == "floor-null"]
+    )
 
     env = json.loads((out / "environment.json").read_text())
     assert env["runtimes"]["runc"].startswith("runc version")
@@ -66,5 +95,6 @@ def test_quick_lifecycle_run_with_runc(tmp_path):
     assert str(work) not in Path("/proc/self/mountinfo").read_text()
     run_id = env["run"]
     from harness.runtime import default_state_root_base
+
     assert not (default_state_root_base() / f"bench-{run_id}").exists()
     assert not (default_state_root_base() / "journal" / f"bench-{run_id}.jsonl").exists()

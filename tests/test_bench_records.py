@@ -14,7 +14,16 @@ def _some(run: str = "r1") -> list[dict]:
         sample(run, "lifecycle", "lifecycle", 0.05, runtime="runc", phase="run", iteration=0, warmup=True, when=1.0),
         sample(run, "lifecycle", "floor-null", 0.001, iteration=3, when=2.0),
         sample(run, "lifecycle", "concurrent", 0.4, runtime="crun", params={"concurrency": 16}, when=3.0),
-        sample(run, "io", "copy-up", 0.02, runtime="runc", mode="overlay", params={"size_mib": 16, "cache": "warm"}, when=4.0),
+        sample(
+            run,
+            "io",
+            "copy-up",
+            0.02,
+            runtime="runc",
+            mode="overlay",
+            params={"size_mib": 16, "cache": "warm"},
+            when=4.0,
+        ),
         sample(run, "scale", "n-containers", 123456.0, "bytes", mode="raw", phase="bytes", params={"n": 10}, when=5.0),
     ]
 
@@ -29,7 +38,21 @@ def test_round_trip(tmp_path):
     assert read_samples(path) == records
     first = json.loads(path.read_text().splitlines()[0])
     assert first["schema"] == SCHEMA
-    assert set(first) == {"schema", "run", "suite", "runtime", "mode", "workload", "phase", "params", "iteration", "warmup", "value", "unit", "time"}
+    assert set(first) == {
+        "schema",
+        "run",
+        "suite",
+        "runtime",
+        "mode",
+        "workload",
+        "phase",
+        "params",
+        "iteration",
+        "warmup",
+        "value",
+        "unit",
+        "time",
+    }
 
 
 def test_pandas_reads_it_as_a_tidy_frame(tmp_path):
@@ -63,13 +86,16 @@ def test_a_line_cut_by_a_kill_at_the_end_is_skipped_but_a_bad_line_inside_is_an_
         read_samples(path)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"suite": "disk"}, "unknown suite"),
-    ({"unit": "ms"}, "unknown unit"),
-    ({"mode": "copy"}, "unknown mode"),
-    ({"value": float("nan")}, "finite"),
-    ({"schema": "x"}, "not a bench sample"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"suite": "disk"}, "unknown suite"),
+        ({"unit": "ms"}, "unknown unit"),
+        ({"mode": "copy"}, "unknown mode"),
+        ({"value": float("nan")}, "finite"),
+        ({"schema": "x"}, "not a bench sample"),
+    ],
+)
 def test_invalid_records_are_refused(tmp_path, change, message):
     record = {**_some()[0], **change}
     with SampleWriter(tmp_path / "s.jsonl") as w, pytest.raises(ValueError, match=message):
@@ -77,8 +103,9 @@ def test_invalid_records_are_refused(tmp_path, change, message):
 
 
 def test_hyperfine_export_shape_and_values():
-    out = hyperfine_export({"runc run": {"times": [0.1, 0.3, 0.2], "user": [0.01, 0.03], "system": [0.02]},
-                            "empty": {"times": []}})
+    out = hyperfine_export(
+        {"runc run": {"times": [0.1, 0.3, 0.2], "user": [0.01, 0.03], "system": [0.02]}, "empty": {"times": []}}
+    )
     (r,) = out["results"]
     assert r["command"] == "runc run"
     assert r["median"] == pytest.approx(0.2)
@@ -100,9 +127,31 @@ def test_scale_summary_has_medians_and_overlay_over_raw(tmp_path):
             for mode, t in (("raw", raw), ("overlay", ovl)):
                 common = {"mode": mode, "params": {"n": 10}, "iteration": i}
                 w.write(sample("r1", "scale", "n-containers", t, "s", phase="setup", **common))
-                w.write(sample("r1", "scale", "n-containers", 1000.0 if mode == "raw" else 100.0, "bytes", phase="bytes", **common))
-                w.write(sample("r1", "scale", "n-containers", 0.0 if mode == "raw" else 10.0, "mounts", phase="mounts", **common))
-        w.write(sample("r0", "scale", "n-containers", 99.0, "s", mode="raw", phase="setup", params={"n": 10}))  # another run
+                w.write(
+                    sample(
+                        "r1",
+                        "scale",
+                        "n-containers",
+                        1000.0 if mode == "raw" else 100.0,
+                        "bytes",
+                        phase="bytes",
+                        **common,
+                    )
+                )
+                w.write(
+                    sample(
+                        "r1",
+                        "scale",
+                        "n-containers",
+                        0.0 if mode == "raw" else 10.0,
+                        "mounts",
+                        phase="mounts",
+                        **common,
+                    )
+                )
+        w.write(
+            sample("r0", "scale", "n-containers", 99.0, "s", mode="raw", phase="setup", params={"n": 10})
+        )  # another run
     summary = scale.summarize(SimpleNamespace(writer=SimpleNamespace(path=path), run_id="r1"))
     n10 = summary["N=10"]
     assert n10["setup"]["raw"] == pytest.approx(1.1) and n10["setup"]["overlay"] == pytest.approx(0.025)

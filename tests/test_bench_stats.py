@@ -113,8 +113,15 @@ def test_ratio_interval_agrees_with_scipy_bootstrap_percentile():
     rng = np.random.default_rng(4)
     a, b = rng.lognormal(1.0, 0.3, 200), rng.lognormal(0.5, 0.3, 200)
     ours = stats.ratio(a, b, n_boot=20000, seed=1)
-    ref = st.bootstrap((a, b), lambda x, y, axis=-1: np.median(x, axis=axis) / np.median(y, axis=axis), vectorized=True,
-                       paired=False, n_resamples=20000, method="percentile", random_state=1)
+    ref = st.bootstrap(
+        (a, b),
+        lambda x, y, axis=-1: np.median(x, axis=axis) / np.median(y, axis=axis),
+        vectorized=True,
+        paired=False,
+        n_resamples=20000,
+        method="percentile",
+        random_state=1,
+    )
     assert ours["ci95_low"] == pytest.approx(ref.confidence_interval.low, rel=0.01)
     assert ours["ci95_high"] == pytest.approx(ref.confidence_interval.high, rel=0.01)
     # the true ratio of medians is e^0.5

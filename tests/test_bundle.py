@@ -1,6 +1,5 @@
 import json
 import os
-from pathlib import Path
 
 import pytest
 
@@ -33,7 +32,13 @@ def test_args_and_writable(tmp_path, probe_binary):
 
 @pytest.mark.skipif(not ALPINE.exists(), reason=f"{ALPINE} is not there")
 def test_alpine_bundle_from_local_tarball(tmp_path, probe_binary):
-    b = create_bundle(tmp_path / "a", rootfs="alpine", rootfs_tar=ALPINE, args=["cat", "/etc/alpine-release"], probe_binary=probe_binary)
+    b = create_bundle(
+        tmp_path / "a",
+        rootfs="alpine",
+        rootfs_tar=ALPINE,
+        args=["cat", "/etc/alpine-release"],
+        probe_binary=probe_binary,
+    )
     assert (b.rootfs / "etc" / "alpine-release").read_text().strip() == "3.20.3"
     assert b.config()["process"]["args"] == ["cat", "/etc/alpine-release"]
     assert (b.rootfs / "probe").exists()

@@ -16,7 +16,9 @@ ALPINE = local_alpine_tarball()
 
 def harness(*args, **kw):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=env, timeout=120, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=env, timeout=120, **kw
+    )
 
 
 def test_spec_writes_default_and_refuses_to_overwrite(tmp_path):
@@ -72,7 +74,18 @@ def test_run_exits_with_the_container_exit_code(tmp_path):
 @pytest.mark.skipif(not ALPINE.exists(), reason="needs the Alpine minirootfs tarball: set HARNESS_ROOTFS_TAR")
 def test_alpine_shell_runs(tmp_path):
     a = tmp_path / "a"
-    r = harness("bundle", str(a), "--rootfs", "alpine", "--rootfs-tar", str(ALPINE), "--", "/bin/sh", "-c", "cat /etc/alpine-release; exit 3")
+    r = harness(
+        "bundle",
+        str(a),
+        "--rootfs",
+        "alpine",
+        "--rootfs-tar",
+        str(ALPINE),
+        "--",
+        "/bin/sh",
+        "-c",
+        "cat /etc/alpine-release; exit 3",
+    )
     assert r.returncode == 0, r.stderr
     r = harness("run", str(a), "--runtime", "runc")
     assert (r.returncode, r.stdout) == (3, "3.20.3\n"), r.stderr

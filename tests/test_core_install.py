@@ -17,7 +17,9 @@ BLOCK = "import sys\nfor m in ('numpy', 'scipy', 'pandas', 'matplotlib', 'jinja2
 
 
 def run(code, timeout=180):
-    return subprocess.run([sys.executable, "-c", BLOCK + code], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", BLOCK + code], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_cli_starts_and_lists_commands():
@@ -36,6 +38,8 @@ def test_analysis_commands_name_the_extra(command):
 
 
 def test_conformance_suite_collects_without_analysis():
-    done = run("import pytest\nsys.exit(pytest.main(['cases', '--collect-only', '-q', '-p', 'no:cacheprovider', '--runtime', 'reference']))")
+    done = run(
+        "import pytest\nsys.exit(pytest.main(['cases', '--collect-only', '-q', '-p', 'no:cacheprovider', '--runtime', 'reference']))"
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "test_hostname" in done.stdout

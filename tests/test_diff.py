@@ -10,9 +10,45 @@ def report(**over):
         "namespaces": {"pid": 10, "net": 2, "mnt": 11},
         "capabilities_raw": {"effective": "0x1"},
         "mounts": [
-            {"id": 5, "parent": 1, "major": 0, "minor": 40, "root": "/b/rootfs", "mount_point": "/", "options": ["rw"], "optional": [], "fstype": "ext4", "source": "/dev/vda", "super_options": ["rw"]},
-            {"id": 9, "parent": 5, "major": 0, "minor": 41, "root": "/", "mount_point": "/proc/kcore", "options": ["ro"], "optional": [], "fstype": "devtmpfs", "source": "udev", "super_options": ["rw", "nr_inodes=5"]},
-            {"id": 7, "parent": 5, "major": 0, "minor": 42, "root": "/", "mount_point": "/tmp", "options": ["rw", "nosuid"], "optional": ["shared:3"], "fstype": "tmpfs", "source": "tmpfs", "super_options": ["rw", "size=1024k", "nr_inodes=99"]},
+            {
+                "id": 5,
+                "parent": 1,
+                "major": 0,
+                "minor": 40,
+                "root": "/b/rootfs",
+                "mount_point": "/",
+                "options": ["rw"],
+                "optional": [],
+                "fstype": "ext4",
+                "source": "/dev/vda",
+                "super_options": ["rw"],
+            },
+            {
+                "id": 9,
+                "parent": 5,
+                "major": 0,
+                "minor": 41,
+                "root": "/",
+                "mount_point": "/proc/kcore",
+                "options": ["ro"],
+                "optional": [],
+                "fstype": "devtmpfs",
+                "source": "udev",
+                "super_options": ["rw", "nr_inodes=5"],
+            },
+            {
+                "id": 7,
+                "parent": 5,
+                "major": 0,
+                "minor": 42,
+                "root": "/",
+                "mount_point": "/tmp",
+                "options": ["rw", "nosuid"],
+                "optional": ["shared:3"],
+                "fstype": "tmpfs",
+                "source": "tmpfs",
+                "super_options": ["rw", "size=1024k", "nr_inodes=99"],
+            },
         ],
         "cgroups": [{"hierarchy": 0, "controllers": [], "path": "/runc-parent/cid-1"}],
     }
@@ -26,7 +62,14 @@ def test_normalise_drops_what_varies():
     assert n["namespaces"] == {"pid": "new", "net": "host", "mnt": "new"}
     assert "capabilities_raw" not in n
     assert n["mounts"]["/proc/kcore"] == "masked"
-    assert n["mounts"]["/tmp"] == {"fstype": "tmpfs", "root": "/", "source": "tmpfs", "options": ["nosuid", "rw"], "super_options": ["size=1024k"], "propagation": ["shared"]}
+    assert n["mounts"]["/tmp"] == {
+        "fstype": "tmpfs",
+        "root": "/",
+        "source": "tmpfs",
+        "options": ["nosuid", "rw"],
+        "super_options": ["size=1024k"],
+        "propagation": ["shared"],
+    }
     assert n["cgroups"][0]["path"] == "<runtime-defined>"
     config["linux"]["cgroupsPath"] = "/mine/cid-1"
     assert diff.normalise(report(), HOST_NS, "cid-1", config)["cgroups"][0]["path"] == "/runc-parent/<id>"
@@ -43,8 +86,16 @@ def test_differences_have_json_paths():
 def test_same_reports_from_different_runs_are_equal():
     config = spec.default_config()
     one = diff.normalise(report(), HOST_NS, "cid-1", config)
-    other = report(namespaces={"pid": 99, "net": 2, "mnt": 98}, cgroups=[{"hierarchy": 0, "controllers": [], "path": "/elsewhere/cid-2"}])
-    other["mounts"][2] = {**other["mounts"][2], "id": 77, "minor": 90, "super_options": ["rw", "size=1024k", "nr_inodes=12"]}
+    other = report(
+        namespaces={"pid": 99, "net": 2, "mnt": 98},
+        cgroups=[{"hierarchy": 0, "controllers": [], "path": "/elsewhere/cid-2"}],
+    )
+    other["mounts"][2] = {
+        **other["mounts"][2],
+        "id": 77,
+        "minor": 90,
+        "super_options": ["rw", "size=1024k", "nr_inodes=12"],
+    }
     assert diff.differences(one, diff.normalise(other, HOST_NS, "cid-2", config)) == []
 
 

@@ -64,7 +64,9 @@ def test_misbehaving_runtime_fails_cases_clearly_and_the_run_goes_on(fake_runtim
     outcomes = result.parseoutcomes()
     collected = sum(outcomes.get(k, 0) for k in ("passed", "failed", "errors", "skipped", "xfailed"))
     assert collected >= 20, f"the run did not go on through the cases: {outcomes}"
-    assert outcomes.get("failed", 0) + outcomes.get("errors", 0) >= 10, f"a misbehaving runtime passed cases: {outcomes}"
+    assert outcomes.get("failed", 0) + outcomes.get("errors", 0) >= 10, (
+        f"a misbehaving runtime passed cases: {outcomes}"
+    )
     out = result.stdout.str()
     assert EXPECTED[fake] in out, f"no clear message ({EXPECTED[fake]!r}) in the output"
     assert f"{fake}: " in out, "the message does not name the runtime"
@@ -78,7 +80,12 @@ def test_a_wrong_pid_from_a_runtime_is_never_killed(tmp_path):
     binary = tmp_path / "liar"
     binary.write_text(f"#!{sys.executable}\n" + textwrap.dedent(FAKES["garbage"]))
     binary.chmod(0o755)
-    c = Container(Runtime(RuntimeDefinition(name="liar", binary=str(binary)), tmp_path / "state", timeout=5), "c1", tmp_path, tmp_path / "io")
+    c = Container(
+        Runtime(RuntimeDefinition(name="liar", binary=str(binary)), tmp_path / "state", timeout=5),
+        "c1",
+        tmp_path,
+        tmp_path / "io",
+    )
     c.create()
     assert c.pid == os.getpid()
     c.cleanup()  # would SIGKILL this very test process if the pid were trusted
@@ -98,13 +105,20 @@ def test_the_cgroup_of_a_failed_create_is_removed(tmp_path, configured):
     rel = f"harness-test-parent-{os.getpid()}/{cid}" if configured else cid
     group = Path(base) / rel
     binary = tmp_path / "leaky"
-    binary.write_text(f"#!{sys.executable}\nimport os, sys\nif 'create' in sys.argv:\n"
-                      f"    os.makedirs({str(group)!r})\n    sys.exit('cannot set up the container')\n")
+    binary.write_text(
+        f"#!{sys.executable}\nimport os, sys\nif 'create' in sys.argv:\n"
+        f"    os.makedirs({str(group)!r})\n    sys.exit('cannot set up the container')\n"
+    )
     binary.chmod(0o755)
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     (bundle / "config.json").write_text('{"linux": {"cgroupsPath": "/%s"}}' % rel if configured else "{}")
-    c = Container(Runtime(RuntimeDefinition(name="leaky", binary=str(binary)), tmp_path / "state", timeout=5), cid, bundle, tmp_path / "io")
+    c = Container(
+        Runtime(RuntimeDefinition(name="leaky", binary=str(binary)), tmp_path / "state", timeout=5),
+        cid,
+        bundle,
+        tmp_path / "io",
+    )
     try:
         with pytest.raises(RuntimeCallError, match="create failed"):
             c.create()

@@ -31,5 +31,12 @@ def test_version_gate_for_properties_without_a_features_field():
     old = {"ociVersionMax": "1.0.2-dev"}
     reason = features.unclaimed(old, "ociVersionMax", runtime="runc", at_least="1.1.0", what="process.scheduler")
     assert "runc" in reason and "1.0.2-dev" in reason and "v1.1.0" in reason and "process.scheduler" in reason
-    assert "process.scheduler" in features.unclaimed(None, "ociVersionMax", runtime="crun", at_least="1.1.0", what="process.scheduler")
-    assert features.version_key("1.0.2-dev") < features.version_key("1.0.2") < features.version_key("1.1.0") < features.version_key("1.3.0")
+    assert "process.scheduler" in features.unclaimed(
+        None, "ociVersionMax", runtime="crun", at_least="1.1.0", what="process.scheduler"
+    )
+    assert (
+        features.version_key("1.0.2-dev")
+        < features.version_key("1.0.2")
+        < features.version_key("1.1.0")
+        < features.version_key("1.3.0")
+    )

@@ -26,8 +26,22 @@ COMMANDS = list(subcommands(cli.build_parser()))
 
 def test_every_command_is_listed():
     names = {" ".join(n) for n, _ in COMMANDS}
-    assert {"spec", "bundle", "run", "image", "image build", "image generate", "image ls", "image inspect", "requirements",
-            "diff", "cleanup", "runtimes", "bench", "report"} <= names
+    assert {
+        "spec",
+        "bundle",
+        "run",
+        "image",
+        "image build",
+        "image generate",
+        "image ls",
+        "image inspect",
+        "requirements",
+        "diff",
+        "cleanup",
+        "runtimes",
+        "bench",
+        "report",
+    } <= names
 
 
 @pytest.mark.parametrize("name, parser", COMMANDS, ids=[" ".join(n) for n, _ in COMMANDS])
@@ -37,7 +51,9 @@ def test_description_examples_and_option_help(name, parser):
     for action in parser._actions:
         if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
             continue
-        assert action.help and action.help != argparse.SUPPRESS, f"harness {' '.join(name)}: {action.option_strings or action.dest} has no help"
+        assert action.help and action.help != argparse.SUPPRESS, (
+            f"harness {' '.join(name)}: {action.option_strings or action.dest} has no help"
+        )
     # and it renders
     assert "examples:" in parser.format_help()
 
@@ -52,7 +68,13 @@ def test_default_runtime_is_the_bundled_one(monkeypatch):
 
 
 def test_pytest_markers_once_each():
-    done = subprocess.run([sys.executable, "-m", "pytest", "--markers", "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--markers", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     for marker in ("spec", "requires", "feature"):
         lines = [line for line in done.stdout.splitlines() if line.startswith(f"@pytest.mark.{marker}(")]

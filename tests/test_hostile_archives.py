@@ -27,8 +27,15 @@ def names(outside: str):
 
 
 def entries(outside: str):
-    target_names = st.one_of(names(outside), st.sampled_from(["/", "..", "../..", outside, outside + "/sentinel", "/etc/passwd"]))
-    entry = st.tuples(st.sampled_from(["file", "dir", "symlink", "hardlink", "chardev", "fifo"]), names(outside), target_names, st.binary(max_size=64))
+    target_names = st.one_of(
+        names(outside), st.sampled_from(["/", "..", "../..", outside, outside + "/sentinel", "/etc/passwd"])
+    )
+    entry = st.tuples(
+        st.sampled_from(["file", "dir", "symlink", "hardlink", "chardev", "fifo"]),
+        names(outside),
+        target_names,
+        st.binary(max_size=64),
+    )
     return st.lists(entry, min_size=1, max_size=12)
 
 
@@ -42,7 +49,13 @@ def build(entries_list) -> bytes:
                 info.size = len(data)
                 tf.addfile(info, io.BytesIO(data))
                 continue
-            info.type = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE, "chardev": tarfile.CHRTYPE, "fifo": tarfile.FIFOTYPE}[kind]
+            info.type = {
+                "dir": tarfile.DIRTYPE,
+                "symlink": tarfile.SYMTYPE,
+                "hardlink": tarfile.LNKTYPE,
+                "chardev": tarfile.CHRTYPE,
+                "fifo": tarfile.FIFOTYPE,
+            }[kind]
             if kind in ("symlink", "hardlink"):
                 info.linkname = target
             if kind == "chardev":
@@ -63,7 +76,13 @@ def snapshot(root: Path, skip: Path) -> dict:
             if p == skip:
                 continue
             st_ = p.lstat()
-            digest = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() and not p.is_symlink() else os.readlink(p) if p.is_symlink() else ""
+            digest = (
+                hashlib.sha256(p.read_bytes()).hexdigest()
+                if p.is_file() and not p.is_symlink()
+                else os.readlink(p)
+                if p.is_symlink()
+                else ""
+            )
             out[str(p)] = (st_.st_mode, st_.st_size, digest)
     return out
 
@@ -89,14 +108,18 @@ def run_all_forms(sandbox: Path, data: bytes, n: int) -> None:
         except RootfsError:
             pass  # refusing is fine; writing outside is not
         after = snapshot(sandbox, sandbox / "targets")
-        assert after == before, f"{form}: the archive changed things outside its target: {set(after.items()) ^ set(before.items())}"
+        assert after == before, (
+            f"{form}: the archive changed things outside its target: {set(after.items()) ^ set(before.items())}"
+        )
 
 
 _count = iter(range(10**9))
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="device nodes and overlay-form layers need root")
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], derandomize=True)
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], derandomize=True
+)
 @given(data=st.data())
 def test_generated_hostile_archives_stay_inside(sandbox, data):
     outside = str(sandbox / "outside")

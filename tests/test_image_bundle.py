@@ -56,34 +56,44 @@ def tree(root: Path) -> dict[str, tuple]:
                 what = os.readlink(p)
             else:
                 what = st.st_rdev
-            out[os.path.relpath(p, root)] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, what)
+            out[os.path.relpath(p, root)] = (
+                stat.S_IFMT(st.st_mode),
+                stat.S_IMODE(st.st_mode),
+                st.st_uid,
+                st.st_gid,
+                what,
+            )
     return out
 
 
 def tricky_image(layout: Layout, tag: str, base: str = "scratch", **kw):
     b = ImageBuilder(layout)
     b.base(base, **kw)
-    b.add_changes([
-        {"op": "dir", "path": "data", "mode": 0o750, "uid": 7, "gid": 8},
-        {"op": "dir", "path": "data/keep"},
-        {"op": "file", "path": "data/keep/a", "content": "a"},
-        {"op": "file", "path": "data/gone", "content": "gone"},
-        {"op": "dir", "path": "data/opaque"},
-        {"op": "file", "path": "data/opaque/old", "content": "old"},
-        {"op": "file", "path": "data/target", "content": "T", "mode": 0o4755},
-        {"op": "symlink", "path": "data/sym", "target": "../data/keep/a"},
-        {"op": "char", "path": "data/null", "major": 1, "minor": 3},
-        {"op": "fifo", "path": "data/fifo"},
-    ])
-    b.add_changes([
-        {"op": "delete", "path": "data/gone"},
-        {"op": "opaque", "path": "data/opaque"},
-        {"op": "file", "path": "data/opaque/new", "content": "new"},
-        {"op": "hardlink", "path": "data/link", "target": "data/target"},
-        {"op": "delete", "path": "data/keep"},
-        {"op": "dir", "path": "data/keep"},
-        {"op": "file", "path": "data/keep/b", "content": "b"},
-    ])
+    b.add_changes(
+        [
+            {"op": "dir", "path": "data", "mode": 0o750, "uid": 7, "gid": 8},
+            {"op": "dir", "path": "data/keep"},
+            {"op": "file", "path": "data/keep/a", "content": "a"},
+            {"op": "file", "path": "data/gone", "content": "gone"},
+            {"op": "dir", "path": "data/opaque"},
+            {"op": "file", "path": "data/opaque/old", "content": "old"},
+            {"op": "file", "path": "data/target", "content": "T", "mode": 0o4755},
+            {"op": "symlink", "path": "data/sym", "target": "../data/keep/a"},
+            {"op": "char", "path": "data/null", "major": 1, "minor": 3},
+            {"op": "fifo", "path": "data/fifo"},
+        ]
+    )
+    b.add_changes(
+        [
+            {"op": "delete", "path": "data/gone"},
+            {"op": "opaque", "path": "data/opaque"},
+            {"op": "file", "path": "data/opaque/new", "content": "new"},
+            {"op": "hardlink", "path": "data/link", "target": "data/target"},
+            {"op": "delete", "path": "data/keep"},
+            {"op": "dir", "path": "data/keep"},
+            {"op": "file", "path": "data/keep/b", "content": "b"},
+        ]
+    )
     b.add_changes([{"op": "file", "path": "data/gone", "content": "back"}, {"op": "delete", "path": "data/fifo"}])
     b.config.update({"Cmd": ["/probe", "ls", "/data"]})
     return b.commit(tag)
@@ -148,7 +158,9 @@ def test_failure_midway_leaves_no_mount_and_no_folder(tmp_path, probe_binary):
     image = b.commit("bad")
     target = tmp_path / "b"
     with pytest.raises(BundleError, match="nobody-here"):
-        create_bundle(target, image=image, mode="overlay", store=LayerStore(tmp_path / "store"), probe_binary=probe_binary)
+        create_bundle(
+            target, image=image, mode="overlay", store=LayerStore(tmp_path / "store"), probe_binary=probe_binary
+        )
     assert not target.exists()
     assert mounted(tmp_path) == []
 
@@ -156,11 +168,30 @@ def test_failure_midway_leaves_no_mount_and_no_folder(tmp_path, probe_binary):
 def test_image_config_fills_the_process(tmp_path, bundles, probe_binary):
     layout = Layout.init(tmp_path / "lay")
     b = ImageBuilder(layout)
-    b.add_changes([
-        {"op": "file", "path": "etc/passwd", "content": "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n"},
-        {"op": "file", "path": "etc/group", "content": "root:x:0:\napp:x:1001:\nwheel:x:10:root,app\naudio:x:29:app\n"},
-    ])
-    b.config.update({"Entrypoint": ["/probe"], "Cmd": ["hostname"], "Env": ["A=1"], "WorkingDir": "/work", "User": "app", "Labels": {"org.example": "yes"}})
+    b.add_changes(
+        [
+            {
+                "op": "file",
+                "path": "etc/passwd",
+                "content": "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n",
+            },
+            {
+                "op": "file",
+                "path": "etc/group",
+                "content": "root:x:0:\napp:x:1001:\nwheel:x:10:root,app\naudio:x:29:app\n",
+            },
+        ]
+    )
+    b.config.update(
+        {
+            "Entrypoint": ["/probe"],
+            "Cmd": ["hostname"],
+            "Env": ["A=1"],
+            "WorkingDir": "/work",
+            "User": "app",
+            "Labels": {"org.example": "yes"},
+        }
+    )
     image = b.commit("cfg")
     bundle = bundles("b", image=image, mode="raw", probe_binary=probe_binary)
     config = bundle.config()
@@ -199,7 +230,12 @@ def test_cli_bundle_image_overlay_and_remove(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
     generate_image(Layout.init(tmp_path / "lay"), "g", layers=2, files=1, size=8)
     target = tmp_path / "b"
-    assert main(["bundle", str(target), "--image", f"{tmp_path / 'lay'}:g", "--mode", "overlay", "--", "/probe", "hostname"]) == 0
+    assert (
+        main(
+            ["bundle", str(target), "--image", f"{tmp_path / 'lay'}:g", "--mode", "overlay", "--", "/probe", "hostname"]
+        )
+        == 0
+    )
     try:
         assert mounted(target / "rootfs") == [str(target / "rootfs")]
         assert (tmp_path / "cache" / "layers" / "sha256").is_dir()
@@ -226,6 +262,12 @@ def test_corrupt_layer_leaves_no_raw_bundle(tmp_path, probe_binary):
     for mode in ("raw", "overlay"):
         target = tmp_path / mode
         with pytest.raises(HarnessError, match="truncated|corrupt"):
-            create_bundle(target, image=f"{tmp_path / 'lay'}:g", mode=mode, store=LayerStore(tmp_path / "store"), probe_binary=probe_binary)
+            create_bundle(
+                target,
+                image=f"{tmp_path / 'lay'}:g",
+                mode=mode,
+                store=LayerStore(tmp_path / "store"),
+                probe_binary=probe_binary,
+            )
         assert not target.exists(), f"{mode}: a partial bundle was left"
     assert mounted(tmp_path) == []

@@ -12,12 +12,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def harness(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def layer_members(layout: Path, tag: str) -> list[list[tarfile.TarInfo]]:
     index = json.loads((layout / "index.json").read_text())
-    desc = next(m for m in index["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag)
+    desc = next(
+        m for m in index["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag
+    )
     manifest = json.loads((layout / "blobs" / "sha256" / desc["digest"].split(":")[1]).read_text())
     out = []
     for layer in manifest["layers"]:

@@ -48,7 +48,18 @@ def names(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
 
-BASE = [d("a"), d("a/b"), d("a/b/c"), f("a/b/c/bar"), d("etc"), f("etc/my-app-config"), d("bin"), f("bin/tool"), d("bin/tools"), f("bin/tools/one")]
+BASE = [
+    d("a"),
+    d("a/b"),
+    d("a/b/c"),
+    f("a/b/c/bar"),
+    d("etc"),
+    f("etc/my-app-config"),
+    d("bin"),
+    f("bin/tool"),
+    d("bin/tools"),
+    f("bin/tools/one"),
+]
 
 
 def test_whiteout_removes_lower_entry(tmp_path):
@@ -84,7 +95,19 @@ def test_whiteout_of_folder_recreated_in_same_layer(tmp_path):
 @root_only
 def test_overlay_form(tmp_path):
     t = tmp_path / "layer"
-    apply_layer(layer(d("a"), f("a/.wh..wh..opq"), d("etc"), f("etc/.wh.gone"), f("etc/.wh.again"), d("etc/again"), f("etc/again/x")), t, form=OVERLAY)
+    apply_layer(
+        layer(
+            d("a"),
+            f("a/.wh..wh..opq"),
+            d("etc"),
+            f("etc/.wh.gone"),
+            f("etc/.wh.again"),
+            d("etc/again"),
+            f("etc/again/x"),
+        ),
+        t,
+        form=OVERLAY,
+    )
     gone = os.lstat(t / "etc" / "gone")
     assert stat.S_ISCHR(gone.st_mode) and gone.st_rdev == 0
     assert os.getxattr(t / "a", OPAQUE_XATTR) == b"y"
@@ -97,7 +120,9 @@ def test_hardlink_to_lower_file_is_copied_up_in_overlay_form(tmp_path):
     lower = tmp_path / "l0"
     apply_layer(layer(d("bin", mode=0o711), f("bin/busybox", b"BB", mode=0o755)), lower, form=OVERLAY)
     upper = tmp_path / "l1"
-    result = apply_layer(layer(d("usr"), entry("usr/sh", tarfile.LNKTYPE, link="bin/busybox")), upper, form=OVERLAY, lowers=[lower])
+    result = apply_layer(
+        layer(d("usr"), entry("usr/sh", tarfile.LNKTYPE, link="bin/busybox")), upper, form=OVERLAY, lowers=[lower]
+    )
     assert result.depends_on_lowers
     assert (upper / "usr" / "sh").read_bytes() == b"BB"
     assert os.stat(upper / "usr" / "sh").st_ino == os.stat(upper / "bin" / "busybox").st_ino
@@ -106,18 +131,26 @@ def test_hardlink_to_lower_file_is_copied_up_in_overlay_form(tmp_path):
 
 @root_only
 def test_metadata_links_devices(tmp_path):
-    apply_layer(layer(
-        d("d", mode=0o1777, uid=12, gid=34, mtime=5000),
-        f("d/f", b"data", mode=0o4751, uid=5, gid=6, mtime=7000, xattrs={"user.k": "v"}),
-        entry("d/link", tarfile.SYMTYPE, link="/etc/passwd"),
-        entry("d/hard", tarfile.LNKTYPE, link="d/f"),
-        entry("d/null", tarfile.CHRTYPE, mode=0o666, dev=(1, 3)),
-        entry("d/fifo", tarfile.FIFOTYPE, mode=0o600),
-    ), tmp_path)
+    apply_layer(
+        layer(
+            d("d", mode=0o1777, uid=12, gid=34, mtime=5000),
+            f("d/f", b"data", mode=0o4751, uid=5, gid=6, mtime=7000, xattrs={"user.k": "v"}),
+            entry("d/link", tarfile.SYMTYPE, link="/etc/passwd"),
+            entry("d/hard", tarfile.LNKTYPE, link="d/f"),
+            entry("d/null", tarfile.CHRTYPE, mode=0o666, dev=(1, 3)),
+            entry("d/fifo", tarfile.FIFOTYPE, mode=0o600),
+        ),
+        tmp_path,
+    )
     st = os.stat(tmp_path / "d")
     assert stat.S_IMODE(st.st_mode) == 0o1777 and (st.st_uid, st.st_gid) == (12, 34) and st.st_mtime == 5000
     fs = os.stat(tmp_path / "d" / "f")
-    assert stat.S_IMODE(fs.st_mode) == 0o4751 and (fs.st_uid, fs.st_gid) == (5, 6) and fs.st_mtime == 7000 and fs.st_nlink == 2
+    assert (
+        stat.S_IMODE(fs.st_mode) == 0o4751
+        and (fs.st_uid, fs.st_gid) == (5, 6)
+        and fs.st_mtime == 7000
+        and fs.st_nlink == 2
+    )
     assert os.getxattr(tmp_path / "d" / "f", "user.k") == b"v"
     assert os.readlink(tmp_path / "d" / "link") == "/etc/passwd"
     nul = os.lstat(tmp_path / "d" / "null")
@@ -134,15 +167,18 @@ def outside(tmp_path):
 
 
 @pytest.mark.parametrize("form", [RAW, OVERLAY])
-@pytest.mark.parametrize("case, message", [
-    ([f("../outside/precious", b"pwned")], "outside the target"),
-    ([f("/abs", b"pwned")], "outside the target"),
-    ([entry("esc", tarfile.SYMTYPE, link="../outside"), f("esc/precious", b"pwned")], "symlink"),
-    ([entry("h", tarfile.LNKTYPE, link="../outside/precious")], "outside the target"),
-    ([f(".wh...")], "names no entry"),
-    ([entry("esc", tarfile.SYMTYPE, link="../outside"), f("esc/.wh.precious")], "symlink"),
-    ([entry("esc", tarfile.SYMTYPE, link="../outside"), f("esc/.wh..wh..opq")], "symlink"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ([f("../outside/precious", b"pwned")], "outside the target"),
+        ([f("/abs", b"pwned")], "outside the target"),
+        ([entry("esc", tarfile.SYMTYPE, link="../outside"), f("esc/precious", b"pwned")], "symlink"),
+        ([entry("h", tarfile.LNKTYPE, link="../outside/precious")], "outside the target"),
+        ([f(".wh...")], "names no entry"),
+        ([entry("esc", tarfile.SYMTYPE, link="../outside"), f("esc/.wh.precious")], "symlink"),
+        ([entry("esc", tarfile.SYMTYPE, link="../outside"), f("esc/.wh..wh..opq")], "symlink"),
+    ],
+)
 def test_escapes_are_refused_and_nothing_outside_changes(tmp_path, form, case, message):
     if form == OVERLAY and os.geteuid() != 0:
         pytest.skip("overlay form needs root")

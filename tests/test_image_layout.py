@@ -11,8 +11,16 @@ import pytest
 
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.image import (DigestMismatch, ImageBuilder, ImageError, Layout, RAW, generate_image,
-                           parse_reference, unpack_layer)
+from harness.image import (
+    RAW,
+    DigestMismatch,
+    ImageBuilder,
+    ImageError,
+    Layout,
+    generate_image,
+    parse_reference,
+    unpack_layer,
+)
 from harness.rootfs import local_alpine_tarball
 
 ALPINE = local_alpine_tarball()
@@ -56,7 +64,9 @@ def test_reproducible_generator(tmp_path):
     assert one.digest == two.digest
     assert [d.digest for d in one.layers] == [d.digest for d in two.layers]
     for d in one.layers:
-        assert (tmp_path / "a" / "blobs" / "sha256" / d.hex).read_bytes() == (tmp_path / "b" / "blobs" / "sha256" / d.hex).read_bytes()
+        assert (tmp_path / "a" / "blobs" / "sha256" / d.hex).read_bytes() == (
+            tmp_path / "b" / "blobs" / "sha256" / d.hex
+        ).read_bytes()
     assert other.digest != one.digest
 
 
@@ -73,6 +83,7 @@ def test_images_sharing_a_base_share_its_blob(tmp_path):
     assert images[0].layers[1].digest != images[1].layers[1].digest
     # the base blob is the tarball itself
     import hashlib
+
     assert images[0].layers[0].digest == "sha256:" + hashlib.sha256(ALPINE.read_bytes()).hexdigest()
     assert sorted(layout.tags()) == ["one", "two"]
 
@@ -146,10 +157,18 @@ def test_nested_index_is_followed(tmp_path):
     layout = image.layout
     from harness.image import MEDIA_TYPES
     from harness.image.layout import _host_arch
-    inner = layout.write_json({"schemaVersion": 2, "mediaType": MEDIA_TYPES.INDEX, "manifests": [
-        {**image.manifest_desc.to_json(), "platform": {"os": "linux", "architecture": "s390x-nope"}},
-        {**image.manifest_desc.to_json(), "platform": {"os": "linux", "architecture": _host_arch()}},
-    ]}, MEDIA_TYPES.INDEX)
+
+    inner = layout.write_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": MEDIA_TYPES.INDEX,
+            "manifests": [
+                {**image.manifest_desc.to_json(), "platform": {"os": "linux", "architecture": "s390x-nope"}},
+                {**image.manifest_desc.to_json(), "platform": {"os": "linux", "architecture": _host_arch()}},
+            ],
+        },
+        MEDIA_TYPES.INDEX,
+    )
     layout.tag("multi", inner)
     assert layout.resolve("multi").digest == image.digest
 
@@ -168,13 +187,32 @@ def test_cli_build_ls_inspect(tmp_path, capsys):
     changes = tmp_path / "changes.json"
     changes.write_text(json.dumps([{"op": "delete", "path": "etc/a"}, {"op": "file", "path": "etc/b", "content": "b"}]))
     lay = tmp_path / "lay"
-    assert main(["image", "build", f"{lay}:x", "--base", str(folder), "--changes", str(changes), "--cmd", "/bin/true", "--label", "k=v"]) == 0
+    assert (
+        main(
+            [
+                "image",
+                "build",
+                f"{lay}:x",
+                "--base",
+                str(folder),
+                "--changes",
+                str(changes),
+                "--cmd",
+                "/bin/true",
+                "--label",
+                "k=v",
+            ]
+        )
+        == 0
+    )
     assert main(["image", "ls", str(lay)]) == 0
     out = capsys.readouterr().out
     assert any(line.startswith("x ") for line in out.splitlines())
     assert main(["image", "inspect", f"{lay}:x"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert len(info["layers"]) == 2 and info["config"]["Labels"] == {"k": "v"} and info["config"]["Cmd"] == ["/bin/true"]
+    assert (
+        len(info["layers"]) == 2 and info["config"]["Labels"] == {"k": "v"} and info["config"]["Cmd"] == ["/bin/true"]
+    )
 
 
 # -- interop ---------------------------------------------------------------------------------------
@@ -190,10 +228,16 @@ def test_umoci_reads_our_layout_and_we_read_its(tmp_path):
     for d, i in zip(image.layers, image.diff_ids):
         unpack_layer(image.layout, d, i, ours, form=RAW)
     theirs = tmp_path / "theirs"
-    subprocess.run([umoci, "raw", "unpack", "--image", f"{tmp_path / 'lay'}:g", str(theirs)], check=True, capture_output=True)
+    subprocess.run(
+        [umoci, "raw", "unpack", "--image", f"{tmp_path / 'lay'}:g", str(theirs)], check=True, capture_output=True
+    )
     assert _tree(ours) == _tree(theirs)
     # umoci writes a new image into our layout; we read and apply it
-    subprocess.run([umoci, "config", "--image", f"{tmp_path / 'lay'}:g", "--tag", "u", "--config.cmd", "/bin/x"], check=True, capture_output=True)
+    subprocess.run(
+        [umoci, "config", "--image", f"{tmp_path / 'lay'}:g", "--tag", "u", "--config.cmd", "/bin/x"],
+        check=True,
+        capture_output=True,
+    )
     # and umoci repack adds a layer with its own whiteouts
     bundle = tmp_path / "ubundle"
     subprocess.run([umoci, "unpack", "--image", f"{tmp_path / 'lay'}:u", str(bundle)], check=True, capture_output=True)
@@ -213,7 +257,11 @@ def test_umoci_reads_our_layout_and_we_read_its(tmp_path):
 @pytest.mark.skipif(skopeo is None, reason="skopeo is not installed (apt-get install skopeo)")
 def test_skopeo_copies_our_layout_and_we_read_the_copy(tmp_path):
     image = generate_image(Layout.init(tmp_path / "lay"), "g", layers=2, files=2, size=50, seed=3)
-    subprocess.run([skopeo, "--insecure-policy", "copy", f"oci:{tmp_path / 'lay'}:g", f"oci:{tmp_path / 'copy'}:c"], check=True, capture_output=True)
+    subprocess.run(
+        [skopeo, "--insecure-policy", "copy", f"oci:{tmp_path / 'lay'}:g", f"oci:{tmp_path / 'copy'}:c"],
+        check=True,
+        capture_output=True,
+    )
     copy = Layout.open(tmp_path / "copy").resolve("c")
     assert copy.diff_ids == image.diff_ids
     a, b = tmp_path / "a", tmp_path / "b"
@@ -229,6 +277,10 @@ def _tree(root: Path) -> dict[str, tuple]:
         for name in dirnames + filenames:
             p = os.path.join(dirpath, name)
             st = os.lstat(p)
-            content = open(p, "rb").read() if os.path.isfile(p) and not os.path.islink(p) else (os.readlink(p) if os.path.islink(p) else None)
+            content = (
+                open(p, "rb").read()
+                if os.path.isfile(p) and not os.path.islink(p)
+                else (os.readlink(p) if os.path.islink(p) else None)
+            )
             out[os.path.relpath(p, root)] = (st.st_mode, st.st_uid, st.st_gid, content)
     return out

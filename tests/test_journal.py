@@ -63,7 +63,11 @@ def test_cleanup_removes_what_a_dead_run_left(tmp_path):
     kept.mkdir()
     path = dead_owner_journal(
         tmp_path,
-        [{"kind": "folder", "key": str(left)}, {"kind": "folder", "key": str(kept)}, {"kind": "released", "of": "folder", "key": str(kept)}],
+        [
+            {"kind": "folder", "key": str(left)},
+            {"kind": "folder", "key": str(kept)},
+            {"kind": "released", "of": "folder", "key": str(kept)},
+        ],
     )
     assert [r for r in journal.cleanup(tmp_path, dry_run=True).removed] == [f"would remove folder {left}"]
     assert left.exists()
@@ -116,7 +120,19 @@ def test_kill_9_mid_suite_then_cleanup_leaves_nothing(tmp_path):
     case.write_text(f"READY = {str(ready)!r}\n" + textwrap.dedent(KILLED_RUN))
     env = {**os.environ, "HARNESS_STATE_DIR": str(state_dir), "PYTHONPATH": str(ROOT)}
     run = subprocess.Popen(
-        [sys.executable, "-m", "pytest", str(case), "--runtime", "runc", "-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "-q"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(case),
+            "--runtime",
+            "runc",
+            "-p",
+            "harness.pytest_plugin",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+        ],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -136,11 +152,15 @@ def test_kill_9_mid_suite_then_cleanup_leaves_nothing(tmp_path):
         run.send_signal(signal.SIGKILL)  # the run we started, by its pid
         run.wait()
     assert runtime._alive(pid), "the container should outlive its killed run (that is the point)"
-    cleanup = subprocess.run([sys.executable, "-m", "harness", "cleanup"], env=env, capture_output=True, text=True, timeout=120)
+    cleanup = subprocess.run(
+        [sys.executable, "-m", "harness", "cleanup"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert cleanup.returncode == 0, cleanup.stderr
     assert f"container {cid}" in cleanup.stdout, cleanup.stdout
     runtime.reap_orphans()
-    assert not (runtime._alive(pid) and runtime._start_time(pid) == pid_start), f"the container process {pid} still runs"
+    assert not (runtime._alive(pid) and runtime._start_time(pid) == pid_start), (
+        f"the container process {pid} still runs"
+    )
     journals = list((state_dir / "journal").glob("*.jsonl")) if (state_dir / "journal").exists() else []
     assert journals == [], f"journals left: {journals}"
     leftover_state = [p for p in state_dir.rglob("*") if p.name != "journal"]
@@ -150,11 +170,13 @@ def test_kill_9_mid_suite_then_cleanup_leaves_nothing(tmp_path):
         _, controllers, path = line.split(":", 2)
         if path in ("", "/"):
             continue
-        for name in (controllers.split(",") if controllers else ["unified"]):
+        for name in controllers.split(",") if controllers else ["unified"]:
             name = name.removeprefix("name=")
             base = Path("/sys/fs/cgroup") / name
             if base.is_dir() and path.endswith(cid):
                 assert not (base / path.lstrip("/")).exists(), f"cgroup {base / path.lstrip('/')} left behind"
     assert not [m for m in host.mounts() if str(tmp_path) in m.mount_point], "mounts left behind"
-    again = subprocess.run([sys.executable, "-m", "harness", "cleanup"], env=env, capture_output=True, text=True, timeout=60)
+    again = subprocess.run(
+        [sys.executable, "-m", "harness", "cleanup"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert again.stdout.strip() == "nothing to clean up"

@@ -25,7 +25,13 @@ def test_a_mount_left_in_a_bundle_is_found_and_detached(tmp_path):
     (bundle / "rootfs" / "proc").mkdir(parents=True)
     before = leaks.mount_points([str(bundle)])
     _linux.mount("tmpfs", str(bundle / "rootfs" / "proc"), "tmpfs", 0, "size=64k")
-    found = leaks.find(ids=["nobody"], tokens=["nobody-" + uuid.uuid4().hex], bundles=[str(bundle)], state_roots=[], mounts_before=before)
+    found = leaks.find(
+        ids=["nobody"],
+        tokens=["nobody-" + uuid.uuid4().hex],
+        bundles=[str(bundle)],
+        state_roots=[],
+        mounts_before=before,
+    )
     assert [str(x) for x in found] == [f"mount {bundle / 'rootfs' / 'proc'}"]
     assert leaks.remove(found) == []
     assert not leaks.mount_points([str(bundle)])
@@ -37,7 +43,12 @@ def test_a_mount_made_before_the_case_is_not_a_leak(tmp_path):
     _linux.mount("tmpfs", str(bundle / "rootfs"), "tmpfs", 0, "size=64k")  # like an overlay bundle
     try:
         before = leaks.mount_points([str(bundle)])
-        assert leaks.find(ids=[], tokens=["x-" + uuid.uuid4().hex], bundles=[str(bundle)], state_roots=[], mounts_before=before) == []
+        assert (
+            leaks.find(
+                ids=[], tokens=["x-" + uuid.uuid4().hex], bundles=[str(bundle)], state_roots=[], mounts_before=before
+            )
+            == []
+        )
     finally:
         _linux.umount2(str(bundle / "rootfs"), _linux.MNT_DETACH)
 
@@ -68,7 +79,13 @@ def test_processes_rooted_in_a_bundle_and_state_entries(tmp_path):
     (state / "hx-1").mkdir(parents=True)
     (state / "hy-2").mkdir()
     try:
-        found = leaks.find(ids=["hx-1"], tokens=["hx-1-" + uuid.uuid4().hex], bundles=[str(bundle)], state_roots=[state], mounts_before=set())
+        found = leaks.find(
+            ids=["hx-1"],
+            tokens=["hx-1-" + uuid.uuid4().hex],
+            bundles=[str(bundle)],
+            state_roots=[state],
+            mounts_before=set(),
+        )
         assert [x.kind for x in found] == ["process", "state"], found
         assert f"pid {proc.pid} " in found[0].what
         assert leaks.remove(found) == []
@@ -93,5 +110,11 @@ def test_host_values_a_runtime_changed_are_reported_and_restored():
         "assert leaks.host_state({'kernel.shm_rmid_forced'}) == before\n"
         "assert leaks.restore_host_state(before) == ([], [])\n"
     )
-    p = subprocess.run(["unshare", "--uts", "--ipc", sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=False)
+    p = subprocess.run(
+        ["unshare", "--uts", "--ipc", sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert p.returncode == 0, p.stderr

@@ -97,7 +97,13 @@ def test_definition_is_the_reference_one_renamed(tmp_path):
 
 
 def rec(runtime, case, outcome, reqs=(), message=None):
-    return {"runtime": runtime, "case": f"{case}[{runtime}]", "outcome": outcome, "message": message, "requirements": [{"id": r} for r in reqs]}
+    return {
+        "runtime": runtime,
+        "case": f"{case}[{runtime}]",
+        "outcome": outcome,
+        "message": message,
+        "requirements": [{"id": r} for r in reqs],
+    }
 
 
 def result(reqs=("runtime.state.bundle",)):
@@ -118,7 +124,18 @@ def test_classify_killed_breaks_everything_hang_and_undecided():
     mutants._classify(r, [rec("m-x", smoke, "failed", reqs=["config.process.args"])], "fast")
     assert r.outcome == "killed", "a smoke case checking the mutant's own requirement counts as a kill"
     r = result()
-    mutants._classify(r, [rec("m-x", "cases/t.py::a", "failed", message="m-x: timeout: delete gave no answer within 20 s (load 1.0); killed")], "full")
+    mutants._classify(
+        r,
+        [
+            rec(
+                "m-x",
+                "cases/t.py::a",
+                "failed",
+                message="m-x: timeout: delete gave no answer within 20 s (load 1.0); killed",
+            )
+        ],
+        "full",
+    )
     assert r.outcome == "hang"
     r = result()
     traceback = 'out, err = _communicate(proc, timeout, lambda o, e: RuntimeTimeout(self.name, argv, f"no answer within {timeout:g} s (killed)"))\nE   RuntimeCallError: m-x: delete failed'
@@ -140,22 +157,43 @@ def test_report_scores_areas_and_lists_untargeted():
 
 
 def test_select_plugin_keeps_each_runtimes_own_cases(tmp_path):
-    (tmp_path / "test_x.py").write_text(textwrap.dedent("""
+    (tmp_path / "test_x.py").write_text(
+        textwrap.dedent("""
         import pytest
         @pytest.mark.parametrize("runtime", ["m-a", "m-b", "other"])
         def test_one(runtime): pass
         @pytest.mark.parametrize("runtime", ["m-a", "m-b"])
         def test_two(runtime): pass
         def test_no_runtime(): pass
-    """))
+    """)
+    )
     sel = tmp_path / "sel.json"
     sel.write_text(json.dumps({"m-a": ["test_x.py::test_one"], "m-b": "*"}))
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", str(tmp_path), "-p", "harness._mutant_select", "-p", "no:cacheprovider", "--collect-only", "-q", "-p", "no:harness"],
-        cwd=tmp_path, env={**os.environ, "HARNESS_MUTANT_SELECT": str(sel), "PYTHONPATH": str(mutants.ROOT)}, capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(tmp_path),
+            "-p",
+            "harness._mutant_select",
+            "-p",
+            "no:cacheprovider",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:harness",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "HARNESS_MUTANT_SELECT": str(sel), "PYTHONPATH": str(mutants.ROOT)},
+        capture_output=True,
+        text=True,
+        check=False,
     )
     ids = sorted(line for line in out.stdout.splitlines() if "::" in line)
-    assert ids == ["test_x.py::test_one[m-a]", "test_x.py::test_one[m-b]", "test_x.py::test_two[m-b]"], out.stdout + out.stderr
+    assert ids == ["test_x.py::test_one[m-a]", "test_x.py::test_one[m-b]", "test_x.py::test_two[m-b]"], (
+        out.stdout + out.stderr
+    )
 
 
 def test_sample_is_reproducible_and_spread_over_areas():
@@ -181,7 +219,18 @@ def test_report_shows_suite_strength(tmp_path):
     path.write_text(json.dumps(mutants.report(rs, cat, full=True, seconds=12.0)))
     results = tmp_path / "conf"
     results.mkdir()
-    (results / "results.jsonl").write_text(json.dumps({"schema": "oci-harness/conformance-result/1", "case": "cases/test_x.py::test_y[runc]", "outcome": "passed", "runtime": "runc", "requirements": []}) + "\n")
+    (results / "results.jsonl").write_text(
+        json.dumps(
+            {
+                "schema": "oci-harness/conformance-result/1",
+                "case": "cases/test_x.py::test_y[runc]",
+                "outcome": "passed",
+                "runtime": "runc",
+                "requirements": [],
+            }
+        )
+        + "\n"
+    )
     html, md = build_report([load_run(results)], strength=mutants.load_results(path))
     assert 'id="strength"' in html and "the-survivor" in html and "50%" in html
     assert "## Suite strength" in md and "`the-survivor`" in md

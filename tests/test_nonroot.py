@@ -11,13 +11,20 @@ import pytest
 from harness import runtime as rt
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv (to become nobody)")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv (to become nobody)"
+)
 
 
 def as_nobody(*args, env=None):
     return subprocess.run(
         ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-m", "harness", *args],
-        capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})}, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+        check=False,
     )
 
 
@@ -33,12 +40,21 @@ def tmp_path():
 
 
 def test_run_with_a_private_mount_namespace_quirk_says_it_needs_root(tmp_path):
-    quirky = [d for d in rt.load_definitions().values() if d.private_mount_namespace and d.private_mount_namespace.applies() and d.find_binary()]
+    quirky = [
+        d
+        for d in rt.load_definitions().values()
+        if d.private_mount_namespace and d.private_mount_namespace.applies() and d.find_binary()
+    ]
     if not quirky:
         pytest.skip("no installed runtime whose definition asks for a private mount namespace on this host")
     tmp_path.chmod(0o755)
     bundle = tmp_path / "b"
-    subprocess.run([sys.executable, "-m", "harness", "bundle", str(bundle), "--rootfs", "probe", "--", "/probe", "hostname"], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "harness", "bundle", str(bundle), "--rootfs", "probe", "--", "/probe", "hostname"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     subprocess.run(["chmod", "-R", "a+rX", str(tmp_path)], check=True)
     p = as_nobody("run", str(bundle), "--runtime", quirky[0].name)
     assert p.returncode == 2, p.stderr

@@ -8,7 +8,7 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-FAKE = r'''#!PYTHON
+FAKE = r"""#!PYTHON
 import json, os, sys
 args = sys.argv[1:]
 root = args[args.index("--root") + 1]
@@ -28,7 +28,7 @@ elif cmd == "state":
     print(open(path).read())
 elif cmd == "delete":
     os.unlink(path)
-'''
+"""
 
 
 @pytest.fixture
@@ -38,7 +38,8 @@ def fake_env(pytester, monkeypatch, tmp_path):
     binary = tmp_path / "fakert"
     binary.write_text(FAKE.replace("PYTHON", sys.executable))
     binary.chmod(0o755)
-    (defs / "fake.toml").write_text(textwrap.dedent(f'''
+    (defs / "fake.toml").write_text(
+        textwrap.dedent(f'''
         name = "fake"
         binary = "{binary}"
         [expected_failures."test_known_bug"]
@@ -51,7 +52,8 @@ def fake_env(pytester, monkeypatch, tmp_path):
         spec = "runtime.md#create"
         sentence = "The runtime MUST ..."
         match = "b deviates"
-    '''))
+    ''')
+    )
     (defs / "other.toml").write_text(f'name = "other"\nbinary = "{binary}"\n')
     monkeypatch.setenv("HARNESS_RUNTIMES_DIR", str(defs))
     monkeypatch.setenv("HARNESS_STATE_DIR", str(tmp_path / "state"))
@@ -80,7 +82,9 @@ def test_cases_run_once_per_runtime_and_expected_failures_are_strict(fake_env):
     )
     result = fake_env.runpytest("--runtime", "fake,other", "-rxX")
     result.assert_outcomes(passed=8, xfailed=2)
-    result.stdout.fnmatch_lines(["*XFAIL*test_known_bug[[]fake[]]*fake deviates*", "*XFAIL*test_param[[]fake-b[]]*only b deviates*"])
+    result.stdout.fnmatch_lines(
+        ["*XFAIL*test_known_bug[[]fake[]]*fake deviates*", "*XFAIL*test_param[[]fake-b[]]*only b deviates*"]
+    )
 
 
 def test_an_expected_failure_that_passes_fails_the_run(fake_env):
@@ -92,7 +96,9 @@ def test_an_expected_failure_that_passes_fails_the_run(fake_env):
 
 def test_an_expected_failure_that_fails_differently_is_a_failure(fake_env):
     """A known deviation is one specific check: the same case failing another way is new."""
-    fake_env.makepyfile(test_cases="def test_known_bug(runtime):\n    assert runtime.name == 'other', 'something else broke'\n")
+    fake_env.makepyfile(
+        test_cases="def test_known_bug(runtime):\n    assert runtime.name == 'other', 'something else broke'\n"
+    )
     result = fake_env.runpytest("--runtime", "fake", "-rf")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*not the known deviation*", "*does not match*the name is fake*"])
@@ -103,7 +109,10 @@ def test_an_expected_failure_that_fails_differently_is_a_failure(fake_env):
     [
         ('"test_x" = "a reason only"', "is a str; write it as a table*"),
         ('"test_x" = { reason = "r", spec = "runtime.md#create", sentence = "s" }', "*needs match*"),
-        ('"test_x" = { reason = "r", spec = "runtime.md#create", sentence = "s", match = "(" }', "*not a regular expression*"),
+        (
+            '"test_x" = { reason = "r", spec = "runtime.md#create", sentence = "s", match = "(" }',
+            "*not a regular expression*",
+        ),
         ('"test_x" = { reason = "r", spec = "create", sentence = "s", match = "x" }', "*not FILE.md#anchor*"),
     ],
 )
@@ -117,7 +126,9 @@ def test_a_malformed_expected_failure_is_refused(tmp_path, entry, complaint):
     path.write_text(f'name = "bad"\nbinary = "bad"\n[expected_failures]\n{entry}\n')
     with pytest.raises(HarnessError) as err:
         RuntimeDefinition.from_toml(path)
-    assert fnmatch.fnmatch(str(err.value), f"runtime definition {path}: expected failure 'test_x'{complaint}") or fnmatch.fnmatch(str(err.value), f"*{complaint}")
+    assert fnmatch.fnmatch(
+        str(err.value), f"runtime definition {path}: expected failure 'test_x'{complaint}"
+    ) or fnmatch.fnmatch(str(err.value), f"*{complaint}")
 
 
 def test_requires_skips_with_reason(fake_env, monkeypatch):
@@ -201,7 +212,9 @@ def test_failure_shows_config_and_runtime_stderr_and_containers_are_removed(fake
     )
     result = fake_env.runpytest("--runtime", "fake")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*harness: config.json of container*", "*MARKER-HOST*", "*harness: fake stderr at create*", "*fake: created*"])
+    result.stdout.fnmatch_lines(
+        ["*harness: config.json of container*", "*MARKER-HOST*", "*harness: fake stderr at create*", "*fake: created*"]
+    )
     leftovers = list((tmp_path / "state").rglob("*.json"))
     assert leftovers == [], f"containers left behind: {leftovers}"
 
@@ -253,7 +266,12 @@ def test_results_dir_gets_jsonl_junit_tap(fake_env, tmp_path):
     from harness import results
 
     records = {r["name"]: r for r in results.read_jsonl(out / "results.jsonl")}
-    assert {n: r["outcome"] for n, r in records.items()} == {"test_ok": "passed", "test_known_bug": "xfailed", "test_bad": "failed", "test_skipped": "skipped"}
+    assert {n: r["outcome"] for n, r in records.items()} == {
+        "test_ok": "passed",
+        "test_known_bug": "xfailed",
+        "test_bad": "failed",
+        "test_skipped": "skipped",
+    }
     assert records["test_ok"]["requirements"][0]["id"] == "runtime.create.status-created"
     assert records["test_ok"]["runtime"] == "fake"
     assert "expected 1, got 2" in records["test_bad"]["message"]
@@ -268,7 +286,11 @@ def test_run_status_complete_then_stopped_early(fake_env, tmp_path):
     out = tmp_path / "complete"
     fake_env.runpytest("--runtime", "fake", f"--results={out}")
     status = json.loads((out / "environment.json").read_text())["run_status"]
-    assert status["status"] == "complete" and status["exit"] == "tests failed" and status["collected"] == status["recorded"] == 2
+    assert (
+        status["status"] == "complete"
+        and status["exit"] == "tests failed"
+        and status["collected"] == status["recorded"] == 2
+    )
     out = tmp_path / "stopped"
     fake_env.runpytest("--runtime", "fake", f"--results={out}", "-x")
     status = json.loads((out / "environment.json").read_text())["run_status"]
@@ -276,7 +298,8 @@ def test_run_status_complete_then_stopped_early(fake_env, tmp_path):
 
 
 def test_differential_cases_without_diff_are_left_out_not_recorded(fake_env, tmp_path):
-    fake_env.makepyfile(test_cases="""
+    fake_env.makepyfile(
+        test_cases="""
         import pytest
 
         @pytest.fixture(scope="session")
@@ -288,7 +311,8 @@ def test_differential_cases_without_diff_are_left_out_not_recorded(fake_env, tmp
 
         def test_one(runtime):
             pass
-        """)
+        """
+    )
     out = tmp_path / "results"
     result = fake_env.runpytest("--runtime", "fake", f"--results={out}")
     result.assert_outcomes(passed=1, deselected=1)

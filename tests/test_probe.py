@@ -139,9 +139,7 @@ def test_binary_is_static(probe: Path) -> None:
         has_interpreter(probe_module.SOURCE)
 
 
-def test_missing_compiler_names_what_to_install(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_compiler_names_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HARNESS_CC", "/nonexistent/cc")
     with pytest.raises(ProbeBuildError) as info:
         build_probe(tmp_path)
@@ -151,9 +149,7 @@ def test_missing_compiler_names_what_to_install(
     assert not (tmp_path / "probe").exists()  # nothing half-made is left behind
 
 
-def test_missing_compiler_with_harness_cache_dir(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_compiler_with_harness_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("HARNESS_CC", "/nonexistent/cc")
     with pytest.raises(ProbeBuildError, match="apt-get install gcc"):
@@ -173,9 +169,7 @@ def fake_compiler(tmp_path: Path, body: str) -> Path:
 
 
 def test_missing_static_libc_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cc = fake_compiler(
-        tmp_path, 'echo "/usr/bin/ld: cannot find -lc: No such file or directory" >&2; exit 1\n'
-    )
+    cc = fake_compiler(tmp_path, 'echo "/usr/bin/ld: cannot find -lc: No such file or directory" >&2; exit 1\n')
     monkeypatch.setenv("HARNESS_CC", str(cc))
     with pytest.raises(ProbeBuildError) as info:
         build_probe(tmp_path / "cache")
@@ -187,9 +181,7 @@ def test_missing_static_libc_is_named(tmp_path: Path, monkeypatch: pytest.Monkey
     assert not [p for p in leftovers if p.is_file()], leftovers
 
 
-def test_other_compile_failures_show_the_compiler_output(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_other_compile_failures_show_the_compiler_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cc = fake_compiler(tmp_path, 'echo "probe.c:1: error: something odd" >&2; exit 1\n')
     monkeypatch.setenv("HARNESS_CC", str(cc))
     with pytest.raises(ProbeBuildError, match="probe.c:1: error: something odd"):
@@ -205,9 +197,7 @@ def test_a_dynamic_result_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert not [p for p in (tmp_path / "cache").rglob("probe") if p.is_file()]
 
 
-def test_cc_variable_is_used_when_harness_cc_is_unset(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_cc_variable_is_used_when_harness_cc_is_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cc = fake_compiler(tmp_path, 'echo "fake cc was here" >&2; exit 1\n')
     monkeypatch.delenv("HARNESS_CC", raising=False)
     monkeypatch.setenv("CC", str(cc))
@@ -221,10 +211,7 @@ def test_concurrent_builds_agree(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(probe_module.__file__).parents[2])}
     env.pop("HARNESS_CC", None)
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, env=env
-        )
-        for _ in range(2)
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, env=env) for _ in range(2)
     ]
     paths = {proc.communicate(timeout=120)[0].decode().strip() for proc in procs}
     assert [proc.returncode for proc in procs] == [0, 0]
@@ -295,9 +282,7 @@ def host_report(probe: Path, tmp_path: Path) -> dict:
         os.umask(0o027)
         resource.setrlimit(resource.RLIMIT_NOFILE, (123, 456))
 
-    return report_of(
-        probe, cwd=tmp_path, env={"ALPHA": "1", "BETA": "x=y", "EMPTY": ""}, preexec_fn=child_setup
-    )
+    return report_of(probe, cwd=tmp_path, env={"ALPHA": "1", "BETA": "x=y", "EMPTY": ""}, preexec_fn=child_setup)
 
 
 def test_report_has_every_key_and_no_errors(host_report: dict) -> None:
@@ -372,9 +357,7 @@ def test_report_security(host_report: dict) -> None:
 
 
 def test_report_namespaces(host_report: dict) -> None:
-    expected = {
-        name: os.stat(f"/proc/self/ns/{name}").st_ino for name in os.listdir("/proc/self/ns")
-    }
+    expected = {name: os.stat(f"/proc/self/ns/{name}").st_ino for name in os.listdir("/proc/self/ns")}
     assert host_report["namespaces"] == expected
     assert {"mnt", "pid", "net", "uts", "ipc", "user"} <= set(expected)
 
@@ -477,19 +460,14 @@ def test_json_escaping_round_trips(probe: Path) -> None:
     result = run(probe, "report", env=values)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)  # strict: a raw control character would be an error
-    expected = [
-        decode_like_the_probe(key + b"=" + value) for key, value in values.items()
-    ]
+    expected = [decode_like_the_probe(key + b"=" + value) for key, value in values.items()]
     assert report["env"] == expected
     assert 'QUOTE=say "hi"' in report["env"] and "NON_UTF8=a\xffb\xfe" in report["env"]
 
 
 def test_json_escaping_of_random_bytes(probe: Path) -> None:
     rng = random.Random(20240611)
-    env = {
-        f"R{i}".encode(): bytes(rng.choice(range(1, 256)) for _ in range(rng.randrange(1, 40)))
-        for i in range(200)
-    }
+    env = {f"R{i}".encode(): bytes(rng.choice(range(1, 256)) for _ in range(rng.randrange(1, 40))) for i in range(200)}
     result = run(probe, "report", env=env)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -585,7 +563,9 @@ def test_times_and_readn(probe: Path, tmp_path: Path) -> None:
 
 
 def test_try_goes_on_after_a_failure(probe: Path, tmp_path: Path) -> None:
-    result = run(probe, "try", "cat", str(tmp_path / "missing"), "try", "euid", "cat", str(tmp_path / "missing"), "euid")
+    result = run(
+        probe, "try", "cat", str(tmp_path / "missing"), "try", "euid", "cat", str(tmp_path / "missing"), "euid"
+    )
     assert result.returncode == 1 and result.stdout == f"euid {os.geteuid()}\n".encode()
     assert result.stderr.count(b"No such file or directory") == 2
     assert run(probe, "euid", "try").returncode == 2 and run(probe, "try", "try", "euid").returncode == 2
@@ -605,9 +585,7 @@ def test_ls_is_sorted(probe: Path, tmp_path: Path) -> None:
     (tmp_path / "dir").mkdir()
     result = run(probe, "ls", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.decode().splitlines() == sorted(
-        [".hidden", "Z", "a", "b", "dir", "with space"]
-    )
+    assert result.stdout.decode().splitlines() == sorted([".hidden", "Z", "a", "b", "dir", "with space"])
     empty = tmp_path / "dir"
     assert run(probe, "ls", str(empty)).stdout == b""
 

@@ -14,11 +14,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_report_load import ENV, RECORDS, record, samples, write_bench, write_conformance
 
 from harness.report import load_run
 from harness.report.render import build_report
 from harness.spec import default_config
-from test_report_load import ENV, RECORDS, record, samples, write_bench, write_conformance
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
@@ -29,9 +29,23 @@ WIDTHS = {"desktop": (1920, 2200), "laptop": (1366, 1600)}
 def chromium(tmp_path, *args, timeout=180):
     profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
     profile.mkdir()
-    argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}", *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env={**os.environ, "HOME": str(tmp_path)})
+    argv = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+        *args,
+    ]
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, env={**os.environ, "HOME": str(tmp_path)}
+    )
 
 
 def status(kind, started):
@@ -41,16 +55,38 @@ def status(kind, started):
 def failing_records():
     config = default_config()
     config["hostname"] = "HAL-9000"
-    message = ("cases/test_hostname.py:21: in test_hostname_is_seen_inside\n    assert report[\"hostname\"] == \"HAL-9000\", ...\n"
-               "E   AssertionError: hostname: expected 'HAL-9000', got 'HAL-9000x'\nE   assert 'HAL-9000x' == 'HAL-9000'\nE     - HAL-9000\nE     + HAL-9000x")
-    sections = {"harness: config.json of container h1-1": json.dumps(config, indent=2),
-                "harness: crun stderr at create of h1-1": "crun: sethostname: Operation not permitted\n",
-                "harness: stdout of container h1-1": '{"hostname": "HAL-9000x"}'}
+    message = (
+        'cases/test_hostname.py:21: in test_hostname_is_seen_inside\n    assert report["hostname"] == "HAL-9000", ...\n'
+        "E   AssertionError: hostname: expected 'HAL-9000', got 'HAL-9000x'\nE   assert 'HAL-9000x' == 'HAL-9000'\nE     - HAL-9000\nE     + HAL-9000x"
+    )
+    sections = {
+        "harness: config.json of container h1-1": json.dumps(config, indent=2),
+        "harness: crun stderr at create of h1-1": "crun: sethostname: Operation not permitted\n",
+        "harness: stdout of container h1-1": '{"hostname": "HAL-9000x"}',
+    }
     return [
         *RECORDS,
-        record("cases/test_hostname.py::test_hostname_is_seen_inside", "runc", "passed", [("config.hostname.applied", "MUST")]),
-        record("cases/test_hostname.py::test_hostname_is_seen_inside", "crun", "failed", [("config.hostname.applied", "MUST")], message=message, sections=sections),
-        record("cases/test_a.py::test_two", "runc", "xfailed", [("runtime.state.status", "REQUIRED")], reason="runc: known deviation"),
+        record(
+            "cases/test_hostname.py::test_hostname_is_seen_inside",
+            "runc",
+            "passed",
+            [("config.hostname.applied", "MUST")],
+        ),
+        record(
+            "cases/test_hostname.py::test_hostname_is_seen_inside",
+            "crun",
+            "failed",
+            [("config.hostname.applied", "MUST")],
+            message=message,
+            sections=sections,
+        ),
+        record(
+            "cases/test_a.py::test_two",
+            "runc",
+            "xfailed",
+            [("runtime.state.status", "REQUIRED")],
+            reason="runc: known deviation",
+        ),
     ]
 
 
@@ -59,11 +95,22 @@ def reports(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     conf = write_conformance(root / "conf", failing_records(), env={**ENV, **status("conformance", 1.7e9)})
     bench = write_bench(root / "bench", samples(n=12), env={**ENV, **status("bench", 1.7e9 + 100)})
-    old_bench = write_bench(root / "old-bench", samples(seed=3, n=12, slow={"crun": 0.8}), env={**ENV, **status("bench", 1.6e9)})
-    old_conf = write_conformance(root / "old-conf", RECORDS[:1] + [record("cases/test_a.py::test_one", "crun", "passed", [("runtime.state.id-unique", "MUST")])],
-                                 env={**ENV, **status("conformance", 1.6e9)})
-    host_a = write_conformance(root / "host-a", failing_records(), env={**ENV, "hostname": "ci-amd64", **status("conformance", 1.7e9)})
-    host_b = write_conformance(root / "host-b", RECORDS, env={**ENV, "hostname": "ci-arm64", "machine": "aarch64", **status("conformance", 1.7e9 + 60)})
+    old_bench = write_bench(
+        root / "old-bench", samples(seed=3, n=12, slow={"crun": 0.8}), env={**ENV, **status("bench", 1.6e9)}
+    )
+    old_conf = write_conformance(
+        root / "old-conf",
+        RECORDS[:1] + [record("cases/test_a.py::test_one", "crun", "passed", [("runtime.state.id-unique", "MUST")])],
+        env={**ENV, **status("conformance", 1.6e9)},
+    )
+    host_a = write_conformance(
+        root / "host-a", failing_records(), env={**ENV, "hostname": "ci-amd64", **status("conformance", 1.7e9)}
+    )
+    host_b = write_conformance(
+        root / "host-b",
+        RECORDS,
+        env={**ENV, "hostname": "ci-arm64", "machine": "aarch64", **status("conformance", 1.7e9 + 60)},
+    )
     runs = {
         "conformance": [load_run(conf)],
         "performance": [load_run(bench)],
@@ -81,7 +128,15 @@ def reports(tmp_path_factory):
 
 EXPECTED = {
     "conformance": ["runs", "conformance", "matrix", "failures", "environment"],
-    "performance": ["runs", "performance", "perf-lifecycle", "perf-overlay", "perf-copy-up", "perf-depth", "perf-scale"],
+    "performance": [
+        "runs",
+        "performance",
+        "perf-lifecycle",
+        "perf-overlay",
+        "perf-copy-up",
+        "perf-depth",
+        "perf-scale",
+    ],
     "comparison": ["runs", "comparison", "flips", "perf-changes", "conformance", "performance"],
     "merged": ["runs", "conformance", "matrix", "failures"],
 }

@@ -2,12 +2,12 @@
 
 import pandas as pd
 import pytest
+from test_report_conformance import CATALOGUE, RECORDS, rec
+from test_report_load import samples, write_bench
 
 from harness.report.compare import case_flips, classify, conformance_flips, environment_diff, performance_changes
 from harness.report.conformance import build_matrix
 from harness.report.load import load_run
-from test_report_conformance import CATALOGUE, RECORDS, rec
-from test_report_load import samples, write_bench
 
 
 @pytest.mark.parametrize(
@@ -55,7 +55,10 @@ def test_runtime_absent_from_old_is_a_change_not_a_regression():
 def _changes(tmp_path, **slow):
     old = load_run(write_bench(tmp_path / "old", samples(seed=1)))
     new = load_run(write_bench(tmp_path / "new", samples(seed=2, slow=slow)))
-    return {(c["workload"], c["phase"], c["runtime"], c["key"]): c for c in performance_changes(old.samples, new.samples, 0.05)}
+    return {
+        (c["workload"], c["phase"], c["runtime"], c["key"]): c
+        for c in performance_changes(old.samples, new.samples, 0.05)
+    }
 
 
 def test_performance_changes_find_the_slower_runtime(tmp_path):
@@ -69,7 +72,9 @@ def test_performance_changes_find_the_slower_runtime(tmp_path):
     assert changes[("n-containers", "bytes", "–", "n=5")]["verdict"] == "too few samples"
     assert changes[("n-containers", "mounts", "–", "n=5")]["verdict"] == "too few samples"
     assert changes[("n-containers", "setup", "–", "n=5")]["verdict"] == "too few samples"  # 3 noisy samples a side
-    assert all(c["old"]["n"] >= 1 for c in ordered) and not any(c["workload"] == "lifecycle" and c["new"]["n"] != 30 for c in ordered)  # warm-up left out
+    assert all(c["old"]["n"] >= 1 for c in ordered) and not any(
+        c["workload"] == "lifecycle" and c["new"]["n"] != 30 for c in ordered
+    )  # warm-up left out
 
 
 def test_identical_runs_have_no_significant_change(tmp_path):
@@ -78,8 +83,14 @@ def test_identical_runs_have_no_significant_change(tmp_path):
 
 
 def test_environment_diff():
-    rows = environment_diff({"kernel": "6.1", "runtimes": {"runc": "1.1"}}, {"kernel": "6.6", "runtimes": {"runc": "1.1"}, "cpus": 4})
-    assert ("kernel", "6.1", "6.6", True) in rows and ("runtimes.runc", "1.1", "1.1", False) in rows and ("cpus", "–", "4", True) in rows
+    rows = environment_diff(
+        {"kernel": "6.1", "runtimes": {"runc": "1.1"}}, {"kernel": "6.6", "runtimes": {"runc": "1.1"}, "cpus": 4}
+    )
+    assert (
+        ("kernel", "6.1", "6.6", True) in rows
+        and ("runtimes.runc", "1.1", "1.1", False) in rows
+        and ("cpus", "–", "4", True) in rows
+    )
 
 
 def _frame(rows):
@@ -87,8 +98,23 @@ def _frame(rows):
 
     from harness.report.load import BENCH_COLUMNS
 
-    return pd.DataFrame([{**{c: None for c in BENCH_COLUMNS}, "suite": "lifecycle", "workload": "lifecycle", "runtime": "runc", "phase": "run",
-                          "params": {}, "warmup": False, "unit": unit, "value": v} for unit, v in rows], columns=BENCH_COLUMNS)
+    return pd.DataFrame(
+        [
+            {
+                **dict.fromkeys(BENCH_COLUMNS),
+                "suite": "lifecycle",
+                "workload": "lifecycle",
+                "runtime": "runc",
+                "phase": "run",
+                "params": {},
+                "warmup": False,
+                "unit": unit,
+                "value": v,
+            }
+            for unit, v in rows
+        ],
+        columns=BENCH_COLUMNS,
+    )
 
 
 @pytest.mark.parametrize("n", [1, 3, 5])

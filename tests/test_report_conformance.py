@@ -5,12 +5,23 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from harness.report.conformance import aggregate, build_matrix, differences, expected_failures, failures, skips, total_text, totals
+from harness.report.conformance import (
+    aggregate,
+    build_matrix,
+    differences,
+    expected_failures,
+    failures,
+    skips,
+    total_text,
+    totals,
+)
 from harness.requirements import Requirement
 
 
 def req(rid, level="MUST", file="runtime.md", area="lifecycle", testable=True, why=""):
-    return Requirement(id=rid, file=file, section="s", level=level, text=f"text of {rid}", area=area, testable=testable, why=why)
+    return Requirement(
+        id=rid, file=file, section="s", level=level, text=f"text of {rid}", area=area, testable=testable, why=why
+    )
 
 
 CATALOGUE = {
@@ -30,8 +41,18 @@ CATALOGUE = {
 
 
 def rec(case, runtime, outcome, *ids, reason=None, message=None):
-    return {"case": f"{case}[{runtime}]", "runtime": runtime, "outcome": outcome, "reason": reason, "message": message, "sections": {},
-            "requirements": [{"id": i, "level": CATALOGUE[i].level if i in CATALOGUE else "MUST", "anchor": "runtime.md#x", "text": ""} for i in ids]}
+    return {
+        "case": f"{case}[{runtime}]",
+        "runtime": runtime,
+        "outcome": outcome,
+        "reason": reason,
+        "message": message,
+        "sections": {},
+        "requirements": [
+            {"id": i, "level": CATALOGUE[i].level if i in CATALOGUE else "MUST", "anchor": "runtime.md#x", "text": ""}
+            for i in ids
+        ],
+    }
 
 
 RECORDS = pd.DataFrame(
@@ -92,7 +113,9 @@ def test_matrix_cells():
     assert status[("a.not-covered", "crun")] == "not covered"
     assert status[("a.untestable", "runc")] == "not testable"
     assert status[("c.other-file", "crun")] == "fail"  # xpassed: strict xfail, the list needs updating
-    assert status[("z.unknown-to-catalogue", "runc")] == "fail" and status[("z.unknown-to-catalogue", "crun")] == "not run"
+    assert (
+        status[("z.unknown-to-catalogue", "runc")] == "fail" and status[("z.unknown-to-catalogue", "crun")] == "not run"
+    )
     assert [r["case"] for r in m.unlinked] == ["t::nothing[runc]"]
 
 
@@ -104,8 +127,16 @@ def test_without_collected_cases_a_requirement_nobody_ran_is_not_covered():
 
 def test_groups_by_spec_file_then_area():
     m = build_matrix(RECORDS, CATALOGUE, COVERED)
-    assert [(g.file, g.area) for g in m.groups] == [("runtime.md", "(not in catalogue)"), ("runtime.md", "lifecycle"), ("config.md", "process")]
-    assert [r.requirement.id for r in m.groups[1].rows][:3] == ["a.all-pass", "a.one-fails", "a.xfail"]  # catalogue order
+    assert [(g.file, g.area) for g in m.groups] == [
+        ("runtime.md", "(not in catalogue)"),
+        ("runtime.md", "lifecycle"),
+        ("config.md", "process"),
+    ]
+    assert [r.requirement.id for r in m.groups[1].rows][:3] == [
+        "a.all-pass",
+        "a.one-fails",
+        "a.xfail",
+    ]  # catalogue order
 
 
 def test_cell_details():
@@ -114,7 +145,11 @@ def test_cell_details():
     assert [c["message"] for c in cell.failing] == ["expected 1, got 2"]
     assert cell.counts == "1 passed, 1 failed"
     assert m.row("a.xfail").cells["runc"].reasons == ["runc: known deviation"]
-    assert [(r.requirement.id, rt) for r, rt, _ in failures(m)] == [("z.unknown-to-catalogue", "runc"), ("a.one-fails", "crun"), ("c.other-file", "crun")]
+    assert [(r.requirement.id, rt) for r, rt, _ in failures(m)] == [
+        ("z.unknown-to-catalogue", "runc"),
+        ("a.one-fails", "crun"),
+        ("c.other-file", "crun"),
+    ]
     assert [(r.requirement.id, rt) for r, rt, _ in expected_failures(m)] == [("a.xfail", "runc")]
     assert {k: sorted((r.requirement.id, rt) for r, rt in v) for k, v in skips(m).items()} == {
         "needs cgroup v2": [("a.skipped", "crun"), ("a.skipped", "runc")],
@@ -124,7 +159,9 @@ def test_cell_details():
 
 def test_totals_per_runtime_and_strength():
     t = totals(build_matrix(RECORDS, CATALOGUE, COVERED))
-    assert t["runc"]["MUST"] == Counter({"pass": 3, "not run": 1, "not covered": 1, "not testable": 1, "skip": 1, "fail": 1})
+    assert t["runc"]["MUST"] == Counter(
+        {"pass": 3, "not run": 1, "not covered": 1, "not testable": 1, "skip": 1, "fail": 1}
+    )
     assert total_text(t["runc"]["MUST"]) == "3/5"
     assert total_text(t["crun"]["MUST"]) == "2/4"  # all-pass, partly-skipped pass; one-fails, other-file fail
     assert total_text(t["runc"]["SHOULD"]) == "0/1" and t["runc"]["SHOULD"]["xfail"] == 1
@@ -133,7 +170,13 @@ def test_totals_per_runtime_and_strength():
 
 def test_differences_between_two_runtimes():
     m = build_matrix(RECORDS, CATALOGUE, COVERED)
-    assert [r.requirement.id for r in differences(m, "crun", "runc")] == ["z.unknown-to-catalogue", "a.one-fails", "a.xfail", "a.partly-skipped", "c.other-file"]
+    assert [r.requirement.id for r in differences(m, "crun", "runc")] == [
+        "z.unknown-to-catalogue",
+        "a.one-fails",
+        "a.xfail",
+        "a.partly-skipped",
+        "c.other-file",
+    ]
 
 
 def test_no_records_at_all():

@@ -3,17 +3,25 @@
 import re
 
 import pytest
+from test_report_load import RECORDS, record, samples, write_bench, write_conformance
 
 from harness.cli import main
 from harness.errors import HarnessError
 from harness.report import load_run
 from harness.report.render import build_report
-from test_report_load import RECORDS, record, samples, write_bench, write_conformance
 
 FAILING = [
     *RECORDS,
-    record("cases/test_a.py::test_two", "runc", "xfailed", [("runtime.state.status", "REQUIRED")], reason="runc: known <deviation>"),
-    record("cases/test_a.py::test_two", "crun", "skipped", [("runtime.state.status", "REQUIRED")], reason="needs cgroup v2"),
+    record(
+        "cases/test_a.py::test_two",
+        "runc",
+        "xfailed",
+        [("runtime.state.status", "REQUIRED")],
+        reason="runc: known <deviation>",
+    ),
+    record(
+        "cases/test_a.py::test_two", "crun", "skipped", [("runtime.state.status", "REQUIRED")], reason="needs cgroup v2"
+    ),
 ]
 
 
@@ -35,8 +43,23 @@ def test_nothing_is_loaded_from_outside(report):
 
 def test_sections_tables_and_figures(report):
     html, _ = report
-    for anchor in ("conformance", "totals", "matrix", "failures", "xfails", "skips", "runtime-diff", "performance", "perf-lifecycle", "perf-concurrency",
-                   "perf-overlay", "perf-copy-up", "perf-depth", "perf-scale", "environment"):
+    for anchor in (
+        "conformance",
+        "totals",
+        "matrix",
+        "failures",
+        "xfails",
+        "skips",
+        "runtime-diff",
+        "performance",
+        "perf-lifecycle",
+        "perf-concurrency",
+        "perf-overlay",
+        "perf-copy-up",
+        "perf-depth",
+        "perf-scale",
+        "environment",
+    ):
         assert f'id="{anchor}"' in html, anchor
     assert html.count("<svg") >= 7
     # runc: id-unique passes, status (REQUIRED, a MUST) is an expected failure; crun: fails one, skips the other
@@ -45,9 +68,13 @@ def test_sections_tables_and_figures(report):
 
 def test_failure_opens_to_message_config_and_stderr(report):
     html, _ = report
-    block = html[html.index('<details class="failure"'):]
+    block = html[html.index('<details class="failure"') :]
     block = block[: block.index("</details>\n</details>") if "</details>\n</details>" in block else len(block)]
-    assert "on <strong>crun</strong>" in block and "assert &#39;a&#39; == &#39;b&#39;" in block and "config.json, whole" in block
+    assert (
+        "on <strong>crun</strong>" in block
+        and "assert &#39;a&#39; == &#39;b&#39;" in block
+        and "config.json, whole" in block
+    )
     assert '<details class="traceback">' in block  # the traceback is folded away
 
 
@@ -67,7 +94,10 @@ def test_markdown_summary(report):
 def test_cli_compares_two_runs(tmp_path, capsys):
     old = write_bench(tmp_path / "old", samples(seed=1, n=12))
     new = write_bench(tmp_path / "new", samples(seed=2, n=12, slow={"crun": 1.5}))
-    write_conformance(old, RECORDS[:1] + [record("cases/test_a.py::test_one", "crun", "passed", [("runtime.state.id-unique", "MUST")])])
+    write_conformance(
+        old,
+        RECORDS[:1] + [record("cases/test_a.py::test_one", "crun", "passed", [("runtime.state.id-unique", "MUST")])],
+    )
     write_conformance(new, RECORDS)
     out, md = tmp_path / "out" / "r.html", tmp_path / "r.md"
     assert main(["report", str(old), str(new), "--output", str(out), "--markdown", str(md), "--noise", "0.1"]) == 0
@@ -75,7 +105,9 @@ def test_cli_compares_two_runs(tmp_path, capsys):
     assert html.index('id="comparison"') < html.index('id="conformance"')
     assert "flip-regression" in html and "runtime.state.id-unique" in html
     assert "| `runtime.state.id-unique` | MUST | crun | pass | fail | regression |" in summary
-    assert re.search(r"\| lifecycle \| lifecycle \| run \| crun \| – \|  \| 1\.\d+× \[[\d.]+, [\d.]+\] \| \*\*slower\*\* \|", summary)
+    assert re.search(
+        r"\| lifecycle \| lifecycle \| run \| crun \| – \|  \| 1\.\d+× \[[\d.]+, [\d.]+\] \| \*\*slower\*\* \|", summary
+    )
     assert "exceeds 10.0%" in summary
 
 

@@ -2,15 +2,24 @@
 order-statistic interval, or "too few samples"; ratios get no bootstrap interval below six."""
 
 import pytest
+from test_report_load import samples, write_bench
 
 from harness.report import _stats
 from harness.report._figures import fmt_median_interval, fmt_ratio
 from harness.report.load import load_run
 from harness.report.performance import sections
-from test_report_load import samples, write_bench
 
 
-@pytest.mark.parametrize("n, label", [(1, "too few samples (n=1)"), (2, "50% only, n=2"), (3, "75% only, n=3"), (4, "87.5% only, n=4"), (5, "93.75% only, n=5")])
+@pytest.mark.parametrize(
+    "n, label",
+    [
+        (1, "too few samples (n=1)"),
+        (2, "50% only, n=2"),
+        (3, "75% only, n=3"),
+        (4, "87.5% only, n=4"),
+        (5, "93.75% only, n=5"),
+    ],
+)
 def test_small_n_is_labelled_with_its_coverage(n, label):
     text = fmt_median_interval(_stats.summary([1.0 + i for i in range(n)]))
     assert label in text

@@ -5,7 +5,6 @@ synthetic runs for the other tests of the report (``from test_report_load import
 """
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -15,12 +14,34 @@ from harness.report.load import load_run
 
 # ------------------------------------------------------------------ generators
 
-ENV = {"kernel": "6.1.0", "machine": "x86_64", "cpu": "Test CPU", "cpus": 4, "hostname": "testhost", "cgroup_mode": "v2", "python": "3.11", "runtimes": {"runc": "runc 1.1", "crun": "crun 1.8"}}
+ENV = {
+    "kernel": "6.1.0",
+    "machine": "x86_64",
+    "cpu": "Test CPU",
+    "cpus": 4,
+    "hostname": "testhost",
+    "cgroup_mode": "v2",
+    "python": "3.11",
+    "runtimes": {"runc": "runc 1.1", "crun": "crun 1.8"},
+}
 
 
 def sample(suite, workload, value, *, runtime=None, mode=None, phase=None, params=None, unit="s", i=0, warmup=False):
-    return {"schema": "oci-harness/bench-sample/1", "run": "r1", "suite": suite, "runtime": runtime, "mode": mode, "workload": workload, "phase": phase,
-            "params": params or {}, "iteration": i, "warmup": warmup, "value": float(value), "unit": unit, "time": 1700000000.0 + i}
+    return {
+        "schema": "oci-harness/bench-sample/1",
+        "run": "r1",
+        "suite": suite,
+        "runtime": runtime,
+        "mode": mode,
+        "workload": workload,
+        "phase": phase,
+        "params": params or {},
+        "iteration": i,
+        "warmup": warmup,
+        "value": float(value),
+        "unit": unit,
+        "time": 1700000000.0 + i,
+    }
 
 
 def samples(seed=0, slow=None, n=30):
@@ -34,12 +55,35 @@ def samples(seed=0, slow=None, n=30):
         k = slow.get(rt, 1.0)
         for i in range(n + 3):
             warm = i < 3
-            out.append(sample("lifecycle", "lifecycle", b * k * rng.lognormal(0, 0.08), runtime=rt, phase="run", i=i, warmup=warm))
+            out.append(
+                sample(
+                    "lifecycle", "lifecycle", b * k * rng.lognormal(0, 0.08), runtime=rt, phase="run", i=i, warmup=warm
+                )
+            )
             for ph, f in phases.items():
-                out.append(sample("lifecycle", "lifecycle", b * k * f * rng.lognormal(0, 0.1), runtime=rt, phase=ph, i=i, warmup=warm))
+                out.append(
+                    sample(
+                        "lifecycle",
+                        "lifecycle",
+                        b * k * f * rng.lognormal(0, 0.1),
+                        runtime=rt,
+                        phase=ph,
+                        i=i,
+                        warmup=warm,
+                    )
+                )
         for c in (1, 2, 4, 8):
             for i in range(5):
-                out.append(sample("lifecycle", "concurrent", b * k * (1 + 0.6 * c) * rng.lognormal(0, 0.05), runtime=rt, params={"concurrency": c}, i=i))
+                out.append(
+                    sample(
+                        "lifecycle",
+                        "concurrent",
+                        b * k * (1 + 0.6 * c) * rng.lognormal(0, 0.05),
+                        runtime=rt,
+                        params={"concurrency": c},
+                        i=i,
+                    )
+                )
     for i in range(n):
         out.append(sample("lifecycle", "floor-null", 0.0012 * rng.lognormal(0, 0.1), i=i))
         out.append(sample("lifecycle", "floor-namespaces", 0.004 * rng.lognormal(0, 0.1), i=i))
@@ -50,29 +94,102 @@ def samples(seed=0, slow=None, n=30):
                 out.append(sample("io", wl, ov * rng.lognormal(0, 0.05), mode="overlay", params={"cache": cache}, i=i))
     for size in (1, 4, 16, 64):
         for i in range(8):
-            out.append(sample("io", "copy-up", (0.0005 + 0.0012 * size) * rng.lognormal(0, 0.04), mode="overlay", params={"size_mib": size, "cache": "warm"}, i=i))
+            out.append(
+                sample(
+                    "io",
+                    "copy-up",
+                    (0.0005 + 0.0012 * size) * rng.lognormal(0, 0.04),
+                    mode="overlay",
+                    params={"size_mib": size, "cache": "warm"},
+                    i=i,
+                )
+            )
     for d in (1, 2, 4, 8, 16):
         for i in range(8):
             for wl in ("depth-readdir", "depth-stat"):
-                out.append(sample("io", wl, 0.001 * (1 + 0.15 * d) * rng.lognormal(0, 0.05), mode="overlay", params={"depth": d}, i=i))
+                out.append(
+                    sample(
+                        "io",
+                        wl,
+                        0.001 * (1 + 0.15 * d) * rng.lognormal(0, 0.05),
+                        mode="overlay",
+                        params={"depth": d},
+                        i=i,
+                    )
+                )
                 out.append(sample("io", wl, 0.001 * rng.lognormal(0, 0.05), mode="raw", params={"depth": d}, i=i))
     for mode, per in (("raw", 3_000_000), ("overlay", 40_000)):
         for n_c in (1, 5, 10, 20):
             for i in range(3):
-                out.append(sample("scale", "n-containers", 0.01 * n_c * (3 if mode == "raw" else 1) * rng.lognormal(0, 0.05), mode=mode, phase="setup", params={"n": n_c}, i=i))
-                out.append(sample("scale", "n-containers", 0.004 * n_c * rng.lognormal(0, 0.05), mode=mode, phase="teardown", params={"n": n_c}, i=i))
-            out.append(sample("scale", "n-containers", per * n_c + 4096, mode=mode, phase="bytes", params={"n": n_c}, unit="bytes"))
-            out.append(sample("scale", "n-containers", (12 if mode == "overlay" else 40) * n_c, mode=mode, phase="inodes", params={"n": n_c}, unit="inodes"))
-            out.append(sample("scale", "n-containers", (1 if mode == "overlay" else 0) * n_c, mode=mode, phase="mounts", params={"n": n_c}, unit="mounts"))
+                out.append(
+                    sample(
+                        "scale",
+                        "n-containers",
+                        0.01 * n_c * (3 if mode == "raw" else 1) * rng.lognormal(0, 0.05),
+                        mode=mode,
+                        phase="setup",
+                        params={"n": n_c},
+                        i=i,
+                    )
+                )
+                out.append(
+                    sample(
+                        "scale",
+                        "n-containers",
+                        0.004 * n_c * rng.lognormal(0, 0.05),
+                        mode=mode,
+                        phase="teardown",
+                        params={"n": n_c},
+                        i=i,
+                    )
+                )
+            out.append(
+                sample(
+                    "scale", "n-containers", per * n_c + 4096, mode=mode, phase="bytes", params={"n": n_c}, unit="bytes"
+                )
+            )
+            out.append(
+                sample(
+                    "scale",
+                    "n-containers",
+                    (12 if mode == "overlay" else 40) * n_c,
+                    mode=mode,
+                    phase="inodes",
+                    params={"n": n_c},
+                    unit="inodes",
+                )
+            )
+            out.append(
+                sample(
+                    "scale",
+                    "n-containers",
+                    (1 if mode == "overlay" else 0) * n_c,
+                    mode=mode,
+                    phase="mounts",
+                    params={"n": n_c},
+                    unit="mounts",
+                )
+            )
     return out
 
 
 def record(case, runtime, outcome, reqs, reason=None, message=None, sections=None):
     """A conformance record as the pytest plugin writes it; ``reqs`` are ``(id, level)`` pairs."""
     path, _, name = case.partition("::")
-    return {"schema": "oci-harness/conformance-result/1", "case": f"{case}[{runtime}]", "file": path, "name": name, "runtime": runtime,
-            "requirements": [{"id": i, "level": lvl, "anchor": "runtime.md#x", "text": f"text of {i}"} for i, lvl in reqs],
-            "outcome": outcome, "duration": 0.1, "reason": reason, "message": message, "sections": sections or {}, "runtime_version": f"{runtime} 1.0"}
+    return {
+        "schema": "oci-harness/conformance-result/1",
+        "case": f"{case}[{runtime}]",
+        "file": path,
+        "name": name,
+        "runtime": runtime,
+        "requirements": [{"id": i, "level": lvl, "anchor": "runtime.md#x", "text": f"text of {i}"} for i, lvl in reqs],
+        "outcome": outcome,
+        "duration": 0.1,
+        "reason": reason,
+        "message": message,
+        "sections": sections or {},
+        "runtime_version": f"{runtime} 1.0",
+    }
 
 
 def write_jsonl(path, objects):
@@ -89,13 +206,22 @@ def write_conformance(folder, records, env=ENV):
 
 def write_bench(folder, objects, env=ENV):
     write_jsonl(folder / "samples.jsonl", objects)
-    (folder / "environment.json").write_text(json.dumps({**env, "filesystem": {"type": "ext4", "options": "rw,relatime"}, "run": "r1"}))
+    (folder / "environment.json").write_text(
+        json.dumps({**env, "filesystem": {"type": "ext4", "options": "rw,relatime"}, "run": "r1"})
+    )
     return folder
 
 
 RECORDS = [
     record("cases/test_a.py::test_one", "runc", "passed", [("runtime.state.id-unique", "MUST")]),
-    record("cases/test_a.py::test_one", "crun", "failed", [("runtime.state.id-unique", "MUST")], message="assert 'a' == 'b'", sections={"harness: config.json of container x": "{}"}),
+    record(
+        "cases/test_a.py::test_one",
+        "crun",
+        "failed",
+        [("runtime.state.id-unique", "MUST")],
+        message="assert 'a' == 'b'",
+        sections={"harness: config.json of container x": "{}"},
+    ),
 ]
 
 # ------------------------------------------------------------------ tests
@@ -131,7 +257,11 @@ def test_mixed_folder_and_comma_joined_parts(tmp_path):
     run = load_run(both)
     assert run.conformance is not None and run.samples is not None
     joined = load_run(f"{write_conformance(tmp_path / 'c', RECORDS)},{write_bench(tmp_path / 'b', samples(n=2))}")
-    assert joined.conformance is not None and joined.samples is not None and set(joined.environments) == {"conformance", "bench"}
+    assert (
+        joined.conformance is not None
+        and joined.samples is not None
+        and set(joined.environments) == {"conformance", "bench"}
+    )
 
 
 def status(kind, state, started, **kw):
@@ -152,11 +282,17 @@ def test_a_results_tree_is_refused_with_its_runs_listed(tmp_path):
 def test_latest_takes_the_newest_complete_run_and_names_the_others(tmp_path):
     root = tmp_path / "results"
     write_conformance(root / "conformance", RECORDS, env={**ENV, **status("conformance", "complete", 1000.0)})
-    old = write_bench(root / "bench" / "a", samples(n=2, slow={"runc": 5}), env={**ENV, **status("bench", "complete", 2000.0)})
+    old = write_bench(
+        root / "bench" / "a", samples(n=2, slow={"runc": 5}), env={**ENV, **status("bench", "complete", 2000.0)}
+    )
     new = write_bench(root / "bench" / "b", samples(n=2), env={**ENV, **status("bench", "complete", 3000.0)})
     broken = write_bench(root / "bench" / "c", samples(n=2), env={**ENV, **status("bench", "interrupted", 4000.0)})
     run = load_run(root, latest=True)
-    assert new / "samples.jsonl" in run.sources and old / "samples.jsonl" not in run.sources and broken / "samples.jsonl" not in run.sources
+    assert (
+        new / "samples.jsonl" in run.sources
+        and old / "samples.jsonl" not in run.sources
+        and broken / "samples.jsonl" not in run.sources
+    )
     assert any(str(old) in n and "passed over" in n for n in run.notes)
     assert any(str(broken) in n and "interrupted" in n for n in run.notes)
     assert run.conformance is not None
@@ -166,7 +302,14 @@ def test_latest_takes_the_newest_complete_run_and_names_the_others(tmp_path):
     assert bench.status == "complete" and bench.started == 3000.0 and bench.count > 0 and "1970-01-01" in bench.when
 
 
-@pytest.mark.parametrize("env", [status("bench", "interrupted", 10.0), status("bench", "failed", 10.0, error="HarnessError: boom"), {"interrupted": True}])
+@pytest.mark.parametrize(
+    "env",
+    [
+        status("bench", "interrupted", 10.0),
+        status("bench", "failed", 10.0, error="HarnessError: boom"),
+        {"interrupted": True},
+    ],
+)
 def test_a_partial_run_is_refused_or_flagged(tmp_path, env):
     folder = write_bench(tmp_path / "b", samples(n=2), env={**ENV, **env})
     with pytest.raises(HarnessError, match="partial.*--allow-partial"):
@@ -208,14 +351,23 @@ def test_merge_refuses_one_runtime_on_one_host_twice(tmp_path):
 
 
 def test_records_without_a_runtime_are_left_out(tmp_path):
-    phantom = {**record("cases/test_differential.py::test_same_view", "x", "skipped", [("runtime.state.id-unique", "MUST")]), "runtime": None}
+    phantom = {
+        **record("cases/test_differential.py::test_same_view", "x", "skipped", [("runtime.state.id-unique", "MUST")]),
+        "runtime": None,
+    }
     run = load_run(write_conformance(tmp_path / "c", [*RECORDS, phantom]))
     assert "(none)" not in run.runtimes and None not in run.runtimes and run.runtimes == ["runc", "crun"]
     assert any("1 record(s) without a runtime left out" in n for n in run.notes)
 
 
 def test_an_unknown_outcome_is_kept(tmp_path):
-    leak = record("cases/test_b.py::test_leaky", "runc", "leak", [("runtime.state.id-unique", "MUST")], message="a mount was left behind")
+    leak = record(
+        "cases/test_b.py::test_leaky",
+        "runc",
+        "leak",
+        [("runtime.state.id-unique", "MUST")],
+        message="a mount was left behind",
+    )
     run = load_run(write_conformance(tmp_path / "c", [*RECORDS, leak]))
     assert "leak" in set(run.conformance["outcome"])
 
@@ -224,10 +376,19 @@ def test_an_unknown_outcome_is_kept(tmp_path):
     "content, message",
     [
         ("{not json\n", "results.jsonl:2: not valid JSON"),
-        ('{"schema": "oci-harness/conformance-result/1", "case": "a"}\n', "results.jsonl:2: conformance record without 'outcome'"),
-        ('{"schema": "oci-harness/bench-sample/1"}\n', "results.jsonl:2: schema 'oci-harness/bench-sample/1', expected"),
+        (
+            '{"schema": "oci-harness/conformance-result/1", "case": "a"}\n',
+            "results.jsonl:2: conformance record without 'outcome'",
+        ),
+        (
+            '{"schema": "oci-harness/bench-sample/1"}\n',
+            "results.jsonl:2: schema 'oci-harness/bench-sample/1', expected",
+        ),
         ("[1, 2]\n", "results.jsonl:2: expected a JSON object"),
-        ('{"schema": "oci-harness/conformance-result/1", "case": "a", "outcome": "passed", "requirements": ["x"]}\n', "results.jsonl:2: 'requirements' must be a list"),
+        (
+            '{"schema": "oci-harness/conformance-result/1", "case": "a", "outcome": "passed", "requirements": ["x"]}\n',
+            "results.jsonl:2: 'requirements' must be a list",
+        ),
     ],
 )
 def test_bad_conformance_line_names_file_and_line(tmp_path, content, message):

@@ -27,7 +27,13 @@ def test_shipped_catalogue_loads_with_unique_ids():
 
 
 def test_duplicate_ids_and_bad_levels_are_errors(tmp_path):
-    write(tmp_path, "[[requirement]]\n" + ENTRY.format(id="a", level="MUST") + "[[requirement]]\n" + ENTRY.format(id="a", level="MUST"))
+    write(
+        tmp_path,
+        "[[requirement]]\n"
+        + ENTRY.format(id="a", level="MUST")
+        + "[[requirement]]\n"
+        + ENTRY.format(id="a", level="MUST"),
+    )
     with pytest.raises(HarnessError, match="defined twice"):
         requirements.load(tmp_path)
     write(tmp_path, "[[requirement]]\n" + ENTRY.format(id="a", level="OUGHT"))
@@ -41,10 +47,15 @@ def test_duplicate_ids_and_bad_levels_are_errors(tmp_path):
 def test_coverage_and_totals(tmp_path):
     write(
         tmp_path,
-        "[[requirement]]\n" + ENTRY.format(id="a", level="MUST")
-        + "[[requirement]]\n" + ENTRY.format(id="b", level="MUST NOT")
-        + "[[requirement]]\n" + ENTRY.format(id="c", level="MUST") + 'testable = false\nwhy = "no"\n'
-        + "[[requirement]]\n" + ENTRY.format(id="d", level="MAY"),
+        "[[requirement]]\n"
+        + ENTRY.format(id="a", level="MUST")
+        + "[[requirement]]\n"
+        + ENTRY.format(id="b", level="MUST NOT")
+        + "[[requirement]]\n"
+        + ENTRY.format(id="c", level="MUST")
+        + 'testable = false\nwhy = "no"\n'
+        + "[[requirement]]\n"
+        + ENTRY.format(id="d", level="MAY"),
     )
     rows = requirements.coverage({"a": ["x::t1"], "d": ["x::t2"]}, requirements.load(tmp_path))
     assert [r.status for r in rows] == ["covered", "not covered", "not testable", "covered"]
@@ -55,15 +66,21 @@ def test_every_case_names_known_requirements_and_every_testable_must_of_runtime_
     found = requirements.collect_cases(ROOT / "cases")
     cat = requirements.catalogue()
     assert set(found) <= set(cat)
-    missing = [r.id for r in cat.values() if r.file == "runtime.md" and r.strength == "MUST" and r.testable and r.id not in found]
+    missing = [
+        r.id
+        for r in cat.values()
+        if r.file == "runtime.md" and r.strength == "MUST" and r.testable and r.id not in found
+    ]
     assert missing == [], f"runtime.md MUSTs without a case: {missing}"
 
 
 # -- sentences and the audit ----------------------------------------------------------------------
 
 SPEC = os.environ.get(spectext.DIR_ENV)
-needs_spec = pytest.mark.skipif(not SPEC or not Path(SPEC, "runtime.md").is_file(),
-                                reason=f"no spec folder: set ${spectext.DIR_ENV} to runtime-spec v1.3.0 (.ci/run does)")
+needs_spec = pytest.mark.skipif(
+    not SPEC or not Path(SPEC, "runtime.md").is_file(),
+    reason=f"no spec folder: set ${spectext.DIR_ENV} to runtime-spec v1.3.0 (.ci/run does)",
+)
 
 
 def test_sentence_fields_are_checked(tmp_path):
@@ -89,7 +106,7 @@ def test_sentence_fields_are_checked(tmp_path):
 
 MINI = {
     "runtime.md": "# Runtime\n## Create\nThe runtime MUST create it.\nIt SHOULD be quick.\nIt MAY log.\n"
-                  "## Start\nThe runtime MUST start it.\nConfig authors MUST set `x`.\n",
+    "## Start\nThe runtime MUST start it.\nConfig authors MUST set `x`.\n",
     "config.md": "# Config\n## Root\n* **`path`** (string, REQUIRED) is the root.\n    On Windows it MUST be a GUID path.\n",
 }
 
@@ -120,8 +137,9 @@ def test_audit_joins_sentences_to_entries(tmp_path):
         'sentences = ["**`path`** (string, REQUIRED) is the root."]\n'
         '[[sentence]]\nfile = "config.md"\nsection = "root"\napplies_to = "windows"\nsentence = "On Windows it MUST be a GUID path."\n'
     )
-    result = audit.audit(mini_spec(tmp_path), {"create": ["cases/t.py::t"]},
-                         requirements.load(cat), requirements.load_markings(cat))
+    result = audit.audit(
+        mini_spec(tmp_path), {"create": ["cases/t.py::t"]}, requirements.load(cat), requirements.load_markings(cat)
+    )
     status = {r.sentence.text: r.status for r in result.rows}
     assert status == {
         "The runtime MUST create it.": "covered",
@@ -137,9 +155,24 @@ def test_audit_joins_sentences_to_entries(tmp_path):
     assert [r.id for r in result.no_sentence] == ["bare"]
     assert result.bad_anchors == [("gone", "runtime.md#stop")]
     assert result.wrong_section == [("quick", "runtime.md#start", "runtime.md#create")]
-    assert result.totals()[("runtime.md", "MUST")] == {"sentences": 3, "runtime": 2, "catalogued": 1, "covered": 1, "not testable": 0}
-    assert result.totals()[("config.md", "MUST")] == {"sentences": 2, "runtime": 0, "catalogued": 0, "covered": 0, "not testable": 0}
-    assert [q.id for q in next(r for r in result.rows if r.sentence.text == "It SHOULD be quick.").requirements] == ["quick", "both"]
+    assert result.totals()[("runtime.md", "MUST")] == {
+        "sentences": 3,
+        "runtime": 2,
+        "catalogued": 1,
+        "covered": 1,
+        "not testable": 0,
+    }
+    assert result.totals()[("config.md", "MUST")] == {
+        "sentences": 2,
+        "runtime": 0,
+        "catalogued": 0,
+        "covered": 0,
+        "not testable": 0,
+    }
+    assert [q.id for q in next(r for r in result.rows if r.sentence.text == "It SHOULD be quick.").requirements] == [
+        "quick",
+        "both",
+    ]
     assert not result.clean
     table = audit.format_table(result)
     assert "runtime.md         MUST" in table and table.splitlines()[-1].split()[1:] == ["7", "4", "3", "1", "0", "1"]
@@ -147,9 +180,18 @@ def test_audit_joins_sentences_to_entries(tmp_path):
 
 def test_audit_command_without_a_spec_names_the_ways_to_give_one(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != spectext.DIR_ENV}
-    env.update(PYTHONPATH=str(ROOT), HARNESS_CACHE_DIR=str(tmp_path), HARNESS_SPEC_URL="http://127.0.0.1:9/v1.3.0.tar.gz")
-    r = subprocess.run([sys.executable, "-m", "harness", "requirements", "--audit"], check=False, capture_output=True,
-                       text=True, env=env, cwd=ROOT, timeout=120)
+    env.update(
+        PYTHONPATH=str(ROOT), HARNESS_CACHE_DIR=str(tmp_path), HARNESS_SPEC_URL="http://127.0.0.1:9/v1.3.0.tar.gz"
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "harness", "requirements", "--audit"],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "--spec DIR" in r.stderr and "HARNESS_SPEC_DIR" in r.stderr
 

@@ -23,10 +23,10 @@ from harness.rootfs import (
     alpine_arch,
     alpine_url,
     fetch_alpine,
+    local_alpine_tarball,
     populate,
     verify_alpine_tarball,
 )
-from harness.rootfs import local_alpine_tarball
 
 ALPINE_NAME = f"alpine-minirootfs-{ALPINE_VERSION}-x86_64.tar.gz"
 ALPINE_SHA = "d4e6fd67dcf75e40c451560ac7265166c2b72a0f38ddc9aae756a7de3d1efa0c"
@@ -62,10 +62,14 @@ def snapshot(folder: Path) -> dict[str, tuple]:
         for name in dirnames + filenames + ["."]:
             path = Path(dirpath, name)
             st = os.lstat(path)
-            content = (path.read_bytes() if stat.S_ISREG(st.st_mode)
-                       else os.readlink(path) if stat.S_ISLNK(st.st_mode) else None)
-            state[str(path.relative_to(folder))] = (st.st_mode, st.st_nlink, st.st_mtime_ns,
-                                                     content)
+            content = (
+                path.read_bytes()
+                if stat.S_ISREG(st.st_mode)
+                else os.readlink(path)
+                if stat.S_ISLNK(st.st_mode)
+                else None
+            )
+            state[str(path.relative_to(folder))] = (st.st_mode, st.st_nlink, st.st_mtime_ns, content)
     return state
 
 
@@ -82,7 +86,7 @@ class Mirror:
             def __init__(self, *args, **kwargs):
                 super().__init__(*args, directory=str(root), **kwargs)
 
-            def do_GET(self):  # noqa: N802 - http.server's naming
+            def do_GET(self):
                 mirror.requests.append(self.path)
                 super().do_GET()
 
@@ -91,8 +95,7 @@ class Mirror:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     def file(self, arch: str = "x86_64") -> Path:
@@ -125,11 +128,21 @@ def cache(tmp_path) -> Path:
 
 
 # -- architectures and addresses ------------------------------------------------------------------
-@pytest.mark.parametrize("machine, arch", [
-    ("x86_64", "x86_64"), ("AMD64", "x86_64"), ("aarch64", "aarch64"), ("arm64", "aarch64"),
-    ("armv7l", "armv7"), ("ppc64le", "ppc64le"), ("s390x", "s390x"), ("riscv64", "riscv64"),
-    ("i686", "x86"), ("i386", "x86"),
-])
+@pytest.mark.parametrize(
+    "machine, arch",
+    [
+        ("x86_64", "x86_64"),
+        ("AMD64", "x86_64"),
+        ("aarch64", "aarch64"),
+        ("arm64", "aarch64"),
+        ("armv7l", "armv7"),
+        ("ppc64le", "ppc64le"),
+        ("s390x", "s390x"),
+        ("riscv64", "riscv64"),
+        ("i686", "x86"),
+        ("i386", "x86"),
+    ],
+)
 def test_machine_names_map_to_alpine(machine, arch):
     assert alpine_arch(machine) == arch
 
@@ -152,8 +165,9 @@ def test_pins_are_well_formed():
 
 
 def test_url(monkeypatch):
-    assert alpine_url("aarch64") == ("https://dl-cdn.alpinelinux.org/alpine/v3.20/releases/"
-                                     "aarch64/alpine-minirootfs-3.20.3-aarch64.tar.gz")
+    assert alpine_url("aarch64") == (
+        "https://dl-cdn.alpinelinux.org/alpine/v3.20/releases/aarch64/alpine-minirootfs-3.20.3-aarch64.tar.gz"
+    )
     monkeypatch.setenv("HARNESS_ALPINE_MIRROR", "http://mirror.example/alpine/")
     assert alpine_url("x86_64").startswith("http://mirror.example/alpine/v3.20/releases/x86_64/")
     assert alpine_url("x86_64", "http://other/").startswith("http://other/v3.20/")
@@ -247,7 +261,7 @@ def test_concurrent_fetches(alpine, mirror, cache):
     def run():
         try:
             results.append(fetch_alpine(arch="x86_64", mirror=mirror.url, cache=cache))
-        except Exception as err:  # noqa: BLE001 - reported below
+        except Exception as err:
             results.append(err)
 
     threads = [threading.Thread(target=run) for _ in range(4)]
@@ -362,7 +376,7 @@ def source_tree(tmp_path) -> tuple[Path, Path]:
     os.chmod(src / "bin" / "tool", 0o4755)
     os.link(src / "bin" / "tool", src / "bin" / "tool-again")
     os.symlink("tool", src / "bin" / "rel-link")
-    os.symlink(str(outside), src / "escape")          # a symlink out of the source
+    os.symlink(str(outside), src / "escape")  # a symlink out of the source
     os.symlink(str(outside / "deep" / "secret"), src / "etc" / "secret-link")
     os.mkfifo(src / "fifo", 0o600)
     os.utime(src / "etc" / "hostname", ns=(1_500_000_000 * 10**9, 1_500_000_000 * 10**9))
@@ -428,8 +442,7 @@ def test_populate_from_folder_given_as_symlink(source_tree, dest, tmp_path):
 
 def test_populate_unknown_source(dest, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(RootfsError, match="unknown rootfs source 'debian': use probe, alpine, "
-                                          "a folder or a tarball"):
+    with pytest.raises(RootfsError, match="unknown rootfs source 'debian': use probe, alpine, a folder or a tarball"):
         populate("debian", dest)
 
 
@@ -489,7 +502,14 @@ def test_offline_bundle_fails_first_naming_both_settings(private_cache, monkeypa
     env = {k: v for k, v in os.environ.items() if k != "HARNESS_ROOTFS_TAR"}
     env.update(HARNESS_CACHE_DIR=str(private_cache), HARNESS_ALPINE_MIRROR="http://127.0.0.1:9/alpine")
     target = tmp_path / "b"
-    p = subprocess.run([sys.executable, "-m", "harness", "bundle", str(target), "--rootfs", "alpine"], env=env, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], check=False)
+    p = subprocess.run(
+        [sys.executable, "-m", "harness", "bundle", str(target), "--rootfs", "alpine"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        check=False,
+    )
     assert p.returncode == 2, p.stderr
     assert "--rootfs-tar" in p.stderr and "HARNESS_ROOTFS_TAR" in p.stderr, p.stderr
     assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr

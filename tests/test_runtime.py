@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from harness import host, runtime
-from harness.runtime import Container, Runtime, RuntimeCallError, RuntimeDefinition, RuntimeNotFound, RuntimeTimeout, State
+from harness.runtime import (
+    Container,
+    Runtime,
+    RuntimeCallError,
+    RuntimeDefinition,
+    RuntimeNotFound,
+    RuntimeTimeout,
+    State,
+)
 
 
 def fake_runtime(tmp_path: Path, body: str, name: str = "fakert") -> Path:
@@ -56,7 +64,9 @@ def test_deadlines_scale_with_the_machine(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_TIMEOUT_SCALE", "2")
     rt = make(tmp_path, "time.sleep(60)")
     rt.timeout = 0.25
-    with pytest.raises(RuntimeTimeout, match=r"timeout: state gave no answer within 0.5 s \(0.25 s x 2 for this machine's load"):
+    with pytest.raises(
+        RuntimeTimeout, match=r"timeout: state gave no answer within 0.5 s \(0.25 s x 2 for this machine's load"
+    ):
         rt.state("x")
     monkeypatch.delenv("HARNESS_TIMEOUT_SCALE")
     import harness.runtime as hr
@@ -80,7 +90,12 @@ def test_a_given_runtime_timeout_is_not_scaled(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     "output, problem",
-    [("garbage{", "not JSON"), ("[1, 2]", "not a state object"), ('{"id": 5, "status": "running"}', "not a state object"), ("", "not JSON")],
+    [
+        ("garbage{", "not JSON"),
+        ("[1, 2]", "not a state object"),
+        ('{"id": 5, "status": "running"}', "not a state object"),
+        ("", "not JSON"),
+    ],
 )
 def test_garbage_state_is_an_error_naming_the_runtime(tmp_path, output, problem):
     rt = make(tmp_path, f"print({output!r})")
@@ -91,11 +106,27 @@ def test_garbage_state_is_an_error_naming_the_runtime(tmp_path, output, problem)
 
 def test_state_parses_fields():
     st = State.parse(
-        json.dumps({"ociVersion": "1.0.2", "id": "a", "status": "created", "pid": 42, "bundle": "/b", "annotations": {"k": "v"}}),
+        json.dumps(
+            {
+                "ociVersion": "1.0.2",
+                "id": "a",
+                "status": "created",
+                "pid": 42,
+                "bundle": "/b",
+                "annotations": {"k": "v"},
+            }
+        ),
         runtime="r",
         argv=[],
     )
-    assert (st.oci_version, st.id, st.status, st.pid, st.bundle, st.annotations) == ("1.0.2", "a", "created", 42, "/b", {"k": "v"})
+    assert (st.oci_version, st.id, st.status, st.pid, st.bundle, st.annotations) == (
+        "1.0.2",
+        "a",
+        "created",
+        42,
+        "/b",
+        {"k": "v"},
+    )
     st = State.parse('{"id": "a", "status": "stopped", "pid": 0}', runtime="r", argv=[])
     assert st.pid is None and st.bundle is None and st.annotations == {}
 
@@ -225,7 +256,9 @@ def test_cleanup_kills_a_process_the_runtime_lost_track_of(tmp_path):
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make cgroups")
 def test_cleanup_removes_the_cgroups_of_a_lost_container(tmp_path):
     mounts = [m for m in host.mounts() if m.fstype in ("cgroup", "cgroup2")]
-    base = next((m.mount_point for m in mounts if "pids" in m.super_options), None) or next(m.mount_point for m in mounts if m.fstype == "cgroup2")
+    base = next((m.mount_point for m in mounts if "pids" in m.super_options), None) or next(
+        m.mount_point for m in mounts if m.fstype == "cgroup2"
+    )
     cid = f"lostcg-{os.getpid()}"
     body = f"""
     import subprocess

@@ -84,7 +84,13 @@ def snapshot(folder: Path) -> dict[str, tuple]:
             else:
                 content = sorted(os.listdir(path)) if stat.S_ISDIR(st.st_mode) else None
             state[str(path.relative_to(folder))] = (
-                st.st_mode, st.st_uid, st.st_gid, st.st_nlink, st.st_mtime_ns, content)
+                st.st_mode,
+                st.st_uid,
+                st.st_gid,
+                st.st_nlink,
+                st.st_mtime_ns,
+                content,
+            )
     return state
 
 
@@ -98,6 +104,7 @@ def outside(tmp_path: Path):
     (sentinel / "sub" / "file").write_text("nested\n")
     os.symlink("secret", sentinel / "alias")
     before = snapshot(sentinel)
+
     def top() -> list[str]:
         return sorted(p.name for p in tmp_path.iterdir() if p.name not in ("root", "archives"))
 
@@ -120,21 +127,23 @@ def archives(tmp_path: Path) -> Path:
 
 
 # -- names ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, parts", [
-    ("a/b", ("a", "b")),
-    ("./a/./b//c/", ("a", "b", "c")),
-    ("././x", ("x",)),
-    ("./", ()),
-    (".", ()),
-    ("", ()),
-    ("a..b/..c", ("a..b", "..c")),
-])
+@pytest.mark.parametrize(
+    "name, parts",
+    [
+        ("a/b", ("a", "b")),
+        ("./a/./b//c/", ("a", "b", "c")),
+        ("././x", ("x",)),
+        ("./", ()),
+        (".", ()),
+        ("", ()),
+        ("a..b/..c", ("a..b", "..c")),
+    ],
+)
 def test_names_are_normalised(name, parts):
     assert normalize_name(name) == parts
 
 
-@pytest.mark.parametrize("name", ["../escape", "/abs", "a/../../escape", "a/..", "./../x", "..",
-                                  "a/b/../../../c"])
+@pytest.mark.parametrize("name", ["../escape", "/abs", "a/../../escape", "a/..", "./../x", "..", "a/b/../../../c"])
 def test_names_leaving_the_target_are_refused(name):
     with pytest.raises(RootfsError, match="it would write outside the target") as err:
         normalize_name(name)
@@ -144,8 +153,7 @@ def test_names_leaving_the_target_are_refused(name):
 # -- hostile archives -----------------------------------------------------------------------------
 def test_dotdot_entry_is_refused(archives, target, outside):
     archive = write_tar(archives / "a.tar", reg("ok", b"fine"), reg("../escape", b"pwned"))
-    with pytest.raises(RootfsError,
-                       match=r"refusing archive entry '\.\./escape': it would write outside"):
+    with pytest.raises(RootfsError, match=r"refusing archive entry '\.\./escape': it would write outside"):
         extract(archive, target)
     assert not (target.parent / "escape").exists()
 
@@ -167,8 +175,9 @@ def test_dotdot_in_the_middle_is_refused(archives, target, outside):
 
 
 def test_write_through_symlink_to_outside_is_refused(archives, target, outside):
-    archive = write_tar(archives / "a.tar", sym("link", str(outside)),
-                        reg("link/pwned", b"pwned"), reg("link/secret", b"overwritten"))
+    archive = write_tar(
+        archives / "a.tar", sym("link", str(outside)), reg("link/pwned", b"pwned"), reg("link/secret", b"overwritten")
+    )
     with pytest.raises(RootfsError, match=r"'link/pwned'.*'link' is a symlink"):
         extract(archive, target)
     # The symlink itself is content and was created as it is.
@@ -177,19 +186,23 @@ def test_write_through_symlink_to_outside_is_refused(archives, target, outside):
 
 
 def test_write_through_nested_symlink_is_refused(archives, target, outside):
-    archive = write_tar(archives / "a.tar", dir_("a"), dir_("a/b"), sym("a/b/c", str(outside)),
-                        reg("a/b/c/sub/file", b"pwned"))
+    archive = write_tar(
+        archives / "a.tar", dir_("a"), dir_("a/b"), sym("a/b/c", str(outside)), reg("a/b/c/sub/file", b"pwned")
+    )
     with pytest.raises(RootfsError, match=r"'a/b/c' is a symlink"):
         extract(archive, target)
 
 
-@pytest.mark.parametrize("members, entry", [
-    ([sym("up", ".."), reg("up/escape", b"x")], "up/escape"),
-    ([sym("up", ".."), reg("up/up/up/escape", b"x")], "up/up/up/escape"),
-    ([dir_("d"), sym("d/up", "../.."), reg("d/up/escape", b"x")], "d/up/escape"),
-    ([sym("a", "."), sym("b", "a/.."), reg("b/escape", b"x")], "b/escape"),
-    ([sym("loop", "loop"), reg("loop/escape", b"x")], "loop/escape"),
-])
+@pytest.mark.parametrize(
+    "members, entry",
+    [
+        ([sym("up", ".."), reg("up/escape", b"x")], "up/escape"),
+        ([sym("up", ".."), reg("up/up/up/escape", b"x")], "up/up/up/escape"),
+        ([dir_("d"), sym("d/up", "../.."), reg("d/up/escape", b"x")], "d/up/escape"),
+        ([sym("a", "."), sym("b", "a/.."), reg("b/escape", b"x")], "b/escape"),
+        ([sym("loop", "loop"), reg("loop/escape", b"x")], "loop/escape"),
+    ],
+)
 def test_symlink_to_dotdot_chains_are_refused(archives, target, outside, members, entry):
     archive = write_tar(archives / "a.tar", *members)
     with pytest.raises(RootfsError, match=f"refusing archive entry '{entry}'.*is a symlink"):
@@ -208,8 +221,7 @@ def test_hard_link_out_of_the_tree_is_refused(archives, target, outside, link_ta
 
 
 def test_hard_link_through_symlinked_parent_is_refused(archives, target, outside):
-    archive = write_tar(archives / "a.tar", sym("link", str(outside)),
-                        hard("h", "link/secret"))
+    archive = write_tar(archives / "a.tar", sym("link", str(outside)), hard("h", "link/secret"))
     with pytest.raises(RootfsError, match=r"refusing hard link 'h' to 'link/secret'.*symlink"):
         extract(archive, target)
     assert not os.path.lexists(target / "h")
@@ -232,25 +244,32 @@ def test_hard_link_to_missing_entry_is_refused(archives, target, outside):
 
 
 def test_directory_replaced_by_symlink_mid_archive(archives, target, outside):
-    archive = write_tar(archives / "a.tar", dir_("d"), reg("d/f", b"inside"),
-                        sym("d", str(outside)), reg("d/pwned", b"pwned"))
+    archive = write_tar(
+        archives / "a.tar", dir_("d"), reg("d/f", b"inside"), sym("d", str(outside)), reg("d/pwned", b"pwned")
+    )
     with pytest.raises(RootfsError, match=r"'d/pwned'.*'d' is a symlink"):
         extract(archive, target)
     assert os.path.islink(target / "d")
 
 
 def test_symlink_replaced_by_directory_mid_archive(archives, target, outside):
-    archive = write_tar(archives / "a.tar", sym("d", str(outside)), dir_("d"),
-                        reg("d/secret", b"inside"))
+    archive = write_tar(archives / "a.tar", sym("d", str(outside)), dir_("d"), reg("d/secret", b"inside"))
     extract(archive, target)
     assert not os.path.islink(target / "d")
     assert (target / "d" / "secret").read_bytes() == b"inside"
 
 
 def test_file_over_symlink_replaces_the_symlink(archives, target, outside):
-    archive = write_tar(archives / "a.tar", sym("s", str(outside / "secret")),
-                        reg("s", b"replaced"), sym("t", str(outside / "sub")), dir_("t"),
-                        hard("u", "s"), sym("v", str(outside / "sub" / "file")), hard("v", "s"))
+    archive = write_tar(
+        archives / "a.tar",
+        sym("s", str(outside / "secret")),
+        reg("s", b"replaced"),
+        sym("t", str(outside / "sub")),
+        dir_("t"),
+        hard("u", "s"),
+        sym("v", str(outside / "sub" / "file")),
+        hard("v", "s"),
+    )
     extract(archive, target)
     assert (target / "s").read_bytes() == b"replaced" and not os.path.islink(target / "s")
     assert (target / "t").is_dir() and not os.path.islink(target / "t")
@@ -346,8 +365,10 @@ def test_owner_names_are_never_looked_up(archives, target):
 
 @as_root
 def test_char_device_as_root(archives, target):
-    members = [special("dev/null", tarfile.CHRTYPE, devmajor=1, devminor=3, mode=0o666),
-               special("dev/loop9", tarfile.BLKTYPE, devmajor=7, devminor=9, mode=0o660)]
+    members = [
+        special("dev/null", tarfile.CHRTYPE, devmajor=1, devminor=3, mode=0o666),
+        special("dev/loop9", tarfile.BLKTYPE, devmajor=7, devminor=9, mode=0o660),
+    ]
     result = extract(write_tar(archives / "a.tar", *members), target)
     st = os.lstat(target / "dev/null")
     assert stat.S_ISCHR(st.st_mode)
@@ -359,8 +380,11 @@ def test_char_device_as_root(archives, target):
 
 def test_device_nodes_skipped_with_warning_when_not_root(archives, target, monkeypatch):
     monkeypatch.setattr(_safetar.os, "geteuid", lambda: 1000)
-    members = [special("dev/null", tarfile.CHRTYPE, devmajor=1, devminor=3),
-               reg("dev/keep", b"k"), special("dev/fifo", tarfile.FIFOTYPE)]
+    members = [
+        special("dev/null", tarfile.CHRTYPE, devmajor=1, devminor=3),
+        reg("dev/keep", b"k"),
+        special("dev/fifo", tarfile.FIFOTYPE),
+    ]
     result = extract(write_tar(archives / "a.tar", *members), target)
     assert not os.path.lexists(target / "dev/null")
     assert (target / "dev/keep").read_bytes() == b"k"
@@ -409,10 +433,17 @@ def test_refused_xattr_is_a_warning(archives, target):
 
 def test_later_entries_replace_earlier_ones(archives, target):
     members = [
-        reg("f", b"first"), reg("f", b"second"),
-        reg("x", b"file"), dir_("x", mode=0o700), reg("x/inner", b"i"),
-        dir_("y"), reg("y/deep/file", b"gone"), reg("y", b"now a file"),
-        reg("a", b"linked"), hard("b", "a"), reg("a", b"new a"),
+        reg("f", b"first"),
+        reg("f", b"second"),
+        reg("x", b"file"),
+        dir_("x", mode=0o700),
+        reg("x/inner", b"i"),
+        dir_("y"),
+        reg("y/deep/file", b"gone"),
+        reg("y", b"now a file"),
+        reg("a", b"linked"),
+        hard("b", "a"),
+        reg("a", b"new a"),
     ]
     extract(write_tar(archives / "a.tar", *members), target)
     assert (target / "f").read_bytes() == b"second"
@@ -425,8 +456,12 @@ def test_later_entries_replace_earlier_ones(archives, target):
 
 
 def test_directory_entry_after_its_children_keeps_its_metadata(archives, target):
-    members = [reg("d/sub/f", b"x"), dir_("d/sub", mode=0o555, mtime=1_111_111_111),
-               dir_("d", mode=0o700, mtime=1_222_222_222), reg("d/late", b"y")]
+    members = [
+        reg("d/sub/f", b"x"),
+        dir_("d/sub", mode=0o555, mtime=1_111_111_111),
+        dir_("d", mode=0o700, mtime=1_222_222_222),
+        reg("d/late", b"y"),
+    ]
     extract(write_tar(archives / "a.tar", *members), target)
     assert stat.S_IMODE(os.lstat(target / "d").st_mode) == 0o700
     assert os.lstat(target / "d").st_mtime == 1_222_222_222
@@ -454,8 +489,7 @@ def test_target_is_created_if_missing(tmp_path, archives):
 @pytest.mark.parametrize("compression", ["", "gz", "bz2", "xz"])
 def test_compression_is_detected_from_content(archives, target, compression):
     # A misleading suffix: detection must not look at it.
-    archive = write_tar(archives / "a.tar.zst", reg("a/b", b"data" * 1000), sym("l", "a/b"),
-                        compression=compression)
+    archive = write_tar(archives / "a.tar.zst", reg("a/b", b"data" * 1000), sym("l", "a/b"), compression=compression)
     result = extract(archive, target)
     assert (target / "a/b").read_bytes() == b"data" * 1000
     assert result.entries == 2 and result.bytes == 4000
@@ -479,8 +513,7 @@ class _PipeLike(io.RawIOBase):
 
 @pytest.mark.parametrize("compression", ["", "gz", "xz"])
 def test_extract_from_a_non_seekable_stream(target, compression):
-    data = tar_bytes(reg("big", bytes(range(256)) * 3000), hard("big2", "big"),
-                     compression=compression)
+    data = tar_bytes(reg("big", bytes(range(256)) * 3000), hard("big2", "big"), compression=compression)
     result = extract(_PipeLike(data), target)  # type: ignore[arg-type]
     assert (target / "big").read_bytes() == bytes(range(256)) * 3000
     assert os.lstat(target / "big2").st_ino == os.lstat(target / "big").st_ino
@@ -539,7 +572,7 @@ def test_empty_file(archives, target):
 def test_plain_tar_truncated_inside_data(archives, target):
     data = tar_bytes(reg("a", b"x" * 5000))
     path = archives / "cut.tar"
-    path.write_bytes(data[:512 + 2000])
+    path.write_bytes(data[: 512 + 2000])
     assert "'a'" in _corrupt(path, target)
 
 
@@ -552,7 +585,7 @@ def test_plain_tar_truncated_between_entries(archives, target):
 
 def test_plain_tar_with_garbled_header_in_the_middle(archives, target):
     data = bytearray(tar_bytes(reg("a", b"x" * 512), reg("b", b"y" * 512)))
-    data[1024:1024 + 100] = os.urandom(100)
+    data[1024 : 1024 + 100] = os.urandom(100)
     path = archives / "bad.tar"
     path.write_bytes(bytes(data))
     _corrupt(path, target)

@@ -1,6 +1,6 @@
 import json
-import subprocess
 import shutil
+import subprocess
 
 import pytest
 
@@ -71,7 +71,9 @@ def test_schema_violations_name_the_schema_path():
     c["process"]["terminal"] = "yes"
     c["linux"]["rootfsPropagation"] = "sideways"
     found = {v.path: v for v in spec.validate(c)}
-    assert found["$.process.terminal"].section == "schema/config-schema.json#/properties/process/properties/terminal/type"
+    assert (
+        found["$.process.terminal"].section == "schema/config-schema.json#/properties/process/properties/terminal/type"
+    )
     assert "sideways" in found["$.linux.rootfsPropagation"].message
     assert found["$.linux.rootfsPropagation"].section.startswith("schema/config-schema.json#/")
 
@@ -114,7 +116,15 @@ def test_bad_semver_and_types():
     c["process"]["oomScoreAdj"] = 5000
     c["linux"]["devices"] = [{"type": "x", "path": "dev/foo"}]
     found = paths(c)
-    for expected in ["$.ociVersion", "$.root.readonly", "$.process.user.uid", "$.process.terminal", "$.process.oomScoreAdj", "$.linux.devices[0].type", "$.linux.devices[0].path"]:
+    for expected in [
+        "$.ociVersion",
+        "$.root.readonly",
+        "$.process.user.uid",
+        "$.process.terminal",
+        "$.process.oomScoreAdj",
+        "$.linux.devices[0].type",
+        "$.linux.devices[0].path",
+    ]:
         assert expected in found, (expected, found)
 
 

@@ -14,8 +14,10 @@ from harness import spectext
 from harness.spectext import SpecError
 
 SPEC = os.environ.get(spectext.DIR_ENV)
-needs_spec = pytest.mark.skipif(not SPEC or not Path(SPEC, "runtime.md").is_file(),
-                                reason=f"no spec folder: set ${spectext.DIR_ENV} to runtime-spec v1.3.0 (.ci/run does)")
+needs_spec = pytest.mark.skipif(
+    not SPEC or not Path(SPEC, "runtime.md").is_file(),
+    reason=f"no spec folder: set ${spectext.DIR_ENV} to runtime-spec v1.3.0 (.ci/run does)",
+)
 
 DOC = """\
 # <a name="top" />Top
@@ -64,17 +66,26 @@ def test_extract_sentences_levels_sections_and_tables():
 
 def test_normalise_ignores_markdown_and_whitespace():
     n = spectext.normalise
-    assert n("**`field`** (string,  REQUIRED)\n is [a link](#x) and [ref][r] <a name=\"q\" />_it_.") == \
-        "field (string, REQUIRED) is a link and ref it."
-    assert n(" `rrelatime  `    | SHOULD      | Recursive `relatime` [^3]") == n("| `rrelatime` | SHOULD | Recursive `relatime` |")
+    assert (
+        n('**`field`** (string,  REQUIRED)\n is [a link](#x) and [ref][r] <a name="q" />_it_.')
+        == "field (string, REQUIRED) is a link and ref it."
+    )
+    assert n(" `rrelatime  `    | SHOULD      | Recursive `relatime` [^3]") == n(
+        "| `rrelatime` | SHOULD | Recursive `relatime` |"
+    )
     assert n("CLONE_NEWNS and MS_PRIVATE") == "CLONE_NEWNS and MS_PRIVATE"
     assert spectext.digest(n("a  b")) == spectext.digest("a b") and len(spectext.digest("a b")) == 12
 
 
 def test_heading_anchors_follow_github():
-    text = "# <a name=\"x\" />Linux mount options\n## Example (Windows)\n## Example\n## Example\n```\n# not\n```\n## POSIX-platform Hooks\n"
+    text = '# <a name="x" />Linux mount options\n## Example (Windows)\n## Example\n## Example\n```\n# not\n```\n## POSIX-platform Hooks\n'
     assert [a for _, a in spectext.headings(text)] == [
-        "linux-mount-options", "example-windows", "example", "example-1", "posix-platform-hooks"]
+        "linux-mount-options",
+        "example-windows",
+        "example",
+        "example-1",
+        "posix-platform-hooks",
+    ]
 
 
 @needs_spec
@@ -86,8 +97,11 @@ def test_pinned_spec_folder():
     sentences = spectext.extract(folder)
     rows = [s for s in sentences if s.file == "config.md" and s.section == "linux-mount-options" and s.table_row]
     assert len(rows) == 61 and {s.level for s in rows} == {"MUST", "SHOULD", "MAY"}
-    assert any(s.norm == "If any poststart hook fails, the runtime MUST generate an error, stop the container, "
-               "and continue the lifecycle at step 12." for s in sentences)
+    assert any(
+        s.norm == "If any poststart hook fails, the runtime MUST generate an error, stop the container, "
+        "and continue the lifecycle at step 12."
+        for s in sentences
+    )
 
 
 # -- where the folder comes from ------------------------------------------------------------------
@@ -184,7 +198,10 @@ def test_download_that_differs_from_the_pin_leaves_nothing(tmp_path, no_env):
     server = Server(archive(Path(SPEC), tamper="runtime.md"))
     try:
         cache = tmp_path / "cache"
-        with pytest.raises(SpecError, match=r"not runtime-spec v1.3.0 as pinned \(sha256 mismatch for runtime.md\).*--spec DIR.*HARNESS_SPEC_DIR"):
+        with pytest.raises(
+            SpecError,
+            match=r"not runtime-spec v1.3.0 as pinned \(sha256 mismatch for runtime.md\).*--spec DIR.*HARNESS_SPEC_DIR",
+        ):
             spectext.spec_dir(cache=cache, url=server.url)
         assert list(cache.iterdir()) == []
     finally:
@@ -216,9 +233,11 @@ def test_offline_without_a_folder_is_one_clear_error(tmp_path, no_env):
 
 
 def test_a_line_ending_in_a_parenthesis_ends_its_sentence():
-    text = ("* **`quota`** *(int64, OPTIONAL)* - the time (as defined by **`period`** below)\n"
-            "    If specified, it MUST be no smaller than `burst` (runtimes MAY refuse it).\n"
-            "* **`x`** (string, OPTIONAL) is the name of the\n    Ethernet card (e.g. `eth0`) it MUST use.\n")
+    text = (
+        "* **`quota`** *(int64, OPTIONAL)* - the time (as defined by **`period`** below)\n"
+        "    If specified, it MUST be no smaller than `burst` (runtimes MAY refuse it).\n"
+        "* **`x`** (string, OPTIONAL) is the name of the\n    Ethernet card (e.g. `eth0`) it MUST use.\n"
+    )
     assert [s.text for s in spectext.extract_text("x.md", text, every=True)] == [
         "**`quota`** *(int64, OPTIONAL)* - the time (as defined by **`period`** below)",
         "If specified, it MUST be no smaller than `burst` (runtimes MAY refuse it).",

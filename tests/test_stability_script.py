@@ -9,13 +9,19 @@ from pathlib import Path
 
 import pytest
 
-spec = importlib.util.spec_from_file_location("stability", Path(__file__).resolve().parents[1] / "benchmarks" / "stability.py")
+spec = importlib.util.spec_from_file_location(
+    "stability", Path(__file__).resolve().parents[1] / "benchmarks" / "stability.py"
+)
 stability = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(stability)
 
 
 def test_flips_finds_changed_and_missing_cases():
-    runs = [{"a": "passed", "b": "failed", "c": "passed"}, {"a": "passed", "b": "passed", "c": "passed"}, {"a": "passed", "b": "failed"}]
+    runs = [
+        {"a": "passed", "b": "failed", "c": "passed"},
+        {"a": "passed", "b": "passed", "c": "passed"},
+        {"a": "passed", "b": "failed"},
+    ]
     assert stability.flips(runs) == {"b": ["failed", "passed", "failed"], "c": ["passed", "passed", "absent"]}
 
 
@@ -23,7 +29,9 @@ def test_no_flips_when_identical():
     assert stability.flips([{"a": "xfailed"}, {"a": "xfailed"}]) == {}
 
 
-needs_stress = pytest.mark.skipif(shutil.which("stress-ng") is None, reason="needs stress-ng (apt-get install stress-ng)")
+needs_stress = pytest.mark.skipif(
+    shutil.which("stress-ng") is None, reason="needs stress-ng (apt-get install stress-ng)"
+)
 
 
 def _group_alive(pgid):
@@ -58,7 +66,22 @@ def test_load_starts_and_stops_its_whole_group():
 def test_ctrl_c_stops_the_load(tmp_path):
     """Ctrl-C while the suite runs under load: the load is gone and no verdict is given."""
     proc = subprocess.Popen(
-        [sys.executable, str(Path(stability.__file__)), "--load", "--runs", "3", "--runtime", "reference", "--output", str(tmp_path), "--workers", "0", "--", "-k", "test_start_makes_it_running"],
+        [
+            sys.executable,
+            str(Path(stability.__file__)),
+            "--load",
+            "--runs",
+            "3",
+            "--runtime",
+            "reference",
+            "--output",
+            str(tmp_path),
+            "--workers",
+            "0",
+            "--",
+            "-k",
+            "test_start_makes_it_running",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -42,7 +42,11 @@ def test_tap_py_reads_every_outcome():
     assert ok.ok and not ok.skip and not ok.todo
     assert skip.ok and skip.skip and skip.directive.text == "SKIP needs cgroup v2"
     # the expected failure failed, as expected: not ok, with a TODO directive on one line
-    assert not known.ok and known.todo and known.directive.text == "TODO expected failure: reference: deviates on two lines"
+    assert (
+        not known.ok
+        and known.todo
+        and known.directive.text == "TODO expected failure: reference: deviates on two lines"
+    )
     for name in ("a::bad[reference]", "a::fixed[reference]", "a::boom[reference]", "a::leaky[reference]"):
         line = by_name[name]
         assert not line.ok and not line.todo and not line.skip, name
@@ -55,7 +59,9 @@ def test_tap_yaml_blocks_parse():
 
 
 @pytest.mark.skipif(shutil.which("prove") is None, reason="perl's prove is not installed")
-@pytest.mark.parametrize("records, passes", [(PASSING, True), (PASSING + FAILING[:1], False), (PASSING + FAILING[1:2], False)])
+@pytest.mark.parametrize(
+    "records, passes", [(PASSING, True), (PASSING + FAILING[:1], False), (PASSING + FAILING[1:2], False)]
+)
 def test_prove_agrees(tmp_path, records, passes):
     tap_file = tmp_path / "conformance.tap"
     results.write_tap(records, tap_file)

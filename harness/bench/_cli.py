@@ -14,7 +14,8 @@ SMOKE = "a smoke run (--quick): few samples and small sizes, to see that every w
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "bench", help="benchmarks: lifecycle latency per runtime, raw vs overlay I/O, N containers",
+        "bench",
+        help="benchmarks: lifecycle latency per runtime, raw vs overlay I/O, N containers",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Benchmarks: lifecycle latency per runtime, raw vs overlay I/O, N containers.\n\n"
         "Measures runtimes and bundle modes; samples.jsonl, environment.json (with the run's status),\n"
@@ -27,15 +28,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "  harness bench --suite lifecycle --runtime runc --json hyperfine.json\n"
         "  harness report results/bench/full                    # then the report",
     )
-    p.add_argument("--runtime", metavar="A,B", help="runtimes to measure, comma-separated (default: every runtime whose binary is installed)")
-    p.add_argument("--suite", default="lifecycle,io,scale", metavar="S,S", help="suites to run, comma-separated: lifecycle, io, scale (default: all)")
-    p.add_argument("--quick", action="store_true", help="a smoke run: a few iterations, small sizes, one depth set (seconds, for CI); not a measurement")
+    p.add_argument(
+        "--runtime",
+        metavar="A,B",
+        help="runtimes to measure, comma-separated (default: every runtime whose binary is installed)",
+    )
+    p.add_argument(
+        "--suite",
+        default="lifecycle,io,scale",
+        metavar="S,S",
+        help="suites to run, comma-separated: lifecycle, io, scale (default: all)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: a few iterations, small sizes, one depth set (seconds, for CI); not a measurement",
+    )
     p.add_argument("--output", type=Path, metavar="DIR", help="output folder (default: results/bench/<UTC timestamp>/)")
-    p.add_argument("--json", type=Path, metavar="FILE", help="also write the lifecycle timings in hyperfine's JSON export format to FILE")
-    p.add_argument("--rootfs-tar", type=Path, metavar="PATH", help="a local Alpine minirootfs tarball (scale suite) instead of downloading it (default: $HARNESS_ROOTFS_TAR)")
-    p.add_argument("--io-runtime", metavar="NAME", help="the runtime that runs the I/O workloads (default: runc, else crun, else the first one)")
+    p.add_argument(
+        "--json",
+        type=Path,
+        metavar="FILE",
+        help="also write the lifecycle timings in hyperfine's JSON export format to FILE",
+    )
+    p.add_argument(
+        "--rootfs-tar",
+        type=Path,
+        metavar="PATH",
+        help="a local Alpine minirootfs tarball (scale suite) instead of downloading it (default: $HARNESS_ROOTFS_TAR)",
+    )
+    p.add_argument(
+        "--io-runtime",
+        metavar="NAME",
+        help="the runtime that runs the I/O workloads (default: runc, else crun, else the first one)",
+    )
     p.add_argument("--seed", type=int, default=1, help="seed of the block order and the generated images (default: 1)")
-    p.add_argument("--workdir", type=Path, metavar="DIR", help="where bundles are made (default: /var/tmp, or $HARNESS_BENCH_DIR); its filesystem is recorded")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        metavar="DIR",
+        help="where bundles are made (default: /var/tmp, or $HARNESS_BENCH_DIR); its filesystem is recorded",
+    )
     p.add_argument("--no-drop-caches", action="store_true", help="measure I/O with a warm page cache only")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
     p.set_defaults(func=cmd_bench)
@@ -55,15 +88,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from harness import rootfs as _rootfs
 
         args.rootfs_tar = _rootfs.alpine_tarball(args.rootfs_tar)  # first: offline, fail before any work
-    options = Options(runtimes=names, suites=suites, quick=args.quick, output=args.output, json_path=args.json, seed=args.seed,
-                      workdir=args.workdir, rootfs_tar=args.rootfs_tar, io_runtime=args.io_runtime,
-                      drop_caches=not args.no_drop_caches, progress=not args.no_progress)
+    options = Options(
+        runtimes=names,
+        suites=suites,
+        quick=args.quick,
+        output=args.output,
+        json_path=args.json,
+        seed=args.seed,
+        workdir=args.workdir,
+        rootfs_tar=args.rootfs_tar,
+        io_runtime=args.io_runtime,
+        drop_caches=not args.no_drop_caches,
+        progress=not args.no_progress,
+    )
     if args.quick:
         print(f"harness bench: {SMOKE}", file=sys.stderr)
     try:
         out = run_bench(options, argv=sys.argv)
     except KeyboardInterrupt:
-        print("harness bench: interrupted; everything it made was removed (the run is marked interrupted)", file=sys.stderr)
+        print(
+            "harness bench: interrupted; everything it made was removed (the run is marked interrupted)",
+            file=sys.stderr,
+        )
         return 130
     for line in headline(out):
         print(line)
@@ -105,12 +151,22 @@ def headline(output: Path) -> list[str]:
             runs.setdefault(s["runtime"], []).append(s["value"])
     if runs:
         lines.append("container run (create, start, wait, delete), median latency:")
-        lines += [f"  {rt:<12} {median(v)}" for rt, v in sorted(runs.items(), key=lambda kv: stats.summary(kv[1])["median"])]
-    fits = ((json.loads((Path(output) / "summary.json").read_text()) if (Path(output) / "summary.json").is_file() else {}).get("io") or {}).get("copy_up_fit") or {}
+        lines += [
+            f"  {rt:<12} {median(v)}" for rt, v in sorted(runs.items(), key=lambda kv: stats.summary(kv[1])["median"])
+        ]
+    fits = (
+        (
+            json.loads((Path(output) / "summary.json").read_text()) if (Path(output) / "summary.json").is_file() else {}
+        ).get("io")
+        or {}
+    ).get("copy_up_fit") or {}
     overlay = {k: f for k, f in fits.items() if "overlay" in k}
     if overlay:
         lines.append("overlay copy-up, least-squares cost per MiB of the file written:")
-        lines += [f"  {k:<26} {f['slope'] * 1e3:.3g} ms/MiB ± {f['slope_stderr'] * 1e3:.2g} (r² {f['r2']:.2f}, n={f['n']})" for k, f in sorted(overlay.items())]
+        lines += [
+            f"  {k:<26} {f['slope'] * 1e3:.3g} ms/MiB ± {f['slope_stderr'] * 1e3:.2g} (r² {f['r2']:.2f}, n={f['n']})"
+            for k, f in sorted(overlay.items())
+        ]
     disk: dict[tuple[int, str], list[float]] = {}
     for s in samples:
         if s["suite"] == "scale" and s.get("phase") == "bytes" and s.get("mode") in ("raw", "overlay"):
@@ -120,5 +176,7 @@ def headline(output: Path) -> list[str]:
         raw, ov = disk.get((top, "raw")), disk.get((top, "overlay"))
         if raw and ov:
             r, o = stats.summary(raw)["median"], stats.summary(ov)["median"]
-            lines.append(f"disk for {top} containers: raw copies {r / 2**20:.1f} MiB, overlay {o / 2**20:.1f} MiB ({o / r:.2f}× of raw)")
+            lines.append(
+                f"disk for {top} containers: raw copies {r / 2**20:.1f} MiB, overlay {o / 2**20:.1f} MiB ({o / r:.2f}× of raw)"
+            )
     return lines

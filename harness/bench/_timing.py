@@ -18,9 +18,9 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
-
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -67,7 +67,7 @@ class _Wakeup:
         self._old_fd = -1
         self._w = -1
 
-    def __enter__(self) -> "_Wakeup":
+    def __enter__(self) -> _Wakeup:
         if threading.current_thread() is not threading.main_thread():
             return self
         r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -97,9 +97,16 @@ class _Wakeup:
 WAKEUP = _Wakeup()
 
 
-def spawn(argv: list[str], *, stdout: Any = subprocess.DEVNULL, stderr: Any = subprocess.DEVNULL,
-          preexec: Callable[[], None] | None = None) -> subprocess.Popen:
-    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, preexec_fn=preexec, close_fds=True)
+def spawn(
+    argv: list[str],
+    *,
+    stdout: Any = subprocess.DEVNULL,
+    stderr: Any = subprocess.DEVNULL,
+    preexec: Callable[[], None] | None = None,
+) -> subprocess.Popen:
+    return subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, preexec_fn=preexec, close_fds=True
+    )
 
 
 def wait_all(procs: list[subprocess.Popen], timeout: float) -> list[tuple[int, int, Any]]:
@@ -154,8 +161,14 @@ def _reap_others(keep: set[int]) -> None:
             _rt._REAPED[pid] = status
 
 
-def timed(argv: list[str], *, stdout: Any = subprocess.DEVNULL, stderr: Any = subprocess.DEVNULL,
-          preexec: Callable[[], None] | None = None, timeout: float = 60.0) -> Timed:
+def timed(
+    argv: list[str],
+    *,
+    stdout: Any = subprocess.DEVNULL,
+    stderr: Any = subprocess.DEVNULL,
+    preexec: Callable[[], None] | None = None,
+    timeout: float = 60.0,
+) -> Timed:
     """Run ``argv`` once; wall time from just before fork to just after its exit is reaped."""
     t0 = time.perf_counter_ns()
     proc = spawn(argv, stdout=stdout, stderr=stderr, preexec=preexec)

@@ -43,10 +43,28 @@ MODES = ("raw", "overlay")
 
 def plan(quick: bool) -> dict[str, Any]:
     if quick:
-        return {"iterations": 2, "seq_mib": 8, "rand_mib": 8, "rand_count": 512, "small_files": 200,
-                "write_mib": 8, "copyup_sizes": (0, 1, 4), "depths": (1, 8), "lower_files": 64}
-    return {"iterations": 5, "seq_mib": 64, "rand_mib": 64, "rand_count": 4096, "small_files": 1000,
-            "write_mib": 64, "copyup_sizes": (0, 1, 4, 16, 64, 256), "depths": (1, 2, 8, 32, 128), "lower_files": 256}
+        return {
+            "iterations": 2,
+            "seq_mib": 8,
+            "rand_mib": 8,
+            "rand_count": 512,
+            "small_files": 200,
+            "write_mib": 8,
+            "copyup_sizes": (0, 1, 4),
+            "depths": (1, 8),
+            "lower_files": 64,
+        }
+    return {
+        "iterations": 5,
+        "seq_mib": 64,
+        "rand_mib": 64,
+        "rand_count": 4096,
+        "small_files": 1000,
+        "write_mib": 64,
+        "copyup_sizes": (0, 1, 4, 16, 64, 256),
+        "depths": (1, 2, 8, 32, 128),
+        "lower_files": 256,
+    }
 
 
 class _Pattern:
@@ -65,7 +83,7 @@ class _Pattern:
         out = bytearray()
         while len(out) < n:
             take = min(n - len(out), len(self.block) - self.pos)
-            out += self.block[self.pos:self.pos + take]
+            out += self.block[self.pos : self.pos + take]
             self.pos = (self.pos + take) % len(self.block)
         self.left -= n
         return bytes(out)
@@ -172,22 +190,52 @@ def run_io(ctx: BenchContext) -> None:
     base_params = {"runtime_io": rt.name}
 
     def bundle(image: str, mode: str, tag: str) -> Path:
-        return ctx.make_bundle(f"io-{image}-{mode}-{tag}", image=refs[image], mode=mode, store=store, readonly=False,
-                               args=["/iobench"]).path
+        return ctx.make_bundle(
+            f"io-{image}-{mode}-{tag}", image=refs[image], mode=mode, store=store, readonly=False, args=["/iobench"]
+        ).path
 
-    def keep(line: dict[str, Any], mode: str, cache: str, it: int, warm: bool, workload: str | None = None, **params: Any) -> None:
-        ctx.record("io", workload or line["op"], line["seconds"], runtime=rt.name, mode=mode, iteration=it, warmup=warm,
-                   params={**base_params, "cache": cache, "count": line["count"], "bytes": line["bytes"], **params})
+    def keep(
+        line: dict[str, Any], mode: str, cache: str, it: int, warm: bool, workload: str | None = None, **params: Any
+    ) -> None:
+        ctx.record(
+            "io",
+            workload or line["op"],
+            line["seconds"],
+            runtime=rt.name,
+            mode=mode,
+            iteration=it,
+            warmup=warm,
+            params={**base_params, "cache": cache, "count": line["count"], "bytes": line["bytes"], **params},
+        )
 
     # -- io image: warm sequence, then dropped read workloads
     main = {m: bundle("io", m, "main") for m in MODES}
     for mode in MODES:
         args: list[str] = []
         for k in range(its + 1):
-            args += ["seq-read", "/data/seq", "rand-read", "/data/rand", str(p["rand_count"]), str(k + 1),
-                     "readdir", "/data/lower",
-                     "files-create", f"/sf{k}", str(p["small_files"]), "4096", "files-stat", f"/sf{k}", str(p["small_files"]),
-                     "files-delete", f"/sf{k}", str(p["small_files"]), "seq-write", "/wtest", str(p["write_mib"])]
+            args += [
+                "seq-read",
+                "/data/seq",
+                "rand-read",
+                "/data/rand",
+                str(p["rand_count"]),
+                str(k + 1),
+                "readdir",
+                "/data/lower",
+                "files-create",
+                f"/sf{k}",
+                str(p["small_files"]),
+                "4096",
+                "files-stat",
+                f"/sf{k}",
+                str(p["small_files"]),
+                "files-delete",
+                f"/sf{k}",
+                str(p["small_files"]),
+                "seq-write",
+                "/wtest",
+                str(p["write_mib"]),
+            ]
         lines = run_in(ctx, rt, main[mode], args)
         per_pass = 7
         for i, line in enumerate(lines):
@@ -195,10 +243,23 @@ def run_io(ctx: BenchContext) -> None:
             keep(line, mode, "warm", max(k - 1, 0) if k else 0, k == 0)
         ctx.progress.advance(f"warm {mode}")
     for k in range(n_dropped):
-        for mode in (MODES if k % 2 == 0 else MODES[::-1]):
+        for mode in MODES if k % 2 == 0 else MODES[::-1]:
             drop_caches()
-            lines = run_in(ctx, rt, main[mode], ["seq-read", "/data/seq", "rand-read", "/data/rand", str(p["rand_count"]), str(k + 1),
-                                                 "readdir", "/data/lower"])
+            lines = run_in(
+                ctx,
+                rt,
+                main[mode],
+                [
+                    "seq-read",
+                    "/data/seq",
+                    "rand-read",
+                    "/data/rand",
+                    str(p["rand_count"]),
+                    str(k + 1),
+                    "readdir",
+                    "/data/lower",
+                ],
+            )
             for line in lines:
                 keep(line, mode, "dropped", k, False)
             ctx.progress.advance(f"dropped {mode}")
@@ -213,7 +274,7 @@ def run_io(ctx: BenchContext) -> None:
     copyup: dict[str, dict[int, list[float]]] = {m: {} for m in MODES}
     for cache in caches:
         for k in range(its):
-            for mode in (MODES if k % 2 == 0 else MODES[::-1]):
+            for mode in MODES if k % 2 == 0 else MODES[::-1]:
                 if mode == "raw":
                     b = raw_cu
                     for name, data in wh_data.items():
@@ -256,7 +317,7 @@ def run_io(ctx: BenchContext) -> None:
                     depth[mode].setdefault(d, {}).setdefault(wl, []).append(line["seconds"])
             ctx.progress.advance(f"depth {d} {mode}")
         for k in range(n_dropped):
-            for mode in (MODES if k % 2 == 0 else MODES[::-1]):
+            for mode in MODES if k % 2 == 0 else MODES[::-1]:
                 drop_caches()
                 for line in run_in(ctx, rt, bs[mode], ["readdir", "/deep", "stat-all", "/deep"]):
                     wl = "depth-readdir" if line["op"] == "readdir" else "depth-stat"
@@ -272,16 +333,29 @@ def summarize(ctx: BenchContext) -> dict[str, Any]:
     from . import stats
     from .records import read_samples
 
-    rows = [r for r in read_samples(ctx.writer.path) if r["suite"] == "io" and not r["warmup"] and r["run"] == ctx.run_id]
+    rows = [
+        r for r in read_samples(ctx.writer.path) if r["suite"] == "io" and not r["warmup"] and r["run"] == ctx.run_id
+    ]
     groups: dict[tuple, list[float]] = {}
     for r in rows:
-        key = (r["workload"], r["params"].get("cache"), r["params"].get("size_mib"), r["params"].get("depth"), r["mode"])
+        key = (
+            r["workload"],
+            r["params"].get("cache"),
+            r["params"].get("size_mib"),
+            r["params"].get("depth"),
+            r["mode"],
+        )
         groups.setdefault(key, []).append(r["value"])
     ratios = {}
     medians = {}
     for key, values in groups.items():
         wl, cache, size, depth, mode = key
-        label = wl + (f" {size}MiB" if size is not None else "") + (f" depth{depth}" if depth is not None else "") + f" {cache}"
+        label = (
+            wl
+            + (f" {size}MiB" if size is not None else "")
+            + (f" depth{depth}" if depth is not None else "")
+            + f" {cache}"
+        )
         medians[f"{label} {mode}"] = stats.summary(values)["median"]
         if mode == "overlay" and (wl, cache, size, depth, "raw") in groups:
             try:

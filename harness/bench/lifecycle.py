@@ -93,8 +93,13 @@ def _create(ctx: BenchContext, rt: Any, bundle: Path, io: Path) -> tuple[Contain
     c = Container(rt, ctx.new_id(), bundle, io)
     c._journal()
     with open(c.stdout_path, "wb") as out, open(c.stderr_path, "wb") as err:
-        t = timed(rt.argv("create", "--bundle", str(bundle), "--pid-file", str(c.pid_file), c.id), stdout=out, stderr=err,
-                  preexec=_preexec(rt), timeout=rt.timeout)
+        t = timed(
+            rt.argv("create", "--bundle", str(bundle), "--pid-file", str(c.pid_file), c.id),
+            stdout=out,
+            stderr=err,
+            preexec=_preexec(rt),
+            timeout=rt.timeout,
+        )
     c.created = True
     if t.status != 0:
         raise _Failed(f"{rt.name} create failed (exit {t.status}): {c.stderr_path.read_text(errors='replace')[-2000:]}")
@@ -154,13 +159,18 @@ def concurrent_once(ctx: BenchContext, rt: Any, bundle: Path, io: Path, n: int) 
     try:
         with not_subreaper():
             t0 = time.perf_counter_ns()
-            procs = [spawn(rt.argv("run", "--bundle", str(bundle), cid), stderr=errs[i], preexec=_preexec(rt)) for i, cid in enumerate(ids)]
+            procs = [
+                spawn(rt.argv("run", "--bundle", str(bundle), cid), stderr=errs[i], preexec=_preexec(rt))
+                for i, cid in enumerate(ids)
+            ]
             ends = wait_all(procs, rt.timeout * max(1, n / 2))
         wall = (max(e[0] for e in ends) - t0) / 1e9
         bad = [(ids[i], e[1]) for i, e in enumerate(ends) if e[1] != 0]
         if bad:
-            raise _Failed(f"{rt.name}: {len(bad)} of {n} concurrent runs failed: "
-                          + (io / f"conc-{ids.index(bad[0][0])}.stderr").read_text(errors="replace")[-1000:])
+            raise _Failed(
+                f"{rt.name}: {len(bad)} of {n} concurrent runs failed: "
+                + (io / f"conc-{ids.index(bad[0][0])}.stderr").read_text(errors="replace")[-1000:]
+            )
         for cid in ids:
             ctx.journal.release("container", cid)
         ids = []
@@ -191,7 +201,16 @@ def run_lifecycle(ctx: BenchContext) -> None:
     times: dict[tuple[str, str], list[float]] = {}
     hf = ctx.hyperfine
 
-    def keep(runtime: str | None, workload: str, phase: str | None, value: float, it: int, warm: bool, t: Timed | None = None, command: str = "") -> None:
+    def keep(
+        runtime: str | None,
+        workload: str,
+        phase: str | None,
+        value: float,
+        it: int,
+        warm: bool,
+        t: Timed | None = None,
+        command: str = "",
+    ) -> None:
         ctx.record("lifecycle", workload, value, runtime=runtime, phase=phase, iteration=it, warmup=warm)
         if warm:
             return
@@ -218,7 +237,16 @@ def run_lifecycle(ctx: BenchContext) -> None:
                 t = timed([str(ctx.iobench), "unshare-exec", str(ctx.probe), "exit", "0"])
                 if t.status != 0:
                     raise HarnessError("iobench unshare-exec failed (floor-namespaces)")
-                keep(None, "floor-namespaces", None, t.seconds, it, warm, t, f"unshare(pid,net,ipc,uts,mnt)+fork+exec {ctx.probe} exit 0")
+                keep(
+                    None,
+                    "floor-namespaces",
+                    None,
+                    t.seconds,
+                    it,
+                    warm,
+                    t,
+                    f"unshare(pid,net,ipc,uts,mnt)+fork+exec {ctx.probe} exit 0",
+                )
             elif subject.startswith("preexec:"):
                 name = subject.split(":", 1)[1]
                 t = timed([str(ctx.probe), "exit", "0"], preexec=_preexec(ctx.runtimes[name]))
@@ -231,7 +259,16 @@ def run_lifecycle(ctx: BenchContext) -> None:
                 keep(subject, "lifecycle", "run", t.seconds, it, warm, t, f"{subject} run")
                 for phase, tp in phases_once(ctx, rt, pause_bundle, io).items():
                     keep(subject, "lifecycle", phase, tp.seconds, it, warm, tp, f"{subject} {phase}")
-                keep(subject, "lifecycle", "create+start+delete", csd_once(ctx, rt, exit_bundle, io), it, warm, None, f"{subject} create+start+delete")
+                keep(
+                    subject,
+                    "lifecycle",
+                    "create+start+delete",
+                    csd_once(ctx, rt, exit_bundle, io),
+                    it,
+                    warm,
+                    None,
+                    f"{subject} create+start+delete",
+                )
             ctx.progress.advance(f"block {b + 1}/{blocks}")
 
     conc: dict[tuple[str, int], list[float]] = {}
@@ -242,15 +279,24 @@ def run_lifecycle(ctx: BenchContext) -> None:
             ctx.rng.shuffle(order)
             for name in order:
                 wall = concurrent_once(ctx, ctx.runtimes[name], exit_bundle, io, n)
-                ctx.record("lifecycle", "concurrent", wall, runtime=name, params={"concurrency": n},
-                           iteration=rep if warm else rep - p["concurrency_warmup"], warmup=warm)
+                ctx.record(
+                    "lifecycle",
+                    "concurrent",
+                    wall,
+                    runtime=name,
+                    params={"concurrency": n},
+                    iteration=rep if warm else rep - p["concurrency_warmup"],
+                    warmup=warm,
+                )
                 if not warm:
                     conc.setdefault((name, n), []).append(wall)
                 ctx.progress.advance(f"{n} at once")
     ctx.summaries["lifecycle"] = summarize(times, conc)
 
 
-def summarize(times: dict[tuple[str, str], list[float]], conc: dict[tuple[str, int], list[float]], baseline: str = "runc") -> dict:
+def summarize(
+    times: dict[tuple[str, str], list[float]], conc: dict[tuple[str, int], list[float]], baseline: str = "runc"
+) -> dict:
     out: dict[str, Any] = {"summary": {f"{k[0]} {k[1]}": stats.summary(v) for k, v in times.items()}}
     ratios = {}
     for (subject, phase), values in times.items():

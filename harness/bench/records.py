@@ -19,17 +19,53 @@ from typing import Any
 SCHEMA = "oci-harness/bench-sample/1"
 SUITES = ("lifecycle", "io", "scale")
 UNITS = ("s", "bytes", "inodes", "mounts", "B/s", "ops/s")
-FIELDS = ("schema", "run", "suite", "runtime", "mode", "workload", "phase", "params", "iteration", "warmup", "value", "unit", "time")
+FIELDS = (
+    "schema",
+    "run",
+    "suite",
+    "runtime",
+    "mode",
+    "workload",
+    "phase",
+    "params",
+    "iteration",
+    "warmup",
+    "value",
+    "unit",
+    "time",
+)
 
 
-def sample(run: str, suite: str, workload: str, value: float, unit: str = "s", *, runtime: str | None = None,
-           mode: str | None = None, phase: str | None = None, params: dict[str, Any] | None = None,
-           iteration: int = 0, warmup: bool = False, when: float | None = None) -> dict[str, Any]:
+def sample(
+    run: str,
+    suite: str,
+    workload: str,
+    value: float,
+    unit: str = "s",
+    *,
+    runtime: str | None = None,
+    mode: str | None = None,
+    phase: str | None = None,
+    params: dict[str, Any] | None = None,
+    iteration: int = 0,
+    warmup: bool = False,
+    when: float | None = None,
+) -> dict[str, Any]:
     """One sample record; raises ValueError for a record the contract does not allow."""
     record = {
-        "schema": SCHEMA, "run": run, "suite": suite, "runtime": runtime, "mode": mode,
-        "workload": workload, "phase": phase, "params": dict(params or {}), "iteration": int(iteration),
-        "warmup": bool(warmup), "value": float(value), "unit": unit, "time": time.time() if when is None else float(when),
+        "schema": SCHEMA,
+        "run": run,
+        "suite": suite,
+        "runtime": runtime,
+        "mode": mode,
+        "workload": workload,
+        "phase": phase,
+        "params": dict(params or {}),
+        "iteration": int(iteration),
+        "warmup": bool(warmup),
+        "value": float(value),
+        "unit": unit,
+        "time": time.time() if when is None else float(when),
     }
     check(record)
     return record
@@ -71,7 +107,7 @@ class SampleWriter:
             os.close(self._fd)
             self._fd = -1
 
-    def __enter__(self) -> "SampleWriter":
+    def __enter__(self) -> SampleWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -111,16 +147,18 @@ def hyperfine_export(groups: dict[str, dict[str, list[float]]]) -> dict[str, Any
         if not times:
             continue
         x = np.asarray(times)
-        results.append({
-            "command": command,
-            "mean": float(x.mean()),
-            "stddev": float(x.std(ddof=1)) if x.size > 1 else None,
-            "median": float(np.median(x)),
-            "user": float(np.mean(g.get("user") or [0.0])),
-            "system": float(np.mean(g.get("system") or [0.0])),
-            "min": float(x.min()),
-            "max": float(x.max()),
-            "times": times,
-            "exit_codes": [0] * len(times),
-        })
+        results.append(
+            {
+                "command": command,
+                "mean": float(x.mean()),
+                "stddev": float(x.std(ddof=1)) if x.size > 1 else None,
+                "median": float(np.median(x)),
+                "user": float(np.mean(g.get("user") or [0.0])),
+                "system": float(np.mean(g.get("system") or [0.0])),
+                "min": float(x.min()),
+                "max": float(x.max()),
+                "times": times,
+                "exit_codes": [0] * len(times),
+            }
+        )
     return {"results": results}

@@ -18,7 +18,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +64,16 @@ class Progress:
             return
         if self.tty:
             try:
-                from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+                from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+                from rich.progress import Progress as RichProgress
 
-                self._rich = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False)
+                self._rich = RichProgress(
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    transient=False,
+                )
                 self._rich.start()
                 self._task = self._rich.add_task(label, total=self.total)
                 return
@@ -84,7 +91,11 @@ class Progress:
             self._last_line = time.monotonic()
             width = 30
             filled = int(width * self.done / self.total)
-            print(f"bench: {self._label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {what}", file=sys.stderr, flush=True)
+            print(
+                f"bench: {self._label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {what}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def finish(self) -> None:
         if self._rich is not None:
@@ -149,7 +160,7 @@ class BenchContext:
 
 
 def default_output() -> Path:
-    return Path("results") / "bench" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return Path("results") / "bench" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def installed_runtimes() -> list[str]:
@@ -170,8 +181,14 @@ def filesystem_of(path: Path) -> dict[str, Any]:
         point = f[4].replace("\\040", " ")
         if (str(path) == point or str(path).startswith(point.rstrip("/") + "/")) and len(point) > best_len:
             best_len = len(point)
-            best = {"path": str(path), "mount_point": point, "type": r[0], "source": r[1] if len(r) > 1 else "",
-                    "mount_options": f[5], "super_options": r[2] if len(r) > 2 else ""}
+            best = {
+                "path": str(path),
+                "mount_point": point,
+                "type": r[0],
+                "source": r[1] if len(r) > 1 else "",
+                "mount_options": f[5],
+                "super_options": r[2] if len(r) > 2 else "",
+            }
     return best
 
 
@@ -190,7 +207,7 @@ def run_bench(options: Options, argv: list[str] | None = None) -> Path:
     unknown = sorted(set(options.suites) - set(SUITES))
     if unknown:
         raise HarnessError(f"unknown suite(s) {', '.join(unknown)}; known: {', '.join(SUITES)}")
-    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
     output = Path(options.output or default_output())
     if output.exists() and any(output.iterdir()):
         raise HarnessError(f"{output} is not empty; choose another --output")
@@ -205,18 +222,40 @@ def run_bench(options: Options, argv: list[str] | None = None) -> Path:
     state_base = runtime.default_state_root_base() / f"bench-{run_id}"
     journal.record("state_root", str(state_base))
     started = time.time()
-    ctx = BenchContext(options=options, run_id=run_id, output=output, writer=SampleWriter(output / "samples.jsonl"),
-                       journal=journal, workdir=workdir, state_base=state_base, progress=Progress(options.progress),
-                       rng=random.Random(options.seed), probe=build_probe(), iobench=build_iobench())
+    ctx = BenchContext(
+        options=options,
+        run_id=run_id,
+        output=output,
+        writer=SampleWriter(output / "samples.jsonl"),
+        journal=journal,
+        workdir=workdir,
+        state_base=state_base,
+        progress=Progress(options.progress),
+        rng=random.Random(options.seed),
+        probe=build_probe(),
+        iobench=build_iobench(),
+    )
     for d in definitions:
         rt = runtime.Runtime(d, state_base / d.name)
         rt.journal = journal
         ctx.runtimes[d.name] = rt
     versions = {name: rt.version() for name, rt in ctx.runtimes.items()}
     env = environment(versions)
-    env.update({"filesystem": filesystem_of(workdir), "run": run_id, "started": started, "argv": list(argv or sys.argv),
-                "options": {"quick": options.quick, "suites": options.suites, "runtimes": options.runtimes, "seed": options.seed},
-                "loadavg_start": os.getloadavg()})
+    env.update(
+        {
+            "filesystem": filesystem_of(workdir),
+            "run": run_id,
+            "started": started,
+            "argv": list(argv or sys.argv),
+            "options": {
+                "quick": options.quick,
+                "suites": options.suites,
+                "runtimes": options.runtimes,
+                "seed": options.seed,
+            },
+            "loadavg_start": os.getloadavg(),
+        }
+    )
 
     def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -229,12 +268,15 @@ def run_bench(options: Options, argv: list[str] | None = None) -> Path:
             for suite in options.suites:
                 if suite == "lifecycle":
                     from .lifecycle import run_lifecycle
+
                     run_lifecycle(ctx)
                 elif suite == "io":
                     from .io import run_io
+
                     run_io(ctx)
                 elif suite == "scale":
                     from .scale import run_scale
+
                     run_scale(ctx)
     except KeyboardInterrupt:
         interrupted = True
@@ -251,10 +293,25 @@ def run_bench(options: Options, argv: list[str] | None = None) -> Path:
             signal.signal(signal.SIGTERM, old_term)
             ctx.writer.close()
         status = "interrupted" if interrupted else "failed" if failure else "complete"
-        env.update({"finished": time.time(), "loadavg_end": os.getloadavg(), "interrupted": interrupted,
-                    "run_status": {"kind": "bench", "status": status, "error": failure, "started": started, "finished": time.time(),
-                            "args": list(argv or sys.argv)[1:], "runtimes": options.runtimes, "suites": options.suites,
-                            "quick": options.quick, "samples": ctx.writer.count}})
+        env.update(
+            {
+                "finished": time.time(),
+                "loadavg_end": os.getloadavg(),
+                "interrupted": interrupted,
+                "run_status": {
+                    "kind": "bench",
+                    "status": status,
+                    "error": failure,
+                    "started": started,
+                    "finished": time.time(),
+                    "args": list(argv or sys.argv)[1:],
+                    "runtimes": options.runtimes,
+                    "suites": options.suites,
+                    "quick": options.quick,
+                    "samples": ctx.writer.count,
+                },
+            }
+        )
         (output / "environment.json").write_text(json.dumps(env, indent=2, sort_keys=True) + "\n")
         if ctx.summaries:
             (output / "summary.json").write_text(json.dumps(ctx.summaries, indent=2, sort_keys=True) + "\n")
@@ -275,14 +332,14 @@ def _cleanup(ctx: BenchContext) -> None:
     for path in list(reversed(ctx.bundles)):
         try:
             ctx.drop_bundle(path)
-        except Exception as err:  # noqa: BLE001 - keep removing the rest
+        except Exception as err:
             errors.append(f"{path}: {err}")
     from harness.image import mounts_under, unmount
 
     for point in mounts_under(ctx.workdir):
         try:
             unmount(point)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             errors.append(f"{point}: {err}")
     if not mounts_under(ctx.workdir):
         shutil.rmtree(ctx.workdir, ignore_errors=True)
@@ -304,7 +361,7 @@ def _cleanup(ctx: BenchContext) -> None:
             try:
                 _journal._remove(entry)
                 ctx.journal.release("container", entry["key"])
-            except Exception as err:  # noqa: BLE001
+            except Exception as err:
                 errors.append(f"container {entry['key']}: {err}")
     shutil.rmtree(ctx.state_base, ignore_errors=True)
     ctx.journal.release("state_root", str(ctx.state_base))

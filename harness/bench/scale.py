@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-
 from harness.image.store import tree_counts
 
 from .runner import BenchContext
@@ -55,7 +54,7 @@ def run_scale(ctx: BenchContext) -> None:
     area.mkdir()
     for n in p["ns"]:
         for rep in range(p["reps"][n]):
-            for mode in (MODES if rep % 2 == 0 else MODES[::-1]):
+            for mode in MODES if rep % 2 == 0 else MODES[::-1]:
                 paths = [area / f"{mode}-{n}-{rep}-{i}" for i in range(n)]
                 for path in paths:
                     ctx.journal.record("folder", str(path))
@@ -65,7 +64,9 @@ def run_scale(ctx: BenchContext) -> None:
                 try:
                     t0 = time.perf_counter_ns()
                     for path in paths:
-                        create_bundle(path, image=ref, mode=mode, store=store, probe_binary=ctx.probe, args=["/bin/true"])
+                        create_bundle(
+                            path, image=ref, mode=mode, store=store, probe_binary=ctx.probe, args=["/bin/true"]
+                        )
                         made.append(path)
                     setup = (time.perf_counter_ns() - t0) / 1e9
                     nbytes = ninodes = 0
@@ -86,13 +87,20 @@ def run_scale(ctx: BenchContext) -> None:
                         ctx.journal.release("mount", str(path / "rootfs"))
                         ctx.journal.release("folder", str(path))
                 shared = mode == "overlay"
-                params = {"n": n, "bundles_only_bytes": nbytes, "bundles_only_inodes": ninodes,
-                          "store_bytes": store_bytes if shared else 0, "store_inodes": store_inodes if shared else 0}
+                params = {
+                    "n": n,
+                    "bundles_only_bytes": nbytes,
+                    "bundles_only_inodes": ninodes,
+                    "store_bytes": store_bytes if shared else 0,
+                    "store_inodes": store_inodes if shared else 0,
+                }
                 common = {"mode": mode, "params": params, "iteration": rep}
                 ctx.record("scale", "n-containers", setup, "s", phase="setup", **common)
                 ctx.record("scale", "n-containers", teardown, "s", phase="teardown", **common)
                 ctx.record("scale", "n-containers", nbytes + params["store_bytes"], "bytes", phase="bytes", **common)
-                ctx.record("scale", "n-containers", ninodes + params["store_inodes"], "inodes", phase="inodes", **common)
+                ctx.record(
+                    "scale", "n-containers", ninodes + params["store_inodes"], "inodes", phase="inodes", **common
+                )
                 ctx.record("scale", "n-containers", mounts, "mounts", phase="mounts", **common)
                 ctx.progress.advance(f"N={n} {mode}")
     area.rmdir()

@@ -19,7 +19,18 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats as _st
 
-__all__ = ["median_ci", "outliers", "summary", "ratio", "linear_fit", "interval_note", "enough_for_interval", "MODIFIED_Z_LIMIT", "TUKEY_K", "MIN_N_95"]
+__all__ = [
+    "MIN_N_95",
+    "MODIFIED_Z_LIMIT",
+    "TUKEY_K",
+    "enough_for_interval",
+    "interval_note",
+    "linear_fit",
+    "median_ci",
+    "outliers",
+    "ratio",
+    "summary",
+]
 
 #: |modified z| above this flags an outlier (Iglewicz and Hoaglin).
 MODIFIED_Z_LIMIT = 3.5

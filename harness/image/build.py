@@ -30,11 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-
 from .layers import OPAQUE_MARKER, RAW, WHITEOUT_PREFIX, unpack_layer
 from .layout import MEDIA_TYPES, Descriptor, Image, ImageError, Layout, _host_arch
 
-__all__ = ["ImageBuilder", "LayerWriter", "generate_image", "DEFAULT_PATH"]
+__all__ = ["DEFAULT_PATH", "ImageBuilder", "LayerWriter", "generate_image"]
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _CHUNK = 1 << 20
@@ -50,7 +49,7 @@ def _epoch() -> int:
 def _iso(ts: int) -> str:
     import datetime as _dt
 
-    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _name(parts: tuple[str, ...]) -> str:
@@ -97,8 +96,16 @@ class LayerWriter:
         self._dirs = dirs
         self._emitted: set[tuple[str, ...]] = set()
 
-    def _info(self, parts: tuple[str, ...], kind: bytes, mode: int, uid: int, gid: int,
-              mtime: int | None, xattrs: dict[str, bytes] | None = None) -> tarfile.TarInfo:
+    def _info(
+        self,
+        parts: tuple[str, ...],
+        kind: bytes,
+        mode: int,
+        uid: int,
+        gid: int,
+        mtime: int | None,
+        xattrs: dict[str, bytes] | None = None,
+    ) -> tarfile.TarInfo:
         info = tarfile.TarInfo(_name(parts))
         info.type = kind
         info.mode = mode & 0o7777
@@ -106,8 +113,9 @@ class LayerWriter:
         info.uname = info.gname = ""
         info.mtime = self.mtime if mtime is None else mtime
         if xattrs:
-            info.pax_headers = {f"SCHILY.xattr.{k}": v.decode("utf-8", "surrogateescape")
-                                for k, v in sorted(xattrs.items())}
+            info.pax_headers = {
+                f"SCHILY.xattr.{k}": v.decode("utf-8", "surrogateescape") for k, v in sorted(xattrs.items())
+            }
         return info
 
     def parents(self, parts: tuple[str, ...]) -> None:
@@ -117,13 +125,20 @@ class LayerWriter:
             if prefix in self._emitted:
                 continue
             meta = self._dirs.get(prefix, DirMeta(mtime=self.mtime))
-            self._tar.addfile(self._info(prefix, tarfile.DIRTYPE, meta.mode, meta.uid, meta.gid,
-                                         meta.mtime))
+            self._tar.addfile(self._info(prefix, tarfile.DIRTYPE, meta.mode, meta.uid, meta.gid, meta.mtime))
             self._dirs[prefix] = meta
             self._emitted.add(prefix)
 
-    def dir(self, path: str | tuple[str, ...], *, mode: int = 0o755, uid: int = 0, gid: int = 0,
-            mtime: int | None = None, xattrs: dict[str, bytes] | None = None) -> None:
+    def dir(
+        self,
+        path: str | tuple[str, ...],
+        *,
+        mode: int = 0o755,
+        uid: int = 0,
+        gid: int = 0,
+        mtime: int | None = None,
+        xattrs: dict[str, bytes] | None = None,
+    ) -> None:
         parts = _split(path) if isinstance(path, str) else path
         self.parents(parts)
         info = self._info(parts, tarfile.DIRTYPE, mode, uid, gid, mtime, xattrs)
@@ -131,9 +146,18 @@ class LayerWriter:
         self._dirs[parts] = DirMeta(mode & 0o7777, uid, gid, int(info.mtime))
         self._emitted.add(parts)
 
-    def file(self, path: str | tuple[str, ...], data: bytes | BinaryIO, *, size: int | None = None,
-             mode: int = 0o644, uid: int = 0, gid: int = 0, mtime: int | None = None,
-             xattrs: dict[str, bytes] | None = None) -> None:
+    def file(
+        self,
+        path: str | tuple[str, ...],
+        data: bytes | BinaryIO,
+        *,
+        size: int | None = None,
+        mode: int = 0o644,
+        uid: int = 0,
+        gid: int = 0,
+        mtime: int | None = None,
+        xattrs: dict[str, bytes] | None = None,
+    ) -> None:
         parts = _split(path) if isinstance(path, str) else path
         self.parents(parts)
         self._forget(parts)
@@ -146,8 +170,9 @@ class LayerWriter:
             info.size = size
             self._tar.addfile(info, data)
 
-    def symlink(self, path: str | tuple[str, ...], target: str, *, uid: int = 0, gid: int = 0,
-                mtime: int | None = None) -> None:
+    def symlink(
+        self, path: str | tuple[str, ...], target: str, *, uid: int = 0, gid: int = 0, mtime: int | None = None
+    ) -> None:
         parts = _split(path) if isinstance(path, str) else path
         self.parents(parts)
         self._forget(parts)
@@ -164,8 +189,18 @@ class LayerWriter:
         info.linkname = _name(tparts)
         self._tar.addfile(info)
 
-    def node(self, path: str | tuple[str, ...], kind: str, major: int = 0, minor: int = 0, *,
-             mode: int = 0o666, uid: int = 0, gid: int = 0, mtime: int | None = None) -> None:
+    def node(
+        self,
+        path: str | tuple[str, ...],
+        kind: str,
+        major: int = 0,
+        minor: int = 0,
+        *,
+        mode: int = 0o666,
+        uid: int = 0,
+        gid: int = 0,
+        mtime: int | None = None,
+    ) -> None:
         types = {"char": tarfile.CHRTYPE, "block": tarfile.BLKTYPE, "fifo": tarfile.FIFOTYPE}
         parts = _split(path) if isinstance(path, str) else path
         self.parents(parts)
@@ -179,8 +214,7 @@ class LayerWriter:
         parts = _split(path) if isinstance(path, str) else path
         self.parents(parts)
         self._forget(parts)
-        info = self._info(parts[:-1] + (WHITEOUT_PREFIX + parts[-1],), tarfile.REGTYPE, 0o644, 0, 0,
-                          None)
+        info = self._info(parts[:-1] + (WHITEOUT_PREFIX + parts[-1],), tarfile.REGTYPE, 0o644, 0, 0, None)
         self._tar.addfile(info, io.BytesIO(b""))
 
     def opaque(self, path: str | tuple[str, ...], *, mode: int | None = None) -> None:
@@ -188,10 +222,8 @@ class LayerWriter:
         parts = _split(path) if isinstance(path, str) else path
         meta = self._dirs.get(parts, DirMeta(mtime=self.mtime))
         self._forget(parts, keep_self=True)
-        self.dir(parts, mode=meta.mode if mode is None else mode, uid=meta.uid, gid=meta.gid,
-                 mtime=meta.mtime)
-        self._tar.addfile(self._info(parts + (OPAQUE_MARKER,), tarfile.REGTYPE, 0o644, 0, 0, None),
-                          io.BytesIO(b""))
+        self.dir(parts, mode=meta.mode if mode is None else mode, uid=meta.uid, gid=meta.gid, mtime=meta.mtime)
+        self._tar.addfile(self._info(parts + (OPAQUE_MARKER,), tarfile.REGTYPE, 0o644, 0, 0, None), io.BytesIO(b""))
 
     def _forget(self, parts: tuple[str, ...], keep_self: bool = False) -> None:
         n = len(parts)
@@ -220,8 +252,11 @@ def apply_changes(writer: LayerWriter, changes: Iterable[dict[str, Any]]) -> Non
         common = {k: change[k] for k in ("uid", "gid") if k in change}
         try:
             if op == "file":
-                data = (base64.b64decode(change["base64"]) if "base64" in change
-                        else str(change.get("content", "")).encode())
+                data = (
+                    base64.b64decode(change["base64"])
+                    if "base64" in change
+                    else str(change.get("content", "")).encode()
+                )
                 writer.file(path, data, mode=int(change.get("mode", 0o644)), **common)
             elif op == "dir":
                 writer.dir(path, mode=int(change.get("mode", 0o755)), **common)
@@ -230,15 +265,22 @@ def apply_changes(writer: LayerWriter, changes: Iterable[dict[str, Any]]) -> Non
             elif op == "hardlink":
                 writer.hardlink(path, str(change["target"]))
             elif op in ("char", "block", "fifo"):
-                writer.node(path, op, int(change.get("major", 0)), int(change.get("minor", 0)),
-                            mode=int(change.get("mode", 0o666)), **common)
+                writer.node(
+                    path,
+                    op,
+                    int(change.get("major", 0)),
+                    int(change.get("minor", 0)),
+                    mode=int(change.get("mode", 0o666)),
+                    **common,
+                )
             elif op == "delete":
                 writer.delete(path)
             elif op == "opaque":
                 writer.opaque(path)
             else:
-                raise ImageError(f"change #{i}: unknown op {op!r} (file, dir, symlink, hardlink, "
-                                 "char, block, fifo, delete, opaque)")
+                raise ImageError(
+                    f"change #{i}: unknown op {op!r} (file, dir, symlink, hardlink, char, block, fifo, delete, opaque)"
+                )
         except KeyError as err:
             raise ImageError(f"change #{i} ({op} {path}) lacks {err.args[0]!r}") from None
 
@@ -286,8 +328,9 @@ def _same(a: os.stat_result, b: os.stat_result, pa: str, pb: str) -> bool:
     return a.st_mtime_ns // 10**9 == b.st_mtime_ns // 10**9
 
 
-def diff_folders(writer: LayerWriter, lower: Path | None, upper: Path, *,
-                 keep_dirs: frozenset[tuple[str, ...]] = frozenset()) -> int:
+def diff_folders(
+    writer: LayerWriter, lower: Path | None, upper: Path, *, keep_dirs: frozenset[tuple[str, ...]] = frozenset()
+) -> int:
     """Write into ``writer`` what turns ``lower`` (None: nothing) into ``upper``: changed and new
     entries in full, deleted ones as whiteouts (written before their siblings). Returns the
     number of changes.
@@ -303,8 +346,7 @@ def diff_folders(writer: LayerWriter, lower: Path | None, upper: Path, *,
         count += 1
         mode, mtime = st.st_mode, int(st.st_mtime)
         if stat.S_ISDIR(mode):
-            writer.dir(parts, mode=stat.S_IMODE(mode), uid=st.st_uid, gid=st.st_gid, mtime=mtime,
-                       xattrs=_xattrs(path))
+            writer.dir(parts, mode=stat.S_IMODE(mode), uid=st.st_uid, gid=st.st_gid, mtime=mtime, xattrs=_xattrs(path))
             return
         if st.st_nlink > 1:
             key = (st.st_dev, st.st_ino)
@@ -314,14 +356,30 @@ def diff_folders(writer: LayerWriter, lower: Path | None, upper: Path, *,
             links[key] = parts
         if stat.S_ISREG(mode):
             with open(path, "rb") as f:
-                writer.file(parts, f, size=st.st_size, mode=stat.S_IMODE(mode), uid=st.st_uid,
-                            gid=st.st_gid, mtime=mtime, xattrs=_xattrs(path))
+                writer.file(
+                    parts,
+                    f,
+                    size=st.st_size,
+                    mode=stat.S_IMODE(mode),
+                    uid=st.st_uid,
+                    gid=st.st_gid,
+                    mtime=mtime,
+                    xattrs=_xattrs(path),
+                )
         elif stat.S_ISLNK(mode):
             writer.symlink(parts, os.readlink(path), uid=st.st_uid, gid=st.st_gid, mtime=mtime)
         elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
             kind = "char" if stat.S_ISCHR(mode) else "block" if stat.S_ISBLK(mode) else "fifo"
-            writer.node(parts, kind, os.major(st.st_rdev), os.minor(st.st_rdev),
-                        mode=stat.S_IMODE(mode), uid=st.st_uid, gid=st.st_gid, mtime=mtime)
+            writer.node(
+                parts,
+                kind,
+                os.major(st.st_rdev),
+                os.minor(st.st_rdev),
+                mode=stat.S_IMODE(mode),
+                uid=st.st_uid,
+                gid=st.st_gid,
+                mtime=mtime,
+            )
 
     def walk(parts: tuple[str, ...]) -> None:
         up = os.path.join(upper, *parts) if parts else str(upper)
@@ -333,8 +391,9 @@ def diff_folders(writer: LayerWriter, lower: Path | None, upper: Path, *,
             count_up()
         for name in names:
             if name.startswith(WHITEOUT_PREFIX):
-                raise ImageError(f"{up}/{name}: names starting with {WHITEOUT_PREFIX} cannot be in "
-                                 "an image (they are whiteouts)")
+                raise ImageError(
+                    f"{up}/{name}: names starting with {WHITEOUT_PREFIX} cannot be in an image (they are whiteouts)"
+                )
             child = parts + (name,)
             cp = os.path.join(up, name)
             st = os.lstat(cp)
@@ -420,8 +479,7 @@ class ImageBuilder:
         elif path.is_file():
             self.add_tarball(path)
         else:
-            raise ImageError(f"image base {source!r} is neither alpine, scratch, a folder nor a "
-                             "tarball")
+            raise ImageError(f"image base {source!r} is neither alpine, scratch, a folder nor a tarball")
 
     def from_image(self, image: Image) -> None:
         """Start from an existing image of the same layout (its blobs are shared)."""
@@ -479,12 +537,11 @@ class ImageBuilder:
                             for k in [k for k in self._dirs if k[:n] == parts[:-1] and len(k) > n]:
                                 del self._dirs[k]
                         elif base.startswith(WHITEOUT_PREFIX):
-                            gone = parts[:-1] + (base[len(WHITEOUT_PREFIX):],)
-                            for k in [k for k in self._dirs if k[:len(gone)] == gone]:
+                            gone = parts[:-1] + (base[len(WHITEOUT_PREFIX) :],)
+                            for k in [k for k in self._dirs if k[: len(gone)] == gone]:
                                 del self._dirs[k]
                         elif info.isdir():
-                            self._dirs[parts] = DirMeta(info.mode & 0o7777, info.uid, info.gid,
-                                                        int(info.mtime))
+                            self._dirs[parts] = DirMeta(info.mode & 0o7777, info.uid, info.gid, int(info.mtime))
                 while hashing.read(_CHUNK):
                     pass
                 blob.drain()
@@ -497,8 +554,13 @@ class ImageBuilder:
         compress = self.compress if compress is None else compress
         with self.layout.blob_writer() as sink:
             if compress:
-                gz = gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0,  # type: ignore[arg-type]
-                                   compresslevel=self.level)
+                gz = gzip.GzipFile(
+                    filename="",
+                    mode="wb",
+                    fileobj=sink,
+                    mtime=0,  # type: ignore[arg-type]
+                    compresslevel=self.level,
+                )
                 out = _HashWriter(gz)
                 yield sink, out
                 gz.close()
@@ -564,8 +626,7 @@ class ImageBuilder:
             "created": created,
             "config": cfg,
             "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in self.layers]},
-            "history": [{"created": created, "created_by": layer.created_by}
-                        for layer in self.layers],
+            "history": [{"created": created, "created_by": layer.created_by} for layer in self.layers],
         }
         config_desc = self.layout.write_json(config, MEDIA_TYPES.CONFIG)
         manifest = {
@@ -580,9 +641,19 @@ class ImageBuilder:
         return self.layout.load_image(manifest_desc, ref=tag)
 
 
-def generate_image(layout: Layout, tag: str, *, layers: int, files: int, size: int | tuple[int, int],
-                   seed: int = 0, base: str = "scratch", rootfs_tar: Path | None = None,
-                   churn: bool = True, compress: bool = True) -> Image:
+def generate_image(
+    layout: Layout,
+    tag: str,
+    *,
+    layers: int,
+    files: int,
+    size: int | tuple[int, int],
+    seed: int = 0,
+    base: str = "scratch",
+    rootfs_tar: Path | None = None,
+    churn: bool = True,
+    compress: bool = True,
+) -> Image:
     """A benchmark image: ``base`` plus ``layers`` layers of ``files`` files each, of ``size`` bytes
     (or a size drawn from ``(min, max)``), contents from ``random.Random(seed)``.
 
@@ -608,6 +679,5 @@ def generate_image(layout: Layout, tag: str, *, layers: int, files: int, size: i
             if churn and i >= 2 and i % 4 == 2:
                 w.opaque(f"bench/l{i - 2:04d}")
                 w.file(f"bench/l{i - 2:04d}/kept", b"opaque\n")
-    builder.config["Labels"] = {"org.oci-harness.generated": f"layers={layers} files={files} "
-                                f"size={size} seed={seed}"}
+    builder.config["Labels"] = {"org.oci-harness.generated": f"layers={layers} files={files} size={size} seed={seed}"}
     return builder.commit(tag)

@@ -33,13 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from harness._safetar import (EntryMeta, ExtractResult, TreeWriter, apply_archive, normalize_name,
-                              write_member)
+from harness._safetar import EntryMeta, ExtractResult, TreeWriter, apply_archive, normalize_name, write_member
 from harness.errors import RootfsError
 
 from .layout import Descriptor, DigestMismatch, ImageError, Layout
 
-__all__ = ["LayerResult", "OPAQUE_XATTR", "apply_layer", "unpack_layer", "RAW", "OVERLAY"]
+__all__ = ["OPAQUE_XATTR", "OVERLAY", "RAW", "LayerResult", "apply_layer", "unpack_layer"]
 
 RAW = "raw"
 OVERLAY = "overlay"
@@ -86,8 +85,7 @@ class _Lowers:
                         break
                     if _is_whiteout_dev(st) or not stat.S_ISDIR(st.st_mode):
                         return None  # whited out, or a non-folder hides all below
-                    nxt = os.open(comp, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                  dir_fd=fd)
+                    nxt = os.open(comp, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
                     os.close(fd)
                     fd = nxt
                     hides_below = hides_below or _opaque(fd)
@@ -162,7 +160,7 @@ class _Applier:
             return
         if name.startswith(WHITEOUT_PREFIX * 2):
             return  # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not content
-        victim = name[len(WHITEOUT_PREFIX):]
+        victim = name[len(WHITEOUT_PREFIX) :]
         if victim in ("", ".", ".."):
             raise RootfsError(f"refusing whiteout {label!r}: it names no entry of its folder")
         target = parent + (victim,)
@@ -180,12 +178,12 @@ class _Applier:
                 writer.set_dir_xattr(target, OPAQUE_XATTR, b"y", label)
             return
         self.prepare_parents(parent, label, writer)
-        writer.node(target, stat.S_IFCHR, EntryMeta(0, 0, 0, int(info.mtime) * 10**9), label,
-                    (0, 0))
+        writer.node(target, stat.S_IFCHR, EntryMeta(0, 0, 0, int(info.mtime) * 10**9), label, (0, 0))
         st = writer.lookup(target, label)
         if st is None or not _is_whiteout_dev(st):
-            raise RootfsError(f"cannot create the overlay whiteout for {label!r}: a 0/0 character "
-                              "device needs root (CAP_MKNOD)")
+            raise RootfsError(
+                f"cannot create the overlay whiteout for {label!r}: a 0/0 character device needs root (CAP_MKNOD)"
+            )
         self.whited.add(target)
 
     def clean(self, folder: Parts, label: str, writer: TreeWriter) -> None:
@@ -222,9 +220,9 @@ class _Applier:
                 if stat.S_ISLNK(st.st_mode):
                     raise RootfsError(
                         f"refusing archive entry {label!r}: {'/'.join(prefix)!r} is a symlink, and "
-                        "following it could write outside the target")
-                raise RootfsError(f"refusing archive entry {label!r}: {'/'.join(prefix)!r} is not "
-                                  "a directory")
+                        "following it could write outside the target"
+                    )
+                raise RootfsError(f"refusing archive entry {label!r}: {'/'.join(prefix)!r} is not a directory")
             found = self.lowers.find(prefix)
             meta = EntryMeta(0o755)
             if found is not None:
@@ -233,12 +231,13 @@ class _Applier:
                 if stat.S_ISLNK(lst.st_mode):
                     raise RootfsError(
                         f"refusing archive entry {label!r}: {'/'.join(prefix)!r} is a symlink in a "
-                        "lower layer, and following it could write outside the target")
+                        "lower layer, and following it could write outside the target"
+                    )
                 if not stat.S_ISDIR(lst.st_mode):
-                    raise RootfsError(f"refusing archive entry {label!r}: {'/'.join(prefix)!r} is "
-                                      "not a directory in a lower layer")
-                meta = EntryMeta(stat.S_IMODE(lst.st_mode), lst.st_uid, lst.st_gid,
-                                 lst.st_mtime_ns, lst.st_atime_ns)
+                    raise RootfsError(
+                        f"refusing archive entry {label!r}: {'/'.join(prefix)!r} is not a directory in a lower layer"
+                    )
+                meta = EntryMeta(stat.S_IMODE(lst.st_mode), lst.st_uid, lst.st_gid, lst.st_mtime_ns, lst.st_atime_ns)
                 self.result.depends_on_lowers = True
             writer.directory(prefix, meta, label)
             self.ready.add(prefix)
@@ -252,16 +251,15 @@ class _Applier:
             return
         found = self.lowers.find(tparts)
         if found is None:
-            raise RootfsError(f"refusing hard link {info.name!r} to {target!r}: neither this "
-                              "layer nor a layer below has that file")
+            raise RootfsError(
+                f"refusing hard link {info.name!r} to {target!r}: neither this layer nor a layer below has that file"
+            )
         parent_fd, st = found
         try:
             self.prepare_parents(tparts[:-1], info.name, writer)
-            meta = EntryMeta(stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns,
-                             st.st_atime_ns)
+            meta = EntryMeta(stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns, st.st_atime_ns)
             if stat.S_ISREG(st.st_mode):
-                src = os.open(tparts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                              dir_fd=parent_fd)
+                src = os.open(tparts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
                 try:
                     writer.regular(tparts, meta, target, lambda out: _copy_fd(src, out))
                 finally:
@@ -269,11 +267,9 @@ class _Applier:
             elif stat.S_ISLNK(st.st_mode):
                 writer.symlink(tparts, os.readlink(tparts[-1], dir_fd=parent_fd), meta, target)
             elif stat.S_ISDIR(st.st_mode):
-                raise RootfsError(f"refusing hard link {info.name!r} to {target!r}: it is a "
-                                  "directory")
+                raise RootfsError(f"refusing hard link {info.name!r} to {target!r}: it is a directory")
             else:
-                writer.node(tparts, stat.S_IFMT(st.st_mode), meta, target,
-                            (os.major(st.st_rdev), os.minor(st.st_rdev)))
+                writer.node(tparts, stat.S_IFMT(st.st_mode), meta, target, (os.major(st.st_rdev), os.minor(st.st_rdev)))
         finally:
             os.close(parent_fd)
         self.mark(tparts)
@@ -294,8 +290,9 @@ def _copy_fd(src: int, dst: int) -> int:
     return total
 
 
-def apply_layer(stream: BinaryIO, target: Path, *, form: str = RAW, lowers: Sequence[Path] = (),
-                label: str = "the layer") -> LayerResult:
+def apply_layer(
+    stream: BinaryIO, target: Path, *, form: str = RAW, lowers: Sequence[Path] = (), label: str = "the layer"
+) -> LayerResult:
     """Apply the layer archive ``stream`` (plain or compressed tar) to the folder ``target``.
 
     ``form`` is :data:`RAW` (``target`` holds the layers below: whiteouts remove from it) or
@@ -335,8 +332,9 @@ class _Hashing:
         return True
 
 
-def unpack_layer(layout: Layout, desc: Descriptor, diff_id: str | None, target: Path, *,
-                 form: str = RAW, lowers: Sequence[Path] = ()) -> LayerResult:
+def unpack_layer(
+    layout: Layout, desc: Descriptor, diff_id: str | None, target: Path, *, form: str = RAW, lowers: Sequence[Path] = ()
+) -> LayerResult:
     """Apply the layer blob ``desc`` of ``layout`` to ``target`` (see :func:`apply_layer`),
     checking the blob's digest and size and, when given, the digest of the uncompressed archive
     against ``diff_id`` (config ``rootfs.diff_ids``). A mismatch raises
@@ -359,7 +357,7 @@ def unpack_layer(layout: Layout, desc: Descriptor, diff_id: str | None, target: 
                     blob.drain()
                 except DigestMismatch as mismatch:
                     raise mismatch from None
-                except Exception:  # noqa: BLE001 - the archive error is the better message
+                except Exception:
                     pass
             raise err
         blob.drain()
@@ -367,7 +365,9 @@ def unpack_layer(layout: Layout, desc: Descriptor, diff_id: str | None, target: 
             raise DigestMismatch(f"{label}: the blob was not read to its end")
     result.diff_id = "sha256:" + hashing.hash.hexdigest()
     if diff_id is not None and result.diff_id != diff_id:
-        raise DigestMismatch(f"{label}: its uncompressed content has digest {result.diff_id}, "
-                             f"but the image config says {diff_id}; the image is corrupt, copy "
-                             "it again")
+        raise DigestMismatch(
+            f"{label}: its uncompressed content has digest {result.diff_id}, "
+            f"but the image config says {diff_id}; the image is corrupt, copy "
+            "it again"
+        )
     return result

@@ -22,20 +22,21 @@ import os
 import platform
 import re
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 from harness.errors import HarnessError
 
 __all__ = [
+    "MEDIA_TYPES",
     "Descriptor",
     "DigestMismatch",
     "Image",
     "ImageError",
     "Layout",
-    "MEDIA_TYPES",
     "VerifiedReader",
     "parse_reference",
 ]
@@ -44,7 +45,7 @@ LAYOUT_VERSION = "1.0.0"
 REF_NAME = "org.opencontainers.image.ref.name"
 
 
-class MEDIA_TYPES:  # noqa: N801 - a namespace of constants
+class MEDIA_TYPES:
     INDEX = "application/vnd.oci.image.index.v1+json"
     MANIFEST = "application/vnd.oci.image.manifest.v1+json"
     CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -60,13 +61,14 @@ class MEDIA_TYPES:  # noqa: N801 - a namespace of constants
 _INDEX_TYPES = {MEDIA_TYPES.INDEX, MEDIA_TYPES.DOCKER_LIST}
 _MANIFEST_TYPES = {MEDIA_TYPES.MANIFEST, MEDIA_TYPES.DOCKER_MANIFEST}
 _LAYER_TYPES = {
-    MEDIA_TYPES.LAYER, MEDIA_TYPES.LAYER_GZIP, MEDIA_TYPES.DOCKER_LAYER_GZIP,
+    MEDIA_TYPES.LAYER,
+    MEDIA_TYPES.LAYER_GZIP,
+    MEDIA_TYPES.DOCKER_LAYER_GZIP,
     "application/vnd.oci.image.layer.nondistributable.v1.tar",
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
 }
-_ZSTD_TYPES = {MEDIA_TYPES.LAYER_ZSTD,
-               "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"}
+_ZSTD_TYPES = {MEDIA_TYPES.LAYER_ZSTD, "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"}
 _DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
 _CHUNK = 1 << 20
 #: JSON blobs bigger than this are refused (a manifest or config is kilobytes).
@@ -84,8 +86,10 @@ class DigestMismatch(ImageError):
 def _check_digest(digest: object, where: str) -> str:
     if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
         if isinstance(digest, str) and ":" in digest and not digest.startswith("sha256:"):
-            raise ImageError(f"{where}: digest {digest!r} uses an algorithm the harness does not "
-                             "support (only sha256); convert the image, e.g. with skopeo copy")
+            raise ImageError(
+                f"{where}: digest {digest!r} uses an algorithm the harness does not "
+                "support (only sha256); convert the image, e.g. with skopeo copy"
+            )
         raise ImageError(f"{where}: {digest!r} is not a valid sha256 digest")
     return digest
 
@@ -105,8 +109,7 @@ class Descriptor:
         return self.digest.split(":", 1)[1]
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest,
-                               "size": self.size}
+        out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
         if self.platform:
             out["platform"] = self.platform
         if self.annotations:
@@ -126,8 +129,13 @@ class Descriptor:
         annotations = data.get("annotations") or {}
         if not isinstance(annotations, dict):
             raise ImageError(f"{where}: the descriptor's annotations are not an object")
-        return cls(media_type, _check_digest(data.get("digest"), where), size,
-                   {str(k): str(v) for k, v in annotations.items()}, data.get("platform"))
+        return cls(
+            media_type,
+            _check_digest(data.get("digest"), where),
+            size,
+            {str(k): str(v) for k, v in annotations.items()},
+            data.get("platform"),
+        )
 
 
 class VerifiedReader:
@@ -143,8 +151,10 @@ class VerifiedReader:
         try:
             self._f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed in close()
         except FileNotFoundError:
-            raise ImageError(f"blob {desc.digest} is missing from the layout ({path} does not "
-                             "exist); copy the image again (e.g. skopeo copy)") from None
+            raise ImageError(
+                f"blob {desc.digest} is missing from the layout ({path} does not "
+                "exist); copy the image again (e.g. skopeo copy)"
+            ) from None
         except OSError as err:
             raise ImageError(f"cannot read blob {path}: {err.strerror}") from None
         self._hash = hashlib.sha256()
@@ -162,9 +172,11 @@ class VerifiedReader:
         self._seen += len(data)
         self._hash.update(data)
         if self._seen > self.desc.size:
-            raise DigestMismatch(f"blob {self.desc.digest} ({self.path}) is longer than the "
-                                 f"{self.desc.size} bytes its descriptor says; the layout is "
-                                 "corrupt, copy the image again")
+            raise DigestMismatch(
+                f"blob {self.desc.digest} ({self.path}) is longer than the "
+                f"{self.desc.size} bytes its descriptor says; the layout is "
+                "corrupt, copy the image again"
+            )
         return data
 
     def readinto(self, buf: Any) -> int:
@@ -176,13 +188,17 @@ class VerifiedReader:
         if self.checked:
             return
         if self._seen != self.desc.size:
-            raise DigestMismatch(f"blob {self.desc.digest} ({self.path}) is truncated: "
-                                 f"{self._seen} of {self.desc.size} bytes; copy the image again")
+            raise DigestMismatch(
+                f"blob {self.desc.digest} ({self.path}) is truncated: "
+                f"{self._seen} of {self.desc.size} bytes; copy the image again"
+            )
         actual = "sha256:" + self._hash.hexdigest()
         if actual != self.desc.digest:
-            raise DigestMismatch(f"blob {self.path} does not match its digest: expected "
-                                 f"{self.desc.digest}, got {actual}; the layout is corrupt, copy "
-                                 "the image again")
+            raise DigestMismatch(
+                f"blob {self.path} does not match its digest: expected "
+                f"{self.desc.digest}, got {actual}; the layout is corrupt, copy "
+                "the image again"
+            )
         self.checked = True
 
     def drain(self) -> None:
@@ -254,8 +270,10 @@ class Layout:
         try:
             data = json.loads(marker.read_bytes())
         except FileNotFoundError:
-            raise ImageError(f"{layout.path} is not an OCI image layout: it has no oci-layout "
-                             "file (make one with harness image build or skopeo copy)") from None
+            raise ImageError(
+                f"{layout.path} is not an OCI image layout: it has no oci-layout "
+                "file (make one with harness image build or skopeo copy)"
+            ) from None
         except (OSError, ValueError) as err:
             raise ImageError(f"{marker} is unreadable or not JSON: {err}") from None
         version = data.get("imageLayoutVersion") if isinstance(data, dict) else None
@@ -270,16 +288,16 @@ class Layout:
         if (path / "oci-layout").exists():
             return cls.open(path)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise ImageError(f"{path} exists and is not an OCI image layout; choose a new or "
-                             "empty folder")
+            raise ImageError(f"{path} exists and is not an OCI image layout; choose a new or empty folder")
         try:
             (path / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
             layout = cls(path)
             if not (path / "index.json").exists():
-                layout._write_atomic(path / "index.json", _json_bytes(
-                    {"schemaVersion": 2, "mediaType": MEDIA_TYPES.INDEX, "manifests": []}))
-            layout._write_atomic(path / "oci-layout",
-                                 _json_bytes({"imageLayoutVersion": LAYOUT_VERSION}))
+                layout._write_atomic(
+                    path / "index.json",
+                    _json_bytes({"schemaVersion": 2, "mediaType": MEDIA_TYPES.INDEX, "manifests": []}),
+                )
+            layout._write_atomic(path / "oci-layout", _json_bytes({"imageLayoutVersion": LAYOUT_VERSION}))
         except OSError as err:
             raise ImageError(f"cannot create the image layout {path}: {err.strerror}") from None
         return layout
@@ -300,8 +318,9 @@ class Layout:
 
     def read_blob(self, desc: Descriptor, *, limit: int = MAX_JSON_BLOB) -> bytes:
         if desc.size > limit:
-            raise ImageError(f"blob {desc.digest} is {desc.size} bytes, more than the {limit} "
-                             f"a {desc.media_type} may have")
+            raise ImageError(
+                f"blob {desc.digest} is {desc.size} bytes, more than the {limit} a {desc.media_type} may have"
+            )
         with self.open_blob(desc) as r:
             data = r.read(desc.size)
             r.drain()
@@ -357,22 +376,25 @@ class Layout:
         try:
             data = json.loads(path.read_bytes())
         except FileNotFoundError:
-            raise ImageError(f"{self.path} has no index.json; it is not a complete OCI image "
-                             "layout (copy the image again)") from None
+            raise ImageError(
+                f"{self.path} has no index.json; it is not a complete OCI image layout (copy the image again)"
+            ) from None
         except ValueError as err:
             raise ImageError(f"{path} is malformed JSON ({err}); fix or recreate the layout") from None
         except OSError as err:
             raise ImageError(f"cannot read {path}: {err.strerror}") from None
-        if not isinstance(data, dict) or data.get("schemaVersion") != 2 or not isinstance(
-                data.get("manifests"), list):
-            raise ImageError(f"{path} is malformed: expected an image index with schemaVersion 2 "
-                             "and a manifests list; fix or recreate the layout")
+        if not isinstance(data, dict) or data.get("schemaVersion") != 2 or not isinstance(data.get("manifests"), list):
+            raise ImageError(
+                f"{path} is malformed: expected an image index with schemaVersion 2 "
+                "and a manifests list; fix or recreate the layout"
+            )
         return data
 
     def manifests(self) -> list[Descriptor]:
         index = self.index()
-        return [Descriptor.from_json(d, f"{self.path}/index.json manifests[{i}]")
-                for i, d in enumerate(index["manifests"])]
+        return [
+            Descriptor.from_json(d, f"{self.path}/index.json manifests[{i}]") for i, d in enumerate(index["manifests"])
+        ]
 
     def tags(self) -> dict[str, Descriptor]:
         return {d.annotations[REF_NAME]: d for d in self.manifests() if REF_NAME in d.annotations}
@@ -392,10 +414,14 @@ class Layout:
             raise ImageError(f"invalid tag {name!r}: use letters, digits, '.', '-' and '_'")
         with self._locked():
             index = self.index()
-            keep = [d for d in index["manifests"]
-                    if not (isinstance(d, dict) and (d.get("annotations") or {}).get(REF_NAME) == name)]
-            entry = Descriptor(desc.media_type, desc.digest, desc.size,
-                               {**desc.annotations, REF_NAME: name}, desc.platform).to_json()
+            keep = [
+                d
+                for d in index["manifests"]
+                if not (isinstance(d, dict) and (d.get("annotations") or {}).get(REF_NAME) == name)
+            ]
+            entry = Descriptor(
+                desc.media_type, desc.digest, desc.size, {**desc.annotations, REF_NAME: name}, desc.platform
+            ).to_json()
             index["manifests"] = keep + [entry]
             self._write_atomic(self.path / "index.json", _json_bytes(index))
 
@@ -428,15 +454,17 @@ class Layout:
                 tagged = self.tags()
                 if "latest" not in tagged:
                     names = ", ".join(sorted(tagged)) or "none"
-                    raise ImageError(f"{self.path} holds {len(manifests)} images; name one as "
-                                     f"{self.path}:TAG (tags: {names})")
+                    raise ImageError(
+                        f"{self.path} holds {len(manifests)} images; name one as {self.path}:TAG (tags: {names})"
+                    )
                 desc, ref = tagged["latest"], "latest"
         else:
             tagged = self.tags()
             if ref not in tagged:
                 names = ", ".join(sorted(tagged)) or "none"
-                raise ImageError(f"{self.path} has no image tagged {ref!r} (tags: {names}); "
-                                 "list them with harness image ls")
+                raise ImageError(
+                    f"{self.path} has no image tagged {ref!r} (tags: {names}); list them with harness image ls"
+                )
             desc = tagged[ref]
         return self.load_image(desc, ref=ref)
 
@@ -445,15 +473,16 @@ class Layout:
             if _depth > 4:
                 raise ImageError(f"index {desc.digest} nests too deeply")
             index = self.read_json(desc)
-            choices = [Descriptor.from_json(d, f"index {desc.digest} manifests[{i}]")
-                       for i, d in enumerate(index.get("manifests") or [])]
+            choices = [
+                Descriptor.from_json(d, f"index {desc.digest} manifests[{i}]")
+                for i, d in enumerate(index.get("manifests") or [])
+            ]
             pick = _pick_platform(choices)
             if pick is None:
                 raise ImageError(f"index {desc.digest} has no manifest for linux/{_host_arch()}")
             return self.load_image(pick, ref=ref, _depth=_depth + 1)
         if desc.media_type not in _MANIFEST_TYPES:
-            raise ImageError(f"{desc.digest} has media type {desc.media_type!r}, not an image "
-                             "manifest or index")
+            raise ImageError(f"{desc.digest} has media type {desc.media_type!r}, not an image manifest or index")
         manifest = self.read_json(desc)
         where = f"manifest {desc.digest}"
         if manifest.get("schemaVersion") != 2:
@@ -462,22 +491,23 @@ class Layout:
         raw_layers = manifest.get("layers")
         if not isinstance(raw_layers, list):
             raise ImageError(f"{where}: it has no layers list")
-        layers = tuple(Descriptor.from_json(d, f"{where} layers[{i}]")
-                       for i, d in enumerate(raw_layers))
+        layers = tuple(Descriptor.from_json(d, f"{where} layers[{i}]") for i, d in enumerate(raw_layers))
         for i, layer in enumerate(layers):
             if layer.media_type in _ZSTD_TYPES:
-                raise ImageError(f"{where} layers[{i}] is zstd-compressed, which the harness "
-                                 "cannot read; convert the image (skopeo copy "
-                                 "--dest-compress-format gzip)")
+                raise ImageError(
+                    f"{where} layers[{i}] is zstd-compressed, which the harness "
+                    "cannot read; convert the image (skopeo copy "
+                    "--dest-compress-format gzip)"
+                )
             if layer.media_type not in _LAYER_TYPES:
-                raise ImageError(f"{where} layers[{i}] has the unsupported media type "
-                                 f"{layer.media_type!r}")
+                raise ImageError(f"{where} layers[{i}] has the unsupported media type {layer.media_type!r}")
         config = self.read_json(config_desc)
         rootfs = config.get("rootfs") or {}
         diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
         if not isinstance(diff_ids, list) or len(diff_ids) != len(layers):
-            raise ImageError(f"config {config_desc.digest}: rootfs.diff_ids must list one digest "
-                             f"per layer ({len(layers)})")
+            raise ImageError(
+                f"config {config_desc.digest}: rootfs.diff_ids must list one digest per layer ({len(layers)})"
+            )
         diff_ids = [_check_digest(d, f"config {config_desc.digest} rootfs.diff_ids") for d in diff_ids]
         return Image(self, desc, manifest, config_desc, config, layers, tuple(diff_ids), ref)
 

@@ -23,7 +23,7 @@ from harness import _linux
 
 from .layout import ImageError
 
-__all__ = ["mount_overlay", "unmount", "mounts_under", "new_mount_api_available"]
+__all__ = ["mount_overlay", "mounts_under", "new_mount_api_available", "unmount"]
 
 _SYS_MOVE_MOUNT = 429
 _SYS_FSOPEN = 430
@@ -93,14 +93,14 @@ def mount_overlay(target: Path, lowers: list[Path], upper: Path, work: Path) -> 
         _mount_fsconfig(target, lowers, upper, work)
         return "fsconfig"
     except _Unsupported as why:
-        options = (f"lowerdir={':'.join(str(p) for p in lowers)},upperdir={upper},"
-                   f"workdir={work}")
+        options = f"lowerdir={':'.join(str(p) for p in lowers)},upperdir={upper},workdir={work}"
         if len(options) >= _PAGE:
             raise ImageError(
                 f"cannot mount {len(lowers)} layers at {target}: this kernel lacks overlayfs's "
                 f"'lowerdir+' ({why}), and the classic mount options would be {len(options)} "
                 f"bytes, over the kernel's limit of {_PAGE - 1}; use kernel 6.8 or later, or "
-                "a raw bundle") from None
+                "a raw bundle"
+            ) from None
         try:
             _linux.mount("overlay", str(target), "overlay", 0, options)
         except OSError as err:
@@ -121,18 +121,25 @@ def _mount_fsconfig(target: Path, lowers: list[Path], upper: Path, work: Path) -
         raise ImageError(f"cannot mount overlayfs at {target}: fsopen: {err.strerror}") from None
     mnt_fd = -1
     try:
+
         def config(key: str, value: str | None, cmd: int = FSCONFIG_SET_STRING) -> None:
             try:
-                _syscall(_SYS_FSCONFIG, ctypes.c_int(fs_fd), ctypes.c_uint(cmd),
-                         key.encode() if key else None,
-                         value.encode() if value is not None else None, ctypes.c_int(0))
+                _syscall(
+                    _SYS_FSCONFIG,
+                    ctypes.c_int(fs_fd),
+                    ctypes.c_uint(cmd),
+                    key.encode() if key else None,
+                    value.encode() if value is not None else None,
+                    ctypes.c_int(0),
+                )
             except OSError as err:
                 log = _kernel_log(fs_fd)
                 if key == "lowerdir+" and err.errno == errno.EINVAL and "lowerdir+" in log:
                     raise _Unsupported(log) from None
                 what = f"{key}={value}" if key else "create"
-                raise ImageError(f"cannot mount overlayfs at {target}: {what}: {err.strerror}"
-                                 + (f" (kernel: {log})" if log else "")) from None
+                raise ImageError(
+                    f"cannot mount overlayfs at {target}: {what}: {err.strerror}" + (f" (kernel: {log})" if log else "")
+                ) from None
 
         for lower in lowers:
             config("lowerdir+", str(lower))
@@ -140,10 +147,15 @@ def _mount_fsconfig(target: Path, lowers: list[Path], upper: Path, work: Path) -
         config("workdir", str(work))
         config("", None, FSCONFIG_CMD_CREATE)
         try:
-            mnt_fd = _syscall(_SYS_FSMOUNT, ctypes.c_int(fs_fd), ctypes.c_uint(FSMOUNT_CLOEXEC),
-                              ctypes.c_uint(0))
-            _syscall(_SYS_MOVE_MOUNT, ctypes.c_int(mnt_fd), b"", ctypes.c_int(AT_FDCWD),
-                     str(target).encode(), ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH))
+            mnt_fd = _syscall(_SYS_FSMOUNT, ctypes.c_int(fs_fd), ctypes.c_uint(FSMOUNT_CLOEXEC), ctypes.c_uint(0))
+            _syscall(
+                _SYS_MOVE_MOUNT,
+                ctypes.c_int(mnt_fd),
+                b"",
+                ctypes.c_int(AT_FDCWD),
+                str(target).encode(),
+                ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH),
+            )
         except OSError as err:
             raise ImageError(f"cannot mount overlayfs at {target}: {err.strerror}") from None
     finally:
@@ -157,7 +169,11 @@ def mounts_under(path: Path) -> list[Path]:
     from .. import host
 
     base = os.path.realpath(path)
-    found = [m.mount_point for m in host.mounts() if m.mount_point == base or m.mount_point.startswith(base.rstrip("/") + "/")]
+    found = [
+        m.mount_point
+        for m in host.mounts()
+        if m.mount_point == base or m.mount_point.startswith(base.rstrip("/") + "/")
+    ]
     return [Path(p) for p in reversed(found)]
 
 

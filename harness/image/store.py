@@ -23,10 +23,10 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from harness._paths import cache_dir
 
@@ -75,8 +75,7 @@ class LayerStore:
     def _lock(self, digest: str) -> Iterator[None]:
         locks = self.root / "locks"
         locks.mkdir(parents=True, exist_ok=True)
-        fd = os.open(locks / (digest.split(":", 1)[1] + ".lock"),
-                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(locks / (digest.split(":", 1)[1] + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -86,8 +85,10 @@ class LayerStore:
     def ensure(self, image: Image) -> list[StoredLayer]:
         """The stored folders of ``image``'s layers, bottom first, unpacking those not yet there."""
         if os.geteuid() != 0:
-            raise ImageError("the layer store needs root: overlay whiteouts are 0/0 character "
-                             "devices and opaque folders carry a trusted.* xattr")
+            raise ImageError(
+                "the layer store needs root: overlay whiteouts are 0/0 character "
+                "devices and opaque folders carry a trusted.* xattr"
+            )
         chains = chain_ids(image.diff_ids)
         out: list[StoredLayer] = []
         for desc, diff_id, chain_id in zip(image.layers, image.diff_ids, chains):
@@ -97,8 +98,7 @@ class LayerStore:
             out.append(found)
         return out
 
-    def _unpack(self, image: Image, desc, diff_id: str, chain_id: str,
-                lowers: list[Path]) -> StoredLayer:
+    def _unpack(self, image: Image, desc, diff_id: str, chain_id: str, lowers: list[Path]) -> StoredLayer:
         with self._lock(diff_id):
             found = self.lookup(diff_id, chain_id)
             if found is not None:
@@ -112,8 +112,7 @@ class LayerStore:
             try:
                 os.chmod(tmp, 0o755)  # the layer's own root entry, if it has one, overrides this
                 result = unpack_layer(image.layout, desc, diff_id, tmp, form=OVERLAY, lowers=lowers)
-                final = self._dir(chain_id if result.depends_on_lowers else diff_id,
-                                  result.depends_on_lowers)
+                final = self._dir(chain_id if result.depends_on_lowers else diff_id, result.depends_on_lowers)
                 final.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     os.rename(tmp, final)

@@ -115,17 +115,13 @@ def _find_compiler(what: str = "probe") -> list[str]:
     for name in ("cc", "gcc"):
         if shutil.which(name):
             return [name]
-    raise ProbeBuildError(
-        f"cannot build the {what}: no C compiler (cc or gcc) found; {_INSTALL_HINT}"
-    )
+    raise ProbeBuildError(f"cannot build the {what}: no C compiler (cc or gcc) found; {_INSTALL_HINT}")
 
 
 def _compiler_identity(compiler: list[str]) -> str:
     """The first line of ``COMPILER --version`` (recorded next to the binary)."""
     try:
-        result = subprocess.run(
-            [*compiler, "--version"], capture_output=True, text=True, timeout=30, check=False
-        )
+        result = subprocess.run([*compiler, "--version"], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as err:
         raise ProbeBuildError(f"cannot run the C compiler {shlex.join(compiler)}: {err}") from err
     lines = result.stdout.splitlines()
@@ -135,9 +131,7 @@ def _compiler_identity(compiler: list[str]) -> str:
 def _compile(compiler: list[str], source: Path, what: str, output: Path) -> None:
     command = [*compiler, *CFLAGS, "-o", str(output), str(source)]
     try:
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=_COMPILE_TIMEOUT, check=False
-        )
+        result = subprocess.run(command, capture_output=True, text=True, timeout=_COMPILE_TIMEOUT, check=False)
     except subprocess.TimeoutExpired as err:
         raise ProbeBuildError(
             f"building the {what} timed out after {_COMPILE_TIMEOUT}s: {shlex.join(command)}"
@@ -153,9 +147,7 @@ def _compile(compiler: list[str], source: Path, what: str, output: Path) -> None
             "(Debian/Ubuntu: apt-get install libc6-dev) or glibc-static (Fedora: dnf install "
             f"glibc-static).\n$ {shlex.join(command)}\n{stderr}"
         )
-    raise ProbeBuildError(
-        f"building the {what} failed (exit {result.returncode}).\n$ {shlex.join(command)}\n{stderr}"
-    )
+    raise ProbeBuildError(f"building the {what} failed (exit {result.returncode}).\n$ {shlex.join(command)}\n{stderr}")
 
 
 _PT_INTERP = 3  # ELF program header type of the dynamic loader request
@@ -174,10 +166,10 @@ def has_interpreter(path: Path) -> bool:
         if bits not in (1, 2) or order is None:
             raise ValueError(f"{path}: unknown ELF class or byte order")
         if bits == 2:
-            phoff, = struct.unpack_from(order + "Q", header, 0x20)
+            (phoff,) = struct.unpack_from(order + "Q", header, 0x20)
             phentsize, phnum = struct.unpack_from(order + "HH", header, 0x36)
         else:
-            phoff, = struct.unpack_from(order + "I", header, 0x1C)
+            (phoff,) = struct.unpack_from(order + "I", header, 0x1C)
             phentsize, phnum = struct.unpack_from(order + "HH", header, 0x2A)
         f.seek(phoff)
         table = f.read(phentsize * phnum)
@@ -221,9 +213,7 @@ def parse_report(text: str) -> dict:
         report = json.loads(text)
     except json.JSONDecodeError as err:
         start = text[:200] if text.strip() else "(empty output)"
-        raise ValueError(
-            f"the probe report is not valid JSON ({err}); it starts with: {start!r}"
-        ) from err
+        raise ValueError(f"the probe report is not valid JSON ({err}); it starts with: {start!r}") from err
     if not isinstance(report, dict):
         raise ValueError(f"the probe report is a JSON {type(report).__name__}, not an object")
     missing = [key for key in REPORT_KEYS if key not in report]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["Run", "load_run", "load_runs", "build_report"]
+__all__ = ["Run", "build_report", "load_run", "load_runs"]
 
 
 def __getattr__(name: str) -> Any:

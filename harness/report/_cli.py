@@ -37,16 +37,53 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "  harness report --merge host-a/conformance,host-b/conformance -o fleet.html"
         ),
     )
-    p.add_argument("results", nargs="+", metavar="RESULTS", help="a run's results (file, folder, or A,B); give two to compare OLD NEW")
-    p.add_argument("--output", "-o", default=DEFAULT_OUTPUT, metavar="FILE", help=f"the HTML file to write (default: {DEFAULT_OUTPUT})")
+    p.add_argument(
+        "results",
+        nargs="+",
+        metavar="RESULTS",
+        help="a run's results (file, folder, or A,B); give two to compare OLD NEW",
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        default=DEFAULT_OUTPUT,
+        metavar="FILE",
+        help=f"the HTML file to write (default: {DEFAULT_OUTPUT})",
+    )
     p.add_argument("--markdown", metavar="FILE", help="also write a Markdown summary (for CI job pages)")
-    p.add_argument("--merge", action="store_true", help="merge the sets joined with commas in one RESULTS into one matrix (runs of other runtimes, other hosts)")
-    p.add_argument("--latest", action="store_true", help="for a folder holding no results itself: take the newest complete run of each kind below it (the others are listed as passed over)")
-    p.add_argument("--allow-partial", action="store_true", help="show runs recorded as interrupted or failed (flagged as partial) instead of refusing them")
-    p.add_argument("--noise", type=float, default=0.05, metavar="FRACTION", help="changes smaller than this are never significant (default: 0.05, 5%%)")
-    p.add_argument("--cases", metavar="DIR", help="the conformance cases, to tell 'not run' from 'not covered' (default: cases/ if present)")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="merge the sets joined with commas in one RESULTS into one matrix (runs of other runtimes, other hosts)",
+    )
+    p.add_argument(
+        "--latest",
+        action="store_true",
+        help="for a folder holding no results itself: take the newest complete run of each kind below it (the others are listed as passed over)",
+    )
+    p.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="show runs recorded as interrupted or failed (flagged as partial) instead of refusing them",
+    )
+    p.add_argument(
+        "--noise",
+        type=float,
+        default=0.05,
+        metavar="FRACTION",
+        help="changes smaller than this are never significant (default: 0.05, 5%%)",
+    )
+    p.add_argument(
+        "--cases",
+        metavar="DIR",
+        help="the conformance cases, to tell 'not run' from 'not covered' (default: cases/ if present)",
+    )
     p.add_argument("--title", help="the report's title (default: oci-harness report, or comparison)")
-    p.add_argument("--strength", metavar="FILE", help="the JSON of `harness mutants`: adds a suite-strength section (mutation score per area, survivors)")
+    p.add_argument(
+        "--strength",
+        metavar="FILE",
+        help="the JSON of `harness mutants`: adds a suite-strength section (mutation score per area, survivors)",
+    )
     p.set_defaults(func=cmd_report)
 
 
@@ -55,12 +92,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     require_analysis("report")
     from .. import requirements
+    from ..results import _atomic_write
     from .load import load_runs
     from .render import build_report
-    from ..results import _atomic_write
 
     if len(args.results) > 2:
-        raise HarnessError(f"give one run, or two to compare (OLD NEW), not {len(args.results)}; join the parts of one run with commas (conf,bench)")
+        raise HarnessError(
+            f"give one run, or two to compare (OLD NEW), not {len(args.results)}; join the parts of one run with commas (conf,bench)"
+        )
     if not 0 <= args.noise < 1:
         raise HarnessError(f"--noise {args.noise}: expected a fraction in [0, 1), like 0.05")
     runs = load_runs(args.results, merge=args.merge, latest=args.latest, allow_partial=args.allow_partial)
@@ -72,7 +111,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         except HarnessError as err:
             if args.cases:
                 raise
-            print(f"harness report: cannot collect the cases in {cases} ({str(err).splitlines()[0]}); requirements without results count as not covered", file=sys.stderr)
+            print(
+                f"harness report: cannot collect the cases in {cases} ({str(err).splitlines()[0]}); requirements without results count as not covered",
+                file=sys.stderr,
+            )
     strength = None
     if args.strength:
         from ..mutants import load_results
@@ -83,7 +125,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     for run in runs:
         for part in run.parts:
             flag = " PARTIAL" if part.partial else ""
-            print(f"{run.label}: {part.kind} {part.path.parent} ({part.status}{flag}, {part.when}, {', '.join(part.runtimes) or 'no runtime'}, {part.count} {'records' if part.kind == 'conformance' else 'samples'})", file=sys.stderr)
+            print(
+                f"{run.label}: {part.kind} {part.path.parent} ({part.status}{flag}, {part.when}, {', '.join(part.runtimes) or 'no runtime'}, {part.count} {'records' if part.kind == 'conformance' else 'samples'})",
+                file=sys.stderr,
+            )
     print(os.fspath(args.output))
     if args.markdown:
         _atomic_write(Path(args.markdown), markdown)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 _COUNTER = itertools.count(1)
 
@@ -51,13 +51,25 @@ def new_figure(width: float = 7.5, height: float = 3.6, ncols: int = 1, nrows: i
 def to_svg(fig) -> str:
     """The figure as an ``<svg>`` element (no XML prologue, no external references, unique ids)."""
     buf = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": f"fig{next(_COUNTER)}", "font.family": "sans-serif"}):
-        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    with matplotlib.rc_context(
+        {"svg.fonttype": "none", "svg.hashsalt": f"fig{next(_COUNTER)}", "font.family": "sans-serif"}
+    ):
+        fig.savefig(
+            buf,
+            format="svg",
+            bbox_inches="tight",
+            metadata={"Date": None, "Creator": None, "Format": None, "Type": None},
+        )
     plt.close(fig)
     text = buf.getvalue()
-    text = text[text.index("<svg"):]
+    text = text[text.index("<svg") :]
     # Width and height in pt make the figure fixed-size; keep the aspect ratio, let CSS scale it.
-    text = re.sub(r'<svg([^>]*?) width="([^"]*)" height="[^"]*"', r'<svg\1 class="plot" role="img" style="max-width: \2"', text, count=1)
+    text = re.sub(
+        r'<svg([^>]*?) width="([^"]*)" height="[^"]*"',
+        r'<svg\1 class="plot" role="img" style="max-width: \2"',
+        text,
+        count=1,
+    )
     return text
 
 

@@ -18,7 +18,9 @@ def module():
     try:
         from ..bench import stats
     except ImportError as err:
-        raise HarnessError(f"the bench statistics (harness.bench.stats) cannot be imported: {err}; the performance part of the report needs them") from None
+        raise HarnessError(
+            f"the bench statistics (harness.bench.stats) cannot be imported: {err}; the performance part of the report needs them"
+        ) from None
     return stats
 
 
@@ -83,5 +85,7 @@ def linear_fit(x: Sequence[float], y: Sequence[float]) -> dict[str, Any]:
     f = dict(module().linear_fit(list(x), list(y)))
     for key in ("slope", "intercept"):
         if f"{key}_stderr" not in f:
-            f[f"{key}_stderr"] = f.get(f"{key}_se", f.get("stderr", {}).get(key, math.nan) if isinstance(f.get("stderr"), dict) else math.nan)
+            f[f"{key}_stderr"] = f.get(
+                f"{key}_se", f.get("stderr", {}).get(key, math.nan) if isinstance(f.get("stderr"), dict) else math.nan
+            )
     return f

@@ -34,7 +34,9 @@ COUNTED_UNITS = ("bytes", "inodes", "mounts")
 _RANK = {"pass": 0, "skip": 1, "xfail": 2, "fail": 3}
 
 
-def classify(ratio: float, low: float, high: float, noise: float = DEFAULT_NOISE, higher_is_better: bool = False) -> str:
+def classify(
+    ratio: float, low: float, high: float, noise: float = DEFAULT_NOISE, higher_is_better: bool = False
+) -> str:
     """``better``, ``worse``, ``no change`` (within noise, or interval includes 1) or ``unknown``."""
     if any(v is None or math.isnan(v) for v in (ratio, low, high)):
         return "unknown"
@@ -90,7 +92,11 @@ def case_flips(old: pd.DataFrame | None, new: pd.DataFrame | None) -> list[dict[
         return []
     a = dict(zip(old["case"], old["outcome"]))
     b = dict(zip(new["case"], new["outcome"]))
-    return [{"case": c, "old": a.get(c, "absent"), "new": b.get(c, "absent")} for c in sorted(set(a) | set(b)) if a.get(c, "absent") != b.get(c, "absent")]
+    return [
+        {"case": c, "old": a.get(c, "absent"), "new": b.get(c, "absent")}
+        for c in sorted(set(a) | set(b))
+        if a.get(c, "absent") != b.get(c, "absent")
+    ]
 
 
 KEYS = ["suite", "runtime", "mode", "workload", "phase", "unit", "key"]
@@ -104,7 +110,9 @@ def _keyed(samples: pd.DataFrame) -> pd.DataFrame:
     return s
 
 
-def performance_changes(old: pd.DataFrame | None, new: pd.DataFrame | None, noise: float = DEFAULT_NOISE) -> list[dict[str, Any]]:
+def performance_changes(
+    old: pd.DataFrame | None, new: pd.DataFrame | None, noise: float = DEFAULT_NOISE
+) -> list[dict[str, Any]]:
     """Every measurement present in both runs: medians, NEW/OLD ratio with interval, verdict.
 
     Significant changes come first (largest first), then the rest in the order measured.
@@ -144,6 +152,7 @@ def performance_changes(old: pd.DataFrame | None, new: pd.DataFrame | None, nois
                 "significant": verdict in ("better", "worse"),
             }
         )
+
     def size(c: dict[str, Any]) -> float:
         v = c["ratio"]["value"]
         return -abs(math.log(v)) if c["significant"] and math.isfinite(v) and v > 0 else 0.0

@@ -116,10 +116,19 @@ class Matrix:
 def _from_record(req: dict[str, Any]) -> Requirement:
     """A requirement the catalogue does not know (records made with another catalogue)."""
     file, _, section = (req.get("anchor") or "?#?").partition("#")
-    return Requirement(id=req["id"], file=file, section=section, level=req.get("level") or "MUST", text=req.get("text") or "", area="(not in catalogue)")
+    return Requirement(
+        id=req["id"],
+        file=file,
+        section=section,
+        level=req.get("level") or "MUST",
+        text=req.get("text") or "",
+        area="(not in catalogue)",
+    )
 
 
-def build_matrix(records: pd.DataFrame | None, catalogue: dict[str, Requirement], covered: dict[str, list[str]] | None = None) -> Matrix:
+def build_matrix(
+    records: pd.DataFrame | None, catalogue: dict[str, Requirement], covered: dict[str, list[str]] | None = None
+) -> Matrix:
     """The matrix of every catalogue requirement (and any other a record names) by runtime.
 
     ``covered`` is ``{requirement id: [case ids]}`` from collecting the cases
@@ -180,7 +189,8 @@ def level_order(level: str) -> int:
 def differences(matrix: Matrix, a: str, b: str) -> list[Row]:
     """Requirements whose status differs between runtimes ``a`` and ``b`` (tested on at least one)."""
     return [
-        r for r in matrix.rows
+        r
+        for r in matrix.rows
         if r.cells[a].status != r.cells[b].status and (r.cells[a].status in TESTED or r.cells[b].status in TESTED)
     ]
 
@@ -234,7 +244,11 @@ class FailureView:
 
 def _error_lines(message: str) -> list[str]:
     """pytest's ``E   `` lines: the exception and the assertion's explanation."""
-    return [line[1:].strip() if line.startswith("E") else line for line in message.splitlines() if line.startswith("E ") or line == "E"]
+    return [
+        line[1:].strip() if line.startswith("E") else line
+        for line in message.splitlines()
+        if line.startswith("E ") or line == "E"
+    ]
 
 
 def failure_view(case: dict[str, Any]) -> FailureView:

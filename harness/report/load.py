@@ -38,12 +38,32 @@ CONFORMANCE_FILE = "results.jsonl"
 BENCH_FILE = "samples.jsonl"
 
 CONFORMANCE_COLUMNS = [
-    "case", "file", "name", "runtime", "outcome", "reason", "message", "sections",
-    "duration", "requirements", "runtime_version", "host",
+    "case",
+    "file",
+    "name",
+    "runtime",
+    "outcome",
+    "reason",
+    "message",
+    "sections",
+    "duration",
+    "requirements",
+    "runtime_version",
+    "host",
 ]
 BENCH_COLUMNS = [
-    "run", "suite", "runtime", "mode", "workload", "phase", "params", "iteration",
-    "warmup", "value", "unit", "time",
+    "run",
+    "suite",
+    "runtime",
+    "mode",
+    "workload",
+    "phase",
+    "params",
+    "iteration",
+    "warmup",
+    "value",
+    "unit",
+    "time",
 ]
 SUITES = ("lifecycle", "io", "scale")
 UNITS = ("s", "bytes", "inodes", "mounts", "B/s", "ops/s")
@@ -77,7 +97,7 @@ class Part:
     def when(self) -> str:
         if self.started is None:
             return "time not recorded"
-        start = datetime.datetime.fromtimestamp(self.started, datetime.timezone.utc)
+        start = datetime.datetime.fromtimestamp(self.started, datetime.UTC)
         text = start.strftime("%Y-%m-%d %H:%M UTC")
         if self.finished is not None:
             text += f", {_duration(self.finished - self.started)}"
@@ -128,7 +148,14 @@ def load_runs(specs: list[str], *, merge: bool = False, latest: bool = False, al
     return [load_run(s, merge=merge, latest=latest, allow_partial=allow_partial) for s in specs]
 
 
-def load_run(spec: str | Path, label: str | None = None, *, merge: bool = False, latest: bool = False, allow_partial: bool = False) -> Run:
+def load_run(
+    spec: str | Path,
+    label: str | None = None,
+    *,
+    merge: bool = False,
+    latest: bool = False,
+    allow_partial: bool = False,
+) -> Run:
     """A run from a file, a folder, or several joined with commas (see the module's doc)."""
     spec = str(spec)
     parts = [spec] if Path(spec).exists() or "," not in spec else [p for p in spec.split(",") if p]
@@ -160,7 +187,9 @@ def load_run(spec: str | Path, label: str | None = None, *, merge: bool = False,
             if env:
                 run.environments.setdefault(kind, env)
     if not frames["conformance"] and not frames["bench"]:
-        raise HarnessError(f"{spec}: no results found (expected {CONFORMANCE_FILE} from pytest --results or {BENCH_FILE} from harness bench)")
+        raise HarnessError(
+            f"{spec}: no results found (expected {CONFORMANCE_FILE} from pytest --results or {BENCH_FILE} from harness bench)"
+        )
     hosts = {p.host for p in run.parts}
     run.multi_host = len(hosts) > 1
     if frames["conformance"]:
@@ -185,7 +214,11 @@ def _merged(sets: list[tuple[Part, pd.DataFrame]], multi_host: bool, key: str | 
             seen[(rt, part.host)] = part.path
         frame["host"] = part.host
         if multi_host:
-            frame["runtime"] = frame["runtime"].map(lambda rt, h=part.host: None if rt is None or (isinstance(rt, float) and math.isnan(rt)) else f"{rt} @ {h}")
+            frame["runtime"] = frame["runtime"].map(
+                lambda rt, h=part.host: (
+                    None if rt is None or (isinstance(rt, float) and math.isnan(rt)) else f"{rt} @ {h}"
+                )
+            )
             if key:
                 frame[key] = frame[key] + f" @ {part.host}"
         out.append(frame)
@@ -204,7 +237,9 @@ def describe(kind: str, file: Path, env: dict[str, Any], frame: pd.DataFrame) ->
     elif status.get("exit") and part.status != COMPLETE:
         part.detail = f"pytest: {status['exit']}"
     if kind == "conformance" and status and status.get("collected") and status.get("recorded", 0) < status["collected"]:
-        part.detail = (part.detail + "; " if part.detail else "") + f"{status['recorded']} of {status['collected']} cases recorded"
+        part.detail = (
+            part.detail + "; " if part.detail else ""
+        ) + f"{status['recorded']} of {status['collected']} cases recorded"
     started = status.get("started", env.get("started"))
     finished = status.get("finished", env.get("finished"))
     part.started = float(started) if isinstance(started, (int, float)) else None
@@ -237,7 +272,9 @@ def _short_label(path: Path) -> str:
 def _discover(path: Path, notes: list[str], latest: bool = False) -> list[tuple[str, Path]]:
     if path.is_file():
         return [(_kind_of_file(path), path)]
-    direct = [(k, path / n) for k, n in (("conformance", CONFORMANCE_FILE), ("bench", BENCH_FILE)) if (path / n).is_file()]
+    direct = [
+        (k, path / n) for k, n in (("conformance", CONFORMANCE_FILE), ("bench", BENCH_FILE)) if (path / n).is_file()
+    ]
     if direct:
         return direct
     found = []
@@ -250,7 +287,9 @@ def _discover(path: Path, notes: list[str], latest: bool = False) -> list[tuple[
         if latest:
             complete = [c for c in candidates if _status_of(c) in (COMPLETE, UNKNOWN)]
             if not complete:
-                raise HarnessError(f"{path}: no complete {kind} run below it (found: {', '.join(str(c.parent) for c in candidates)}); pass one with --allow-partial")
+                raise HarnessError(
+                    f"{path}: no complete {kind} run below it (found: {', '.join(str(c.parent) for c in candidates)}); pass one with --allow-partial"
+                )
             chosen = complete[-1]
             found.append((kind, chosen))
             for other in candidates:
@@ -258,7 +297,8 @@ def _discover(path: Path, notes: list[str], latest: bool = False) -> list[tuple[
                     notes.append(f"passed over (--latest): {other.parent} ({kind}, {_status_of(other)})")
     if listing and not latest:
         raise HarnessError(
-            f"{path}: holds no {CONFORMANCE_FILE} or {BENCH_FILE} itself; the runs below it are:\n" + "\n".join(listing)
+            f"{path}: holds no {CONFORMANCE_FILE} or {BENCH_FILE} itself; the runs below it are:\n"
+            + "\n".join(listing)
             + "\nName the ones to show (join parts of one run with commas: CONF,BENCH), or pass --latest for the newest complete run of each kind"
         )
     return found
@@ -296,12 +336,16 @@ def _kind_of_file(path: Path) -> str:
         try:
             schema = json.loads(line).get("schema")
         except (json.JSONDecodeError, AttributeError):
-            raise HarnessError(f"{path}:{number}: not a JSON object (expected {CONFORMANCE_FILE} or {BENCH_FILE} lines)") from None
+            raise HarnessError(
+                f"{path}:{number}: not a JSON object (expected {CONFORMANCE_FILE} or {BENCH_FILE} lines)"
+            ) from None
         if schema == CONFORMANCE_SCHEMA:
             return "conformance"
         if schema == BENCH_SCHEMA:
             return "bench"
-        raise HarnessError(f"{path}:{number}: unknown schema {schema!r} (expected {CONFORMANCE_SCHEMA!r} or {BENCH_SCHEMA!r})")
+        raise HarnessError(
+            f"{path}:{number}: unknown schema {schema!r} (expected {CONFORMANCE_SCHEMA!r} or {BENCH_SCHEMA!r})"
+        )
     raise HarnessError(f"{path}: empty file, no results")
 
 
@@ -369,9 +413,13 @@ def read_conformance(path: Path, notes: list[str] | None = None) -> pd.DataFrame
             }
         )
     if without_runtime and notes is not None:
-        notes.append(f"{path}: {without_runtime} record(s) without a runtime left out (differential cases skipped without --diff, from an older harness)")
+        notes.append(
+            f"{path}: {without_runtime} record(s) without a runtime left out (differential cases skipped without --diff, from an older harness)"
+        )
     if not rows:
-        raise HarnessError(f"{path}: no conformance records" + (f" ({without_runtime} without a runtime)" if without_runtime else ""))
+        raise HarnessError(
+            f"{path}: no conformance records" + (f" ({without_runtime} without a runtime)" if without_runtime else "")
+        )
     return pd.DataFrame(rows, columns=CONFORMANCE_COLUMNS)
 
 
@@ -393,7 +441,14 @@ def read_samples(path: Path) -> pd.DataFrame:
         params = obj.get("params") or {}
         if not isinstance(params, dict):
             raise HarnessError(f"{where}: 'params' must be an object")
-        rows.append({**{c: obj.get(c) for c in BENCH_COLUMNS}, "params": params, "value": float(value), "warmup": bool(obj.get("warmup"))})
+        rows.append(
+            {
+                **{c: obj.get(c) for c in BENCH_COLUMNS},
+                "params": params,
+                "value": float(value),
+                "warmup": bool(obj.get("warmup")),
+            }
+        )
     if not rows:
         raise HarnessError(f"{path}: no bench samples")
     return pd.DataFrame(rows, columns=BENCH_COLUMNS)

@@ -45,7 +45,14 @@ def _environment(autoescape: bool) -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters["stclass"] = lambda s: "st-" + str(s).replace(" ", "-")
-    env.filters["outcomeclass"] = lambda o: {"passed": "st-pass", "failed": "st-fail", "error": "st-fail", "xpassed": "st-fail", "xfailed": "st-xfail", "skipped": "st-skip"}.get(o, "")
+    env.filters["outcomeclass"] = lambda o: {
+        "passed": "st-pass",
+        "failed": "st-fail",
+        "error": "st-fail",
+        "xpassed": "st-fail",
+        "xfailed": "st-xfail",
+        "skipped": "st-skip",
+    }.get(o, "")
     env.filters["total"] = _conf.total_text
     env.filters["quantity"] = fmt_quantity
     env.filters["ratio"] = fmt_ratio
@@ -79,11 +86,22 @@ class RunView:
 
 def _run_view(run: Run, role: str) -> RunView:
     envs = [(kind, _compare._flatten(env).items()) for kind, env in run.environments.items()]
-    return RunView(run.label, role, [str(s) for s in run.sources], run.notes, [(k, sorted(v)) for k, v in envs],
-                   parts=run.parts, partial=run.partial, quick=run.quick, multi_host=run.multi_host)
+    return RunView(
+        run.label,
+        role,
+        [str(s) for s in run.sources],
+        run.notes,
+        [(k, sorted(v)) for k, v in envs],
+        parts=run.parts,
+        partial=run.partial,
+        quick=run.quick,
+        multi_host=run.multi_host,
+    )
 
 
-def _conformance_context(run: Run, catalogue: dict[str, Requirement], covered: dict[str, list[str]] | None) -> dict[str, Any] | None:
+def _conformance_context(
+    run: Run, catalogue: dict[str, Requirement], covered: dict[str, list[str]] | None
+) -> dict[str, Any] | None:
     if run.conformance is None:
         return None
     m = _conf.build_matrix(run.conformance, catalogue, covered)
@@ -102,11 +120,18 @@ def _conformance_context(run: Run, catalogue: dict[str, Requirement], covered: d
     }
 
 
-def context(runs: list[Run], *, catalogue: dict[str, Requirement] | None = None, covered: dict[str, list[str]] | None = None,
-            noise: float = _compare.DEFAULT_NOISE, title: str | None = None, strength: dict[str, Any] | None = None) -> dict[str, Any]:
+def context(
+    runs: list[Run],
+    *,
+    catalogue: dict[str, Requirement] | None = None,
+    covered: dict[str, list[str]] | None = None,
+    noise: float = _compare.DEFAULT_NOISE,
+    title: str | None = None,
+    strength: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Everything the templates show, for one run or two (OLD, NEW)."""
-    from . import performance
     from ..requirements import catalogue as load_catalogue
+    from . import performance
 
     if not 1 <= len(runs) <= 2:
         raise HarnessError(f"a report shows one run, or two to compare (OLD NEW); got {len(runs)}")
@@ -114,7 +139,7 @@ def context(runs: list[Run], *, catalogue: dict[str, Requirement] | None = None,
     new = runs[-1]
     ctx: dict[str, Any] = {
         "title": title or ("oci-harness comparison" if len(runs) == 2 else "oci-harness report"),
-        "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "runs": [_run_view(r, role) for r, role in zip(runs, ["OLD", "NEW"] if len(runs) == 2 else [""])],
         "strengths": _conf.STRENGTHS,
         "conf": _conformance_context(new, catalogue, covered),
@@ -132,16 +157,26 @@ def context(runs: list[Run], *, catalogue: dict[str, Requirement] | None = None,
         old = runs[0]
         flips = []
         if old.conformance is not None and new.conformance is not None:
-            flips = _compare.conformance_flips(_conf.build_matrix(old.conformance, catalogue, covered), ctx["conf"]["matrix"])
+            flips = _compare.conformance_flips(
+                _conf.build_matrix(old.conformance, catalogue, covered), ctx["conf"]["matrix"]
+            )
         changes = _compare.performance_changes(old.samples, new.samples, noise)
         env = []
         for kind in ("conformance", "bench"):
             if kind in old.environments and kind in new.environments:
-                env += [(f"{kind}.{k}", a, b, d) for k, a, b, d in _compare.environment_diff(old.environments[kind], new.environments[kind])]
+                env += [
+                    (f"{kind}.{k}", a, b, d)
+                    for k, a, b, d in _compare.environment_diff(old.environments[kind], new.environments[kind])
+                ]
         ctx["compare"] = {
-            "old": old.label, "new": new.label, "noise": noise, "flips": flips,
+            "old": old.label,
+            "new": new.label,
+            "noise": noise,
+            "flips": flips,
             "case_flips": _compare.case_flips(old.conformance, new.conformance),
-            "changes": changes, "significant": sum(c["significant"] for c in changes), "env": env,
+            "changes": changes,
+            "significant": sum(c["significant"] for c in changes),
+            "env": env,
         }
     return ctx
 

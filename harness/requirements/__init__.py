@@ -39,8 +39,28 @@ from pathlib import Path
 
 from ..errors import HarnessError
 
-LEVELS = ("MUST", "MUST NOT", "REQUIRED", "SHALL", "SHALL NOT", "SHOULD", "SHOULD NOT", "RECOMMENDED", "NOT RECOMMENDED", "MAY", "OPTIONAL")
-SPEC_FILES = ("runtime.md", "runtime-linux.md", "config.md", "config-linux.md", "features.md", "features-linux.md", "bundle.md")
+LEVELS = (
+    "MUST",
+    "MUST NOT",
+    "REQUIRED",
+    "SHALL",
+    "SHALL NOT",
+    "SHOULD",
+    "SHOULD NOT",
+    "RECOMMENDED",
+    "NOT RECOMMENDED",
+    "MAY",
+    "OPTIONAL",
+)
+SPEC_FILES = (
+    "runtime.md",
+    "runtime-linux.md",
+    "config.md",
+    "config-linux.md",
+    "features.md",
+    "features-linux.md",
+    "bundle.md",
+)
 HERE = Path(__file__).resolve().parent
 
 #: Who a ``[[sentence]]`` that does not constrain the runtime constrains instead.
@@ -107,7 +127,9 @@ def _sentences(entry: dict, where: str) -> tuple[str, ...]:
         raise HarnessError(f"requirement catalogue {where}: give either sentence or sentences, not both")
     raw = entry.get("sentences", [entry["sentence"]] if "sentence" in entry else [])
     if not isinstance(raw, list) or not all(isinstance(s, str) and s.strip() for s in raw):
-        raise HarnessError(f"requirement catalogue {where}: sentence(s) must be non-empty strings, copied from the spec")
+        raise HarnessError(
+            f"requirement catalogue {where}: sentence(s) must be non-empty strings, copied from the spec"
+        )
     if "sentences" in entry and not raw:
         raise HarnessError(f"requirement catalogue {where}: sentences is empty")
     return tuple(raw)
@@ -127,8 +149,14 @@ def load_markings(directory: Path = HERE) -> list[Marking]:
         for i, entry in enumerate(_read(path).get("sentence", [])):
             where = f"{path.name} sentence #{i + 1}"
             try:
-                mark = Marking(file=entry["file"], section=entry["section"], applies_to=entry["applies_to"],
-                               sentences=_sentences(entry, where), area=path.stem, note=entry.get("note", ""))
+                mark = Marking(
+                    file=entry["file"],
+                    section=entry["section"],
+                    applies_to=entry["applies_to"],
+                    sentences=_sentences(entry, where),
+                    area=path.stem,
+                    note=entry.get("note", ""),
+                )
             except KeyError as err:
                 raise HarnessError(f"requirement catalogue {where}: missing field {err}") from None
             if not mark.sentences:
@@ -136,7 +164,9 @@ def load_markings(directory: Path = HERE) -> list[Marking]:
             if mark.file not in SPEC_FILES:
                 raise HarnessError(f"requirement catalogue {where}: unknown spec file {mark.file!r}")
             if mark.applies_to not in APPLIES_TO:
-                raise HarnessError(f"requirement catalogue {where}: applies_to {mark.applies_to!r} is not one of {', '.join(APPLIES_TO)}")
+                raise HarnessError(
+                    f"requirement catalogue {where}: applies_to {mark.applies_to!r} is not one of {', '.join(APPLIES_TO)}"
+                )
             out.append(mark)
     return out
 
@@ -164,13 +194,17 @@ def load(directory: Path = HERE) -> dict[str, Requirement]:
             except KeyError as err:
                 raise HarnessError(f"requirement catalogue {where}: missing field {err}") from None
             if req.level not in LEVELS:
-                raise HarnessError(f"requirement catalogue {where} ({req.id}): level {req.level!r} is not one of {', '.join(LEVELS)}")
+                raise HarnessError(
+                    f"requirement catalogue {where} ({req.id}): level {req.level!r} is not one of {', '.join(LEVELS)}"
+                )
             if req.file not in SPEC_FILES:
                 raise HarnessError(f"requirement catalogue {where} ({req.id}): unknown spec file {req.file!r}")
             if not req.testable and not req.why:
                 raise HarnessError(f"requirement catalogue {where} ({req.id}): testable = false needs a why")
             if req.id in found:
-                raise HarnessError(f"requirement catalogue: id {req.id!r} is defined twice ({found[req.id].area}.toml and {path.name})")
+                raise HarnessError(
+                    f"requirement catalogue: id {req.id!r} is defined twice ({found[req.id].area}.toml and {path.name})"
+                )
             found[req.id] = req
     return found
 
@@ -238,7 +272,12 @@ def collect_cases(cases_dir: Path) -> dict[str, list[str]]:
     collector = Collector()
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        code = pytest.main([str(cases_dir), "--collect-only", "-q", "-p", "no:cacheprovider", "-p", "harness.pytest_plugin"], plugins=[collector])
+        code = pytest.main(
+            [str(cases_dir), "--collect-only", "-q", "-p", "no:cacheprovider", "-p", "harness.pytest_plugin"],
+            plugins=[collector],
+        )
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
-        raise HarnessError(f"collecting the cases in {cases_dir} failed (pytest exit {int(code)}):\n{out.getvalue()[-2000:]}")
+        raise HarnessError(
+            f"collecting the cases in {cases_dir} failed (pytest exit {int(code)}):\n{out.getvalue()[-2000:]}"
+        )
     return {rid: sorted(cases) for rid, cases in collector.found.items()}

@@ -95,7 +95,9 @@ class Audit:
             elif status == "not testable":
                 cell["not testable"] += 1
         order = {name: i for i, name in enumerate(spectext.DOCUMENTS)}
-        return dict(sorted(acc.items(), key=lambda kv: (order.get(kv[0][0], 99), spectext.STRENGTH_NAMES.index(kv[0][1]))))
+        return dict(
+            sorted(acc.items(), key=lambda kv: (order.get(kv[0][0], 99), spectext.STRENGTH_NAMES.index(kv[0][1])))
+        )
 
     def missing(self, strengths: tuple[str, ...] = ("MUST", "SHOULD")) -> list[SentenceRow]:
         """Runtime-constraining sentences of these strengths that no entry stands for."""
@@ -109,8 +111,12 @@ class Audit:
 COLUMNS = ("sentences", "runtime", "catalogued", "covered", "not testable")
 
 
-def audit(spec_dir: Path, case_ids: dict[str, list[str]] | None = None,
-          reqs: dict[str, Requirement] | None = None, markings: list[Marking] | None = None) -> Audit:
+def audit(
+    spec_dir: Path,
+    case_ids: dict[str, list[str]] | None = None,
+    reqs: dict[str, Requirement] | None = None,
+    markings: list[Marking] | None = None,
+) -> Audit:
     """Join the spec's sentences in ``spec_dir`` with the catalogue (default: the shipped one)
     and ``{requirement id: [case ids]}``."""
     reqs = reqs if reqs is not None else catalogue()
@@ -145,7 +151,7 @@ def audit(spec_dir: Path, case_ids: dict[str, list[str]] | None = None,
             for j in range(i + 1, min(i + 4, len(seq))):
                 text += " " + seq[j][0]
                 if text == norm:
-                    return [r for _, r in seq[i:j + 1]]
+                    return [r for _, r in seq[i : j + 1]]
                 if not norm.startswith(text + " "):
                     break
         return []
@@ -211,5 +217,9 @@ def format_table(result: Audit) -> str:
         for c in COLUMNS:
             grand[c] += cell[c]
     lines.append("-" * len(head))
-    lines.append(f"{'all':<18} {'':<7}" + "".join(f"{grand[c]:>13}" for c in COLUMNS) + f"{grand['runtime'] - grand['catalogued']:>10}")
+    lines.append(
+        f"{'all':<18} {'':<7}"
+        + "".join(f"{grand[c]:>13}" for c in COLUMNS)
+        + f"{grand['runtime'] - grand['catalogued']:>10}"
+    )
     return "\n".join(lines)

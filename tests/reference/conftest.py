@@ -55,12 +55,24 @@ def base_config(args, readonly=True):
         "hostname": "refhost",
         "mounts": [
             {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {
+                "destination": "/dev",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+            },
+            {
+                "destination": "/dev/pts",
+                "type": "devpts",
+                "source": "devpts",
+                "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+            },
+            {
+                "destination": "/dev/shm",
+                "type": "tmpfs",
+                "source": "shm",
+                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            },
             {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
         ],
         "linux": {
@@ -111,6 +123,7 @@ def static_bundle(tmp_path, hello_binary):
         (b / "rootfs").mkdir(parents=True)
         shutil.copy(hello_binary, b / "rootfs" / "hello")
         return Bundle(b, base_config(args or ["/hello"], **kw))
+
     return make
 
 
@@ -121,6 +134,7 @@ def alpine_bundle(tmp_path, alpine_rootfs):
         b.mkdir()
         (b / "rootfs").symlink_to(alpine_rootfs)
         return Bundle(b, base_config(args or ["sh", "-c", "echo hi"], **kw))
+
     return make
 
 
@@ -139,8 +153,13 @@ class Runtime:
     def __call__(self, *args, timeout=30, check=False, stdin=subprocess.DEVNULL):
         # regular files, not pipes: after `create` the container holds its stdio open
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            r = subprocess.run([str(LAUNCHER), "--root", str(self.root), *map(str, args)], stdout=out,
-                               stderr=err, timeout=timeout, stdin=stdin)
+            r = subprocess.run(
+                [str(LAUNCHER), "--root", str(self.root), *map(str, args)],
+                stdout=out,
+                stderr=err,
+                timeout=timeout,
+                stdin=stdin,
+            )
             out.seek(0)
             err.seek(0)
             p = subprocess.CompletedProcess(r.args, r.returncode, out.read(), err.read())

@@ -86,8 +86,10 @@ def test_delete_force(rt, static_bundle):
     assert not os.path.exists(f"/proc/{pid}/status") or "Z" in open(f"/proc/{pid}/stat").read().split(")")[1][:3]
 
 
-@pytest.mark.parametrize("args", [["state", "nope"], ["start", "nope"], ["kill", "nope"], ["delete", "nope"],
-                                  ["state", "a/b"], ["create", ".."]])
+@pytest.mark.parametrize(
+    "args",
+    [["state", "nope"], ["start", "nope"], ["kill", "nope"], ["delete", "nope"], ["state", "a/b"], ["create", ".."]],
+)
 def test_errors_are_one_line(rt, args):
     p = rt(*args)
     assert p.returncode != 0
@@ -107,8 +109,21 @@ def test_stdio_goes_to_create_files(rt, alpine_bundle, tmp_path):
     inp, out, err = tmp_path / "in", tmp_path / "out", tmp_path / "err"
     inp.write_text("hello\n")
     with open(inp) as i, open(out, "w") as o, open(err, "w") as e:
-        p = subprocess.run([str(rt.__class__.__call__.__globals__["LAUNCHER"]), "--root", str(rt.root), "create",
-                            "--bundle", str(b.path), "io1"], stdin=i, stdout=o, stderr=e, timeout=30)
+        p = subprocess.run(
+            [
+                str(rt.__class__.__call__.__globals__["LAUNCHER"]),
+                "--root",
+                str(rt.root),
+                "create",
+                "--bundle",
+                str(b.path),
+                "io1",
+            ],
+            stdin=i,
+            stdout=o,
+            stderr=e,
+            timeout=30,
+        )
     assert p.returncode == 0
     rt("start", "io1", check=True)
     rt.wait_status("io1", "stopped")
@@ -118,7 +133,13 @@ def test_stdio_goes_to_create_files(rt, alpine_bundle, tmp_path):
 
 
 def test_process_attributes(rt, alpine_bundle):
-    b = alpine_bundle(["sh", "-c", "id -u; id -g; id -G; umask; pwd; ulimit -n; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; cat /proc/self/oom_score_adj; echo $FOO"])
+    b = alpine_bundle(
+        [
+            "sh",
+            "-c",
+            "id -u; id -g; id -G; umask; pwd; ulimit -n; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; cat /proc/self/oom_score_adj; echo $FOO",
+        ]
+    )
     p = b.config["process"]
     p["user"] = {"uid": 1000, "gid": 1001, "additionalGids": [5, 6], "umask": 0o027}
     p["cwd"] = "/tmp/work"
@@ -151,9 +172,15 @@ def test_mounts_masked_readonly_and_binds(rt, alpine_bundle, tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir()
     (shared / "f").write_text("data\n")
-    b = alpine_bundle(["sh", "-c", "cat /mnt/in/f; touch /mnt/in/g 2>/dev/null && echo RW || echo RO; "
-                                   "cat /proc/kcore | wc -c; echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null || echo SYSRO; "
-                                   "touch /x 2>/dev/null || echo ROOTRO; grep ' /tmp ' /proc/mounts"])
+    b = alpine_bundle(
+        [
+            "sh",
+            "-c",
+            "cat /mnt/in/f; touch /mnt/in/g 2>/dev/null && echo RW || echo RO; "
+            "cat /proc/kcore | wc -c; echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null || echo SYSRO; "
+            "touch /x 2>/dev/null || echo ROOTRO; grep ' /tmp ' /proc/mounts",
+        ]
+    )
     b.config["mounts"] += [
         {"destination": "/mnt/in", "type": "none", "source": str(shared), "options": ["rbind", "ro"]},
         {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "size=1m"]},
@@ -215,7 +242,7 @@ def _children_of(pid):
                     data = f.read()
             except OSError:
                 continue
-            fields = data[data.rindex(")") + 2:].split()
+            fields = data[data.rindex(")") + 2 :].split()
             if int(fields[1]) == pid:
                 found[int(name)] = fields[0]
     return found
@@ -263,7 +290,9 @@ def test_an_early_init_failure_is_reported_in_its_own_words(rt, static_bundle):
     # the init fails at its first mount, possibly before create has even answered P1: the
     # error must still be the init's, never a broken pipe or a reset connection
     b = static_bundle()
-    b.config["mounts"].insert(0, {"destination": "/x", "type": "bind", "source": "/nonexistent/src", "options": ["bind"]})
+    b.config["mounts"].insert(
+        0, {"destination": "/x", "type": "bind", "source": "/nonexistent/src", "options": ["bind"]}
+    )
     b.write()
     for i in range(20):
         p = rt("create", "--bundle", b.path, f"ef{i}")
@@ -284,8 +313,7 @@ def test_hook_timeout(rt, static_bundle):
 
 def test_cgroup_limits(rt, static_bundle):
     b = static_bundle(["/hello", "sleep", "100"])
-    b.config["linux"]["resources"] = {"memory": {"limit": 64 << 20}, "pids": {"limit": 50},
-                                      "cpu": {"shares": 512}}
+    b.config["linux"]["resources"] = {"memory": {"limit": 64 << 20}, "pids": {"limit": 50}, "cpu": {"shares": 512}}
     b.config["linux"]["cgroupsPath"] = "/oci-reference-test/cg1"
     b.write()
     rt("create", "--bundle", b.path, "cg1", check=True)
@@ -298,7 +326,9 @@ def test_cgroup_limits(rt, static_bundle):
         assert open(base + "/memory.max").read().strip() == str(64 << 20)
         assert open(base + "/pids.max").read().strip() == "50"
     else:
-        assert open("/sys/fs/cgroup/memory/oci-reference-test/cg1/memory.limit_in_bytes").read().strip() == str(64 << 20)
+        assert open("/sys/fs/cgroup/memory/oci-reference-test/cg1/memory.limit_in_bytes").read().strip() == str(
+            64 << 20
+        )
         assert open("/sys/fs/cgroup/pids/oci-reference-test/cg1/pids.max").read().strip() == "50"
         assert open("/sys/fs/cgroup/cpu/oci-reference-test/cg1/cpu.shares").read().strip() == "512"
     rt("delete", "--force", "cg1", check=True)
@@ -337,7 +367,10 @@ def test_cgroup_folders_do_not_take_the_callers_umask(rt, static_bundle):
         rt("create", "--bundle", b.path, "um1", check=True)
     finally:
         os.umask(old)
-    made = [f"{m}/oci-reference-test-umask-{os.getpid()}" for m in ("/sys/fs/cgroup", *(f"/sys/fs/cgroup/{h}" for h in os.listdir("/sys/fs/cgroup")))]
+    made = [
+        f"{m}/oci-reference-test-umask-{os.getpid()}"
+        for m in ("/sys/fs/cgroup", *(f"/sys/fs/cgroup/{h}" for h in os.listdir("/sys/fs/cgroup")))
+    ]
     made = [p for p in made if os.path.isdir(p)]
     modes = {p: oct(os.stat(p).st_mode & 0o777) for p in made + [p + "/um1" for p in made]}
     rt("delete", "--force", "um1", check=True)
@@ -388,8 +421,11 @@ def test_time_namespace(rt, alpine_bundle):
 def test_seccomp_errno(rt, alpine_bundle):
     b = alpine_bundle(["sh", "-c", "mkdir /tmp/x 2>&1 || true"], readonly=False)
     b.config["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"})
-    b.config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
-                                    "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}
+    b.config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}],
+    }
     b.write()
     out = rt("run", "--bundle", b.path, "sc1", check=True).stdout
     assert "Operation not permitted" in out

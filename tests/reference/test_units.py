@@ -5,10 +5,10 @@ import os
 import time
 
 import pytest
-
-from conftest import base_config
 from oci_reference import config, jsonlite, signals, state
 from oci_reference.errors import ConfigError, RuntimeFailure
+
+from conftest import base_config
 
 
 @pytest.fixture
@@ -38,23 +38,35 @@ def test_unknown_properties_are_ignored(bundle):
     check(bundle, cfg)
 
 
-@pytest.mark.parametrize("edit, path", [
-    (lambda c: c["process"].__setitem__("cwd", "relative"), "process.cwd"),
-    (lambda c: c["process"].__setitem__("args", []), "process.args"),
-    (lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}), "process.rlimits[1].type"),
-    (lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_NOFILE", "soft": 1, "hard": 1}), "process.rlimits[1].type"),
-    (lambda c: c["linux"]["namespaces"].append({"type": "pid"}), "linux.namespaces[5].type"),
-    (lambda c: c["linux"]["namespaces"].append({"type": "bogus"}), "linux.namespaces[5].type"),
-    (lambda c: c.__setitem__("ociVersion", "2.0.0"), "ociVersion"),
-    (lambda c: c["root"].__setitem__("path", "missing"), "root.path"),
-    (lambda c: c["process"].__setitem__("terminal", "yes"), "process.terminal"),
-    (lambda c: c["mounts"].append({"destination": "/x", "type": "none", "options": ["bind"]}), "mounts[5].source"),
-    (lambda c: c["process"].__setitem__("selinuxLabel", "x"), "process.selinuxLabel"),
-    (lambda c: c["linux"].__setitem__("sysctl", {"kernel.panic": "1"}), "linux.sysctl.kernel.panic"),
-    (lambda c: c["linux"].__setitem__("rootfsPropagation", "sideways"), "linux.rootfsPropagation"),
-    (lambda c: c.__setitem__("hooks", {"prestart": [{"path": "rel"}]}), "hooks.prestart[0].path"),
-    (lambda c: c.__setitem__("hooks", {"poststop": [{"path": "/bin/true", "timeout": 0}]}), "hooks.poststop[0].timeout"),
-])
+@pytest.mark.parametrize(
+    "edit, path",
+    [
+        (lambda c: c["process"].__setitem__("cwd", "relative"), "process.cwd"),
+        (lambda c: c["process"].__setitem__("args", []), "process.args"),
+        (
+            lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}),
+            "process.rlimits[1].type",
+        ),
+        (
+            lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_NOFILE", "soft": 1, "hard": 1}),
+            "process.rlimits[1].type",
+        ),
+        (lambda c: c["linux"]["namespaces"].append({"type": "pid"}), "linux.namespaces[5].type"),
+        (lambda c: c["linux"]["namespaces"].append({"type": "bogus"}), "linux.namespaces[5].type"),
+        (lambda c: c.__setitem__("ociVersion", "2.0.0"), "ociVersion"),
+        (lambda c: c["root"].__setitem__("path", "missing"), "root.path"),
+        (lambda c: c["process"].__setitem__("terminal", "yes"), "process.terminal"),
+        (lambda c: c["mounts"].append({"destination": "/x", "type": "none", "options": ["bind"]}), "mounts[5].source"),
+        (lambda c: c["process"].__setitem__("selinuxLabel", "x"), "process.selinuxLabel"),
+        (lambda c: c["linux"].__setitem__("sysctl", {"kernel.panic": "1"}), "linux.sysctl.kernel.panic"),
+        (lambda c: c["linux"].__setitem__("rootfsPropagation", "sideways"), "linux.rootfsPropagation"),
+        (lambda c: c.__setitem__("hooks", {"prestart": [{"path": "rel"}]}), "hooks.prestart[0].path"),
+        (
+            lambda c: c.__setitem__("hooks", {"poststop": [{"path": "/bin/true", "timeout": 0}]}),
+            "hooks.poststop[0].timeout",
+        ),
+    ],
+)
 def test_invalid_values_name_their_path(bundle, edit, path):
     cfg = base_config(["/hello"])
     edit(cfg)
@@ -74,8 +86,10 @@ def test_unknown_capability_is_a_warning(bundle):
 @pytest.mark.parametrize("action", ["SCMP_ACT_ALLOW", "SCMP_ACT_KILL"])
 def test_errno_ret_needs_an_errno_action(bundle, action):
     cfg = base_config(["/hello"])
-    cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
-                               "syscalls": [{"names": ["getcwd"], "action": action, "errnoRet": 1}]}
+    cfg["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["getcwd"], "action": action, "errnoRet": 1}],
+    }
     with pytest.raises(ConfigError) as e:
         check(bundle, cfg)
     assert e.value.path == "linux.seccomp.syscalls[0].errnoRet"
@@ -108,7 +122,9 @@ def test_idmapped_mount_validation(bundle):
 
     def with_mount(**extra):
         cfg = base_config(["/hello"])
-        cfg["mounts"].append({"destination": "/data", "type": "bind", "source": "/tmp", "options": ["rbind", "idmap"], **extra})
+        cfg["mounts"].append(
+            {"destination": "/data", "type": "bind", "source": "/tmp", "options": ["rbind", "idmap"], **extra}
+        )
         return cfg
 
     c = check(bundle, with_mount(uidMappings=maps, gidMappings=maps))
@@ -142,15 +158,18 @@ def test_seccomp_validation(bundle):
     cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_NOPE"}
     with pytest.raises(ConfigError, match="linux.seccomp.defaultAction"):
         check(bundle, cfg)
-    cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
-                               "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO",
-                                             "args": [{"index": 9, "value": 1, "op": "SCMP_CMP_EQ"}]}]}
+    cfg["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [
+            {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 9, "value": 1, "op": "SCMP_CMP_EQ"}]}
+        ],
+    }
     with pytest.raises(ConfigError, match=r"syscalls\[0\]\.args\[0\]\.index"):
         check(bundle, cfg)
 
 
 def test_jsonlite_round_trip():
-    doc = {"a": [1, 2.5, True, None, "é\n\"x\""], "b": {}, "c": [], "n": -3}
+    doc = {"a": [1, 2.5, True, None, 'é\n"x"'], "b": {}, "c": [], "n": -3}
     for indent in (None, 2):
         text = jsonlite.dumps(doc, indent=indent)
         assert json.loads(text) == doc
@@ -160,8 +179,9 @@ def test_jsonlite_round_trip():
             jsonlite.loads(bad)
 
 
-@pytest.mark.parametrize("text, num", [("TERM", 15), ("SIGTERM", 15), ("sigkill", 9), ("9", 9),
-                                       ("SIGRTMIN+2", 36), ("USR1", 10)])
+@pytest.mark.parametrize(
+    "text, num", [("TERM", 15), ("SIGTERM", 15), ("sigkill", 9), ("9", 9), ("SIGRTMIN+2", 36), ("USR1", 10)]
+)
 def test_signal_names(text, num):
     assert signals.parse(text) == num
 
@@ -228,15 +248,18 @@ PURE_V2 = "0::/user.slice/x\n"
 V1_ONLY = "3:cpu,cpuacct:/\n2:name=systemd:/s\n1:pids:/p\n"
 
 
-@pytest.mark.parametrize("text, present, expected", [
-    (HYBRID, {"/sys/fs/cgroup/unified/cgroup.procs"}, "/sys/fs/cgroup/unified/user.slice/x/cgroup.procs"),
-    (PURE_V2, {"/sys/fs/cgroup/cgroup.procs"}, "/sys/fs/cgroup/user.slice/x/cgroup.procs"),
-    # a single-controller v1 hierarchy, never a joint or named one
-    (V1_ONLY, {"/sys/fs/cgroup/pids/p/cgroup.procs"}, "/sys/fs/cgroup/pids/p/cgroup.procs"),
-    ("0::/\n", {"/sys/fs/cgroup/cgroup.procs"}, "/sys/fs/cgroup/cgroup.procs"),
-    (HYBRID, set(), None),  # nothing mounted: no warm-up, no error
-    ("", {"/sys/fs/cgroup/cgroup.procs"}, None),
-])
+@pytest.mark.parametrize(
+    "text, present, expected",
+    [
+        (HYBRID, {"/sys/fs/cgroup/unified/cgroup.procs"}, "/sys/fs/cgroup/unified/user.slice/x/cgroup.procs"),
+        (PURE_V2, {"/sys/fs/cgroup/cgroup.procs"}, "/sys/fs/cgroup/user.slice/x/cgroup.procs"),
+        # a single-controller v1 hierarchy, never a joint or named one
+        (V1_ONLY, {"/sys/fs/cgroup/pids/p/cgroup.procs"}, "/sys/fs/cgroup/pids/p/cgroup.procs"),
+        ("0::/\n", {"/sys/fs/cgroup/cgroup.procs"}, "/sys/fs/cgroup/cgroup.procs"),
+        (HYBRID, set(), None),  # nothing mounted: no warm-up, no error
+        ("", {"/sys/fs/cgroup/cgroup.procs"}, None),
+    ],
+)
 def test_warmup_target(text, present, expected):
     from oci_reference import warmup
 
@@ -249,7 +272,9 @@ def test_v2_missing_controller_is_named(tmp_path):
     (tmp_path / "cgroup.subtree_control").write_text("hugetlb\n")
     leaf = tmp_path / "c1"
     leaf.mkdir()
-    with pytest.raises(RuntimeFailure, match=r"pids\.max: the pids controller is not available to .*c1 \(enabled for it: hugetlb\)"):
+    with pytest.raises(
+        RuntimeFailure, match=r"pids\.max: the pids controller is not available to .*c1 \(enabled for it: hugetlb\)"
+    ):
         cgroups._apply_v2(str(leaf), {"pids": {"limit": 10}})
     (leaf / "pids.max").write_text("max")
     cgroups._apply_v2(str(leaf), {"pids": {"limit": 10}})
