@@ -126,6 +126,7 @@ class Cgroup:
                             raise RuntimeFailure(f"cgroup: cannot remove {d}: {e.strerror}") from None
                         break  # a parent still used by other containers
                     import time
+
                     if deadline is None:
                         deadline = time.monotonic() + timeout
                     elif time.monotonic() > deadline:
@@ -201,7 +202,7 @@ def _cpuset_init(base, leaf):
     (not only for groups this call made): another container may have just made a parent
     and not filled it in yet."""
     path = base
-    parts = leaf[len(base):].strip("/").split("/")
+    parts = leaf[len(base) :].strip("/").split("/")
     for part in parts:
         parent, path = path, os.path.join(path, part)
         for f in ("cpuset.cpus", "cpuset.mems"):
@@ -254,8 +255,10 @@ def _write_v2(d, name, value):
         ctrl = name.split(".", 1)[0]
         if ctrl in enabled or ctrl == "cgroup":
             raise RuntimeFailure(f"cgroup: cannot set {name}: {d} has no such control file")
-        raise RuntimeFailure(f"cgroup: cannot set {name}: the {ctrl} controller is not available to {d} "
-                             f"(enabled for it: {', '.join(enabled) or 'none'})")
+        raise RuntimeFailure(
+            f"cgroup: cannot set {name}: the {ctrl} controller is not available to {d} "
+            f"(enabled for it: {', '.join(enabled) or 'none'})"
+        )
     _write(path, value)
 
 
@@ -311,8 +314,10 @@ def _apply_v2(d, r):
         _enable_v2(d, "hugetlb", "linux.resources.hugepageLimits")
         _hugetlb(d, h, "hugetlb.{}.max", "hugetlb.{}.rsvd.max")
     if r.get("network"):
-        raise RuntimeFailure("linux.resources.network (net_cls, net_prio) cannot be applied on cgroup v2: "
-                             "the v2 hierarchy has no such controllers")
+        raise RuntimeFailure(
+            "linux.resources.network (net_cls, net_prio) cannot be applied on cgroup v2: "
+            "the v2 hierarchy has no such controllers"
+        )
     if r.get("rdma"):
         _enable_v2(d, "rdma", "linux.resources.rdma")
         _rdma(d, r["rdma"], lambda path, value: _write_v2(d, os.path.basename(path), value))
@@ -334,8 +339,10 @@ def _enable_v2(d, ctrl, what):
     except OSError as e:
         raise RuntimeFailure(f"{what}: cannot read {CGROUP_ROOT}/cgroup.controllers: {e.strerror}") from None
     if ctrl not in offered:
-        raise RuntimeFailure(f"{what}: the {ctrl} cgroup controller is not present in the cgroup v2 hierarchy "
-                             f"(offered: {', '.join(offered) or 'none'})")
+        raise RuntimeFailure(
+            f"{what}: the {ctrl} cgroup controller is not present in the cgroup v2 hierarchy "
+            f"(offered: {', '.join(offered) or 'none'})"
+        )
     parts = os.path.relpath(d, CGROUP_ROOT).split("/")
     cur = CGROUP_ROOT
     for part in parts:
@@ -347,7 +354,9 @@ def _enable_v2(d, ctrl, what):
                 with open(control, "w") as f:
                     f.write("+" + ctrl)
             except OSError as e:
-                raise RuntimeFailure(f"{what}: the {ctrl} controller cannot be enabled in {cur}: {e.strerror}") from None
+                raise RuntimeFailure(
+                    f"{what}: the {ctrl} controller cannot be enabled in {cur}: {e.strerror}"
+                ) from None
         cur = os.path.join(cur, part)
 
 
@@ -369,8 +378,12 @@ def _io_v2(d, bio):
         _write_v2(d, weight_file(), f"default {v2_weight(bio['weight'])}")
     for e in bio.get("weightDevice", ()):
         _write_v2(d, weight_file(), f"{e['major']}:{e['minor']} {v2_weight(e['weight'])}")
-    keys = {"throttleReadBpsDevice": "rbps", "throttleWriteBpsDevice": "wbps",
-            "throttleReadIOPSDevice": "riops", "throttleWriteIOPSDevice": "wiops"}
+    keys = {
+        "throttleReadBpsDevice": "rbps",
+        "throttleWriteBpsDevice": "wbps",
+        "throttleReadIOPSDevice": "riops",
+        "throttleWriteIOPSDevice": "wiops",
+    }
     for key, name in keys.items():
         for e in bio.get(key, ()):
             _write_v2(d, "io.max", f"{e['major']}:{e['minor']} {name}={e['rate']}")
@@ -450,9 +463,14 @@ def _apply_v1(cg, r):
     net = r.get("network")
     if net:
         if "classID" in net:
-            _write(os.path.join(need("net_cls", "linux.resources.network.classID"), "net_cls.classid"), str(net["classID"]))
+            _write(
+                os.path.join(need("net_cls", "linux.resources.network.classID"), "net_cls.classid"), str(net["classID"])
+            )
         for name, prio in net.get("priorities", ()):
-            _write(os.path.join(need("net_prio", "linux.resources.network.priorities"), "net_prio.ifpriomap"), f"{name} {prio}")
+            _write(
+                os.path.join(need("net_prio", "linux.resources.network.priorities"), "net_prio.ifpriomap"),
+                f"{name} {prio}",
+            )
     if r.get("rdma"):
         _rdma(need("rdma", "linux.resources.rdma"), r["rdma"], _write)
 
@@ -461,33 +479,44 @@ def _apply_v1(cg, r):
 def _blkio_v1(d, bio):
     """blockIO on v1: blkio.weight (or blkio.bfq.weight when BFQ provides it), per-device
     weights, and the throttle files ("MAJOR:MINOR VALUE" lines)."""
+
     def weight_file(base):
         for name in (f"blkio.{base}", f"blkio.bfq.{base}"):
             if _exists(d, name):
                 return os.path.join(d, name)
-        raise RuntimeFailure(f"linux.resources.blockIO: this host's blkio controller has no blkio.{base} "
-                             f"(nor blkio.bfq.{base}: the BFQ I/O scheduler is not in use)")
+        raise RuntimeFailure(
+            f"linux.resources.blockIO: this host's blkio controller has no blkio.{base} "
+            f"(nor blkio.bfq.{base}: the BFQ I/O scheduler is not in use)"
+        )
 
     if "weight" in bio:
         _write(weight_file("weight"), str(bio["weight"]))
     if "leafWeight" in bio:
         if not _exists(d, "blkio.leaf_weight"):
-            raise RuntimeFailure("linux.resources.blockIO.leafWeight: this kernel has no blkio.leaf_weight (CFQ is gone)")
+            raise RuntimeFailure(
+                "linux.resources.blockIO.leafWeight: this kernel has no blkio.leaf_weight (CFQ is gone)"
+            )
         _write(os.path.join(d, "blkio.leaf_weight"), str(bio["leafWeight"]))
     for e in bio.get("weightDevice", ()):
         if "weight" in e:
             _write(weight_file("weight_device"), f"{e['major']}:{e['minor']} {e['weight']}")
         if "leafWeight" in e:
             if not _exists(d, "blkio.leaf_weight_device"):
-                raise RuntimeFailure("linux.resources.blockIO.weightDevice.leafWeight: this kernel has no blkio.leaf_weight_device")
+                raise RuntimeFailure(
+                    "linux.resources.blockIO.weightDevice.leafWeight: this kernel has no blkio.leaf_weight_device"
+                )
             _write(os.path.join(d, "blkio.leaf_weight_device"), f"{e['major']}:{e['minor']} {e['leafWeight']}")
     for key, name in _THROTTLES:
         for e in bio.get(key, ()):
             _write(os.path.join(d, f"blkio.throttle.{name}_device"), f"{e['major']}:{e['minor']} {e['rate']}")
 
 
-_THROTTLES = (("throttleReadBpsDevice", "read_bps"), ("throttleWriteBpsDevice", "write_bps"),
-              ("throttleReadIOPSDevice", "read_iops"), ("throttleWriteIOPSDevice", "write_iops"))
+_THROTTLES = (
+    ("throttleReadBpsDevice", "read_bps"),
+    ("throttleWriteBpsDevice", "write_bps"),
+    ("throttleReadIOPSDevice", "read_iops"),
+    ("throttleWriteIOPSDevice", "write_iops"),
+)
 
 
 def _hugetlb(d, h, limit_name, rsvd_name):
@@ -496,8 +525,10 @@ def _hugetlb(d, h, limit_name, rsvd_name):
     size = h["pageSize"]
     path = os.path.join(d, limit_name.format(size))
     if not os.path.exists(path):
-        raise RuntimeFailure(f"linux.resources.hugepageLimits: no {os.path.basename(path)} in {d}: "
-                             f"this host has no {size} huge pages (see /sys/kernel/mm/hugepages)")
+        raise RuntimeFailure(
+            f"linux.resources.hugepageLimits: no {os.path.basename(path)} in {d}: "
+            f"this host has no {size} huge pages (see /sys/kernel/mm/hugepages)"
+        )
     rsvd = os.path.join(d, rsvd_name.format(size))
     if os.path.exists(rsvd):
         _write(rsvd, str(h["limit"]))
@@ -527,11 +558,24 @@ def device_rules_v1(cg, rules, extra_devices):
         return f"{typ} {'*' if major is None or major < 0 else major}:{'*' if minor is None or minor < 0 else minor} {access}"
 
     for r in rules:
-        _write(os.path.join(d, "devices.allow" if r["allow"] else "devices.deny"),
-               rule(r["type"], r["major"], r["minor"], r["access"]))
-    defaults = [("c", None, None, "m"), ("b", None, None, "m"), ("c", 1, 3, "rwm"), ("c", 1, 5, "rwm"),
-                ("c", 1, 7, "rwm"), ("c", 1, 8, "rwm"), ("c", 1, 9, "rwm"), ("c", 5, 0, "rwm"),
-                ("c", 5, 1, "rwm"), ("c", 5, 2, "rwm"), ("c", 136, None, "rwm"), ("c", 10, 200, "rwm")]
+        _write(
+            os.path.join(d, "devices.allow" if r["allow"] else "devices.deny"),
+            rule(r["type"], r["major"], r["minor"], r["access"]),
+        )
+    defaults = [
+        ("c", None, None, "m"),
+        ("b", None, None, "m"),
+        ("c", 1, 3, "rwm"),
+        ("c", 1, 5, "rwm"),
+        ("c", 1, 7, "rwm"),
+        ("c", 1, 8, "rwm"),
+        ("c", 1, 9, "rwm"),
+        ("c", 5, 0, "rwm"),
+        ("c", 5, 1, "rwm"),
+        ("c", 5, 2, "rwm"),
+        ("c", 136, None, "rwm"),
+        ("c", 10, 200, "rwm"),
+    ]
     for dev in extra_devices:
         if dev["type"] in ("c", "u", "b"):
             defaults.append(("b" if dev["type"] == "b" else "c", dev["major"], dev["minor"], "rwm"))
@@ -549,8 +593,10 @@ def wants_delegation(cfg):
     to map the owner into), and a read/write cgroup mount at /sys/fs/cgroup."""
     if not is_v2() or not cfg.new_ns("cgroup") or not cfg.ns("user")[0]:
         return False
-    return any(m["source"] == "cgroup" and m["destination"] == "/sys/fs/cgroup" and "ro" not in m["options"]
-               for m in cfg.mounts)
+    return any(
+        m["source"] == "cgroup" and m["destination"] == "/sys/fs/cgroup" and "ro" not in m["options"]
+        for m in cfg.mounts
+    )
 
 
 def _host_id(mappings, cid):

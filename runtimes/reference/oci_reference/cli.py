@@ -41,9 +41,11 @@ class Logger:
         if not self.path:
             return
         import time
+
         ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         if self.fmt == "json":
             from oci_reference import jsonlite
+
             line = jsonlite.dumps({"level": level, "msg": msg, "time": ts})
         else:
             line = f'time="{ts}" level={level} msg="{msg}"'
@@ -74,7 +76,7 @@ def _parse(args, flags, valued, aliases=None):
     while i < len(args):
         a = args[i]
         if a == "--":
-            pos.extend(args[i + 1:])
+            pos.extend(args[i + 1 :])
             break
         if a.startswith("-") and a != "-":
             name, eq, val = a.partition("=")
@@ -129,6 +131,7 @@ def _guarded(argv):
         return 130
     except Exception as e:
         from oci_reference.errors import RuntimeFailure
+
         if isinstance(e, RuntimeFailure):
             msg = str(e)
         elif isinstance(e, OSError):
@@ -152,6 +155,7 @@ def _main(argv, log):
         name, eq, val = a.partition("=")
         if name in ("--version", "-v"):
             from oci_reference import SPEC_VERSION, __version__
+
             sys.stdout.write(f"{PROG} version {__version__}\nspec: {SPEC_VERSION}\n")
             return 0
         if name in ("--help", "-h"):
@@ -181,9 +185,10 @@ def _main(argv, log):
     if i >= len(argv):
         sys.stderr.write(USAGE)
         return 2
-    cmd, args = argv[i], argv[i + 1:]
+    cmd, args = argv[i], argv[i + 1 :]
     if cmd in ("create", "run"):
         from oci_reference import warmup
+
         warmup.start()  # first: its grace period then passes while the rest loads
     handler = COMMANDS.get(cmd)
     if handler is None:
@@ -205,12 +210,24 @@ def _abspath(p):
 
 
 def cmd_create(root, args, log):
-    opts, pos = _parse(args, {"no-pivot", "no-new-keyring"},
-                       {"bundle", "pid-file", "console-socket", "preserve-fds"}, {"-b": "--bundle"})
+    opts, pos = _parse(
+        args,
+        {"no-pivot", "no-new-keyring"},
+        {"bundle", "pid-file", "console-socket", "preserve-fds"},
+        {"-b": "--bundle"},
+    )
     cid = _one_id(pos, "create")
     from oci_reference import container
-    container.create(root, cid, opts.get("bundle"), opts.get("pid-file"), opts.get("console-socket"),
-                     _int_opt(opts, "preserve-fds"), warn=log.warn)
+
+    container.create(
+        root,
+        cid,
+        opts.get("bundle"),
+        opts.get("pid-file"),
+        opts.get("console-socket"),
+        _int_opt(opts, "preserve-fds"),
+        warn=log.warn,
+    )
     return 0
 
 
@@ -226,18 +243,31 @@ def _int_opt(opts, key):
 
 
 def cmd_run(root, args, log):
-    opts, pos = _parse(args, {"detach", "no-pivot", "no-new-keyring", "keep"},
-                       {"bundle", "pid-file", "console-socket", "preserve-fds"},
-                       {"-b": "--bundle", "-d": "--detach"})
+    opts, pos = _parse(
+        args,
+        {"detach", "no-pivot", "no-new-keyring", "keep"},
+        {"bundle", "pid-file", "console-socket", "preserve-fds"},
+        {"-b": "--bundle", "-d": "--detach"},
+    )
     cid = _one_id(pos, "run")
     from oci_reference import container
-    return container.run(root, cid, opts.get("bundle"), opts.get("pid-file"), opts.get("console-socket"),
-                         _int_opt(opts, "preserve-fds"), bool(opts.get("detach")), warn=log.warn)
+
+    return container.run(
+        root,
+        cid,
+        opts.get("bundle"),
+        opts.get("pid-file"),
+        opts.get("console-socket"),
+        _int_opt(opts, "preserve-fds"),
+        bool(opts.get("detach")),
+        warn=log.warn,
+    )
 
 
 def cmd_start(root, args, log):
     _, pos = _parse(args, set(), set())
     from oci_reference import ops
+
     ops.start(root, _one_id(pos, "start"), warn=log.warn)
     return 0
 
@@ -245,6 +275,7 @@ def cmd_start(root, args, log):
 def cmd_state(root, args, log):
     _, pos = _parse(args, set(), set())
     from oci_reference import jsonlite, state
+
     st = state.load(root, _one_id(pos, "state"))
     sys.stdout.write(jsonlite.dumps(state.public(st), indent=2) + "\n")
     return 0
@@ -258,6 +289,7 @@ def cmd_kill(root, args, log):
         raise UsageError("kill: signal given twice")
     sigtext = pos[1] if len(pos) == 2 else opts.get("signal", "TERM")
     from oci_reference import ops, signals
+
     ops.kill(root, pos[0], signals.parse(sigtext), bool(opts.get("all")))
     return 0
 
@@ -265,6 +297,7 @@ def cmd_kill(root, args, log):
 def cmd_delete(root, args, log):
     opts, pos = _parse(args, {"force"}, set(), {"-f": "--force"})
     from oci_reference import ops
+
     ops.delete(root, _one_id(pos, "delete"), bool(opts.get("force")), warn=log.warn)
     return 0
 
@@ -272,6 +305,7 @@ def cmd_delete(root, args, log):
 def cmd_list(root, args, log):
     _parse(args, set(), set())
     from oci_reference import state
+
     try:
         names = sorted(posix.listdir(root))
     except FileNotFoundError:
@@ -290,6 +324,7 @@ def cmd_list(root, args, log):
 def cmd_features(root, args, log):
     _parse(args, set(), set())
     from oci_reference import features, jsonlite
+
     sys.stdout.write(jsonlite.dumps(features.features(), indent=2) + "\n")
     return 0
 
@@ -297,6 +332,7 @@ def cmd_features(root, args, log):
 def cmd_spec(root, args, log):
     _parse(args, set(), set())
     from oci_reference import features, jsonlite
+
     sys.stdout.write(jsonlite.dumps(features.default_spec(), indent=2) + "\n")
     return 0
 

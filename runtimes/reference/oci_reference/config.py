@@ -8,7 +8,7 @@ The result is a `Config` whose attributes are the checked, normalised values.
 import os
 
 from oci_reference import jsonlite
-from oci_reference.caps import CAPABILITIES, CAP_SETS
+from oci_reference.caps import CAP_SETS, CAPABILITIES
 from oci_reference.errors import ConfigError, RuntimeFailure
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
@@ -16,10 +16,22 @@ HOOK_NAMES = ("prestart", "createRuntime", "createContainer", "startContainer", 
 PROPAGATIONS = ("private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable")
 DEVICE_TYPES = ("c", "b", "u", "p")
 RLIMITS = {
-    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
-    "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
-    "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
-    "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+    "RLIMIT_CPU": 0,
+    "RLIMIT_FSIZE": 1,
+    "RLIMIT_DATA": 2,
+    "RLIMIT_STACK": 3,
+    "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5,
+    "RLIMIT_NPROC": 6,
+    "RLIMIT_NOFILE": 7,
+    "RLIMIT_MEMLOCK": 8,
+    "RLIMIT_AS": 9,
+    "RLIMIT_LOCKS": 10,
+    "RLIMIT_SIGPENDING": 11,
+    "RLIMIT_MSGQUEUE": 12,
+    "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14,
+    "RLIMIT_RTTIME": 15,
 }
 U64_MAX = (1 << 64) - 1
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -192,8 +204,7 @@ def validate(raw, bundle):
             hp = _str(h.get("path"), p + ".path", required=True)
             if not hp.startswith("/"):
                 raise ConfigError(p + ".path", "must be an absolute path")
-            hook = {"path": hp, "args": _strlist(h.get("args"), p + ".args"),
-                    "env": _strlist(h.get("env"), p + ".env")}
+            hook = {"path": hp, "args": _strlist(h.get("args"), p + ".args"), "env": _strlist(h.get("env"), p + ".env")}
             t = _int(h.get("timeout"), p + ".timeout")
             if t is not None:
                 if t <= 0:
@@ -241,8 +252,15 @@ def _mount(m, p, bundle):
         if typ != "tmpfs":
             raise ConfigError(p + ".options", "tmpcopyup needs a tmpfs mount")
         opts = [o for o in opts if o != "tmpcopyup"]
-    return {"destination": os.path.normpath(dest), "type": typ, "source": src, "options": opts,
-            "bind": bind, "copyup": copyup, "idmap": idmap}
+    return {
+        "destination": os.path.normpath(dest),
+        "type": typ,
+        "source": src,
+        "options": opts,
+        "bind": bind,
+        "copyup": copyup,
+        "idmap": idmap,
+    }
 
 
 def _mount_idmap(m, p, opts, bind):
@@ -269,8 +287,10 @@ def _process(pr, warnings):
     p["terminal"] = _bool(pr.get("terminal"), "process.terminal")
     cs = _obj(pr.get("consoleSize"), "process.consoleSize")
     if cs is not None:
-        p["consoleSize"] = (_int(cs.get("height"), "process.consoleSize.height", True, 0, 65535),
-                            _int(cs.get("width"), "process.consoleSize.width", True, 0, 65535))
+        p["consoleSize"] = (
+            _int(cs.get("height"), "process.consoleSize.height", True, 0, 65535),
+            _int(cs.get("width"), "process.consoleSize.width", True, 0, 65535),
+        )
     cwd = _str(pr.get("cwd"), "process.cwd", required=True)
     if not cwd.startswith("/"):
         raise ConfigError("process.cwd", "must be an absolute path")
@@ -348,11 +368,23 @@ def _process(pr, warnings):
     return p
 
 
-SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, "SCHED_IDLE": 5,
-                  "SCHED_DEADLINE": 6}
-SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02, "SCHED_FLAG_DL_OVERRUN": 0x04,
-               "SCHED_FLAG_KEEP_POLICY": 0x08, "SCHED_FLAG_KEEP_PARAMS": 0x10,
-               "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20, "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+SCHED_POLICIES = {
+    "SCHED_OTHER": 0,
+    "SCHED_FIFO": 1,
+    "SCHED_RR": 2,
+    "SCHED_BATCH": 3,
+    "SCHED_IDLE": 5,
+    "SCHED_DEADLINE": 6,
+}
+SCHED_FLAGS = {
+    "SCHED_FLAG_RESET_ON_FORK": 0x01,
+    "SCHED_FLAG_RECLAIM": 0x02,
+    "SCHED_FLAG_DL_OVERRUN": 0x04,
+    "SCHED_FLAG_KEEP_POLICY": 0x08,
+    "SCHED_FLAG_KEEP_PARAMS": 0x10,
+    "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+    "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40,
+}
 
 
 def _scheduler(sch):
@@ -368,14 +400,24 @@ def _scheduler(sch):
         if f not in SCHED_FLAGS:
             raise ConfigError(f"process.scheduler.flags[{i}]", f"unknown flag {f!r} (known: {', '.join(SCHED_FLAGS)})")
         flags |= SCHED_FLAGS[f]
-    return (SCHED_POLICIES[pol], flags,
-            _int(sch.get("nice"), "process.scheduler.nice", lo=-20, hi=19) or 0,
-            _int(sch.get("priority"), "process.scheduler.priority", lo=0, hi=99) or 0,
-            *(_int(sch.get(k), f"process.scheduler.{k}", lo=0, hi=U64_MAX) or 0 for k in ("runtime", "deadline", "period")))
+    return (
+        SCHED_POLICIES[pol],
+        flags,
+        _int(sch.get("nice"), "process.scheduler.nice", lo=-20, hi=19) or 0,
+        _int(sch.get("priority"), "process.scheduler.priority", lo=0, hi=99) or 0,
+        *(_int(sch.get(k), f"process.scheduler.{k}", lo=0, hi=U64_MAX) or 0 for k in ("runtime", "deadline", "period")),
+    )
 
 
-MPOL_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3, "MPOL_LOCAL": 4,
-              "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6}
+MPOL_MODES = {
+    "MPOL_DEFAULT": 0,
+    "MPOL_PREFERRED": 1,
+    "MPOL_BIND": 2,
+    "MPOL_INTERLEAVE": 3,
+    "MPOL_LOCAL": 4,
+    "MPOL_PREFERRED_MANY": 5,
+    "MPOL_WEIGHTED_INTERLEAVE": 6,
+}
 MPOL_FLAGS = {"MPOL_F_NUMA_BALANCING": 1 << 13, "MPOL_F_RELATIVE_NODES": 1 << 14, "MPOL_F_STATIC_NODES": 1 << 15}
 _MPOL_NO_NODES = ("MPOL_DEFAULT", "MPOL_LOCAL")
 _MPOL_NEED_NODES = ("MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE", "MPOL_PREFERRED_MANY")
@@ -438,9 +480,13 @@ def _idmap(v, p):
     for i, m in enumerate(_list(v, p)):
         mp = f"{p}[{i}]"
         _obj(m, mp)
-        out.append((_int(m.get("containerID"), mp + ".containerID", True, 0, 0xFFFFFFFF),
-                    _int(m.get("hostID"), mp + ".hostID", True, 0, 0xFFFFFFFF),
-                    _int(m.get("size"), mp + ".size", True, 1, 0xFFFFFFFF)))
+        out.append(
+            (
+                _int(m.get("containerID"), mp + ".containerID", True, 0, 0xFFFFFFFF),
+                _int(m.get("hostID"), mp + ".hostID", True, 0, 0xFFFFFFFF),
+                _int(m.get("size"), mp + ".size", True, 1, 0xFFFFFFFF),
+            )
+        )
     return out
 
 
@@ -455,8 +501,10 @@ def _linux(c, linux):
         if clock not in ("monotonic", "boottime"):
             raise ConfigError(p, "only monotonic and boottime clocks can be offset")
         _obj(off, p)
-        c.time_offsets[clock] = (_int(off.get("secs"), p + ".secs") or 0,
-                                 _int(off.get("nanosecs"), p + ".nanosecs", lo=0, hi=999999999) or 0)
+        c.time_offsets[clock] = (
+            _int(off.get("secs"), p + ".secs") or 0,
+            _int(off.get("nanosecs"), p + ".nanosecs", lo=0, hi=999999999) or 0,
+        )
 
     for i, d in enumerate(_list(linux.get("devices"), "linux.devices")):
         p = f"linux.devices[{i}]"
@@ -470,10 +518,17 @@ def _linux(c, linux):
         major = _int(d.get("major"), p + ".major", typ != "p", 0)
         minor = _int(d.get("minor"), p + ".minor", typ != "p", 0)
         mode = _int(d.get("fileMode"), p + ".fileMode", lo=0, hi=0o7777)
-        c.devices.append({"path": os.path.normpath(path), "type": typ, "major": major or 0,
-                          "minor": minor or 0, "fileMode": 0o666 if mode is None else mode,
-                          "uid": _int(d.get("uid"), p + ".uid", lo=0) or 0,
-                          "gid": _int(d.get("gid"), p + ".gid", lo=0) or 0})
+        c.devices.append(
+            {
+                "path": os.path.normpath(path),
+                "type": typ,
+                "major": major or 0,
+                "minor": minor or 0,
+                "fileMode": 0o666 if mode is None else mode,
+                "uid": _int(d.get("uid"), p + ".uid", lo=0) or 0,
+                "gid": _int(d.get("gid"), p + ".gid", lo=0) or 0,
+            }
+        )
 
     cp = _str(linux.get("cgroupsPath"), "linux.cgroupsPath")
     if cp:
@@ -491,6 +546,7 @@ def _linux(c, linux):
     sc = _obj(linux.get("seccomp"), "linux.seccomp")
     if sc is not None:
         from oci_reference import seccomp
+
         c.seccomp = seccomp.validate(sc)
 
     sy = _obj(linux.get("sysctl"), "linux.sysctl") or {}
@@ -503,6 +559,7 @@ def _linux(c, linux):
 
     nd = _obj(linux.get("netDevices"), "linux.netDevices") or {}
     from oci_reference.netdev import valid_name
+
     for host_name, dev in nd.items():
         p = f"linux.netDevices.{host_name}"
         if not valid_name(host_name):
@@ -513,7 +570,9 @@ def _linux(c, linux):
             raise ConfigError(p + ".name", f"{name!r} is not a valid network device name")
         c.net_devices[host_name] = name
     if c.net_devices and not c.ns("network")[0]:
-        raise ConfigError("linux.netDevices", "moving network devices needs a network namespace for the container (linux.namespaces)")
+        raise ConfigError(
+            "linux.netDevices", "moving network devices needs a network namespace for the container (linux.namespaces)"
+        )
 
     c.masked_paths = _strlist(linux.get("maskedPaths"), "linux.maskedPaths")
     c.readonly_paths = _strlist(linux.get("readonlyPaths"), "linux.readonlyPaths")
@@ -526,9 +585,12 @@ def _linux(c, linux):
     if linux.get("intelRdt") is not None:
         _obj(linux.get("intelRdt"), "linux.intelRdt")
         if not _resctrl_mounted():
-            raise ConfigError("linux.intelRdt", "no resctrl filesystem is mounted in the runtime's mount namespace "
-                              "(config-linux.md: an error); mount it (mount -t resctrl resctrl /sys/fs/resctrl) "
-                              "on a CPU with Intel RDT, or remove linux.intelRdt")
+            raise ConfigError(
+                "linux.intelRdt",
+                "no resctrl filesystem is mounted in the runtime's mount namespace "
+                "(config-linux.md: an error); mount it (mount -t resctrl resctrl /sys/fs/resctrl) "
+                "on a CPU with Intel RDT, or remove linux.intelRdt",
+            )
         raise ConfigError("linux.intelRdt", "Intel RDT is not supported by oci-reference")
     mp = _obj(linux.get("memoryPolicy"), "linux.memoryPolicy")
     if mp is not None:
@@ -602,8 +664,15 @@ def _resources(r):
         access = _str(d.get("access"), p + ".access") or "rwm"
         if not access or any(ch not in "rwm" for ch in access):
             raise ConfigError(p + ".access", f"invalid access {access!r}")
-        devs.append({"allow": d["allow"], "type": typ, "major": _int(d.get("major"), p + ".major"),
-                     "minor": _int(d.get("minor"), p + ".minor"), "access": access})
+        devs.append(
+            {
+                "allow": d["allow"],
+                "type": typ,
+                "major": _int(d.get("major"), p + ".major"),
+                "minor": _int(d.get("minor"), p + ".minor"),
+                "access": access,
+            }
+        )
     if devs:
         out["devices"] = devs
     uni = _obj(r.get("unified"), "linux.resources.unified")
@@ -621,13 +690,21 @@ def _resources(r):
             v = _int(bio.get(k), f"linux.resources.blockIO.{k}", lo=0, hi=65535)
             if v is not None:
                 b[k] = v
-        for k in ("weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice",
-                  "throttleReadIOPSDevice", "throttleWriteIOPSDevice"):
+        for k in (
+            "weightDevice",
+            "throttleReadBpsDevice",
+            "throttleWriteBpsDevice",
+            "throttleReadIOPSDevice",
+            "throttleWriteIOPSDevice",
+        ):
             entries = []
             for i, d in enumerate(_list(bio.get(k), f"linux.resources.blockIO.{k}")):
                 p = f"linux.resources.blockIO.{k}[{i}]"
                 _obj(d, p)
-                e = {"major": _int(d.get("major"), p + ".major", True, 0), "minor": _int(d.get("minor"), p + ".minor", True, 0)}
+                e = {
+                    "major": _int(d.get("major"), p + ".major", True, 0),
+                    "minor": _int(d.get("minor"), p + ".minor", True, 0),
+                }
                 if k == "weightDevice":
                     for w in ("weight", "leafWeight"):
                         v = _int(d.get(w), f"{p}.{w}", lo=0, hi=65535)
@@ -663,7 +740,12 @@ def _resources(r):
         for i, e in enumerate(_list(net.get("priorities"), "linux.resources.network.priorities")):
             p = f"linux.resources.network.priorities[{i}]"
             _obj(e, p)
-            prios.append((_str(e.get("name"), p + ".name", required=True), _int(e.get("priority"), p + ".priority", True, 0, 0xFFFFFFFF)))
+            prios.append(
+                (
+                    _str(e.get("name"), p + ".name", required=True),
+                    _int(e.get("priority"), p + ".priority", True, 0, 0xFFFFFFFF),
+                )
+            )
         if prios:
             n["priorities"] = prios
         if n:
@@ -682,17 +764,24 @@ def _resources(r):
 
 
 # sysctls that are namespaced, and the namespace they need
-_IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
-                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+_IPC_SYSCTLS = {
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+}
 
 
 def _cross_checks(c):
     if c.process is None:
         raise ConfigError("process", "is required (this runtime needs it at create)")
-    if c.uid_mappings or c.gid_mappings:
-        if not c.ns("user")[0]:
-            raise ConfigError("linux.uidMappings", "mappings need a user namespace")
-        # joined by path: the namespace has its mappings already; these are not written
+    if (c.uid_mappings or c.gid_mappings) and not c.ns("user")[0]:
+        # (joined by path: the namespace has its mappings already; these are not written)
+        raise ConfigError("linux.uidMappings", "mappings need a user namespace")
     if c.new_ns("user") and not (c.uid_mappings and c.gid_mappings):
         raise ConfigError("linux.uidMappings", "a new user namespace needs uidMappings and gidMappings")
     for i, m in enumerate(c.mounts):
@@ -701,7 +790,10 @@ def _cross_checks(c):
             # container's user namespace mapping; without one either, an error MUST be returned
             userns, path = c.ns("user")
             if not userns:
-                raise ConfigError(f"mounts[{i}]", "idmap/ridmap without uidMappings and gidMappings needs a user namespace for the container")
+                raise ConfigError(
+                    f"mounts[{i}]",
+                    "idmap/ridmap without uidMappings and gidMappings needs a user namespace for the container",
+                )
             if path:
                 m["idmap"]["userns_path"] = path
             else:
@@ -715,10 +807,18 @@ def _cross_checks(c):
     if not c.ns("mount")[0]:
         # the container shares the runtime's mount namespace: mounting anything would change
         # the runtime's (the host's) mounts, so what needs a mount is refused
-        for what, wanted in (("mounts", c.mounts), ("linux.maskedPaths", c.masked_paths), ("linux.readonlyPaths", c.readonly_paths),
-                             ("root.readonly", c.root_readonly), ("linux.rootfsPropagation", c.rootfs_propagation)):
+        for what, wanted in (
+            ("mounts", c.mounts),
+            ("linux.maskedPaths", c.masked_paths),
+            ("linux.readonlyPaths", c.readonly_paths),
+            ("root.readonly", c.root_readonly),
+            ("linux.rootfsPropagation", c.rootfs_propagation),
+        ):
             if wanted:
-                raise ConfigError(what, "needs a mount namespace: without one the container shares the runtime's, where oci-reference mounts nothing")
+                raise ConfigError(
+                    what,
+                    "needs a mount namespace: without one the container shares the runtime's, where oci-reference mounts nothing",
+                )
     for k in c.sysctl:
         if k in _IPC_SYSCTLS or k.startswith("fs.mqueue."):
             if not c.ns("ipc")[0]:

@@ -23,9 +23,9 @@ the user program runs.  C and P1/P2 talk over a SOCK_SEQPACKET pair, one message
     C -> child:  u  g<pid>  c<cgroup json> (P2 is in its cgroups)  h  t
 """
 
+import _socket
 import os
 import sys
-import _socket
 
 from oci_reference import SPEC_VERSION, ops
 from oci_reference import state as statemod
@@ -47,6 +47,7 @@ def _errmsg(e):
 
 def _now_iso():
     import time
+
     ns = time.time_ns()
     sec, frac = divmod(ns, 1_000_000_000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{frac:09d}Z"
@@ -88,8 +89,7 @@ _kill_cgroup = ops.kill_cgroup
 # ======================================================================================
 # create
 # ======================================================================================
-def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_fds=0,
-           warn=None):
+def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_fds=0, warn=None):
     from oci_reference import warmup
 
     warmup.start()  # no-op when the command line started it already
@@ -114,6 +114,7 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
     cfg.seccomp_agent = None
     if cfg.seccomp is not None and cfg.seccomp["listener"]:
         from oci_reference import seccomp
+
         cfg.seccomp_agent = seccomp.connect_agent(cfg.seccomp["listener"])
 
     os.makedirs(root, 0o700, exist_ok=True)
@@ -159,6 +160,7 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
         # cgroups are made), so this process can reap it if create fails, and `run` can wait
         # for it. After a successful `create` it goes on to whoever adopts orphans here.
         from oci_reference import linux
+
         linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
         sys.stdout.flush()
         sys.stderr.flush()
@@ -180,6 +182,7 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
         if cgroups.wants_delegation(cfg):
             cgroups.delegate(cg, cfg)
         from oci_reference import jsonlite
+
         statemod.save(root, st)
 
         while True:
@@ -208,6 +211,7 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
                     cg.join(init_pid)
                     if cfg.net_devices:
                         from oci_reference import netdev
+
                         netdev.move_devices(cfg.net_devices, init_pid)
                     parent_sock.send(b"c" + jsonlite.dumps(cg.to_dict()).encode())
                 except (OSError, RuntimeFailure):
@@ -217,6 +221,7 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
                     raise
             elif tag == b"H":
                 from oci_reference import hooks
+
                 statemod.save(root, st)
                 hs = statemod.hook_state(st, "creating")
                 hooks.run_hooks(cfg.hooks, "prestart", hs)
@@ -319,6 +324,7 @@ def _end_p1(pid1, sock, grace=2.0):
         pfd = -1
     if pfd >= 0:
         import select
+
         try:
             exited = bool(select.select([pfd], [], [], grace)[0])
         finally:
@@ -354,6 +360,7 @@ def _drop_ungrantable(cset, warnings):
         return
     ok = prm & bnd
     from oci_reference.caps import CAPABILITIES
+
     for s, names in cset.items():
         bad = [n for n in names if not ok >> CAPABILITIES[n] & 1]
         if bad:
@@ -397,10 +404,12 @@ def _child_main(cfg, cid, sock, listener, preserve_fds):
         last_cap = caps.last_cap()
         if cfg.seccomp is not None:
             from oci_reference import seccomp
+
             if not seccomp.available():
                 raise RuntimeFailure("linux.seccomp is set but libseccomp.so.2 cannot be loaded")
         if any(m.get("idmap") for m in cfg.mounts):
             from oci_reference import idmap
+
             idmap.prepare(cfg)
         joins = []
         for t, path in cfg.namespaces:
@@ -530,7 +539,8 @@ def _init_main(cfg, cid, sock, listener, preserve_fds, last_cap):
         if p["rlimits"]:
             import resource  # noqa: F401  (process.set_rlimits)
         if cfg.hooks.get("startContainer"):
-            from oci_reference import hooks  # noqa: F401
+            from oci_reference import hooks
+
             if any(h.get("timeout") for h in cfg.hooks["startContainer"]):
                 import select  # noqa: F401
                 import time  # noqa: F401
@@ -540,17 +550,29 @@ def _init_main(cfg, cid, sock, listener, preserve_fds, last_cap):
         install_seccomp = None
         if cfg.seccomp is not None:
             from oci_reference import seccomp
+
             build = seccomp.build(cfg.seccomp, p["noNewPrivileges"])
 
             def install_seccomp(status):
                 fd = build()
                 if fd >= 0:  # SCMP_ACT_NOTIFY: the container process state to the agent
                     pid = parent_pid()
-                    payload = {"ociVersion": SPEC_VERSION, "fds": ["seccompFd"], "pid": pid,
-                               "metadata": cfg.seccomp["metadata"],
-                               "state": {"ociVersion": SPEC_VERSION, "id": cid, "status": status, "pid": pid,
-                                         "bundle": cfg.bundle, "annotations": cfg.annotations}}
+                    payload = {
+                        "ociVersion": SPEC_VERSION,
+                        "fds": ["seccompFd"],
+                        "pid": pid,
+                        "metadata": cfg.seccomp["metadata"],
+                        "state": {
+                            "ociVersion": SPEC_VERSION,
+                            "id": cid,
+                            "status": status,
+                            "pid": pid,
+                            "bundle": cfg.bundle,
+                            "annotations": cfg.annotations,
+                        },
+                    }
                     seccomp.send_state(cfg.seccomp_agent, fd, jsonlite.dumps(payload).encode())
+
         builder = RootfsBuilder(cfg, cfg.ns("user")[0], lambda: in_cgroup().mount_sources())
         builder.prepare()
         in_cgroup()
@@ -560,8 +582,15 @@ def _init_main(cfg, cid, sock, listener, preserve_fds, last_cap):
                 os._exit(1)
         if cfg.hooks.get("createContainer"):
             from oci_reference import hooks
-            hs = {"ociVersion": SPEC_VERSION, "id": cid, "status": "creating", "pid": os.getpid(),
-                  "bundle": cfg.bundle, "annotations": cfg.annotations}
+
+            hs = {
+                "ociVersion": SPEC_VERSION,
+                "id": cid,
+                "status": "creating",
+                "pid": os.getpid(),
+                "bundle": cfg.bundle,
+                "annotations": cfg.annotations,
+            }
             hooks.run_hooks(cfg.hooks, "createContainer", hs)
         builder.pivot()
         for k, v in cfg.sysctl.items():
@@ -616,12 +645,19 @@ def _init_main(cfg, cid, sock, listener, preserve_fds, last_cap):
             os._exit(1)
         if cfg.hooks.get("startContainer"):
             from oci_reference import hooks
-            hs = {"ociVersion": SPEC_VERSION, "id": cid, "status": "created", "pid": os.getpid(),
-                  "bundle": cfg.bundle, "annotations": cfg.annotations}
+
+            hs = {
+                "ociVersion": SPEC_VERSION,
+                "id": cid,
+                "status": "created",
+                "pid": os.getpid(),
+                "bundle": cfg.bundle,
+                "annotations": cfg.annotations,
+            }
             hooks.run_hooks(cfg.hooks, "startContainer", hs)
         if install_seccomp is not None:
             install_seccomp("created")
-        for s in _TERMINATING + (13, 25):  # + PIPE, XFSZ that Python ignores
+        for s in (*_TERMINATING, 13, 25):  # + PIPE, XFSZ that Python ignores
             _signal.signal(s, _signal.SIG_DFL)
         os.execve(exe, p["args"], env)
     except BaseException as e:

@@ -17,7 +17,7 @@ def run_hook(hook, state, kind):
     args = hook.get("args") or [path]
     env = {}
     for e in hook.get("env") or ():
-        k, sep, v = e.partition("=")
+        k, _, v = e.partition("=")
         env[k] = v
     errr, errw = os.pipe()
     pid = os.fork()
@@ -61,6 +61,7 @@ def _wait(pid, timeout):
         return os.waitpid(pid, 0)[1]
     import select
     import time
+
     pfd = os.pidfd_open(pid)
     try:
         deadline = time.monotonic() + timeout

@@ -78,8 +78,10 @@ def prepare(cfg):
                 linux.mount_setattr(fd, linux.MOUNT_ATTR_IDMAP, 0, recursive=im["recursive"], userns_fd=ns)
             except OSError as e:
                 os.close(fd)
-                raise RuntimeFailure(f"{where}: cannot id-map the mount of {m['source']}: {e.strerror} "
-                                     "(the kernel needs 5.12 or later and a filesystem that supports id-mapped mounts)") from None
+                raise RuntimeFailure(
+                    f"{where}: cannot id-map the mount of {m['source']}: {e.strerror} "
+                    "(the kernel needs 5.12 or later and a filesystem that supports id-mapped mounts)"
+                ) from None
             m["idmap_fd"] = fd
         finally:
             os.close(ns)

@@ -20,7 +20,10 @@ class _Context:
         return {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}[name]
 
 
-_scan = _json.make_scanner(_Context())
+# typeshed types the context as `json.scanner.make_scanner` (the pure-Python scanner); the C
+# scanner reads only the attributes above, and importing `json` to satisfy the stub is the cost
+# this module exists to avoid.
+_scan = _json.make_scanner(_Context())  # type: ignore[arg-type]
 _WS = " \t\n\r"
 
 

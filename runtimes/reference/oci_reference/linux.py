@@ -3,9 +3,8 @@
 Every wrapper raises OSError (with errno set) on failure, naming the call and its target.
 """
 
-import os
-
 import _ctypes
+import os
 
 # A minimal foreign-function layer on the _ctypes extension itself: importing the `ctypes`
 # package (struct, types, _endian, dozens of classes) costs ~2 ms per process, and the
@@ -262,9 +261,14 @@ def ioprio_set(which, who, prio):
 def sched_setattr(policy, flags, nice, priority, runtime, deadline, period):
     """sched_setattr(2) on the calling thread; a fair policy takes the nice value here, a
     real-time one gets it with setpriority (the spec gives both)."""
-    attr = (b"".join(v.to_bytes(4, "little") for v in (56, policy)) + flags.to_bytes(8, "little")
-            + nice.to_bytes(4, "little", signed=True) + priority.to_bytes(4, "little")
-            + _u64s(runtime, deadline, period) + bytes(8))
+    attr = (
+        b"".join(v.to_bytes(4, "little") for v in (56, policy))
+        + flags.to_bytes(8, "little")
+        + nice.to_bytes(4, "little", signed=True)
+        + priority.to_bytes(4, "little")
+        + _u64s(runtime, deadline, period)
+        + bytes(8)
+    )
     if _syscall(_c_long(SYS_sched_setattr), _c_int(0), _c_char_p(attr), _c_uint(0)) != 0:
         _fail("sched_setattr")
     if policy in (1, 2, 6) and nice:
@@ -278,7 +282,10 @@ def set_mempolicy(mode, nodes):
         mask |= 1 << n
     words = (max(nodes) // 64 + 1) if nodes else 0
     raw = mask.to_bytes(8 * words, "little") if words else None
-    if _syscall(_c_long(SYS_set_mempolicy), _c_int(mode), _c_char_p(raw), _c_ulong(64 * words + 1 if words else 0)) != 0:
+    if (
+        _syscall(_c_long(SYS_set_mempolicy), _c_int(mode), _c_char_p(raw), _c_ulong(64 * words + 1 if words else 0))
+        != 0
+    ):
         _fail("set_mempolicy")
 
 
@@ -297,8 +304,10 @@ def openat2(dirfd, path, flags, resolve, mode=0):
 def mount_setattr(fd, attr_set, attr_clr, recursive=True, propagation=0, userns_fd=0):
     attr = _u64s(attr_set, attr_clr, propagation, userns_fd)  # struct mount_attr
     flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
-    if _syscall(_c_long(SYS_mount_setattr), _c_int(fd), _c_char_p(b""), _c_uint(flags),
-                _c_char_p(attr), _c_ulong(32)) != 0:
+    if (
+        _syscall(_c_long(SYS_mount_setattr), _c_int(fd), _c_char_p(b""), _c_uint(flags), _c_char_p(attr), _c_ulong(32))
+        != 0
+    ):
         _fail("mount_setattr")
 
 
@@ -314,8 +323,17 @@ def open_tree(path, recursive):
 def move_mount(fd, target_fd):
     """Attach the detached mount `fd` onto the file or folder open at `target_fd` (an O_PATH fd:
     a /proc/self/fd path would name the magic link itself, which move_mount does not follow)."""
-    if _syscall(_c_long(SYS_move_mount), _c_int(fd), _c_char_p(b""), _c_int(target_fd), _c_char_p(b""),
-                _c_uint(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)) != 0:
+    if (
+        _syscall(
+            _c_long(SYS_move_mount),
+            _c_int(fd),
+            _c_char_p(b""),
+            _c_int(target_fd),
+            _c_char_p(b""),
+            _c_uint(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
+        )
+        != 0
+    ):
         _fail("move_mount", f"/proc/self/fd/{target_fd}")
 
 

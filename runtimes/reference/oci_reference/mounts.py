@@ -78,8 +78,9 @@ RECURSIVE_OPTIONS = {
     "rnosymfollow": (False, linux.MOUNT_ATTR_NOSYMFOLLOW),
     "rsymfollow": (True, linux.MOUNT_ATTR_NOSYMFOLLOW),
 }
-KNOWN_OPTIONS = sorted(set(FLAG_OPTIONS) | set(PROPAGATION_OPTIONS) | set(RECURSIVE_OPTIONS)
-                       | {"tmpcopyup", "idmap", "ridmap"})
+KNOWN_OPTIONS = sorted(
+    set(FLAG_OPTIONS) | set(PROPAGATION_OPTIONS) | set(RECURSIVE_OPTIONS) | {"tmpcopyup", "idmap", "ridmap"}
+)
 
 DEFAULT_DEVICES = (
     ("/dev/null", 1, 3),
@@ -155,18 +156,21 @@ def ensure_path(rootfd, path, is_file=False, _depth=0):
             last = i == len(parts) - 1
             try:
                 if last and is_file:
-                    os.close(os.open(parts[i], os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
-                                     0o644, dir_fd=pfd))
+                    os.close(
+                        os.open(
+                            parts[i],
+                            os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
+                            0o644,
+                            dir_fd=pfd,
+                        )
+                    )
                 else:
                     os.mkdir(parts[i], 0o755, dir_fd=pfd)
             except FileExistsError:
                 # a dangling symlink: create its target, inside the root
                 target = os.readlink(parts[i], dir_fd=pfd)
-                if target.startswith("/"):
-                    newpath = target
-                else:
-                    newpath = "/".join(parts[:i] + [target])
-                rest = parts[i + 1:]
+                newpath = target if target.startswith("/") else "/".join([*parts[:i], target])
+                rest = parts[i + 1 :]
                 full = newpath.rstrip("/") + ("/" + "/".join(rest) if rest else "")
                 os.close(ensure_path(rootfd, full, is_file, _depth + 1))
         finally:
@@ -433,14 +437,19 @@ class RootfsBuilder:
         kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
         for d in self.cfg.devices:
             try:
-                self._make_node(d["path"], kinds[d["type"]], d["major"], d["minor"], d["fileMode"],
-                                d["uid"], d["gid"], strict=True)
+                self._make_node(
+                    d["path"], kinds[d["type"]], d["major"], d["minor"], d["fileMode"], d["uid"], d["gid"], strict=True
+                )
             except OSError as e:
                 raise RuntimeFailure(f"creating device {d['path']}: {e.strerror or e}") from None
 
     def _dev_symlinks(self, devpts):
-        links = [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
-                 ("stderr", "/proc/self/fd/2")]
+        links = [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ]
         if os.path.exists("/proc/kcore"):
             links.append(("core", "/proc/kcore"))
         dfd = ensure_path(self.rootfd, "/dev")
@@ -543,8 +552,9 @@ def _copy_tree(src, dst):
         elif kind == stat.S_IFREG:
             sf = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
             try:
-                df = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                             dir_fd=dst)
+                df = os.open(
+                    name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dst
+                )
                 try:
                     left = st.st_size
                     while left > 0:

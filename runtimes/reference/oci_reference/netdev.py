@@ -46,7 +46,7 @@ def _attrs(buf):
         if n < 4:
             break
         out[kind & 0x3FFF] = buf[4:n]
-        buf = buf[(n + 3) & ~3:]
+        buf = buf[(n + 3) & ~3 :]
     return out
 
 
@@ -68,7 +68,7 @@ class _Netlink:
             data = self.sock.recv(65536)
             while len(data) >= 16:
                 n, typ, _, seq, _ = struct.unpack_from("IHHII", data)
-                payload, data = data[16:n], data[(n + 3) & ~3:]
+                payload, data = data[16:n], data[(n + 3) & ~3 :]
                 if seq != self.seq:
                     continue
                 if typ == NLMSG_ERROR:
@@ -98,7 +98,7 @@ class _Netlink:
     def permanent_global_addresses(self, index):
         """The addresses to carry along: IFA_F_PERMANENT, scope universe (any family)."""
         keep = []
-        for typ, payload in self.request(RTM_GETADDR, NLM_F_DUMP, struct.pack("BBBBI", 0, 0, 0, 0, 0)):
+        for _typ, payload in self.request(RTM_GETADDR, NLM_F_DUMP, struct.pack("BBBBI", 0, 0, 0, 0, 0)):
             family, prefix, flags, scope, idx = struct.unpack_from("BBBBI", payload)
             if idx != index or scope != RT_SCOPE_UNIVERSE:
                 continue
@@ -156,12 +156,16 @@ def move_devices(devices, init_pid):
             index = found[0]
             new_name = name or host_name
             if "%d" not in new_name and inside.link(new_name) is not None:
-                raise RuntimeFailure(f"{where}: a network device named {new_name!r} already exists in the container's network namespace")
+                raise RuntimeFailure(
+                    f"{where}: a network device named {new_name!r} already exists in the container's network namespace"
+                )
             addresses = here.permanent_global_addresses(index)
             try:
                 here.move(index, target, name if name and name != host_name else None)
             except OSError as e:
-                raise RuntimeFailure(f"{where}: cannot move {host_name!r} into the container's network namespace: {e.strerror}") from None
+                raise RuntimeFailure(
+                    f"{where}: cannot move {host_name!r} into the container's network namespace: {e.strerror}"
+                ) from None
             if "%d" in new_name:  # the kernel picked the name; the index stays unless taken
                 moved = inside.link(index=index)
                 if moved is not None and not moved[1].startswith(new_name.split("%d")[0]):
@@ -169,7 +173,9 @@ def move_devices(devices, init_pid):
             else:
                 moved = inside.link(new_name)
             if moved is None:
-                raise RuntimeFailure(f"{where}: {host_name!r} was moved but cannot be found in the container's network namespace")
+                raise RuntimeFailure(
+                    f"{where}: {host_name!r} was moved but cannot be found in the container's network namespace"
+                )
             try:
                 inside.set_up(moved[0])
                 for family, prefix, flags, scope, attrs in addresses:

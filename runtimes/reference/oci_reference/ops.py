@@ -5,8 +5,8 @@ imports only `posix`, `_socket`, `time` (built in) and the runtime's `state`/`er
 `os` or `ctypes`; hooks and the full cgroup code are imported only when needed.
 """
 
-import posix
 import _socket
+import posix
 
 from oci_reference import state as statemod
 from oci_reference.errors import HookFailure, RuntimeFailure
@@ -26,6 +26,7 @@ def unix_addr(d, name):
 
 def wait_dead(pid, start_time, timeout=10.0):
     import time
+
     deadline = time.monotonic() + timeout
     delay = 0.0002
     while statemod.is_alive(pid, start_time):
@@ -38,6 +39,7 @@ def wait_dead(pid, start_time, timeout=10.0):
 
 def kill_cgroup(cg, timeout=10.0):
     import time
+
     deadline = time.monotonic() + timeout
     delay = 0.0002
     while True:
@@ -57,6 +59,7 @@ def kill_cgroup(cg, timeout=10.0):
 
 def poststop(st, warn):
     from oci_reference import hooks
+
     hooks.run_hooks_warn(st["hooks"], "poststop", statemod.hook_state(st, "stopped"), warn or (lambda m: None))
 
 
@@ -99,6 +102,7 @@ def start(root, cid, warn=None):
         pass
     if st.get("hooks", {}).get("poststart"):
         from oci_reference import hooks
+
         try:
             hooks.run_hooks(st["hooks"], "poststart", statemod.hook_state(st, "running"))
         except RuntimeFailure as e:
@@ -122,6 +126,7 @@ def kill(root, cid, sig, all_processes=False):
         raise RuntimeFailure(f"container {cid} is not running") from None
     if all_processes and st.get("cgroup"):
         from oci_reference.cgroups import Cgroup
+
         for p in Cgroup.from_dict(st["cgroup"]).pids():
             try:
                 posix.kill(p, sig)
@@ -172,6 +177,7 @@ def remove_cgroup(cgd, kill_first=False):
             busy = True
     if busy:
         from oci_reference.cgroups import Cgroup
+
         cg = Cgroup.from_dict(cgd)
         kill_cgroup(cg)
         cg.destroy()

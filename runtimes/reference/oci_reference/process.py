@@ -18,6 +18,7 @@ def env_path(env):
 
 def find_executable(name, env):
     """Resolve args[0] like execvp, with PATH from the process's own env (in the container)."""
+
     def ok(p):
         try:
             st = os.stat(p)
@@ -42,6 +43,7 @@ def set_rlimits(rlimits):
     if not rlimits:
         return  # `resource` is imported before pivot_root only when there are rlimits
     import resource
+
     for num, soft, hard in rlimits:
         inf = resource.RLIM_INFINITY
         s = inf if soft >= (1 << 64) - 1 else soft
@@ -108,7 +110,7 @@ def chdir(cwd):
 def env_dict(env):
     out = {}
     for e in env:
-        k, sep, v = e.partition("=")
+        k, _, v = e.partition("=")
         if k:
             out[k] = v
     return out

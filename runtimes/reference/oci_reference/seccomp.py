@@ -27,12 +27,23 @@ OPERATORS = {
     "SCMP_CMP_MASKED_EQ": 7,
 }
 ARCHES = {
-    "SCMP_ARCH_X86": "x86", "SCMP_ARCH_X86_64": "x86_64", "SCMP_ARCH_X32": "x32",
-    "SCMP_ARCH_ARM": "arm", "SCMP_ARCH_AARCH64": "aarch64", "SCMP_ARCH_MIPS": "mips",
-    "SCMP_ARCH_MIPS64": "mips64", "SCMP_ARCH_MIPS64N32": "mips64n32", "SCMP_ARCH_MIPSEL": "mipsel",
-    "SCMP_ARCH_MIPSEL64": "mipsel64", "SCMP_ARCH_MIPSEL64N32": "mipsel64n32", "SCMP_ARCH_PPC": "ppc",
-    "SCMP_ARCH_PPC64": "ppc64", "SCMP_ARCH_PPC64LE": "ppc64le", "SCMP_ARCH_S390": "s390",
-    "SCMP_ARCH_S390X": "s390x", "SCMP_ARCH_RISCV64": "riscv64",
+    "SCMP_ARCH_X86": "x86",
+    "SCMP_ARCH_X86_64": "x86_64",
+    "SCMP_ARCH_X32": "x32",
+    "SCMP_ARCH_ARM": "arm",
+    "SCMP_ARCH_AARCH64": "aarch64",
+    "SCMP_ARCH_MIPS": "mips",
+    "SCMP_ARCH_MIPS64": "mips64",
+    "SCMP_ARCH_MIPS64N32": "mips64n32",
+    "SCMP_ARCH_MIPSEL": "mipsel",
+    "SCMP_ARCH_MIPSEL64": "mipsel64",
+    "SCMP_ARCH_MIPSEL64N32": "mipsel64n32",
+    "SCMP_ARCH_PPC": "ppc",
+    "SCMP_ARCH_PPC64": "ppc64",
+    "SCMP_ARCH_PPC64LE": "ppc64le",
+    "SCMP_ARCH_S390": "s390",
+    "SCMP_ARCH_S390X": "s390x",
+    "SCMP_ARCH_RISCV64": "riscv64",
 }
 FLAGS = {  # config flag -> libseccomp filter attribute
     "SECCOMP_FILTER_FLAG_TSYNC": 4,  # SCMP_FLTATR_CTL_TSYNC
@@ -53,9 +64,7 @@ def _action(name, errno_ret, path, errno_path):
         # config-linux.md "Seccomp": an action that does not support an errno MUST fail
         raise ConfigError(errno_path, f"{name} returns no errno")
     a = ACTIONS[name]
-    if name == "SCMP_ACT_ERRNO":
-        a |= (EPERM if errno_ret is None else errno_ret) & 0xFFFF
-    elif name == "SCMP_ACT_TRACE":
+    if name in ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"):
         a |= (EPERM if errno_ret is None else errno_ret) & 0xFFFF
     return a
 
@@ -76,9 +85,16 @@ def validate(sc):
         raise ConfigError(p + ".defaultAction", "is required and must be a string")
     if da == "SCMP_ACT_NOTIFY":
         raise ConfigError(p + ".defaultAction", "SCMP_ACT_NOTIFY cannot be the default action")
-    out = {"default": _action(da, uint(sc.get("defaultErrnoRet"), p + ".defaultErrnoRet"), p + ".defaultAction",
-                              p + ".defaultErrnoRet"),
-           "arches": [], "flags": [], "rules": [], "listener": None, "metadata": ""}
+    out = {
+        "default": _action(
+            da, uint(sc.get("defaultErrnoRet"), p + ".defaultErrnoRet"), p + ".defaultAction", p + ".defaultErrnoRet"
+        ),
+        "arches": [],
+        "flags": [],
+        "rules": [],
+        "listener": None,
+        "metadata": "",
+    }
     for i, a in enumerate(sc.get("architectures") or []):
         if a not in ARCHES:
             raise ConfigError(f"{p}.architectures[{i}]", f"unknown architecture {a!r}")
@@ -121,14 +137,21 @@ def validate(sc):
             op = a.get("op")
             if op not in OPERATORS:
                 raise ConfigError(ap + ".op", f"unknown operator {op!r}")
-            args.append((idx, OPERATORS[op], uint(a.get("value"), ap + ".value") or 0,
-                         uint(a.get("valueTwo"), ap + ".valueTwo") or 0))
+            args.append(
+                (
+                    idx,
+                    OPERATORS[op],
+                    uint(a.get("value"), ap + ".value") or 0,
+                    uint(a.get("valueTwo"), ap + ".valueTwo") or 0,
+                )
+            )
         out["rules"].append((names, action, args))
     return out
 
 
 def available():
     import ctypes
+
     try:
         ctypes.CDLL("libseccomp.so.2")
         return True
@@ -150,8 +173,12 @@ def build(desc, no_new_privs):
         raise RuntimeFailure("linux.seccomp is set but libseccomp.so.2 cannot be loaded") from None
 
     class ArgCmp(ctypes.Structure):
-        _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
-                    ("datum_b", ctypes.c_uint64)]
+        _fields_ = [
+            ("arg", ctypes.c_uint),
+            ("op", ctypes.c_int),
+            ("datum_a", ctypes.c_uint64),
+            ("datum_b", ctypes.c_uint64),
+        ]
 
     lib.seccomp_init.restype = ctypes.c_void_p
     lib.seccomp_init.argtypes = (ctypes.c_uint32,)
@@ -160,8 +187,13 @@ def build(desc, no_new_privs):
     lib.seccomp_arch_resolve_name.argtypes = (ctypes.c_char_p,)
     lib.seccomp_arch_add.argtypes = (ctypes.c_void_p, ctypes.c_uint32)
     lib.seccomp_syscall_resolve_name.argtypes = (ctypes.c_char_p,)
-    lib.seccomp_rule_add_array.argtypes = (ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
-                                           ctypes.POINTER(ArgCmp))
+    lib.seccomp_rule_add_array.argtypes = (
+        ctypes.c_void_p,
+        ctypes.c_uint32,
+        ctypes.c_int,
+        ctypes.c_uint,
+        ctypes.POINTER(ArgCmp),
+    )
     lib.seccomp_attr_set.argtypes = (ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32)
     lib.seccomp_load.argtypes = (ctypes.c_void_p,)
     lib.seccomp_notify_fd.argtypes = (ctypes.c_void_p,)
@@ -170,9 +202,11 @@ def build(desc, no_new_privs):
     if not ctx:
         raise RuntimeFailure("seccomp: seccomp_init failed")
     try:
+
         def check(rc, what):
             if rc < 0:
                 import os
+
                 raise RuntimeFailure(f"seccomp: {what}: {os.strerror(-rc)}")
 
         check(lib.seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1 if no_new_privs else 0), "attr NNP")
@@ -189,10 +223,8 @@ def build(desc, no_new_privs):
             if action == desc["default"]:
                 continue
             indexes = [a[0] for a in args]
-            if len(set(indexes)) == len(indexes):
-                groups = [args]
-            else:  # several conditions on one argument: one rule each (OR)
-                groups = [[a] for a in args]
+            # several conditions on one argument: one rule each (OR)
+            groups = [args] if len(set(indexes)) == len(indexes) else [[a] for a in args]
             for name in names:
                 nr = lib.seccomp_syscall_resolve_name(name.encode())
                 if nr < 0:
@@ -211,11 +243,13 @@ def build(desc, no_new_privs):
         rc = lib.seccomp_load(ctx)
         if rc < 0:
             import os
+
             raise RuntimeFailure(f"seccomp: load: {os.strerror(-rc)}")
         if desc.get("listener"):
             fd = lib.seccomp_notify_fd(ctx)
             if fd < 0:
                 import os
+
                 raise RuntimeFailure(f"seccomp: no notification fd: {os.strerror(-fd)}")
             return fd
         return -1
@@ -227,6 +261,7 @@ def connect_agent(path):
     """Connect to the seccomp agent at listenerPath (at create, so that failing is an error
     before anything runs); the state and the fd are sent once the filter is loaded."""
     import _socket
+
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         s.connect(path)
@@ -240,6 +275,7 @@ def send_state(agent, fd, payload):
     """One container process state with the seccomp fd, then close (runtime.md: one per connection)."""
     import _socket
     import sys
+
     try:
         agent.sendmsg([payload], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))])
     except OSError as e:
@@ -247,4 +283,5 @@ def send_state(agent, fd, payload):
     finally:
         agent.close()
         import os
+
         os.close(fd)

@@ -49,7 +49,7 @@ def proc_stat(pid):
         data = _read(f"/proc/{pid}/stat")
     except OSError:
         return None
-    rest = data[data.rindex(b")") + 2:].split()
+    rest = data[data.rindex(b")") + 2 :].split()
     # rest[0] is field 3 (state); field 22 (starttime) is rest[19]
     return rest[0].decode(), int(rest[19])
 
@@ -63,9 +63,7 @@ def is_alive(pid, start_time):
     letter, started = st
     if letter in ("Z", "X", "x"):
         return False
-    if start_time is not None and started != start_time:
-        return False
-    return True
+    return start_time is None or started == start_time
 
 
 def load(root, cid):
@@ -110,7 +108,7 @@ def save(root, st):
     try:
         data = jsonlite.dumps(st).encode()
         while data:
-            data = data[posix.write(fd, data):]
+            data = data[posix.write(fd, data) :]
     finally:
         posix.close(fd)
     posix.replace(tmp, f"{d}/{STATE_FILE}")

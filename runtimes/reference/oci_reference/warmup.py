@@ -43,7 +43,7 @@ def target(proc_self_cgroup, exists=_exists):
             for base in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
                 if exists(base + "/cgroup.procs"):
                     return base + path.rstrip("/") + "/cgroup.procs"
-    for num, ctrls, path in lines:
+    for _num, ctrls, path in lines:
         if ctrls and "," not in ctrls and not ctrls.startswith("name="):
             procs = f"/sys/fs/cgroup/{ctrls}{path.rstrip('/')}/cgroup.procs"
             if exists(procs):
