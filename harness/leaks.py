@@ -4,7 +4,8 @@ runtime.md ("delete"): deleting a container MUST delete the resources that were 
 the create step. After a case's containers are deleted, :func:`find` looks on the host for what
 still carries the case's names: mounts of the harness's own mount namespace at or under a
 bundle, cgroup folders on any cgroup mount whose name holds one of the case's tokens (container
-ids, and the names cases derive from them, like ``oci-harness-<id>`` cgroups paths), processes
+ids, and the names cases derive from them, like ``oci-harness-<id>`` cgroups paths) with all the
+folders inside them (``oci-harness-<id>/inner`` of a nested cgroupsPath), processes
 whose root or working folder is inside a bundle, and entries of the runtime's state root named
 after a container. Only what carries the case's own tokens or bundle paths is attributed to it:
 other runs on the machine create things at the same moment. :func:`remove` then takes away what
@@ -46,8 +47,17 @@ def mount_points(bundles: list[str]) -> set[str]:
     return {m.mount_point for m in host.mounts() if _under(m.mount_point, bundles)}
 
 
+#: how deep the folders below a folder named after the case are taken with it
+SUBTREE_DEPTH = 16
+
+
 def cgroup_folders(tokens: list[str]) -> list[Path]:
-    """Folders on every cgroup mount whose name contains one of ``tokens``, deepest first."""
+    """Folders on every cgroup mount whose name contains one of ``tokens``, and every folder
+    below such a folder, deepest first.
+
+    A folder named after the case is the case's with everything in it: a nested cgroupsPath
+    ``oci-harness-<id>/inner`` puts the container's own group in a folder whose name carries
+    no token, and the parent cannot be removed while that child is there."""
     found: set[Path] = set()
     starts: set[str] = set()
     own = _own_cgroup_paths()
@@ -74,9 +84,31 @@ def cgroup_folders(tokens: list[str]) -> list[Path]:
                     continue
                 if any(t in e.name for t in tokens):
                     found.add(Path(e.path))
-                if depth + 1 < CGROUP_DEPTH:
+                    found.update(_subfolders(Path(e.path)))
+                elif depth + 1 < CGROUP_DEPTH:
                     stack.append((e.path, depth + 1))
     return sorted(found, key=lambda p: -len(p.parts))
+
+
+def _subfolders(top: Path) -> list[Path]:
+    """Every folder below ``top`` (not following symlinks), down to ``SUBTREE_DEPTH``."""
+    found = []
+    stack = [(top, 0)]
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    found.append(Path(e.path))
+                    if depth + 1 < SUBTREE_DEPTH:
+                        stack.append((Path(e.path), depth + 1))
+            except OSError:
+                continue
+    return found
 
 
 def _own_cgroup_paths() -> dict[str, str]:

@@ -53,20 +53,24 @@ def test_a_mount_made_before_the_case_is_not_a_leak(tmp_path):
         _linux.umount2(str(bundle / "rootfs"), _linux.MNT_DETACH)
 
 
-def test_cgroup_folders_with_the_token_are_found_deepest_first_and_removed():
+def test_cgroup_folders_with_the_token_are_found_with_what_is_inside_deepest_first_and_removed():
+    # a nested cgroupsPath oci-harness-<id>/inner: the container's own group carries no token,
+    # and the parent cannot be removed while it is there (the leak seen after mutant runs)
     token = "hleaktest-" + uuid.uuid4().hex[:8]
     base = _cgroup_mount()
     parent = base / f"oci-harness-{token}"
-    (parent / "leaf").mkdir(parents=True)
+    (parent / "inner" / "deeper").mkdir(parents=True)
     other = base / f"someone-else-{uuid.uuid4().hex[:8]}"
-    other.mkdir()
+    (other / "inner").mkdir(parents=True)
     try:
         found = leaks.cgroup_folders([token])
-        assert found == [parent], found  # "leaf" does not carry the token; someone else's is not ours
-        assert leaks.remove([leaks.Leak("cgroup", str(parent / "leaf")), leaks.Leak("cgroup", str(parent))]) == []
-        assert not parent.exists()
+        assert found == [parent / "inner" / "deeper", parent / "inner", parent], found  # not someone else's
+        scanned = leaks.find(ids=[], tokens=[token], bundles=[], state_roots=[], mounts_before=set())
+        assert [x.what for x in scanned] == [str(p) for p in found]
+        assert leaks.remove(scanned) == []
+        assert not parent.exists() and (other / "inner").is_dir()
     finally:
-        for d in (parent / "leaf", parent, other):
+        for d in (parent / "inner" / "deeper", parent / "inner", parent, other / "inner", other):
             if d.exists():
                 d.rmdir()
 
