@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -141,8 +142,7 @@ def cleanup(directory: Path | None = None, *, dry_run: bool = False, include_liv
                 report.removed.append(f"would remove {what}")
                 continue
             try:
-                _remove(entry)
-                report.removed.append(what)
+                left = _remove(entry)
             except PermissionError as err:
                 failed = True
                 report.errors.append(
@@ -151,54 +151,103 @@ def cleanup(directory: Path | None = None, *, dry_run: bool = False, include_liv
             except Exception as err:
                 failed = True
                 report.errors.append(f"{what}: {err}")
+            else:
+                if left:
+                    failed = True
+                    report.errors += [f"{what}: {why}" for why in left]
+                else:
+                    report.removed.append(what)
         if not dry_run and not failed:
             path.unlink(missing_ok=True)
     return report
 
 
-def _remove(entry: dict[str, Any]) -> None:
+def _remove(entry: dict[str, Any]) -> list[str]:
+    """Remove what one entry recorded; returns what is still there, each with why (nothing
+    is made here: cleanup must not create what it is meant to remove)."""
     kind = entry["kind"]
     if kind == "container":
-        _remove_container(entry)
-    elif kind == "process":
+        return _remove_container(entry)
+    if kind == "process":
         _kill(entry["pid"], entry.get("start"))
-    elif kind == "mount":
+        return [] if not _alive(entry["pid"], entry.get("start")) else [f"process {entry['pid']} survived SIGKILL"]
+    if kind == "mount":
         from . import _linux, host
 
         if entry["key"] in {m.mount_point for m in host.mounts()}:
             _linux.umount2(entry["key"], _linux.MNT_DETACH)
-    elif kind in ("folder", "state_root"):
-        shutil.rmtree(entry["key"], ignore_errors=True)
+        return []
+    if kind in ("folder", "state_root"):
+        return _remove_tree(Path(entry["key"]))
+    raise ValueError(f"unknown journal entry kind {kind!r}")
+
+
+def _remove_tree(top: Path) -> list[str]:
+    """rmtree, saying which path could not be removed and why (a mount inside, permissions)."""
+    problems: list[str] = []
+
+    def failed(_func: Any, path: str, exc: BaseException) -> None:
+        if isinstance(exc, FileNotFoundError):
+            return
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        problems.append(f"cannot remove {path}: {why}")
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(top, onexc=failed)
     else:
-        raise ValueError(f"unknown journal entry kind {kind!r}")
+        shutil.rmtree(top, onerror=lambda f, p, info: failed(f, p, info[1]))
+    return problems
 
 
-def _remove_container(entry: dict[str, Any]) -> None:
-    from .runtime import Runtime, RuntimeCallError, resolve
+def _remove_container(entry: dict[str, Any]) -> list[str]:
+    from .errors import HarnessError
+    from .runtime import Runtime, RuntimeCallError, named_cgroups, remove_empty_cgroups, resolve
 
-    definition = resolve(entry["runtime"])
-    rt = Runtime(definition, Path(entry["state_root"]))
     cid = entry["key"]
-    try:
-        rt.state(cid, timeout=10)
-        exists = True
-    except RuntimeCallError:
-        exists = False
-    if exists:
+    state_root = Path(entry["state_root"])
+    problems = []
+    # A runtime keeps its containers in its state root: without one there is nothing to ask it
+    # about, and asking would make the folder again (runc creates its --root on any command).
+    if state_root.is_dir():
         try:
-            rt.delete(cid, force=True, timeout=30)
-        except RuntimeCallError:
+            rt: Runtime | None = Runtime(resolve(entry["runtime"]), state_root)
+        except HarnessError as err:
+            rt = None
+            problems.append(f"cannot ask its runtime to delete it: {err}")
+        if rt is not None:
             try:
-                rt.kill(cid, "KILL", timeout=10)
+                rt.state(cid, timeout=10)
+                exists = True
             except RuntimeCallError:
-                pass
-            rt.delete(cid, force=True, timeout=30)
+                exists = False
+            if exists:
+                try:
+                    rt.delete(cid, force=True, timeout=30)
+                except RuntimeCallError:
+                    try:
+                        rt.kill(cid, "KILL", timeout=10)
+                    except RuntimeCallError:
+                        pass
+                    try:
+                        rt.delete(cid, force=True, timeout=30)
+                    except RuntimeCallError as err:
+                        problems.append(f"{rt.name} could not delete it: {err}")
     if entry.get("pid"):
         _kill(entry["pid"], entry.get("pid_start"))
-    from .runtime import named_cgroups, remove_empty_cgroups
-
+        if _alive(entry["pid"], entry.get("pid_start")):
+            problems.append(f"its process {entry['pid']} survived SIGKILL")
     # the recorded ones, and (for a create that never finished) those named after the id
-    remove_empty_cgroups([Path(p) for p in entry.get("cgroups", [])] + named_cgroups(cid))
+    cgroups = [Path(p) for p in entry.get("cgroups", [])] + named_cgroups(cid)
+    remove_empty_cgroups(cgroups)
+    for folder in cgroups:
+        if folder.is_dir():
+            try:
+                procs = (folder / "cgroup.procs").read_text().split()
+            except OSError:
+                procs = []
+            why = f"processes {', '.join(procs)} are still in it" if procs else "it has cgroups inside or is busy"
+            problems.append(f"cgroup {folder} is still there: {why}")
+    return problems
 
 
 def _kill(pid: int, start: int | None) -> None:

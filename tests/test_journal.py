@@ -51,7 +51,7 @@ def dead_owner_journal(tmp_path, entries):
     """A journal whose owner is a process that has exited."""
     proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     path = tmp_path / "dead.jsonl"
-    lines = [{"kind": "owner", "pid": int(proc.stdout), "start": 1}] + entries
+    lines = [{"kind": "owner", "pid": int(proc.stdout), "start": 1}, *entries]
     path.write_text("".join(json.dumps(e) + "\n" for e in lines))
     return path
 
@@ -69,7 +69,7 @@ def test_cleanup_removes_what_a_dead_run_left(tmp_path):
             {"kind": "released", "of": "folder", "key": str(kept)},
         ],
     )
-    assert [r for r in journal.cleanup(tmp_path, dry_run=True).removed] == [f"would remove folder {left}"]
+    assert list(journal.cleanup(tmp_path, dry_run=True).removed) == [f"would remove folder {left}"]
     assert left.exists()
     report = journal.cleanup(tmp_path)
     assert report.removed == [f"folder {left}"] and not report.errors
@@ -180,3 +180,48 @@ def test_kill_9_mid_suite_then_cleanup_leaves_nothing(tmp_path):
         [sys.executable, "-m", "harness", "cleanup"], env=env, capture_output=True, text=True, timeout=60
     )
     assert again.stdout.strip() == "nothing to clean up"
+
+
+def _cleanup_cli(state_dir):
+    env = {**os.environ, "HARNESS_STATE_DIR": str(state_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "harness", "cleanup"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cleanup_creates_nothing(tmp_path):
+    # a container whose state root is already gone: asking its runtime about it would make the
+    # state root again (the harness's adapter and runc both create a missing --root)
+    state = tmp_path / "state"
+    (state / "journal").mkdir(parents=True)
+    gone = state / "run-gone" / "reference"
+    dead_owner_journal(
+        state / "journal", [{"kind": "container", "key": "hgone-1", "runtime": "reference", "state_root": str(gone)}]
+    )
+    p = _cleanup_cli(state)
+    assert p.returncode == 0, p.stderr
+    assert "removed container hgone-1" in p.stdout, p.stdout
+    assert sorted(str(x.relative_to(state)) for x in state.rglob("*")) == ["journal"], "cleanup made folders"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a mount inside the folder)")
+def test_cleanup_says_what_it_cannot_remove_and_why(tmp_path):
+    from harness import _linux
+
+    state = tmp_path / "state"
+    (state / "journal").mkdir(parents=True)
+    folder = tmp_path / "left"
+    (folder / "busy").mkdir(parents=True)
+    path = dead_owner_journal(state / "journal", [{"kind": "folder", "key": str(folder)}])
+    _linux.mount("tmpfs", str(folder / "busy"), "tmpfs", 0, "size=64k")
+    try:
+        p = _cleanup_cli(state)
+    finally:
+        _linux.umount2(str(folder / "busy"), _linux.MNT_DETACH)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert f"could not remove folder {folder}: cannot remove {folder / 'busy'}: Device or resource busy" in p.stderr, (
+        p.stderr
+    )
+    assert path.exists(), "the journal of what could not be removed must stay for the next cleanup"
+    p = _cleanup_cli(state)
+    assert p.returncode == 0 and f"removed folder {folder}" in p.stdout and not folder.exists(), p.stdout + p.stderr
