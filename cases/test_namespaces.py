@@ -215,48 +215,37 @@ def _without_mounts(config, record):
 
 
 @pytest.mark.spec("linux.namespaces.inherit")
-def test_unlisted_mount_namespace_is_inherited(runtime, bundle_factory, container_id, tmp_path, host_namespaces):
+@pytest.mark.private_runtime_mount_namespace
+def test_unlisted_mount_namespace_is_inherited(runtime, bundle_factory, container_factory, tmp_path, host_namespaces):
     """config-linux.md#namespaces: "If a namespace type is not specified in the `namespaces`
     array, the container MUST inherit the runtime namespace of that type", mount included.
 
     A runtime sharing its mount namespace with the container may change it (runc makes "/" a
-    recursive slave), so here the runtime runs in a private mount namespace made for each of its
-    calls (as the adapter does for a definition's quirk): that is the runtime namespace the
-    container must share, and nothing reaches the host's."""
-    import dataclasses
-
-    from harness.runtime import Container, PrivateMountNamespace, Runtime
-
-    quirk = runtime.definition.private_mount_namespace
-    unmount = quirk.unmount if quirk is not None and quirk.applies() else ()
-    private = PrivateMountNamespace(frozenset({"v1", "hybrid", "v2"}), unmount, "keep the host's mounts out of reach")
-    rt = Runtime(
-        dataclasses.replace(runtime.definition, private_mount_namespace=private),
-        runtime.state_root.with_name(runtime.state_root.name + "-nomnt"),
-        timeout=runtime.timeout,
-    )
-    rt.journal = runtime.journal
+    recursive slave and binds the rootfs onto itself there), so here the runtime runs in a
+    private mount namespace held for the case (the ``private_runtime_mount_namespace`` marker):
+    that is the runtime namespace the container must share, nothing reaches the host's, and
+    the leak check compares its mount table before and after the case."""
     record = tmp_path / "runtime-mnt"
     bundle = bundle_factory("exit", "0", edit=lambda config: _without_mounts(config, record))
     (bundle.rootfs / "dev").mkdir(exist_ok=True)  # as in any root filesystem: the default devices go there
-    with Container(rt, container_id(), bundle.path, tmp_path / "io") as c:
-        c.create()
-        assert record.exists(), "the createRuntime hook did not record the runtime's mount namespace"
-        runtime_mnt = record.read_text().strip()
-        container_mnt = os.readlink(f"/proc/{c.pid}/ns/mnt")
-        assert container_mnt != f"mnt:[{host_namespaces['mnt']}]", (
-            "the runtime did not run in the private mount namespace made for it"
-        )
-        assert container_mnt == runtime_mnt, (
-            f"the container's mount namespace is {container_mnt}, the runtime's {runtime_mnt}: it was not inherited"
-        )
-        root = os.readlink(f"/proc/{c.pid}/root")
-        assert os.path.realpath(root) == os.path.realpath(bundle.rootfs), (
-            f"the container's root is {root}, not the bundle's rootfs {bundle.rootfs}"
-        )
-        c.start()
-        end = c.wait()
-        assert end.code == 0, f"the container process ended with {end}; stderr {c.stderr()!r}"
+    c = container_factory(bundle)
+    c.create()
+    assert record.exists(), "the createRuntime hook did not record the runtime's mount namespace"
+    runtime_mnt = record.read_text().strip()
+    container_mnt = os.readlink(f"/proc/{c.pid}/ns/mnt")
+    assert container_mnt != f"mnt:[{host_namespaces['mnt']}]", (
+        "the runtime did not run in the private mount namespace held for it"
+    )
+    assert container_mnt == runtime_mnt, (
+        f"the container's mount namespace is {container_mnt}, the runtime's {runtime_mnt}: it was not inherited"
+    )
+    root = os.readlink(f"/proc/{c.pid}/root")
+    assert os.path.realpath(root) == os.path.realpath(bundle.rootfs), (
+        f"the container's root is {root}, not the bundle's rootfs {bundle.rootfs}"
+    )
+    c.start()
+    end = c.wait()
+    assert end.code == 0, f"the container process ended with {end}; stderr {c.stderr()!r}"
 
 
 # --------------------------------------------------------------------------------------------

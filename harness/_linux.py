@@ -54,6 +54,16 @@ def enter_network_namespace(path: str) -> None:
         os.close(fd)
 
 
+def enter_mount_namespace(path: str) -> None:
+    """Move the calling process (a child between fork and exec: single-threaded, its own fs
+    state) into the mount namespace at ``path`` (``/proc/PID/ns/mnt``)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _check(_libc().setns(ctypes.c_int(fd), ctypes.c_int(CLONE_NEWNS)), f"setns {path}")
+    finally:
+        os.close(fd)
+
+
 def set_child_subreaper(on: bool = True) -> None:
     """Adopt orphaned descendants (a container's init after ``create`` exits) so we can wait for them."""
     _check(

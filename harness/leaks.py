@@ -15,9 +15,11 @@ deleting state entries), so a leak does not spill into later cases.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,6 +217,64 @@ def remove(leaks: list[Leak]) -> list[str]:
         except OSError as err:
             problems.append(f"{leak}: {err.strerror}")
     return problems
+
+
+# --------------------------------------------------------------------------------------------
+# The mount namespace a runtime runs in, when it is not the harness's own
+
+
+class RuntimeMountNamespace:
+    """A private mount namespace, held by a process for as long as a case lasts, that every
+    runtime call of the case enters (``enter`` runs between fork and exec).
+
+    A case whose container has no mount namespace of its own (it shares the runtime's) runs
+    the runtime in a private mount namespace, so that what the runtime does there cannot reach
+    the host. Made afresh for each call (as a definition's quirk does), it would vanish with the
+    call, and so would anything the runtime left mounted there: on a real host, where the
+    runtime namespace is the host's, that is a leak. Held for the whole case, its mount table
+    is compared before and after (:meth:`changes`). It is a copy of the caller's when made: the
+    host's mounts are private, so mounts made on the host later are not seen in it."""
+
+    def __init__(self, unmount: tuple[str, ...] = ()):
+        self.holder = subprocess.Popen(
+            ["sleep", "infinity"],
+            stdin=subprocess.DEVNULL,
+            preexec_fn=functools.partial(_linux.private_mount_namespace, tuple(unmount)),
+        )
+        self.path = f"/proc/{self.holder.pid}/ns/mnt"
+        self.before = self._table()
+
+    def enter(self) -> None:
+        _linux.enter_mount_namespace(self.path)
+
+    def _table(self) -> dict[int, host.Mount]:
+        return {m.mount_id: m for m in host.mounts(self.holder.pid)}
+
+    def changes(self, folders: list[str]) -> list[str]:
+        """What is mounted at or under ``folders`` (the case's bundles) in the namespace now
+        that was not when the case began, and what went from there; mount ids tell a mount
+        from another at the same place. Elsewhere the namespace follows the host's (removing
+        a mount point unmounts it in every namespace), where other runs work at the same time."""
+        folders = [os.path.realpath(f) for f in folders]
+        after = self._table()
+        found = [
+            f"{m.mount_point} ({m.fstype} from {m.source}{'' if m.root == '/' else ':' + m.root})"
+            for i, m in sorted(after.items())
+            if i not in self.before and _under(m.mount_point, folders)
+        ]
+        found += [
+            f"{m.mount_point} unmounted"
+            for i, m in sorted(self.before.items())
+            if i not in after and _under(m.mount_point, folders)
+        ]
+        return found
+
+    def close(self) -> None:
+        """End the holder: the namespace, and what was left mounted in it, goes with it (once
+        no container process is in it any more)."""
+        if self.holder.poll() is None:
+            self.holder.kill()
+        self.holder.wait()
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ each container it made and what the runtime wrote to stderr.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -143,6 +144,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "requires(*needs): host capabilities a case needs (root, cgroup-v1, cgroup-v2, userns, resctrl, controller-NAME)",
+    )
+    config.addinivalue_line(
+        "markers",
+        "private_runtime_mount_namespace: the runtime's calls run in a private mount namespace held for the case, "
+        "whose mount table the leak check compares before and after",
     )
     names = [n.strip() for n in config.getoption("--runtime").split(",") if n.strip()]
     defs: dict[str, _runtime.RuntimeDefinition] = {}
@@ -478,6 +484,16 @@ def container_factory(
     request.node.stash[_CONTAINERS] = made
     mounts_before: set[str] = set()
     host_before: dict[str, str] = {}
+    # A case whose container shares the runtime's mount namespace asks for a private one held
+    # for the whole case (a namespace made for each call, as a definition's quirk does, would
+    # vanish with the call, and with it what the runtime left mounted there). It is a copy of
+    # ours when the case begins: host mounts made later are not seen in it.
+    held = None
+    if request.node.get_closest_marker("private_runtime_mount_namespace"):
+        quirk = runtime.definition.private_mount_namespace
+        held = leaks.RuntimeMountNamespace(quirk.unmount if quirk is not None and quirk.applies() else ())
+    setup = runtime.with_process_setup(held.enter) if held is not None else contextlib.nullcontext()
+    setup.__enter__()
 
     def make(bundle: Bundle, *, id: str | None = None) -> _runtime.Container:
         c = _runtime.Container(runtime, id or container_id(), bundle.path, tmp_path / "io")
@@ -491,15 +507,20 @@ def container_factory(
         made.append(c)
         return c
 
-    yield make
-    errors = []
-    for c in reversed(made):
-        try:
-            c.cleanup()
-        except HarnessError as err:
-            errors.append(str(err))
-    if made:
-        _check_leaks(request.node, runtime, made, mounts_before, errors, host_before)
+    try:
+        yield make
+        errors = []
+        for c in reversed(made):
+            try:
+                c.cleanup()
+            except HarnessError as err:
+                errors.append(str(err))
+        if made:
+            _check_leaks(request.node, runtime, made, mounts_before, errors, host_before, held)
+    finally:
+        setup.__exit__(None, None, None)
+        if held is not None:
+            held.close()
 
 
 def _check_leaks(
@@ -509,6 +530,7 @@ def _check_leaks(
     mounts_before: set[str],
     errors: list[str],
     host_before: dict[str, str],
+    held: Any = None,
 ) -> None:
     """After its containers were deleted: what the runtime left on the host is a finding
     (runtime.md, delete), removed here, and a failure of the case unless the runtime's
@@ -533,6 +555,8 @@ def _check_leaks(
     )
     problems = leaks.remove(scanned)
     found += [str(x) for x in scanned] + [f"could not remove {p}" for p in problems]
+    if held is not None:  # removed with the namespace when the case ends
+        found += [f"mount {m} in the runtime's mount namespace" for m in held.changes([str(c.bundle) for c in made])]
     # the host's hostname, domainname and the sysctls the configs set: a runtime that skipped
     # a namespace it was asked for changed the host's own (config-linux.md, Sysctl; config.md)
     changed, unrestored = leaks.restore_host_state(host_before)

@@ -122,3 +122,23 @@ def test_host_values_a_runtime_changed_are_reported_and_restored():
         check=False,
     )
     assert p.returncode == 0, p.stderr
+
+
+def test_a_mount_left_in_the_runtime_mount_namespace_is_found_and_never_reaches_the_host(tmp_path):
+    bundle = tmp_path / "bundle"
+    (bundle / "rootfs").mkdir(parents=True)
+    held = leaks.RuntimeMountNamespace()
+    try:
+        assert held.changes([str(bundle)]) == []
+        # what runc does without a mount namespace of the container's own: the rootfs bound
+        # onto itself, in the namespace it runs in
+        subprocess.run(
+            ["mount", "--bind", str(bundle / "rootfs"), str(bundle / "rootfs")], preexec_fn=held.enter, check=True
+        )
+        changes = held.changes([str(bundle)])
+        assert len(changes) == 1 and changes[0].startswith(f"{bundle / 'rootfs'} ("), changes
+        assert not leaks.mount_points([str(bundle)]), "a mount in the held namespace reached ours"
+        assert held.changes([str(tmp_path / "elsewhere")]) == [], "only the case's folders are looked at"
+    finally:
+        held.close()
+    assert held.holder.returncode is not None
