@@ -684,12 +684,19 @@ def resctrl_mount():
     return None
 
 
+@pytest.mark.parametrize(
+    "intel_rdt",
+    [{"closID": "oci-harness"}, {}, {"enableMonitoring": True}],
+    ids=["closID", "empty", "monitoring"],
+)
 @pytest.mark.spec("linux.intelRdt.no-resctrl", "runtime.errors.no-change")
-def test_intel_rdt_without_resctrl_is_an_error(runtime, bundle_factory, container_factory):
+def test_intel_rdt_without_resctrl_is_an_error(runtime, bundle_factory, container_factory, intel_rdt):
+    """config-linux.md "IntelRdt": "If `intelRdt` is set" and no resctrl is mounted, create
+    MUST fail, whatever the object holds: an empty one, or enableMonitoring alone, is set too."""
     if resctrl_mount() is not None:
         pytest.skip(f"this host has resctrl mounted at {resctrl_mount()}: the error case needs a host without it")
     bundle = bundle_factory("exit", "0")
-    bundle.edit(lambda config: config["linux"].update(intelRdt={"closID": "oci-harness"}), validate=False)
+    bundle.edit(lambda config: config["linux"].update(intelRdt=intel_rdt), validate=False)
     expect_error(container_factory(bundle), "linux.intelRdt on a host without a mounted resctrl")
 
 
@@ -799,7 +806,7 @@ def test_intel_rdt_schemata_written_to_a_new_clos(runtime, bundle_factory, conta
 def test_no_intel_rdt_leaves_resctrl_alone(runtime, bundle_factory, container_factory):
     c = container_factory(bundle_factory("exit", "0"))
     c.create()
-    made = [p for p in resctrl_mount().rglob(f"*{c.id}*")]
+    made = list(resctrl_mount().rglob(f"*{c.id}*"))
     assert not made, f"without intelRdt the runtime made {made} in resctrl"
 
 

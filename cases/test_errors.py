@@ -156,9 +156,11 @@ def test_operation_without_id_fails(runtime, operation):
 
 
 @pytest.mark.spec("runtime.create.requires-bundle-and-id")
-def test_create_without_id_fails(runtime, bundle_factory):
+def test_create_without_id_fails(runtime, bundle_factory, tmp_path):
     bundle = bundle_factory("exit", "0")
-    proc = runtime.call("create", "--bundle", str(bundle.path), check=False)
+    # stdio to files, not pipes: a create that wrongly succeeds leaves an init holding them open
+    with open(tmp_path / "out", "wb") as out, open(tmp_path / "err", "wb") as err:
+        proc = runtime.call("create", "--bundle", str(bundle.path), check=False, stdout=out, stderr=err)
     assert proc.returncode != 0, "create with no container id succeeded"
 
 
@@ -168,15 +170,8 @@ def test_create_with_invalid_id_fails(runtime, bundle_factory, bad_id, tmp_path,
     bundle = bundle_factory("write", "/ran", "yes")
     take = environment(bad_id, bundle.path)
     before = take()
-    proc = runtime.call(
-        "create",
-        "--bundle",
-        str(bundle.path),
-        bad_id,
-        check=False,
-        stdout=open(tmp_path / "out", "wb"),
-        stderr=open(tmp_path / "err", "wb"),
-    )
+    with open(tmp_path / "out", "wb") as out, open(tmp_path / "err", "wb") as err:
+        proc = runtime.call("create", "--bundle", str(bundle.path), bad_id, check=False, stdout=out, stderr=err)
     try:
         assert proc.returncode != 0, f"create with the invalid id {bad_id!r} succeeded"
         assert_unchanged(before, take, f"the failed create with the invalid id {bad_id!r}")

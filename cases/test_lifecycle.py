@@ -1,11 +1,13 @@
 """Lifecycle (runtime.md "Lifecycle", "Create", "Start", "Kill", "Delete"): create builds the
 container without running the user program; start runs it; kill signals it; delete removes it."""
 
+import contextlib
 import os
 import signal
 import subprocess
 
 import pytest
+from _cgroups import controller_mounts
 
 from harness import host
 from harness.runtime import RuntimeCallError
@@ -168,6 +170,40 @@ def test_delete_leaves_bind_mounted_host_folder(runtime, bundle_factory, contain
     assert (shared / "keep").read_text() == "host data", "delete removed a host file it did not create"
     assert (shared / "from-container").read_text() == "x"
     assert str(shared) not in {m.mount_point for m in host.mounts()}, "a container mount leaked into the host"
+
+
+@pytest.mark.spec("runtime.delete.only-own-resources")
+def test_delete_leaves_a_cgroup_parent_it_did_not_create(runtime, bundle_factory, container_factory, container_id):
+    """runtime.md "Delete": resources associated with the container but not created by it MUST
+    NOT be deleted. The case makes a cgroup folder on every hierarchy before create and gives
+    the container a cgroupsPath inside it: delete may remove the container's own cgroup (it
+    made it), never the folder above it. The case removes its folders itself."""
+    name = f"oci-harness-{container_id()}"
+    made = [mount / name for mount in controller_mounts().values()]
+    try:
+        for folder in made:
+            folder.mkdir()
+            for control in ("cpuset.cpus", "cpuset.mems"):  # a v1 cpuset is usable once these are set
+                if (folder / control).exists():
+                    (folder / control).write_text((folder.parent / control).read_text())
+        c = container_factory(
+            bundle_factory(
+                "exit", "0", edit=lambda config: config["linux"].__setitem__("cgroupsPath", f"/{name}/inner")
+            )
+        )
+        c.create()
+        c.start()
+        c.wait()
+        c.wait_status("stopped")
+        c.delete()
+        removed = [str(folder) for folder in made if not folder.is_dir()]
+        assert not removed, (
+            f"delete removed cgroup folders that existed before create (the container's cgroupsPath was inside them): {removed}"
+        )
+    finally:
+        for folder in [f / "inner" for f in made] + made:  # what delete left of the container's, then the case's
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 @pytest.mark.spec("runtime.delete.id-reusable")
