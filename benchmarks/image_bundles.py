@@ -132,7 +132,7 @@ def bench_unpack(work: Path, images: dict, runs: int) -> dict:
     for name, image in images.items():
         ref = f"{image.layout.path}:{image.ref}"
         probe_dir = work / f"size-{name}"
-        for d, i in zip(image.layers, image.diff_ids):
+        for d, i in zip(image.layers, image.diff_ids, strict=False):
             unpack_layer(image.layout, d, i, probe_dir, form=RAW)
         data = file_bytes(probe_dir)
         shutil.rmtree(probe_dir)
@@ -141,7 +141,7 @@ def bench_unpack(work: Path, images: dict, runs: int) -> dict:
         for r in range(runs):
             target = work / f"raw-{name}-{r}"
             t0 = time.perf_counter()
-            for d, i in zip(image.layers, image.diff_ids):
+            for d, i in zip(image.layers, image.diff_ids, strict=False):
                 unpack_layer(image.layout, d, i, target / "rootfs", form=RAW)
             ours.append(time.perf_counter() - t0)
             shutil.rmtree(target)

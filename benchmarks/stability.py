@@ -34,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.results import read_jsonl
+from harness.results import read_jsonl  # noqa: E402  (needs the checkout on sys.path, above)
 
 #: What one pass of the suite may take at most under load before it counts as hung (seconds).
 RUN_LIMIT = 3600.0
@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(changed)} case(s) changed outcome across {args.runs} runs:")
         for case, seen in changed.items():
             print(f"  {case}: {' '.join(seen)}")
-            for i, (outcome, s) in enumerate(zip(seen, said), 1):
+            for i, (outcome, s) in enumerate(zip(seen, said, strict=False), 1):
                 text = excerpt(s.get(case, ""))
                 if text and outcome not in ("passed", "xfailed"):
                     print(f"    run {i} ({outcome}):\n      " + text.replace("\n", "\n      "))

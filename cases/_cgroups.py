@@ -23,7 +23,7 @@ def controller_mounts():
     found = {}
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         left, _, right = line.partition(" - ")
-        fstype, _source, super_options = (right.split() + ["", "", ""])[:3]
+        fstype, _source, super_options = ([*right.split(), "", "", ""])[:3]
         mount_point = Path(left.split()[4].replace("\\040", " "))
         # a later mount hides an earlier one at or above the same place (nox -s conformance-v2
         # binds the v2 hierarchy over /sys/fs/cgroup): the last one listed is the one seen

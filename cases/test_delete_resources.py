@@ -9,6 +9,7 @@ cgroupsPath, which create makes and only the runtime knows it made.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -35,7 +36,7 @@ def test_delete_removes_the_parents_of_a_nested_cgroups_path(
     c.create()
     made = _folders_named(parent)
     assert made, (
-        f"create made no cgroup folder {parent} for cgroupsPath {path!r}: the container is in {open(f'/proc/{c.pid}/cgroup').read()!r}"
+        f"create made no cgroup folder {parent} for cgroupsPath {path!r}: the container is in {Path(f'/proc/{c.pid}/cgroup').read_text()!r}"
     )
     c.start()
     c.wait()

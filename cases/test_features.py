@@ -174,7 +174,7 @@ def test_runtime_accepts_listed_oci_version(runtime, features, run_probe, key):
         config["ociVersion"] = version
 
     try:
-        c, out = run_probe("hostname", edit=set_version)
+        _c, out = run_probe("hostname", edit=set_version)
     except RuntimeCallError as err:
         pytest.fail(f"a config with ociVersion {version!r} (the runtime's {key}) was refused: {err}")
     assert out.strip(), f"the container with ociVersion {version!r} did not run its program"
@@ -338,7 +338,7 @@ def test_listed_mount_options_are_recognized(runtime, features, run_probe, tmp_p
     # remount changes an existing mount; on the new mount a config entry makes, mount(2) refuses
     # it (EINVAL) however well the runtime knows it, so it is left out.
     options = [o for o in options if o != "remount"]
-    mounts = dict(zip(options, (_mount_for(o, i, tmp_path) for i, o in enumerate(options))))
+    mounts = dict(zip(options, (_mount_for(o, i, tmp_path) for i, o in enumerate(options)), strict=False))
     refused: dict[str, str] = {}
 
     def find_refused(group: list[str]) -> None:

@@ -516,7 +516,7 @@ def failing_create(bundle_factory, container_factory, tmp_path, kind):
 
 @pytest.mark.parametrize("kind", kinds(CREATE_KINDS, "runtime.lifecycle.{kind}-failure"))
 def test_failing_create_hook_fails_create(runtime, bundle_factory, container_factory, tmp_path, kind):
-    c, setup, failure, records, _ = failing_create(bundle_factory, container_factory, tmp_path, kind)
+    _c, _setup, failure, records, _ = failing_create(bundle_factory, container_factory, tmp_path, kind)
     labels = [r.label for r in records]
     assert failure is not None, f"create succeeded although {kind}-1 exited 3; hooks run: {labels}"
     earlier = [f"{k}-{i}" for k in CREATE_KINDS[: CREATE_KINDS.index(kind)] for i in range(FAILURE_COUNTS[k])]
@@ -529,7 +529,7 @@ def test_failing_create_hook_fails_create(runtime, bundle_factory, container_fac
 
 @pytest.mark.parametrize("kind", kinds(CREATE_KINDS, "runtime.lifecycle.{kind}-failure"))
 def test_failing_create_hook_destroys_container(runtime, bundle_factory, container_factory, tmp_path, kind):
-    c, setup, failure, records, pid = failing_create(bundle_factory, container_factory, tmp_path, kind)
+    c, _setup, failure, records, pid = failing_create(bundle_factory, container_factory, tmp_path, kind)
     assert failure is not None, f"create succeeded although {kind}-1 exited 3"
     assert pid, f"no runtime-namespace hook recorded the container's pid: {[r.label for r in records]}"
     assert gone_within(pid), (
@@ -542,7 +542,7 @@ def test_failing_create_hook_destroys_container(runtime, bundle_factory, contain
 
 @pytest.mark.parametrize("kind", kinds(CREATE_KINDS, "runtime.lifecycle.{kind}-failure"))
 def test_failing_create_hook_still_runs_poststop(runtime, bundle_factory, container_factory, tmp_path, kind):
-    c, setup, failure, records, _ = failing_create(bundle_factory, container_factory, tmp_path, kind)
+    _c, _setup, failure, records, _ = failing_create(bundle_factory, container_factory, tmp_path, kind)
     assert failure is not None, f"create succeeded although {kind}-1 exited 3"
     labels = [r.label for r in records]
     assert [x for x in labels if x.startswith("poststop")] == ["poststop-0", "poststop-1"], (
@@ -591,7 +591,7 @@ def test_failing_start_hook_fails_start(runtime, bundle_factory, container_facto
 
 @pytest.mark.parametrize("kind", kinds(START_KINDS, "runtime.lifecycle.{kind}-failure"))
 def test_failing_start_hook_destroys_container(runtime, bundle_factory, container_factory, tmp_path, kind):
-    c, setup, failure = failing_start(bundle_factory, container_factory, tmp_path, kind)
+    c, setup, _failure = failing_start(bundle_factory, container_factory, tmp_path, kind)
     assert setup.wait_for(f"{kind}-1"), f"{kind}-1 never ran"
     assert gone_within(c.pid), f"the container process {c.pid} still runs after {kind}-1 failed (it must be stopped)"
     assert not exists(runtime, c.id), (
@@ -601,7 +601,7 @@ def test_failing_start_hook_destroys_container(runtime, bundle_factory, containe
 
 @pytest.mark.parametrize("kind", kinds(START_KINDS, "runtime.lifecycle.{kind}-failure"))
 def test_failing_start_hook_still_runs_poststop(runtime, bundle_factory, container_factory, tmp_path, kind):
-    c, setup, failure = failing_start(bundle_factory, container_factory, tmp_path, kind)
+    c, setup, _failure = failing_start(bundle_factory, container_factory, tmp_path, kind)
     assert setup.wait_for(f"{kind}-1"), f"{kind}-1 never ran"
     gone_within(c.pid)
     labels = setup.labels()

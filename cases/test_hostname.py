@@ -17,7 +17,7 @@ def set_hostname(config):
 
 @pytest.mark.spec("config.hostname.applied", "runtime.lifecycle.create-environment")
 def test_hostname_is_seen_inside(runtime, run_probe):
-    container, out = run_probe("hostname", edit=set_hostname)
+    _container, out = run_probe("hostname", edit=set_hostname)
     assert out == HOSTNAME + "\n", f"expected the probe to print {HOSTNAME!r}, it printed {out!r}"
     assert out.strip() != socket.gethostname(), "the container sees the host's hostname"
 

@@ -544,7 +544,7 @@ def test_readonly_path_refuses_writes(runtime, bundle_factory, container_factory
 
 @pytest.mark.spec("linux.readonly-paths")
 def test_default_readonly_proc_sys(runtime, bundle_factory, container_factory):
-    end, out, err = run_failing(bundle_factory, container_factory, "write", "/proc/sys/kernel/hostname", "changed")
+    end, _out, err = run_failing(bundle_factory, container_factory, "write", "/proc/sys/kernel/hostname", "changed")
     assert end.code == 1 and "Read-only file system" in err, (
         f"/proc/sys is in readonlyPaths: writing there should fail with EROFS; exit {end}, stderr {err!r}"
     )

@@ -430,7 +430,7 @@ def test_boottime_offset_applied(runtime, bundle_factory, container_factory):
     c.start()
     c.wait()
     host_after = time.clock_gettime(time.CLOCK_BOOTTIME)
-    table = dict(zip(offsets[0::3], offsets[1::3]))
+    table = dict(zip(offsets[0::3], offsets[1::3], strict=False))
     assert table.get("boottime") == str(OFFSET), (
         f"/proc/{c.pid}/timens_offsets is {offsets}, expected boottime {OFFSET}"
     )
@@ -450,7 +450,9 @@ def test_monotonic_offset_applied(runtime, bundle_factory, container_factory):
     c = container_factory(bundle_factory("exit", "0", edit=offset))
     c.create()
     offsets = Path(f"/proc/{c.pid}/timens_offsets").read_text().split()
-    table = {name: (secs, nsecs) for name, secs, nsecs in zip(offsets[0::3], offsets[1::3], offsets[2::3])}
+    table = {
+        name: (secs, nsecs) for name, secs, nsecs in zip(offsets[0::3], offsets[1::3], offsets[2::3], strict=False)
+    }
     assert table.get("monotonic") == (str(OFFSET), "500"), (
         f"/proc/{c.pid}/timens_offsets is {offsets}, expected monotonic {OFFSET} s 500 ns"
     )

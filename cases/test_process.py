@@ -239,7 +239,7 @@ def test_rlimit_hard_values(runtime, run_probe):
 @pytest.mark.spec("config.process.rlimits.hard", "runtime.create.cannot-apply")
 def test_rlimit_above_the_callers_hard_limit(runtime, bundle_factory, container_factory):
     """Raising a hard limit needs CAP_SYS_RESOURCE: the runtime applies it, or generates an error."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_MSGQUEUE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_MSGQUEUE)
     if hard == resource.RLIM_INFINITY:
         pytest.skip("the harness's RLIMIT_MSGQUEUE hard limit is unlimited: nothing lies above it")
     wanted = {"type": "RLIMIT_MSGQUEUE", "soft": hard, "hard": hard * 2}

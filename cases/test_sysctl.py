@@ -43,7 +43,7 @@ def test_several_sysctls_of_different_namespaces_applied_together(runtime, run_p
     wanted = {key: other_value(key) for key, _ in PARAMETERS}
     verbs = [w for key in wanted for w in ("cat", proc_path(key))]
     _, out = run_probe(*verbs, edit=lambda config: config["linux"].__setitem__("sysctl", dict(wanted)))
-    seen = dict(zip(wanted, out.split()))
+    seen = dict(zip(wanted, out.split(), strict=False))
     assert seen == wanted, (
         f"with {len(wanted)} sysctls (IPC and network) in one config, the container reads {seen}, expected {wanted}"
     )

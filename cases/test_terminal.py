@@ -183,7 +183,7 @@ def test_console_size_ignored_without_terminal(runtime, run_probe):
         config["process"].pop("terminal", None)
         config["process"]["consoleSize"] = {"height": 31, "width": 97}
 
-    c, out = run_probe("hostname", edit=edit)
+    _c, out = run_probe("hostname", edit=edit)
     assert out == "oci-harness\n", f"expected the hostname in the stdout file, got {out!r}"
 
 

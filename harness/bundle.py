@@ -242,7 +242,7 @@ def _create_image_bundle(
         else:
             (directory / MARKER).write_text(json.dumps(marker))
             made.append(directory / MARKER)
-            for desc, diff_id in zip(img.layers, img.diff_ids):
+            for desc, diff_id in zip(img.layers, img.diff_ids, strict=False):
                 unpack_layer(img.layout, desc, diff_id, root, form=RAW)
         if install_probe:
             _install_probe(root, probe_binary)

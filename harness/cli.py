@@ -173,7 +173,7 @@ def cmd_image_inspect(args: argparse.Namespace) -> int:
         "config_digest": image.config_desc.digest,
         "layers": [
             {"digest": d.digest, "size": d.size, "mediaType": d.media_type, "diff_id": i}
-            for d, i in zip(image.layers, image.diff_ids)
+            for d, i in zip(image.layers, image.diff_ids, strict=False)
         ],
         "config": image.config.get("config") or {},
         "architecture": image.config.get("architecture"),
@@ -557,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
         def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
             kind = {"--layer": "folder", "--tree": "tree"}.get(option_string or "", "changes")
             items = getattr(namespace, "layers", None) or []
-            namespace.layers = items + [(kind, values)]
+            namespace.layers = [*items, (kind, values)]
 
     q = _command(
         isub,

@@ -164,7 +164,7 @@ def differences(a: Any, b: Any, path: str = "$") -> list[Difference]:
         and any(isinstance(x, (dict, list)) for x in a + b)
     ):
         out = []
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
             out.extend(differences(x, y, f"{path}[{i}]"))
         return out
     return [] if a == b else [Difference(path, a, b)]

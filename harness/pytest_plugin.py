@@ -92,11 +92,11 @@ def hypothesis_settings() -> Any:
     same ones every run) or, with ``--deep``, ``oci-deep`` (many random examples)."""
     from hypothesis import HealthCheck, settings
 
-    common = dict(
-        deadline=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-        print_blob=True,
-    )
+    common = {
+        "deadline": None,
+        "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        "print_blob": True,
+    }
     settings.register_profile("oci-quick", max_examples=12, derandomize=True, **common)
     settings.register_profile("oci-deep", max_examples=300, **common)
     return settings.get_profile(_PROFILE)
@@ -656,7 +656,7 @@ class _Recorder:
         self.deselected += len(items)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        props = dict((k, v) for k, v in report.user_properties if k != "requirement_id")
+        props = {k: v for k, v in report.user_properties if k != "requirement_id"}
         if not props.get("runtime"):
             self.without_runtime.add(report.nodeid)
             return

@@ -436,7 +436,7 @@ def copy_tree(src: Path, dest: Path) -> ExtractResult:
         with os.scandir(dir_fd) as it:
             entries = sorted(it, key=lambda e: e.name)
         for entry in entries:
-            child = parts + (entry.name,)
+            child = (*parts, entry.name)
             label = label_of(child)
             st = entry.stat(follow_symlinks=False)
             result.entries += 1

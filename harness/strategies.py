@@ -135,8 +135,12 @@ def wishes(draw: Any) -> Wish:
             chosen.append(p)
     kinds = draw(st.lists(st.booleans(), min_size=len(chosen), max_size=len(chosen)))
     # sizes in whole pages: the kernel rounds a tmpfs size up to one
-    tmpfs = [(p, 4 * draw(st.integers(min_value=16, max_value=1024))) for p, is_tmpfs in zip(chosen, kinds) if is_tmpfs]
-    binds = [p for p, is_tmpfs in zip(chosen, kinds) if not is_tmpfs]
+    tmpfs = [
+        (p, 4 * draw(st.integers(min_value=16, max_value=1024)))
+        for p, is_tmpfs in zip(chosen, kinds, strict=False)
+        if is_tmpfs
+    ]
+    binds = [p for p, is_tmpfs in zip(chosen, kinds, strict=False) if not is_tmpfs]
     return Wish(
         hostname=draw(hostnames),
         env=draw(envs),

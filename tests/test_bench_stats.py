@@ -21,11 +21,11 @@ def test_median_ci_ranks_for_n_100_are_the_tabled_40_and_61():
 @pytest.mark.parametrize("n", [6, 7, 10, 25, 30, 51, 200])
 def test_median_ci_is_the_tightest_order_statistic_interval_with_95_percent(n):
     low, high, coverage = stats.median_ci(list(range(n)))
-    l = int(low) + 1  # 1-based rank of the lower bound
-    assert high == n - l  # symmetric: x(n-l+1), 0-based n-l
+    r = int(low) + 1  # 1-based rank of the lower bound
+    assert high == n - r  # symmetric: x(n-r+1), 0-based n-r
     assert coverage >= 0.95
     # one rank tighter would cover less than 95%
-    assert 1 - 2 * st.binom.cdf(l, n, 0.5) < 0.95
+    assert 1 - 2 * st.binom.cdf(r, n, 0.5) < 0.95
 
 
 def test_median_ci_with_too_few_values_is_min_max_and_says_its_lower_coverage():

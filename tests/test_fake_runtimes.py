@@ -112,7 +112,7 @@ def test_the_cgroup_of_a_failed_create_is_removed(tmp_path, configured):
     binary.chmod(0o755)
     bundle = tmp_path / "bundle"
     bundle.mkdir()
-    (bundle / "config.json").write_text('{"linux": {"cgroupsPath": "/%s"}}' % rel if configured else "{}")
+    (bundle / "config.json").write_text(f'{{"linux": {{"cgroupsPath": "/{rel}"}}}}' if configured else "{}")
     c = Container(
         Runtime(RuntimeDefinition(name="leaky", binary=str(binary)), tmp_path / "state", timeout=5),
         cid,

@@ -261,7 +261,7 @@ def test_corrupt_layer_leaves_no_raw_bundle(tmp_path, probe_binary):
     blob.write_bytes(blob.read_bytes()[:-30])
     for mode in ("raw", "overlay"):
         target = tmp_path / mode
-        with pytest.raises(HarnessError, match="truncated|corrupt"):
+        with pytest.raises(HarnessError, match=r"truncated|corrupt"):
             create_bundle(
                 target,
                 image=f"{tmp_path / 'lay'}:g",

@@ -28,7 +28,7 @@ def layer_members(layout: Path, tag: str) -> list[list[tarfile.TarInfo]]:
         blob = layout / "blobs" / "sha256" / layer["digest"].split(":")[1]
         opener = gzip.open if layer["mediaType"].endswith("gzip") else open
         with opener(blob, "rb") as raw, tarfile.open(fileobj=raw, mode="r|") as tf:
-            out.append([m for m in tf])
+            out.append(list(tf))
     return out
 
 

@@ -204,5 +204,5 @@ def test_whiteout_never_follows_a_lower_symlink(tmp_path):
 
 def test_truncated_layer_is_an_error(tmp_path):
     data = layer(*BASE).getvalue()
-    with pytest.raises(RootfsError, match="truncated|corrupt"):
+    with pytest.raises(RootfsError, match=r"truncated|corrupt"):
         apply_layer(io.BytesIO(data[:700]), tmp_path)

@@ -114,7 +114,7 @@ def test_truncated_layer(tmp_path):
     image = small_image(tmp_path / "lay")
     blob = tmp_path / "lay" / "blobs" / "sha256" / image.layers[0].hex
     blob.write_bytes(blob.read_bytes()[:-20])
-    with pytest.raises(HarnessError, match="truncated|corrupt"):
+    with pytest.raises(HarnessError, match=r"truncated|corrupt"):
         unpack_layer(image.layout, image.layers[0], image.diff_ids[0], tmp_path / "out")
 
 
@@ -137,7 +137,7 @@ def test_missing_tag_names_the_tags(tmp_path):
 def test_malformed_index(tmp_path):
     small_image(tmp_path / "lay")
     (tmp_path / "lay" / "index.json").write_text("{not json")
-    with pytest.raises(ImageError, match="index.json is malformed"):
+    with pytest.raises(ImageError, match=r"index.json is malformed"):
         Layout.open(tmp_path / "lay").resolve("t")
     (tmp_path / "lay" / "index.json").write_text('{"schemaVersion": 2}')
     with pytest.raises(ImageError, match="malformed"):
@@ -225,7 +225,7 @@ skopeo = shutil.which("skopeo")
 def test_umoci_reads_our_layout_and_we_read_its(tmp_path):
     image = generate_image(Layout.init(tmp_path / "lay"), "g", layers=3, files=3, size=100, seed=1)
     ours = tmp_path / "ours"
-    for d, i in zip(image.layers, image.diff_ids):
+    for d, i in zip(image.layers, image.diff_ids, strict=False):
         unpack_layer(image.layout, d, i, ours, form=RAW)
     theirs = tmp_path / "theirs"
     subprocess.run(
@@ -248,7 +248,7 @@ def test_umoci_reads_our_layout_and_we_read_its(tmp_path):
     u2 = Layout.open(tmp_path / "lay").resolve("u2")
     assert u2.config["config"]["Cmd"] == ["/bin/x"]
     mine = tmp_path / "mine"
-    for d, i in zip(u2.layers, u2.diff_ids):
+    for d, i in zip(u2.layers, u2.diff_ids, strict=False):
         unpack_layer(u2.layout, d, i, mine, form=RAW)
     assert (mine / "new").read_text() == "new"
     assert not (mine / victim.relative_to(bundle / "rootfs")).exists()
@@ -266,7 +266,7 @@ def test_skopeo_copies_our_layout_and_we_read_the_copy(tmp_path):
     assert copy.diff_ids == image.diff_ids
     a, b = tmp_path / "a", tmp_path / "b"
     for img, out in ((image, a), (copy, b)):
-        for d, i in zip(img.layers, img.diff_ids):
+        for d, i in zip(img.layers, img.diff_ids, strict=False):
             unpack_layer(img.layout, d, i, out, form=RAW)
     assert _tree(a) == _tree(b)
 
@@ -278,7 +278,7 @@ def _tree(root: Path) -> dict[str, tuple]:
             p = os.path.join(dirpath, name)
             st = os.lstat(p)
             content = (
-                open(p, "rb").read()
+                Path(p).read_bytes()
                 if os.path.isfile(p) and not os.path.islink(p)
                 else (os.readlink(p) if os.path.islink(p) else None)
             )

@@ -3,6 +3,7 @@
 import json
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -180,7 +181,7 @@ def test_cgroup_controllers_of_this_host():
 
     offered = host.cgroup_controllers()
     if host.cgroup_mode() == "v2":
-        assert offered == frozenset(open("/sys/fs/cgroup/cgroup.controllers").read().split())
+        assert offered == frozenset(Path("/sys/fs/cgroup/cgroup.controllers").read_text().split())
     else:  # one per mounted v1 hierarchy's controllers; named hierarchies (name=systemd) are none
         assert offered and not any(c.startswith("name=") for c in offered)
         for c in offered:

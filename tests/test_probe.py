@@ -184,7 +184,7 @@ def test_missing_static_libc_is_named(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_other_compile_failures_show_the_compiler_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cc = fake_compiler(tmp_path, 'echo "probe.c:1: error: something odd" >&2; exit 1\n')
     monkeypatch.setenv("HARNESS_CC", str(cc))
-    with pytest.raises(ProbeBuildError, match="probe.c:1: error: something odd"):
+    with pytest.raises(ProbeBuildError, match=r"probe.c:1: error: something odd"):
         build_probe(tmp_path / "cache")
 
 
@@ -481,7 +481,7 @@ def test_parse_report_rejects_what_is_not_a_report(host_report: dict) -> None:
         parse_report("")
     with pytest.raises(ValueError, match="not an object"):
         parse_report("[1, 2]")
-    with pytest.raises(ValueError, match="lacks the keys .*errors"):
+    with pytest.raises(ValueError, match=r"lacks the keys .*errors"):
         parse_report(json.dumps({k: v for k, v in host_report.items() if k != "errors"}))
     with pytest.raises(ValueError, match="'errors' is not an object"):
         parse_report(json.dumps({**host_report, "errors": []}))

@@ -100,7 +100,7 @@ def reports(tmp_path_factory):
     )
     old_conf = write_conformance(
         root / "old-conf",
-        RECORDS[:1] + [record("cases/test_a.py::test_one", "crun", "passed", [("runtime.state.id-unique", "MUST")])],
+        [*RECORDS[:1], record("cases/test_a.py::test_one", "crun", "passed", [("runtime.state.id-unique", "MUST")])],
         env={**ENV, **status("conformance", 1.6e9)},
     )
     host_a = write_conformance(

@@ -96,7 +96,7 @@ def test_cli_compares_two_runs(tmp_path, capsys):
     new = write_bench(tmp_path / "new", samples(seed=2, n=12, slow={"crun": 1.5}))
     write_conformance(
         old,
-        RECORDS[:1] + [record("cases/test_a.py::test_one", "crun", "passed", [("runtime.state.id-unique", "MUST")])],
+        [*RECORDS[:1], record("cases/test_a.py::test_one", "crun", "passed", [("runtime.state.id-unique", "MUST")])],
     )
     write_conformance(new, RECORDS)
     out, md = tmp_path / "out" / "r.html", tmp_path / "r.md"

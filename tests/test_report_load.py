@@ -312,7 +312,7 @@ def test_latest_takes_the_newest_complete_run_and_names_the_others(tmp_path):
 )
 def test_a_partial_run_is_refused_or_flagged(tmp_path, env):
     folder = write_bench(tmp_path / "b", samples(n=2), env={**ENV, **env})
-    with pytest.raises(HarnessError, match="partial.*--allow-partial"):
+    with pytest.raises(HarnessError, match=r"partial.*--allow-partial"):
         load_run(folder)
     run = load_run(folder, allow_partial=True)
     assert run.partial and run.parts[0].partial and run.parts[0].status in ("interrupted", "failed")
@@ -427,14 +427,14 @@ def test_missing_and_empty_inputs(tmp_path):
         load_run(tmp_path / "x.jsonl")
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "results.jsonl").write_text("\n")
-    with pytest.raises(HarnessError, match="results.jsonl: no conformance records"):
+    with pytest.raises(HarnessError, match=r"results.jsonl: no conformance records"):
         load_run(tmp_path / "c")
 
 
 def test_bad_environment_names_the_file(tmp_path):
     write_conformance(tmp_path, RECORDS)
     (tmp_path / "environment.json").write_text("{oops")
-    with pytest.raises(HarnessError, match="environment.json: not valid JSON"):
+    with pytest.raises(HarnessError, match=r"environment.json: not valid JSON"):
         load_run(tmp_path)
 
 

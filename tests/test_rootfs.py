@@ -153,7 +153,7 @@ def test_host_machine_is_used_by_default(monkeypatch):
 
 
 def test_unknown_machine():
-    with pytest.raises(RootfsError, match="'vax'.*--rootfs-tar"):
+    with pytest.raises(RootfsError, match=r"'vax'.*--rootfs-tar"):
         alpine_arch("vax")
 
 

@@ -157,7 +157,7 @@ def test_missing_binary_is_runtime_not_found(tmp_path):
 def test_resolve_known_names_paths_and_unknown(tmp_path):
     assert runtime.resolve("runc").name == "runc"
     assert runtime.resolve("crun").private_mount_namespace is not None
-    with pytest.raises(RuntimeNotFound, match="unknown runtime 'nope'.*known runtimes are .*runc"):
+    with pytest.raises(RuntimeNotFound, match=r"unknown runtime 'nope'.*known runtimes are .*runc"):
         runtime.resolve("nope")
     with pytest.raises(RuntimeNotFound, match="no executable file"):
         runtime.resolve(str(tmp_path / "missing"))

@@ -592,7 +592,7 @@ def test_plain_tar_with_garbled_header_in_the_middle(archives, target):
 
 
 def test_missing_archive(tmp_path, target):
-    with pytest.raises(RootfsError, match="cannot read the archive .*nope.tar"):
+    with pytest.raises(RootfsError, match=r"cannot read the archive .*nope.tar"):
         extract(tmp_path / "nope.tar", target)
 
 

@@ -97,7 +97,7 @@ def test_a_missing_spec_folder_is_one_clear_error(monkeypatch, tmp_path):
     from harness import schema
 
     monkeypatch.setenv("HARNESS_SPEC_DIR", str(tmp_path))
-    with pytest.raises(schema.SchemaUnavailable, match="HARNESS_SPEC_DIR=.* has no schema/config-schema.json"):
+    with pytest.raises(schema.SchemaUnavailable, match=r"HARNESS_SPEC_DIR=.* has no schema/config-schema.json"):
         spec.validate(spec.default_config())
 
 

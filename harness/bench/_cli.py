@@ -142,7 +142,7 @@ def headline(output: Path) -> list[str]:
         note = stats.interval_note(s["n"], s["ci_coverage"])
         if note.startswith("too few"):
             return f"{s['median'] * scale:.3g} {unit} ({note})"
-        label = "95%" if not note else note
+        label = note if note else "95%"
         return f"{s['median'] * scale:.3g} {unit} [{s['ci95_low'] * scale:.3g}, {s['ci95_high'] * scale:.3g}] ({label})"
 
     runs: dict[str, list[float]] = {}

@@ -291,7 +291,7 @@ def run_io(ctx: BenchContext) -> None:
                 if cache == "dropped":
                     drop_caches()
                 lines = [line for line in run_in(ctx, rt, b, args) if line["op"] != "seq-read"]
-                for s, line in zip(p["copyup_sizes"], lines):
+                for s, line in zip(p["copyup_sizes"], lines, strict=False):
                     keep(line, mode, cache, k, False, "copy-up", size_mib=s)
                     if cache == "warm":
                         copyup[mode].setdefault(s, []).append(line["seconds"])
@@ -307,7 +307,7 @@ def run_io(ctx: BenchContext) -> None:
         bs = {m: bundle(f"depth{d}", m, "main") for m in MODES}
         for mode in MODES:
             args = []
-            for k in range(its + 1):
+            for _ in range(its + 1):
                 args += ["readdir", "/deep", "stat-all", "/deep"]
             for i, line in enumerate(run_in(ctx, rt, bs[mode], args)):
                 k = i // 2

@@ -69,22 +69,22 @@ def _array(values: Sequence[float]) -> np.ndarray:
 def median_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
     """A distribution-free interval for the median: ``(low, high, coverage)``.
 
-    The interval is ``[x(l), x(n-l+1)]`` (order statistics, 1-based) with the largest ``l`` for
-    which ``P(B <= l-1) <= (1-level)/2``, ``B ~ Binomial(n, 1/2)``; its exact coverage is
-    ``1 - 2 P(B <= l-1)`` (at least ``level``). With too few values for that (n < 6 at 95%)
+    The interval is ``[x(r), x(n-r+1)]`` (order statistics, 1-based) with the largest ``r`` for
+    which ``P(B <= r-1) <= (1-level)/2``, ``B ~ Binomial(n, 1/2)``; its exact coverage is
+    ``1 - 2 P(B <= r-1)`` (at least ``level``). With too few values for that (n < 6 at 95%)
     it is ``[min, max]`` and the coverage returned is lower than ``level``: say so, do not hide it.
     """
     x = np.sort(_array(values))
     n = x.size
     alpha = (1.0 - level) / 2.0
-    l = int(_st.binom.ppf(alpha, n, 0.5))  # smallest k with cdf(k) >= alpha
-    if l >= 1 and _st.binom.cdf(l - 1, n, 0.5) > alpha:  # pragma: no cover - ppf guarantees it
-        l -= 1
-    if _st.binom.cdf(l, n, 0.5) <= alpha:  # cdf exactly alpha: one rank more still covers
-        l += 1
-    l = max(l, 1)
-    coverage = 1.0 - 2.0 * float(_st.binom.cdf(l - 1, n, 0.5))
-    return float(x[l - 1]), float(x[n - l]), coverage
+    r = int(_st.binom.ppf(alpha, n, 0.5))  # smallest k with cdf(k) >= alpha
+    if r >= 1 and _st.binom.cdf(r - 1, n, 0.5) > alpha:  # pragma: no cover - ppf guarantees it
+        r -= 1
+    if _st.binom.cdf(r, n, 0.5) <= alpha:  # cdf exactly alpha: one rank more still covers
+        r += 1
+    r = max(r, 1)
+    coverage = 1.0 - 2.0 * float(_st.binom.cdf(r - 1, n, 0.5))
+    return float(x[r - 1]), float(x[n - r]), coverage
 
 
 def outliers(values: Sequence[float]) -> dict:

@@ -214,7 +214,7 @@ class LayerWriter:
         parts = _split(path) if isinstance(path, str) else path
         self.parents(parts)
         self._forget(parts)
-        info = self._info(parts[:-1] + (WHITEOUT_PREFIX + parts[-1],), tarfile.REGTYPE, 0o644, 0, 0, None)
+        info = self._info((*parts[:-1], WHITEOUT_PREFIX + parts[-1]), tarfile.REGTYPE, 0o644, 0, 0, None)
         self._tar.addfile(info, io.BytesIO(b""))
 
     def opaque(self, path: str | tuple[str, ...], *, mode: int | None = None) -> None:
@@ -223,7 +223,7 @@ class LayerWriter:
         meta = self._dirs.get(parts, DirMeta(mtime=self.mtime))
         self._forget(parts, keep_self=True)
         self.dir(parts, mode=meta.mode if mode is None else mode, uid=meta.uid, gid=meta.gid, mtime=meta.mtime)
-        self._tar.addfile(self._info(parts + (OPAQUE_MARKER,), tarfile.REGTYPE, 0o644, 0, 0, None), io.BytesIO(b""))
+        self._tar.addfile(self._info((*parts, OPAQUE_MARKER), tarfile.REGTYPE, 0o644, 0, 0, None), io.BytesIO(b""))
 
     def _forget(self, parts: tuple[str, ...], keep_self: bool = False) -> None:
         n = len(parts)
@@ -387,14 +387,14 @@ def diff_folders(
         names = sorted(os.listdir(up))
         old = set(os.listdir(low)) if low is not None else set()
         for name in sorted(old - set(names)):
-            writer.delete(parts + (name,))
+            writer.delete((*parts, name))
             count_up()
         for name in names:
             if name.startswith(WHITEOUT_PREFIX):
                 raise ImageError(
                     f"{up}/{name}: names starting with {WHITEOUT_PREFIX} cannot be in an image (they are whiteouts)"
                 )
-            child = parts + (name,)
+            child = (*parts, name)
             cp = os.path.join(up, name)
             st = os.lstat(cp)
             lst = None
@@ -485,7 +485,7 @@ class ImageBuilder:
         """Start from an existing image of the same layout (its blobs are shared)."""
         if image.layout.path.resolve() != self.layout.path.resolve():
             raise ImageError("a base image must be in the layout the new image goes to")
-        for desc, diff_id in zip(image.layers, image.diff_ids):
+        for desc, diff_id in zip(image.layers, image.diff_ids, strict=False):
             self.layers.append(_Layer(desc, diff_id, "base image"))
             self._scan_dirs(desc)
         self.config = json.loads(json.dumps(image.config.get("config") or {}))
@@ -537,7 +537,7 @@ class ImageBuilder:
                             for k in [k for k in self._dirs if k[:n] == parts[:-1] and len(k) > n]:
                                 del self._dirs[k]
                         elif base.startswith(WHITEOUT_PREFIX):
-                            gone = parts[:-1] + (base[len(WHITEOUT_PREFIX) :],)
+                            gone = (*parts[:-1], base[len(WHITEOUT_PREFIX) :])
                             for k in [k for k in self._dirs if k[: len(gone)] == gone]:
                                 del self._dirs[k]
                         elif info.isdir():
@@ -574,11 +574,11 @@ class ImageBuilder:
     @contextmanager
     def layer(self, created_by: str = "harness image build") -> Iterator[LayerWriter]:
         """``with builder.layer() as w: w.file(...); w.delete(...)`` adds one layer."""
-        with self._blob() as (sink, out):
-            tar = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
-            writer = LayerWriter(tar, self.mtime, self._dirs)
-            yield writer
-            tar.close()
+        with (
+            self._blob() as (sink, out),
+            tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar,  # type: ignore[call-overload]
+        ):
+            yield LayerWriter(tar, self.mtime, self._dirs)
         self.layers.append(_Layer(sink.desc, sink.diff_id, created_by))
 
     def add_changes(self, changes: list[dict[str, Any]], created_by: str = "harness changes") -> None:

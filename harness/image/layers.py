@@ -163,7 +163,7 @@ class _Applier:
         victim = name[len(WHITEOUT_PREFIX) :]
         if victim in ("", ".", ".."):
             raise RootfsError(f"refusing whiteout {label!r}: it names no entry of its folder")
-        target = parent + (victim,)
+        target = (*parent, victim)
         if self.form == RAW:
             if target in self.written:
                 st = writer.lookup(target, label)
@@ -189,7 +189,7 @@ class _Applier:
     def clean(self, folder: Parts, label: str, writer: TreeWriter) -> None:
         """Remove what lower layers put in ``folder``, keeping what this layer wrote."""
         for name in writer.listdir(folder, label):
-            child = folder + (name,)
+            child = (*folder, name)
             if child not in self.written:
                 writer.remove(child, label)
             else:

@@ -422,7 +422,7 @@ class Layout:
             entry = Descriptor(
                 desc.media_type, desc.digest, desc.size, {**desc.annotations, REF_NAME: name}, desc.platform
             ).to_json()
-            index["manifests"] = keep + [entry]
+            index["manifests"] = [*keep, entry]
             self._write_atomic(self.path / "index.json", _json_bytes(index))
 
     def _write_atomic(self, path: Path, data: bytes) -> None:

@@ -91,7 +91,7 @@ class LayerStore:
             )
         chains = chain_ids(image.diff_ids)
         out: list[StoredLayer] = []
-        for desc, diff_id, chain_id in zip(image.layers, image.diff_ids, chains):
+        for desc, diff_id, chain_id in zip(image.layers, image.diff_ids, chains, strict=False):
             found = self.lookup(diff_id, chain_id)
             if found is None:
                 found = self._unpack(image, desc, diff_id, chain_id, [s.path for s in reversed(out)])

@@ -90,8 +90,8 @@ def case_flips(old: pd.DataFrame | None, new: pd.DataFrame | None) -> list[dict[
     """Cases (per runtime) whose outcome differs; a case only in one run counts as ``absent`` in the other."""
     if old is None or new is None:
         return []
-    a = dict(zip(old["case"], old["outcome"]))
-    b = dict(zip(new["case"], new["outcome"]))
+    a = dict(zip(old["case"], old["outcome"], strict=True))
+    b = dict(zip(new["case"], new["outcome"], strict=True))
     return [
         {"case": c, "old": a.get(c, "absent"), "new": b.get(c, "absent")}
         for c in sorted(set(a) | set(b))
@@ -143,7 +143,7 @@ def performance_changes(
             verdict = classify(r["value"], r["low"], r["high"], noise, unit in HIGHER_IS_BETTER)
         out.append(
             {
-                **dict(zip(KEYS, k)),
+                **dict(zip(KEYS, k, strict=False)),
                 "old": old_s,
                 "new": new_s,
                 "ratio": r,

@@ -115,7 +115,7 @@ def lifecycle(s: pd.DataFrame) -> Part | None:
         data = [lc[(lc["runtime"] == rt) & (lc["phase"] == ph)]["value"].to_numpy() * scale for rt in runtimes]
         keep = [j for j, d in enumerate(data) if len(d)]
         bp = ax.boxplot([data[j] for j in keep], patch_artist=True, widths=0.6, flierprops={"markersize": 2})
-        for box, j in zip(bp["boxes"], keep):
+        for box, j in zip(bp["boxes"], keep, strict=False):
             box.set_facecolor(_colour(j))
             box.set_alpha(0.6)
         ax.set_xticks(range(1, len(keep) + 1), [runtimes[j] for j in keep], rotation=30)
@@ -306,7 +306,7 @@ def _legend_below(fig, axes, ncol: int = 4) -> None:
     """One legend for the whole figure, under the plots: it never covers data."""
     handles, labels = [], []
     for ax in np.ravel(axes):
-        for h, lab in zip(*ax.get_legend_handles_labels()):
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=False):
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)

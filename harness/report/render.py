@@ -140,7 +140,7 @@ def context(
     ctx: dict[str, Any] = {
         "title": title or ("oci-harness comparison" if len(runs) == 2 else "oci-harness report"),
         "generated": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "runs": [_run_view(r, role) for r, role in zip(runs, ["OLD", "NEW"] if len(runs) == 2 else [""])],
+        "runs": [_run_view(r, role) for r, role in zip(runs, ["OLD", "NEW"] if len(runs) == 2 else [""], strict=False)],
         "strengths": _conf.STRENGTHS,
         "conf": _conformance_context(new, catalogue, covered),
         "perf": performance.sections(new.samples),

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -83,7 +84,7 @@ def test_delete_force(rt, static_bundle):
     rt("start", "f1", check=True)
     pid = rt.state("f1")["pid"]
     rt("delete", "--force", "f1", check=True)
-    assert not os.path.exists(f"/proc/{pid}/status") or "Z" in open(f"/proc/{pid}/stat").read().split(")")[1][:3]
+    assert not os.path.exists(f"/proc/{pid}/status") or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
 
 
 @pytest.mark.parametrize(
@@ -323,14 +324,14 @@ def test_cgroup_limits(rt, static_bundle):
     assert "/oci-reference-test/cg1" in cg
     if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
         base = "/sys/fs/cgroup/oci-reference-test/cg1"
-        assert open(base + "/memory.max").read().strip() == str(64 << 20)
-        assert open(base + "/pids.max").read().strip() == "50"
+        assert Path(base + "/memory.max").read_text().strip() == str(64 << 20)
+        assert Path(base + "/pids.max").read_text().strip() == "50"
     else:
-        assert open("/sys/fs/cgroup/memory/oci-reference-test/cg1/memory.limit_in_bytes").read().strip() == str(
+        assert Path("/sys/fs/cgroup/memory/oci-reference-test/cg1/memory.limit_in_bytes").read_text().strip() == str(
             64 << 20
         )
-        assert open("/sys/fs/cgroup/pids/oci-reference-test/cg1/pids.max").read().strip() == "50"
-        assert open("/sys/fs/cgroup/cpu/oci-reference-test/cg1/cpu.shares").read().strip() == "512"
+        assert Path("/sys/fs/cgroup/pids/oci-reference-test/cg1/pids.max").read_text().strip() == "50"
+        assert Path("/sys/fs/cgroup/cpu/oci-reference-test/cg1/cpu.shares").read_text().strip() == "512"
     rt("delete", "--force", "cg1", check=True)
     assert not os.path.exists("/sys/fs/cgroup/pids/oci-reference-test/cg1")
     assert not os.path.exists("/sys/fs/cgroup/oci-reference-test/cg1")
@@ -444,8 +445,8 @@ def test_terminal_with_console_socket(rt, alpine_bundle, tmp_path):
     def accept():
         conn, _ = srv.accept()
         fds = array.array("i")
-        msg, anc, _, _ = conn.recvmsg(1024, socket.CMSG_SPACE(4))
-        for level, typ, data in anc:
+        _msg, anc, _, _ = conn.recvmsg(1024, socket.CMSG_SPACE(4))
+        for _level, _typ, data in anc:
             fds.frombytes(data[: len(data) - len(data) % 4])
         got["fd"] = fds[0]
         conn.close()

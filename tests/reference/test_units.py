@@ -156,7 +156,7 @@ def test_net_devices_validation(bundle):
 def test_seccomp_validation(bundle):
     cfg = base_config(["/hello"])
     cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_NOPE"}
-    with pytest.raises(ConfigError, match="linux.seccomp.defaultAction"):
+    with pytest.raises(ConfigError, match=r"linux.seccomp.defaultAction"):
         check(bundle, cfg)
     cfg["linux"]["seccomp"] = {
         "defaultAction": "SCMP_ACT_ALLOW",
