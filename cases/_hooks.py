@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import atomic
 from harness._paths import cache_dir
 from harness.errors import HarnessError
 
@@ -209,8 +210,7 @@ def build_hookrec() -> Path:
         )
         if proc.returncode != 0:
             raise HarnessError(f"cannot build the hook recorder:\n{proc.stderr[-2000:]}")
-        out.chmod(0o755)
-        os.replace(out, binary)
+        atomic.install(out, binary, mode=0o755)
     return binary
 
 

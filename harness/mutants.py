@@ -47,6 +47,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from . import atomic
 from .errors import HarnessError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -589,10 +590,7 @@ def cmd_mutants(args) -> int:
         runtime_timeout=args.runtime_timeout,
     )
     out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(out)
+    atomic.write_text(out, json.dumps(doc, indent=2) + "\n", parents=True)
     print(summary(doc))
     print(f"results: {out}")
     return 1 if any(m["outcome"] in fail_on for m in doc["mutants"]) else 0

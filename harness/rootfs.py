@@ -14,6 +14,7 @@ Sources (:func:`populate`):
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import http.client
@@ -21,12 +22,12 @@ import logging
 import os
 import platform
 import stat
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import BinaryIO
 
+from harness import atomic
 from harness._paths import cache_dir
 from harness._safetar import EntryMeta, ExtractResult, TreeWriter, extract
 from harness.errors import RootfsError
@@ -236,14 +237,13 @@ def fetch_alpine(
         return path
 
     url = alpine_url(arch, mirror)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp_fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
-    except OSError as err:
-        raise RootfsError(f"cannot write to the cache folder {folder}: {err.strerror}") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(tmp_fd, "wb") as out:
+    with contextlib.ExitStack() as replacing:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = replacing.enter_context(atomic.replacing(path, suffix=".part"))
+        except OSError as err:
+            raise RootfsError(f"cannot write to the cache folder {folder}: {err.strerror}") from None
+        with tmp.open("wb") as out:
             digest = _download(url, out, timeout)
         if digest != expected:
             raise RootfsError(
@@ -251,11 +251,6 @@ def fetch_alpine(
                 "download is corrupt or the mirror serves another file. Nothing was cached; "
                 "try again, or " + _offline_hint()
             )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     log.info("downloaded %s to %s", url, path)
     return path
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import atomic
 from .errors import ConfigError
 
 #: The version of the runtime spec the harness writes into configs it makes.
@@ -151,13 +152,7 @@ def load(path: Path) -> dict[str, Any]:
 
 def dump(config: dict[str, Any], path: Path) -> None:
     """Write ``config`` to ``path`` atomically (a reader never sees half a file)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(config, indent="\t") + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic.write_text(Path(path), json.dumps(config, indent="\t") + "\n")
 
 
 # --------------------------------------------------------------------------------------------

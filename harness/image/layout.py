@@ -21,13 +21,13 @@ import json
 import os
 import platform
 import re
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from harness import atomic
 from harness.errors import HarnessError
 
 __all__ = [
@@ -293,11 +293,11 @@ class Layout:
             (path / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
             layout = cls(path)
             if not (path / "index.json").exists():
-                layout._write_atomic(
+                atomic.write_bytes(
                     path / "index.json",
                     _json_bytes({"schemaVersion": 2, "mediaType": MEDIA_TYPES.INDEX, "manifests": []}),
                 )
-            layout._write_atomic(path / "oci-layout", _json_bytes({"imageLayoutVersion": LAYOUT_VERSION}))
+            atomic.write_bytes(path / "oci-layout", _json_bytes({"imageLayoutVersion": LAYOUT_VERSION}))
         except OSError as err:
             raise ImageError(f"cannot create the image layout {path}: {err.strerror}") from None
         return layout
@@ -343,24 +343,15 @@ class Layout:
         temporary file is removed."""
         folder = self.path / "blobs" / "sha256"
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-        sink = _BlobSink(os.fdopen(fd, "wb"))
-        try:
-            yield sink
-            sink.close()
-            final = folder / sink.hexdigest
-            if final.exists() and final.stat().st_size == sink.size:
-                os.unlink(tmp)  # same content already there
-            else:
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, final)
-        except BaseException:
-            sink.close()
+        with atomic.temporary(folder, "blob") as tmp:
+            sink = _BlobSink(tmp.open("wb"))
             try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+                yield sink
+            finally:
+                sink.close()
+            final = folder / sink.hexdigest
+            if not (final.exists() and final.stat().st_size == sink.size):  # else: same content already there
+                atomic.install(tmp, final)
 
     def write_blob(self, data: bytes, media_type: str, annotations: dict[str, str] | None = None) -> Descriptor:
         with self.blob_writer() as sink:
@@ -423,21 +414,7 @@ class Layout:
                 desc.media_type, desc.digest, desc.size, {**desc.annotations, REF_NAME: name}, desc.platform
             ).to_json()
             index["manifests"] = [*keep, entry]
-            self._write_atomic(self.path / "index.json", _json_bytes(index))
-
-    def _write_atomic(self, path: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+            atomic.write_bytes(self.path / "index.json", _json_bytes(index))
 
     # -- resolving images -------------------------------------------------------------------------
     def resolve(self, ref: str | None = None) -> Image:

@@ -22,9 +22,9 @@ import shlex
 import shutil
 import struct
 import subprocess
-import tempfile
 from pathlib import Path
 
+from harness import atomic
 from harness._paths import cache_dir
 from harness.errors import ProbeBuildError
 
@@ -87,17 +87,10 @@ def build_static(source: Path, name: str, cache: Path | None = None) -> Path:
 
     # Build into a unique temporary name, then rename: concurrent builders (xdist workers)
     # never see a half-written binary, and the last rename wins with an identical file.
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}-", suffix=".tmp", dir=folder)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic.replacing(binary, mode=0o755) as tmp:
         _compile(compiler, source, name, tmp)
         _check_static(tmp)
-        tmp.chmod(0o755)
-        _write_atomically(folder / "compiler.txt", f"{shlex.join(compiler)}\n{identity}\n")
-        os.replace(tmp, binary)
-    finally:
-        tmp.unlink(missing_ok=True)
+        atomic.write_text(folder / "compiler.txt", f"{shlex.join(compiler)}\n{identity}\n")
     return binary
 
 
@@ -191,17 +184,6 @@ def _check_static(binary: Path) -> None:
             "compiler that links statically (set HARNESS_CC), or install the static C library "
             "(libc6-dev on Debian/Ubuntu, glibc-static on Fedora)"
         )
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
 
 
 def parse_report(text: str) -> dict:
