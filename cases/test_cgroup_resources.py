@@ -822,7 +822,7 @@ def test_claimed_cgroup_version_is_applied(runtime, bundle_factory, container_fa
     claim = features.lookup(doc or {}, f"linux.cgroup.{version}")
     if claim is not True:
         pytest.skip(
-            f"{runtime.name} does not claim linux.cgroup.{version} in its features output ({json.dumps(claim) if claim is not features._MISSING else 'absent'})"
+            f"{runtime.name} does not claim linux.cgroup.{version} in its features output ({json.dumps(claim) if claim is not features.MISSING else 'absent'})"
         )
     c = created_with(bundle_factory, container_factory, cgroups_path, {"pids": {"limit": 41}})
     value = read_control(c.pid, ("pids", "pids.max"), "pids.max")

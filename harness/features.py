@@ -14,17 +14,21 @@ optional: features.md MAY), so such cases skip on it too.
 from __future__ import annotations
 
 import json
+import weakref
 from typing import Any
 
-_MISSING = object()
+#: What :func:`lookup` returns for a path the document does not have (None is a value there).
+MISSING = object()
+#: Each runtime object's document, asked for once (the runtime's claims do not change in a run).
+_DOCUMENTS: weakref.WeakKeyDictionary[Any, dict[str, Any] | None] = weakref.WeakKeyDictionary()
 
 
 def lookup(doc: dict[str, Any], path: str) -> Any:
-    """The value at dotted ``path`` in ``doc``, or ``_MISSING``."""
+    """The value at dotted ``path`` in ``doc``, or ``MISSING``."""
     node: Any = doc
     for key in path.split("."):
         if not isinstance(node, dict) or key not in node:
-            return _MISSING
+            return MISSING
         node = node[key]
     return node
 
@@ -53,7 +57,7 @@ def unclaimed(
     if doc is None:
         return f"{runtime} has no `features` command, so it claims no support for {what or path} (features.md: the document is optional)"
     value = lookup(doc, path)
-    if value is _MISSING or value is None:
+    if value is MISSING or value is None:
         return f"{runtime} does not report {path} in its `features` output: not supported by this runtime"
     if at_least is not None:
         if not isinstance(value, str) or version_key(value) < version_key(at_least):
@@ -74,9 +78,8 @@ def unclaimed(
 def document(runtime: Any) -> dict[str, Any] | None:
     """The runtime's features document, or None when it has no ``features`` command or prints no
     JSON object. Cached on the runtime object: a runtime's claims do not change during a run."""
-    cached = getattr(runtime, "_features_document", _MISSING)
-    if cached is not _MISSING:
-        return cached
+    if runtime in _DOCUMENTS:
+        return _DOCUMENTS[runtime]
     proc = runtime.call("features", check=False, timeout=30)
     doc: dict[str, Any] | None = None
     if proc.returncode == 0:
@@ -86,5 +89,5 @@ def document(runtime: Any) -> dict[str, Any] | None:
         except json.JSONDecodeError:
             parsed = None
         doc = parsed if isinstance(parsed, dict) else None
-    runtime._features_document = doc
+    _DOCUMENTS[runtime] = doc
     return doc

@@ -42,7 +42,7 @@ from typing import Any
 
 import pytest
 
-from . import _linux, features, host, requirements
+from . import _linux, features, host, requirements, results
 from . import runtime as _runtime
 from .bundle import PROBE_PATH, Bundle, create_bundle
 from .errors import HarnessError
@@ -79,6 +79,10 @@ def _requirement(item: pytest.Item, need: str) -> tuple[Callable[[], bool], str]
 
 _CONTAINERS = pytest.StashKey[list]()
 _DEVIATION = pytest.StashKey[_runtime.ExpectedFailure]()
+#: ``{requirement id: [case ids]}`` of the collected cases, before any is deselected (--results).
+_COVERED = pytest.StashKey[dict]()
+#: The key under which an xdist worker sends that map to the controller (``workeroutput``).
+_COVERED_OUTPUT = "oci_harness_covered"
 #: The runtime cases run on when neither --runtime nor $HARNESS_RUNTIME names one: the bundled
 #: one, so the suite works on a machine with no runtime installed.
 DEFAULT_RUNTIME = "reference"
@@ -124,7 +128,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--results",
         metavar="DIR",
         default=None,
-        help="write results.jsonl (one record per case and runtime), junit.xml, conformance.tap and environment.json into DIR",
+        help="write results.jsonl (one record per case and runtime), junit.xml, conformance.tap, environment.json and requirements.json into DIR (see docs/results.md)",
     )
 
 
@@ -136,6 +140,8 @@ def pytest_configure(config: pytest.Config) -> None:
         if not config.option.xmlpath:
             config.option.xmlpath = str(Path(results_dir) / "junit.xml")
         config.pluginmanager.register(_Recorder(config, Path(results_dir)), "oci-harness-results")
+    if results_dir:
+        config.pluginmanager.register(_Coverage(), "oci-harness-coverage")
     config.addinivalue_line("markers", "spec(*ids): the catalogue ids of the spec requirements a case checks")
     config.addinivalue_line(
         "markers",
@@ -632,6 +638,20 @@ def run_probe(
 # Result files (--results DIR)
 
 
+class _Coverage:
+    """With --results: which requirements the collected cases name, before -k, -m or the
+    differential cases' removal deselect any, so the report tells "not run" from "not covered"
+    without collecting the cases again. Under xdist the workers collect, and send it along."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        covered = requirements.cases_by_requirement(items)
+        config.stash[_COVERED] = covered
+        workeroutput = getattr(config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput[_COVERED_OUTPUT] = covered
+
+
 class _Recorder:
     """Collects one record per case and runtime from the reports (also those of xdist workers)."""
 
@@ -664,24 +684,9 @@ class _Recorder:
         if rec is None:
             catalogue = requirements.catalogue()
             ids = [v for k, v in report.user_properties if k == "requirement_id"]
-            path, _, name = report.nodeid.partition("::")
-            rec = self.records[report.nodeid] = {
-                "schema": "oci-harness/conformance-result/1",
-                "case": report.nodeid,
-                "file": path,
-                "name": name.split("[", 1)[0],
-                "runtime": props.get("runtime"),
-                "requirements": [
-                    {"id": i, "level": catalogue[i].level, "anchor": catalogue[i].anchor, "text": catalogue[i].text}
-                    for i in ids
-                    if i in catalogue
-                ],
-                "outcome": "passed",
-                "duration": 0.0,
-                "reason": None,
-                "message": None,
-                "sections": {},
-            }
+            rec = self.records[report.nodeid] = results.new(
+                report.nodeid, str(props["runtime"]), [catalogue[i] for i in ids if i in catalogue]
+            )
         rec["duration"] = round(rec["duration"] + report.duration, 6)
         for key, value in report.user_properties:
             if key == "leak" and json.loads(value) not in rec.setdefault("leaks", []):
@@ -691,9 +696,7 @@ class _Recorder:
                 if "runtime.delete.removes-resources" in catalogue and not json.loads(value)["known"]:
                     entry = catalogue["runtime.delete.removes-resources"]
                     if all(r["id"] != entry.id for r in rec["requirements"]):
-                        rec["requirements"].append(
-                            {"id": entry.id, "level": entry.level, "anchor": entry.anchor, "text": entry.text}
-                        )
+                        rec["requirements"].append(results.requirement(entry))
         xfail_reason = getattr(report, "wasxfail", None)
         if report.when == "call":
             if report.skipped and xfail_reason is not None:
@@ -715,8 +718,15 @@ class _Recorder:
             rec["message"] = ((rec["message"] + "\n") if rec["message"] else "") + report.longreprtext
             rec["sections"].update({title: text for title, text in report.sections if title.startswith("harness:")})
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        covered = getattr(node, "workeroutput", {}).get(_COVERED_OUTPUT)
+        if covered is not None:
+            self.config.stash[_COVERED] = covered
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        from . import results
+        from . import environment
+        from .requirements import record as requirements_record
 
         versions = {}
         for name, d in getattr(self.config, "_harness_runtimes", {}).items():
@@ -724,13 +734,10 @@ class _Recorder:
                 versions[name] = _runtime.Runtime(d, Path("/nonexistent")).version()
             except HarnessError:
                 versions[name] = ""
-        env = results.environment(versions)
-        records = sorted(self.records.values(), key=lambda r: r["case"])
-        for r in records:
-            r["runtime_version"] = versions.get(r["runtime"] or "")
-            r["host"] = {k: env[k] for k in ("kernel", "machine", "cgroup_mode")}
+        env = environment.collect(versions)
+        records = results.finish(self.records.values(), versions, env)
         status = int(session.exitstatus)
-        env["run_status"] = results.run_block(
+        env["run_status"] = environment.run_block(
             started=self.started,
             exitstatus=status,
             args=[str(a) for a in self.config.invocation_params.args],
@@ -743,9 +750,11 @@ class _Recorder:
             without_runtime=len(self.without_runtime),
             stopped_early=bool(session.shouldfail or session.shouldstop),
         )
-        results.write_jsonl(records, self.directory / "results.jsonl")
-        results.write_tap(records, self.directory / "conformance.tap")
-        results._atomic_write(self.directory / "environment.json", json.dumps(env, indent=2) + "\n")
+        results.write(records, self.directory)
+        environment.write(env, self.directory)
+        covered = self.config.stash.get(_COVERED, None)
+        if covered is not None:
+            requirements_record.write(requirements_record.build(requirements.catalogue(), covered), self.directory)
 
 
 def _skip_reason(report: pytest.TestReport) -> str:

@@ -89,9 +89,9 @@ def test_a_line_cut_by_a_kill_at_the_end_is_skipped_but_a_bad_line_inside_is_an_
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"suite": "disk"}, "unknown suite"),
-        ({"unit": "ms"}, "unknown unit"),
-        ({"mode": "copy"}, "unknown mode"),
+        ({"suite": "disk"}, "suite 'disk' is not one of"),
+        ({"unit": "ms"}, "unit 'ms' is not one of"),
+        ({"mode": "copy"}, "mode 'copy' is not one of"),
         ({"value": float("nan")}, "finite"),
         ({"schema": "x"}, "not a bench sample"),
     ],

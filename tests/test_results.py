@@ -38,7 +38,9 @@ def test_jsonl_round_trip(tmp_path):
 
 
 def test_environment_block():
-    env = results.environment({"runc": "runc version 1"})
+    from harness import environment
+
+    env = environment.collect({"runc": "runc version 1"})
     assert env["runtimes"] == {"runc": "runc version 1"}
     assert env["cgroup_mode"] in ("v1", "hybrid", "v2") and env["kernel"]
     json.dumps(env)

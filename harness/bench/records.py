@@ -1,10 +1,14 @@
-"""The tidy sample record of ``harness bench`` and its writer and reader (``samples.jsonl``).
+"""The tidy sample record of ``harness bench`` (``samples.jsonl``): its schema, version, writer
+and reader, the one place that knows them (the bench writes through it, the report reads
+through it). Fields are documented in ``docs/results.md``.
 
-One JSON object per line (``pandas.read_json(path, lines=True)`` reads it), as the contract
-between ``harness bench`` and ``harness report`` says::
+One JSON object per line (``pandas.read_json(path, lines=True)`` reads it)::
 
     {"schema": "oci-harness/bench-sample/1", "run", "suite", "runtime", "mode", "workload",
      "phase", "params", "iteration", "warmup", "value", "unit", "time"}
+
+Versions: a reader accepts its own version and lines without ``schema``, and refuses a newer
+version with an error naming both.
 """
 
 from __future__ import annotations
@@ -16,7 +20,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-SCHEMA = "oci-harness/bench-sample/1"
+from ..errors import HarnessError
+from ..results import check_schema, version_of
+
+KIND = "bench-sample"
+VERSION = 1
+SCHEMA = f"oci-harness/{KIND}/{VERSION}"
+FILE = "samples.jsonl"
 SUITES = ("lifecycle", "io", "scale")
 UNITS = ("s", "bytes", "inodes", "mounts", "B/s", "ops/s")
 FIELDS = (
@@ -71,20 +81,34 @@ def sample(
     return record
 
 
-def check(record: dict[str, Any]) -> None:
-    if record.get("schema") != SCHEMA:
-        raise ValueError(f"not a bench sample (schema {record.get('schema')!r})")
-    missing = [f for f in FIELDS if f not in record]
-    if missing:
-        raise ValueError(f"bench sample lacks {', '.join(missing)}")
+class SampleError(HarnessError, ValueError):
+    """A sample the contract does not allow (a ValueError too, for callers of ``sample()``)."""
+
+
+def check(record: dict[str, Any], *, complete: bool = True) -> None:
+    """Raise :class:`SampleError` for a record the contract does not allow. ``complete=False``
+    (reading) asks only for what a report needs: suite, workload, unit and a finite value."""
+    schema = record.get("schema")
+    if (complete and schema != SCHEMA) or (schema is not None and version_of(schema, KIND) is None):
+        raise SampleError(f"not a bench sample (schema {schema!r})")
+    if complete:
+        missing = [f for f in FIELDS if f not in record]
+        if missing:
+            raise SampleError(f"bench sample lacks {', '.join(missing)}")
+    for key in ("suite", "workload", "unit"):
+        if not isinstance(record.get(key), str):
+            raise SampleError(f"bench sample without {key!r}")
     if record["suite"] not in SUITES:
-        raise ValueError(f"unknown suite {record['suite']!r}")
+        raise SampleError(f"suite {record['suite']!r} is not one of {', '.join(SUITES)}")
     if record["unit"] not in UNITS:
-        raise ValueError(f"unknown unit {record['unit']!r}")
-    if record["mode"] not in (None, "raw", "overlay"):
-        raise ValueError(f"unknown mode {record['mode']!r}")
-    if not isinstance(record["value"], (int, float)) or not math.isfinite(record["value"]):
-        raise ValueError(f"value must be a finite number, not {record['value']!r}")
+        raise SampleError(f"unit {record['unit']!r} is not one of {', '.join(UNITS)}")
+    if record.get("mode") not in (None, "raw", "overlay"):
+        raise SampleError(f"mode {record['mode']!r} is not one of raw, overlay (or null)")
+    value = record.get("value")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SampleError(f"value {value!r} is not a finite number")
+    if not isinstance(record.get("params") or {}, dict):
+        raise SampleError("'params' must be an object")
 
 
 class SampleWriter:
@@ -115,9 +139,13 @@ class SampleWriter:
 
 
 def read_samples(path: Path) -> list[dict[str, Any]]:
-    """Every sample of a ``samples.jsonl``; a line that is not a valid sample is an error naming
-    the line (a trailing line cut by a kill is skipped)."""
-    lines = Path(path).read_text().splitlines()
+    """Every sample of a ``samples.jsonl``; a line that is not a valid sample is a
+    :class:`SampleError` naming the file and line, a newer version one naming both versions.
+    A trailing line cut by a kill is skipped: a killed run keeps every sample it measured."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise SampleError(f"{path}: cannot read: {err}") from None
     out = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -127,11 +155,14 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError as err:
             if number == len(lines):
                 break  # cut by a kill
-            raise ValueError(f"{path}:{number}: not JSON ({err.msg})") from None
+            raise SampleError(f"{path}:{number}: not JSON ({err.msg} at column {err.colno})") from None
+        if not isinstance(record, dict):
+            raise SampleError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+        check_schema(f"{path}:{number}", record.get("schema"), KIND, VERSION, SCHEMA)
         try:
-            check(record)
-        except ValueError as err:
-            raise ValueError(f"{path}:{number}: {err}") from None
+            check(record, complete=False)
+        except SampleError as err:
+            raise SampleError(f"{path}:{number}: {err}") from None
         out.append(record)
     return out
 

@@ -197,7 +197,7 @@ def run_bench(options: Options, argv: list[str] | None = None) -> Path:
     from harness import _linux, runtime
     from harness.journal import Journal
     from harness.probe import build_probe
-    from harness.results import environment
+    from harness import environment
 
     from ._build import build_iobench
     from ._timing import WAKEUP
@@ -240,7 +240,7 @@ def run_bench(options: Options, argv: list[str] | None = None) -> Path:
         rt.journal = journal
         ctx.runtimes[d.name] = rt
     versions = {name: rt.version() for name, rt in ctx.runtimes.items()}
-    env = environment(versions)
+    env = environment.collect(versions)
     env.update(
         {
             "filesystem": filesystem_of(workdir),
@@ -312,7 +312,7 @@ def run_bench(options: Options, argv: list[str] | None = None) -> Path:
                 },
             }
         )
-        (output / "environment.json").write_text(json.dumps(env, indent=2, sort_keys=True) + "\n")
+        environment.write(env, output)
         if ctx.summaries:
             (output / "summary.json").write_text(json.dumps(ctx.summaries, indent=2, sort_keys=True) + "\n")
         if ctx.hyperfine:

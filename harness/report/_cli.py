@@ -73,11 +73,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FRACTION",
         help="changes smaller than this are never significant (default: 0.05, 5%%)",
     )
-    p.add_argument(
-        "--cases",
-        metavar="DIR",
-        help="the conformance cases, to tell 'not run' from 'not covered' (default: cases/ if present)",
-    )
     p.add_argument("--title", help="the report's title (default: oci-harness report, or comparison)")
     p.add_argument(
         "--strength",
@@ -91,8 +86,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..errors import require_analysis
 
     require_analysis("report")
-    from .. import requirements
-    from ..results import _atomic_write
+    from .. import atomic
     from .load import load_runs
     from .render import build_report
 
@@ -103,25 +97,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not 0 <= args.noise < 1:
         raise HarnessError(f"--noise {args.noise}: expected a fraction in [0, 1), like 0.05")
     runs = load_runs(args.results, merge=args.merge, latest=args.latest, allow_partial=args.allow_partial)
-    covered = None
-    cases = Path(args.cases) if args.cases else Path("cases")
-    if any(r.conformance is not None for r in runs) and (args.cases or cases.is_dir()):
-        try:
-            covered = requirements.collect_cases(cases)
-        except HarnessError as err:
-            if args.cases:
-                raise
-            print(
-                f"harness report: cannot collect the cases in {cases} ({str(err).splitlines()[0]}); requirements without results count as not covered",
-                file=sys.stderr,
-            )
     strength = None
     if args.strength:
         from ..mutants import load_results
 
         strength = load_results(Path(args.strength))
-    html, markdown = build_report(runs, covered=covered, noise=args.noise, title=args.title, strength=strength)
-    _atomic_write(Path(args.output), html)
+    html, markdown = build_report(runs, noise=args.noise, title=args.title, strength=strength)
+    atomic.write_text(Path(args.output), html, parents=True)
     for run in runs:
         for part in run.parts:
             flag = " PARTIAL" if part.partial else ""
@@ -131,6 +113,6 @@ def cmd_report(args: argparse.Namespace) -> int:
             )
     print(os.fspath(args.output))
     if args.markdown:
-        _atomic_write(Path(args.markdown), markdown)
+        atomic.write_text(Path(args.markdown), markdown, parents=True)
         print(os.fspath(args.markdown))
     return 0

@@ -162,15 +162,15 @@ def performance_changes(
 
 def environment_diff(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     """``(key, old, new, differs)`` for every key of the two environment blocks (nested keys dotted)."""
-    fa, fb = _flatten(old), _flatten(new)
+    fa, fb = flatten(old), flatten(new)
     return [(k, fa.get(k, "–"), fb.get(k, "–"), fa.get(k) != fb.get(k)) for k in sorted(set(fa) | set(fb))]
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
     out: dict[str, str] = {}
     for k, v in d.items():
         if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
+            out.update(flatten(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = " ".join(map(str, v)) if isinstance(v, list) else str(v)
     return out

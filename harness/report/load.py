@@ -24,18 +24,23 @@ from __future__ import annotations
 import datetime
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .. import environment, results
+from ..bench import records as bench_records
 from ..errors import HarnessError
+from ..requirements import Requirement
+from ..requirements import record as requirements_record
 
-CONFORMANCE_SCHEMA = "oci-harness/conformance-result/1"
-BENCH_SCHEMA = "oci-harness/bench-sample/1"
-CONFORMANCE_FILE = "results.jsonl"
-BENCH_FILE = "samples.jsonl"
+CONFORMANCE_SCHEMA = results.SCHEMA
+BENCH_SCHEMA = bench_records.SCHEMA
+CONFORMANCE_FILE = results.FILE
+BENCH_FILE = bench_records.FILE
 
 CONFORMANCE_COLUMNS = [
     "case",
@@ -65,8 +70,6 @@ BENCH_COLUMNS = [
     "unit",
     "time",
 ]
-SUITES = ("lifecycle", "io", "scale")
-UNITS = ("s", "bytes", "inodes", "mounts", "B/s", "ops/s")
 #: Statuses of a run (``environment.json``, ``run_status.status``); ``unknown`` when not recorded
 #: (an older harness, or a run killed before it could write it).
 COMPLETE, UNKNOWN = "complete", "unknown"
@@ -126,6 +129,10 @@ class Run:
     parts: list[Part] = field(default_factory=list)
     #: Whether the runtime columns carry hosts (a merge of results from several machines).
     multi_host: bool = False
+    #: The catalogue the conformance run used and ``{requirement id: [case ids]}`` of its
+    #: collected cases (``requirements.json``); None from a harness that did not store them.
+    catalogue: dict[str, Requirement] | None = None
+    covered: dict[str, list[str]] | None = None
 
     @property
     def runtimes(self) -> list[str]:
@@ -166,9 +173,11 @@ def load_run(
         if not path.exists():
             raise HarnessError(f"{path}: no such file or folder of results")
         for kind, file in _discover(path, run.notes, latest):
-            env_path = file.parent / "environment.json"
+            env_path = file.parent / environment.FILE
             env = read_environment(env_path) if env_path.is_file() else {}
             frame = read_conformance(file, run.notes) if kind == "conformance" else read_samples(file)
+            if kind == "conformance":
+                _read_catalogue(run, file.parent / requirements_record.FILE)
             info = describe(kind, file, env, frame)
             if info.partial and not allow_partial:
                 raise HarnessError(
@@ -199,6 +208,21 @@ def load_run(
     return run
 
 
+def _read_catalogue(run: Run, path: Path) -> None:
+    """The catalogue and coverage stored beside ``results.jsonl`` (merged sets: joined)."""
+    if not path.is_file():
+        run.notes.append(
+            f"{path.parent}: no {requirements_record.FILE} (written by an older harness): the requirements are this "
+            "harness's catalogue, and one no record names counts as not covered"
+        )
+        return
+    catalogue, covered = requirements_record.read(path)
+    run.catalogue = {**catalogue, **(run.catalogue or {})}
+    run.covered = run.covered or {}
+    for rid, cases in covered.items():
+        run.covered[rid] = sorted(set(run.covered.get(rid, [])) | set(cases))
+
+
 def _merged(sets: list[tuple[Part, pd.DataFrame]], multi_host: bool, key: str | None) -> pd.DataFrame:
     """One frame of several sets; refuses a runtime on one host given twice."""
     seen: dict[tuple[str, str], Path] = {}
@@ -227,7 +251,7 @@ def _merged(sets: list[tuple[Part, pd.DataFrame]], multi_host: bool, key: str | 
 
 def describe(kind: str, file: Path, env: dict[str, Any], frame: pd.DataFrame) -> Part:
     """What a results file's environment says about its run."""
-    status = env.get("run_status") if isinstance(env.get("run_status"), dict) else {}
+    status = environment.status_of(env)
     part = Part(kind=kind, path=file, host=str(env.get("hostname") or "unknown host"))
     part.status = str(status.get("status") or UNKNOWN)
     if part.status == UNKNOWN and env.get("interrupted") is True:
@@ -314,7 +338,7 @@ def _environment_of(results: Path) -> dict[str, Any]:
 
 def _status_of(results: Path) -> str:
     env = _environment_of(results)
-    status = env.get("run_status") if isinstance(env.get("run_status"), dict) else {}
+    status = environment.status_of(env)
     if status.get("status"):
         return str(status["status"])
     return "interrupted" if env.get("interrupted") is True else UNKNOWN
@@ -322,7 +346,7 @@ def _status_of(results: Path) -> str:
 
 def _started(results: Path) -> float:
     env = _environment_of(results)
-    status = env.get("run_status") if isinstance(env.get("run_status"), dict) else {}
+    status = environment.status_of(env)
     value = status.get("started", env.get("started"))
     return float(value) if isinstance(value, (int, float)) else results.stat().st_mtime
 
@@ -339,9 +363,9 @@ def _kind_of_file(path: Path) -> str:
             raise HarnessError(
                 f"{path}:{number}: not a JSON object (expected {CONFORMANCE_FILE} or {BENCH_FILE} lines)"
             ) from None
-        if schema == CONFORMANCE_SCHEMA:
+        if results.version_of(schema) is not None:
             return "conformance"
-        if schema == BENCH_SCHEMA:
+        if results.version_of(schema, bench_records.KIND) is not None:
             return "bench"
         raise HarnessError(
             f"{path}:{number}: unknown schema {schema!r} (expected {CONFORMANCE_SCHEMA!r} or {BENCH_SCHEMA!r})"
@@ -349,7 +373,7 @@ def _kind_of_file(path: Path) -> str:
     raise HarnessError(f"{path}: empty file, no results")
 
 
-def _lines(path: Path):
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
@@ -359,110 +383,41 @@ def _lines(path: Path):
             yield number, line
 
 
-def _objects(path: Path, schema: str):
-    for number, line in _lines(path):
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise HarnessError(f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno})") from None
-        if not isinstance(obj, dict):
-            raise HarnessError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
-        if obj.get("schema", schema) != schema:
-            raise HarnessError(f"{path}:{number}: schema {obj.get('schema')!r}, expected {schema!r}")
-        yield number, obj
-
-
 def read_conformance(path: Path, notes: list[str] | None = None) -> pd.DataFrame:
-    """``results.jsonl``: one row per case and runtime.
+    """``results.jsonl`` (read by :func:`harness.results.read`): one row per case and runtime.
 
-    An outcome this reader does not know (a newer harness may add one, like ``leak``) is kept
-    as it is and counts as a failure. A record without a runtime (older harnesses wrote one
-    for the differential cases skipped without ``--diff``) is left out, with a note."""
-    rows = []
-    without_runtime = 0
-    for number, obj in _objects(path, CONFORMANCE_SCHEMA):
-        where = f"{path}:{number}"
-        for key in ("case", "outcome"):
-            if not isinstance(obj.get(key), str) or not obj.get(key):
-                raise HarnessError(f"{where}: conformance record without {key!r}")
-        reqs = obj.get("requirements") or []
-        if not isinstance(reqs, list) or not all(isinstance(r, dict) and isinstance(r.get("id"), str) for r in reqs):
-            raise HarnessError(f"{where}: 'requirements' must be a list of objects with an 'id'")
-        sections = obj.get("sections") or {}
-        if not isinstance(sections, dict):
-            raise HarnessError(f"{where}: 'sections' must be an object of title: text")
-        if not obj.get("runtime"):
-            without_runtime += 1
-            continue
-        case = obj["case"]
-        path_part, _, name = case.partition("::")
-        rows.append(
-            {
-                "case": case,
-                "file": obj.get("file") or path_part,
-                "name": obj.get("name") or name.split("[", 1)[0],
-                "runtime": str(obj["runtime"]),
-                "outcome": obj["outcome"],
-                "reason": obj.get("reason"),
-                "message": obj.get("message"),
-                "sections": sections,
-                "duration": float(obj.get("duration") or 0.0),
-                "requirements": reqs,
-                "runtime_version": obj.get("runtime_version"),
-                "host": None,
-            }
-        )
+    A record without a runtime (older harnesses wrote one for the differential cases skipped
+    without ``--diff``) is left out, with a note."""
+    records, without_runtime = results.read(path)
     if without_runtime and notes is not None:
         notes.append(
             f"{path}: {without_runtime} record(s) without a runtime left out (differential cases skipped without --diff, from an older harness)"
         )
-    if not rows:
+    if not records:
         raise HarnessError(
             f"{path}: no conformance records" + (f" ({without_runtime} without a runtime)" if without_runtime else "")
         )
+    rows = [{**{c: r.get(c) for c in CONFORMANCE_COLUMNS}, "host": None} for r in records]
     return pd.DataFrame(rows, columns=CONFORMANCE_COLUMNS)
 
 
 def read_samples(path: Path) -> pd.DataFrame:
-    """``samples.jsonl``: one row per measured sample (warm-up samples included, flagged)."""
-    rows = []
-    for number, obj in _objects(path, BENCH_SCHEMA):
-        where = f"{path}:{number}"
-        for key in ("suite", "workload", "unit"):
-            if not isinstance(obj.get(key), str):
-                raise HarnessError(f"{where}: bench sample without {key!r}")
-        if obj["suite"] not in SUITES:
-            raise HarnessError(f"{where}: suite {obj['suite']!r} is not one of {', '.join(SUITES)}")
-        if obj["unit"] not in UNITS:
-            raise HarnessError(f"{where}: unit {obj['unit']!r} is not one of {', '.join(UNITS)}")
-        value = obj.get("value")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise HarnessError(f"{where}: value {value!r} is not a finite number")
-        params = obj.get("params") or {}
-        if not isinstance(params, dict):
-            raise HarnessError(f"{where}: 'params' must be an object")
-        rows.append(
-            {
-                **{c: obj.get(c) for c in BENCH_COLUMNS},
-                "params": params,
-                "value": float(value),
-                "warmup": bool(obj.get("warmup")),
-            }
-        )
+    """``samples.jsonl`` (read by :func:`harness.bench.records.read_samples`): one row per measured
+    sample (warm-up samples included, flagged)."""
+    rows = [
+        {**{c: obj.get(c) for c in BENCH_COLUMNS}, "value": float(obj["value"]), "warmup": bool(obj.get("warmup"))}
+        for obj in bench_records.read_samples(path)
+    ]
     if not rows:
         raise HarnessError(f"{path}: no bench samples")
     return pd.DataFrame(rows, columns=BENCH_COLUMNS)
 
 
 def read_environment(path: Path) -> dict[str, Any]:
-    try:
-        env = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as err:
-        raise HarnessError(f"{path}: cannot read: {err}") from None
-    except json.JSONDecodeError as err:
-        raise HarnessError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
-    if not isinstance(env, dict):
-        raise HarnessError(f"{path}: the environment block must be a JSON object")
+    """An ``environment.json`` (read by :func:`harness.environment.read`), without its schema
+    line, which says how to read it, not what the run was."""
+    env = environment.read(path)
+    env.pop("schema", None)
     return env
 
 

@@ -85,7 +85,7 @@ class RunView:
 
 
 def _run_view(run: Run, role: str) -> RunView:
-    envs = [(kind, _compare._flatten(env).items()) for kind, env in run.environments.items()]
+    envs = [(kind, _compare.flatten(env).items()) for kind, env in run.environments.items()]
     return RunView(
         run.label,
         role,
@@ -129,20 +129,31 @@ def context(
     title: str | None = None,
     strength: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything the templates show, for one run or two (OLD, NEW)."""
-    from ..requirements import catalogue as load_catalogue
+    """Everything the templates show, for one run or two (OLD, NEW).
+
+    The requirements and the cases naming them are those each run stored
+    (``requirements.json``); ``catalogue`` and ``covered`` replace them (tests). A run from a
+    harness that stored none is shown against this harness's catalogue, with nothing covered
+    but what its records name."""
     from . import performance
 
     if not 1 <= len(runs) <= 2:
         raise HarnessError(f"a report shows one run, or two to compare (OLD NEW); got {len(runs)}")
-    catalogue = catalogue if catalogue is not None else load_catalogue()
+
+    def requirements_of(run: Run) -> tuple[dict[str, Requirement], dict[str, list[str]] | None]:
+        from ..requirements import catalogue as this_harness
+
+        if catalogue is not None:
+            return catalogue, covered
+        return run.catalogue or this_harness(), covered if covered is not None else run.covered
+
     new = runs[-1]
     ctx: dict[str, Any] = {
         "title": title or ("oci-harness comparison" if len(runs) == 2 else "oci-harness report"),
         "generated": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "runs": [_run_view(r, role) for r, role in zip(runs, ["OLD", "NEW"] if len(runs) == 2 else [""], strict=False)],
         "strengths": _conf.STRENGTHS,
-        "conf": _conformance_context(new, catalogue, covered),
+        "conf": _conformance_context(new, *requirements_of(new)),
         "perf": performance.sections(new.samples),
         "compare": None,
         "strength": None,
@@ -158,7 +169,7 @@ def context(
         flips = []
         if old.conformance is not None and new.conformance is not None:
             flips = _compare.conformance_flips(
-                _conf.build_matrix(old.conformance, catalogue, covered), ctx["conf"]["matrix"]
+                _conf.build_matrix(old.conformance, *requirements_of(old)), ctx["conf"]["matrix"]
             )
         changes = _compare.performance_changes(old.samples, new.samples, noise)
         env = []

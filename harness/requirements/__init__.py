@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import tomllib
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from ..errors import HarnessError
 
@@ -258,14 +260,11 @@ def collect_cases(cases_dir: Path) -> dict[str, list[str]]:
 
     class Collector:
         def __init__(self) -> None:
-            self.found: dict[str, set[str]] = defaultdict(set)
+            self.found: dict[str, list[str]] = {}
 
         @pytest.hookimpl(trylast=True)
         def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-            for item in items:
-                for marker in item.iter_markers("spec"):
-                    for rid in marker.args:
-                        self.found[rid].add(item.nodeid.split("[", 1)[0])
+            self.found = cases_by_requirement(items)
 
     if not Path(cases_dir).is_dir():
         raise HarnessError(f"{cases_dir}: no such folder of cases (run from the project's root or pass --cases DIR)")
@@ -280,4 +279,16 @@ def collect_cases(cases_dir: Path) -> dict[str, list[str]]:
         raise HarnessError(
             f"collecting the cases in {cases_dir} failed (pytest exit {int(code)}):\n{out.getvalue()[-2000:]}"
         )
-    return {rid: sorted(cases) for rid, cases in collector.found.items()}
+    return collector.found
+
+
+def cases_by_requirement(items: Iterable[Any]) -> dict[str, list[str]]:
+    """``{requirement id: [case ids]}`` for collected pytest items, from their ``spec(...)``
+    markers. A case id is its node id without parameters (``cases/test_x.py::test_y``): the
+    catalogue is about which checks exist, not how many runtimes they run on."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for item in items:
+        for marker in item.iter_markers("spec"):
+            for rid in marker.args:
+                found[rid].add(item.nodeid.split("[", 1)[0])
+    return {rid: sorted(cases) for rid, cases in sorted(found.items())}
