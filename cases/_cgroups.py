@@ -21,16 +21,14 @@ def controller_mounts():
     ("rw,cpu,cpuacct", "rw,name=systemd").
     """
     found = {}
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        left, _, right = line.partition(" - ")
-        fstype, _source, super_options = ([*right.split(), "", "", ""])[:3]
-        mount_point = Path(left.split()[4].replace("\\040", " "))
+    for m in host.mounts():
+        fstype, mount_point = m.fstype, Path(m.mount_point)
         # a later mount hides an earlier one at or above the same place (nox -s conformance-v2
         # binds the v2 hierarchy over /sys/fs/cgroup): the last one listed is the one seen
         if fstype == "cgroup2":
             found[""] = mount_point
         elif fstype == "cgroup":
-            for opt in super_options.split(","):
+            for opt in m.super_options:
                 if (
                     opt in ("rw", "ro")
                     or ("=" in opt and not opt.startswith("name="))

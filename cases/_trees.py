@@ -17,18 +17,7 @@ import tempfile
 from pathlib import Path
 
 from harness import _linux
-
-MS_RDONLY = 1
-MS_NOSUID = 2
-MS_NODEV = 4
-MS_NOEXEC = 8
-MS_REMOUNT = 32
-MS_NOSYMFOLLOW = 256
-MS_NOATIME = 1024
-MS_NODIRATIME = 2048
-MS_BIND = 0x1000
-MS_RELATIME = 1 << 21
-MS_STRICTATIME = 1 << 24
+from harness._linux import MS_BIND, MS_REMOUNT
 
 
 class HostTree:

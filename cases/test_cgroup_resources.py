@@ -26,7 +26,7 @@ from _cgroups import (
 )
 from _errors import expect_error
 
-from harness import _linux, features, spec
+from harness import _linux, features, host, spec
 from harness.pytest_plugin import USERNS_HOST_ID
 
 pytestmark = pytest.mark.requires("root")
@@ -677,10 +677,9 @@ def test_fallback_files_change_owner_without_a_delegate_list(runtime, userns_bun
 
 
 def resctrl_mount():
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        left, _, right = line.partition(" - ")
-        if right.split()[0] == "resctrl":
-            return Path(left.split()[4])
+    for m in host.mounts():
+        if m.fstype == "resctrl":
+            return Path(m.mount_point)
     return None
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import host
 from harness.bundle import create_bundle, remove_bundle
 from harness.image import ImageBuilder, LayerStore, Layout, generate_image
 from harness.rootfs import local_alpine_tarball
@@ -97,8 +98,7 @@ def image_bundle(tmp_path, probe_binary, layer_store):
     yield make
     for path in made:
         remove_bundle(path)
-    with open("/proc/self/mountinfo") as f:
-        left = [line.split()[4] for line in f if line.split()[4].startswith(str(tmp_path))]
+    left = [m.mount_point for m in host.mounts() if m.mount_point.startswith(str(tmp_path))]
     assert left == [], f"mounts left behind: {left}"
 
 

@@ -27,7 +27,9 @@ import stat
 import time
 
 import pytest
-from _trees import (
+from _trees import HostTree
+
+from harness._linux import (
     MS_NOATIME,
     MS_NODEV,
     MS_NODIRATIME,
@@ -36,9 +38,7 @@ from _trees import (
     MS_NOSYMFOLLOW,
     MS_RDONLY,
     MS_STRICTATIME,
-    HostTree,
 )
-
 from harness.probe import parse_report
 
 pytestmark = pytest.mark.requires("root")

@@ -7,20 +7,16 @@ mount table stay as they were."""
 
 import errno
 import os
-from pathlib import Path
 
 import pytest
 from _errors import expect_error
 
-from harness import _linux
+from harness import _linux, host
+from harness._linux import MS_BIND, MS_REC, MS_SHARED
 from harness.probe import parse_report
 from harness.runtime import RuntimeCallError
 
 pytestmark = pytest.mark.requires("root")
-
-MS_BIND = 0x1000
-MS_REC = 0x4000
-MS_SHARED = 1 << 20
 
 
 def mount_at(report, mount_point):
@@ -53,10 +49,9 @@ def add_mounts(*entries):
 
 def host_peer_group(path):
     """The ``shared:N`` peer group of the host mount at ``path`` (None if it is not shared)."""
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        fields = line.split(" - ")[0].split()
-        if fields[4] == str(path):
-            for opt in fields[6:]:
+    for m in host.mounts():
+        if m.mount_point == str(path):
+            for opt in m.optional:
                 if opt.startswith("shared:"):
                     return opt.split(":", 1)[1]
     return None
@@ -211,11 +206,7 @@ def test_symlink_destination_stays_inside(runtime, bundle_factory, container_fac
     assert sorted(os.listdir(host_dir)) == before, (
         f"the runtime changed the host folder {host_dir} through the rootfs symlink /evil -> {escape}: it now holds {sorted(os.listdir(host_dir))}"
     )
-    landed = [
-        line
-        for line in Path("/proc/self/mountinfo").read_text().splitlines()
-        if str(host_dir) in line.split(" - ")[0].split()[4]
-    ]
+    landed = [m for m in host.mounts() if str(host_dir) in m.mount_point]
     assert not landed, f"a mount landed on the host under {host_dir}: {landed}"
     if started:
         report = parse_report(c.stdout())

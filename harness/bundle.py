@@ -22,7 +22,6 @@ user's supplementary groups) and ``Labels`` as annotations.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import json
 import os
@@ -238,7 +237,7 @@ def _create_image_bundle(
             else:  # an image without layers: the upper folder alone, bind-mounted
                 from . import _linux
 
-                _linux.mount(str(upper), str(root), None, 0x1000)  # MS_BIND
+                _linux.mount(str(upper), str(root), None, _linux.MS_BIND)
         else:
             (directory / MARKER).write_text(json.dumps(marker))
             made.append(directory / MARKER)
@@ -396,15 +395,6 @@ def _parse_db(data: bytes | None, fields: int) -> list[list[str]]:
     return rows
 
 
-_SYS_OPENAT2 = 437
-_RESOLVE_NO_MAGICLINKS = 0x02
-_RESOLVE_IN_ROOT = 0x10
-
-
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
-
-
 def _open_in_root(root: Path, relpath: str) -> int | None:
     """An fd of ``relpath`` inside ``root``, with symlinks resolved as if ``root`` were ``/``
     (openat2 ``RESOLVE_IN_ROOT``, or a walk that follows no symlink); None if it does not exist."""
@@ -415,21 +405,16 @@ def _open_in_root(root: Path, relpath: str) -> int | None:
     except OSError:
         return None
     try:
-        how = _OpenHow(os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK, 0, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
-        libc = _linux._libc()
-        libc.syscall.restype = ctypes.c_long
-        fd = libc.syscall(
-            ctypes.c_long(_SYS_OPENAT2),
-            ctypes.c_int(root_fd),
-            relpath.encode(),
-            ctypes.byref(how),
-            ctypes.c_size_t(ctypes.sizeof(how)),
+        return _linux.openat2(
+            root_fd,
+            relpath,
+            os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK,
+            _linux.RESOLVE_IN_ROOT | _linux.RESOLVE_NO_MAGICLINKS,
         )
-        if fd < 0:
-            if ctypes.get_errno() != errno.ENOSYS:
-                return None
-            return root_fd_walk(root_fd, relpath)
-        return fd
+    except OSError as err:
+        if err.errno != errno.ENOSYS:
+            return None
+        return root_fd_walk(root_fd, relpath)
     finally:
         os.close(root_fd)
 

@@ -31,10 +31,14 @@ class Mount:
     fstype: str
     source: str
     super_options: tuple[str, ...] = ()
+    #: the optional fields (``shared:N``, ``master:N``, ``propagate_from:N``, ``unbindable``)
+    optional: tuple[str, ...] = ()
 
 
 def mounts(pid: int | str = "self") -> list[Mount]:
-    """The mount table of a process, parsed from /proc/PID/mountinfo."""
+    """The mount table of a process, parsed from /proc/PID/mountinfo (the harness's one parser
+    of it; proc(5) describes the fields), in the kernel's order: a later mount at a place hides
+    an earlier one."""
     result = []
     for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
         left, _, right = line.partition(" - ")
@@ -50,6 +54,7 @@ def mounts(pid: int | str = "self") -> list[Mount]:
                 r[0],
                 _unescape(r[1]),
                 tuple(r[2].split(",")) if len(r) > 2 else (),
+                tuple(f[6:]),
             )
         )
     return result

@@ -171,33 +171,31 @@ def installed_runtimes() -> list[str]:
 
 def filesystem_of(path: Path) -> dict[str, Any]:
     """Type, source and mount options of the mount holding ``path`` (from /proc/self/mountinfo)."""
+    from harness import host
+
     path = Path(path).resolve()
     best: dict[str, Any] = {}
     best_len = -1
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        left, _, right = line.partition(" - ")
-        f = left.split()
-        r = right.split()
-        point = f[4].replace("\\040", " ")
+    for m in host.mounts():
+        point = m.mount_point
         if (str(path) == point or str(path).startswith(point.rstrip("/") + "/")) and len(point) > best_len:
             best_len = len(point)
             best = {
                 "path": str(path),
                 "mount_point": point,
-                "type": r[0],
-                "source": r[1] if len(r) > 1 else "",
-                "mount_options": f[5],
-                "super_options": r[2] if len(r) > 2 else "",
+                "type": m.fstype,
+                "source": m.source,
+                "mount_options": ",".join(m.options),
+                "super_options": ",".join(m.super_options),
             }
     return best
 
 
 def run_bench(options: Options, argv: list[str] | None = None) -> Path:
     """Run the suites; returns the output folder."""
-    from harness import _linux, runtime
+    from harness import _linux, environment, runtime
     from harness.journal import Journal
     from harness.probe import build_probe
-    from harness import environment
 
     from ._build import build_iobench
     from ._timing import WAKEUP

@@ -8,13 +8,11 @@ has no such limit: each layer path is its own string. Where the kernel lacks it 
 ``lowerdir+`` refused), the classic call is used if the options fit in a page, and a clear error
 says what to do if they do not.
 
-System calls the ``os`` module lacks are made with ctypes; their numbers are the same on every
-architecture (they were added after the syscall tables were unified).
+The system calls themselves are in :mod:`harness._linux`.
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 from pathlib import Path
@@ -25,27 +23,7 @@ from .layout import ImageError
 
 __all__ = ["mount_overlay", "mounts_under", "new_mount_api_available", "unmount"]
 
-_SYS_MOVE_MOUNT = 429
-_SYS_FSOPEN = 430
-_SYS_FSCONFIG = 431
-_SYS_FSMOUNT = 432
-FSOPEN_CLOEXEC = 1
-FSCONFIG_SET_STRING = 1
-FSCONFIG_CMD_CREATE = 6
-FSMOUNT_CLOEXEC = 1
-MOVE_MOUNT_F_EMPTY_PATH = 0x4
-AT_FDCWD = -100
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def _syscall(number: int, *args: object) -> int:
-    libc = _linux._libc()
-    libc.syscall.restype = ctypes.c_long
-    result = libc.syscall(ctypes.c_long(number), *args)
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return result
 
 
 def _kernel_log(fs_fd: int) -> str:
@@ -73,7 +51,7 @@ def _check_dirs(lowers: list[Path], upper: Path, work: Path) -> None:
 
 def new_mount_api_available() -> bool:
     try:
-        fd = _syscall(_SYS_FSOPEN, b"overlay", ctypes.c_uint(FSOPEN_CLOEXEC))
+        fd = _linux.fsopen("overlay")
     except OSError:
         return False
     os.close(fd)
@@ -114,7 +92,7 @@ class _Unsupported(Exception):
 
 def _mount_fsconfig(target: Path, lowers: list[Path], upper: Path, work: Path) -> None:
     try:
-        fs_fd = _syscall(_SYS_FSOPEN, b"overlay", ctypes.c_uint(FSOPEN_CLOEXEC))
+        fs_fd = _linux.fsopen("overlay")
     except OSError as err:
         if err.errno == errno.ENOSYS:
             raise _Unsupported("no fsopen") from None
@@ -122,16 +100,9 @@ def _mount_fsconfig(target: Path, lowers: list[Path], upper: Path, work: Path) -
     mnt_fd = -1
     try:
 
-        def config(key: str, value: str | None, cmd: int = FSCONFIG_SET_STRING) -> None:
+        def config(key: str, value: str | None, cmd: int = _linux.FSCONFIG_SET_STRING) -> None:
             try:
-                _syscall(
-                    _SYS_FSCONFIG,
-                    ctypes.c_int(fs_fd),
-                    ctypes.c_uint(cmd),
-                    key.encode() if key else None,
-                    value.encode() if value is not None else None,
-                    ctypes.c_int(0),
-                )
+                _linux.fsconfig(fs_fd, cmd, key, value)
             except OSError as err:
                 log = _kernel_log(fs_fd)
                 if key == "lowerdir+" and err.errno == errno.EINVAL and "lowerdir+" in log:
@@ -145,17 +116,10 @@ def _mount_fsconfig(target: Path, lowers: list[Path], upper: Path, work: Path) -
             config("lowerdir+", str(lower))
         config("upperdir", str(upper))
         config("workdir", str(work))
-        config("", None, FSCONFIG_CMD_CREATE)
+        config("", None, _linux.FSCONFIG_CMD_CREATE)
         try:
-            mnt_fd = _syscall(_SYS_FSMOUNT, ctypes.c_int(fs_fd), ctypes.c_uint(FSMOUNT_CLOEXEC), ctypes.c_uint(0))
-            _syscall(
-                _SYS_MOVE_MOUNT,
-                ctypes.c_int(mnt_fd),
-                b"",
-                ctypes.c_int(AT_FDCWD),
-                str(target).encode(),
-                ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH),
-            )
+            mnt_fd = _linux.fsmount(fs_fd)
+            _linux.move_mount_to(mnt_fd, str(target))
         except OSError as err:
             raise ImageError(f"cannot mount overlayfs at {target}: {err.strerror}") from None
     finally:
