@@ -1,9 +1,10 @@
 """Sessions: `nox -s conformance` (the suite against a runtime), `nox -s tests` (the harness's
 own tests), `nox -s conformance-v2` (on a hybrid cgroup host, the suite as if it were pure
-cgroup v2), `nox -s ci` (all of these, what .ci/run and the README's test command run).
+cgroup v2), `nox -s lint` (ruff and mypy), `nox -s ci` (all of these, what .ci/run and the
+README's test command run).
 
-All sessions share one virtualenv, .nox/shared (see install()): the harness with its test and
-analysis extras, made once and installed again only when pyproject.toml changes. The
+All sessions share one virtualenv, .nox/shared (see install()): the harness with its test,
+analysis and lint extras, made once and installed again only when pyproject.toml changes. The
 conformance sessions also make sure
 the system packages they need are there (the runtime binaries, a C compiler and static libc for
 the probe): when one is missing and we are root on a Debian-like host, they apt-get install it.
@@ -72,7 +73,9 @@ def install(session: nox.Session) -> None:
         with open(stamp) as f:
             current = f.read()
     if current != key:
-        session.run(python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", ".[test]", external=True)
+        session.run(
+            python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", ".[test,lint]", external=True
+        )
         with open(stamp, "w") as f:
             f.write(key)
     else:
@@ -138,6 +141,26 @@ def tests(session: nox.Session) -> None:
     install(session)
     os.makedirs(RESULTS, exist_ok=True)
     session.run("pytest", "tests", f"--junitxml={RESULTS}/tests.xml", *session.posargs, env=spec_env(session))
+
+
+#: What mypy checks: the harness, and the bundled runtime as its own package (it imports nothing
+#: from the harness).
+TYPED = ["harness"]
+
+
+def run_lint(session: nox.Session) -> None:
+    """ruff's lint rules and its formatter (check only) over the project, then mypy; the rules
+    and what each leaves out, with why, are in pyproject.toml."""
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy", *TYPED)
+
+
+@shared_session
+def lint(session: nox.Session) -> None:
+    """ruff (lint rules and format check) and mypy, as nox -s ci runs them first."""
+    install(session)
+    run_lint(session)
 
 
 @shared_session
@@ -255,10 +278,11 @@ def mutants(session: nox.Session) -> None:
 
 @shared_session
 def ci(session: nox.Session) -> None:
-    """Everything CI checks: the harness's tests, then the conformance suite on the bundled
-    runtime, runc and crun, on a hybrid host again as pure cgroup v2 (reference and runc), the
+    """Everything CI checks: lint and types (seconds, so first), the harness's tests, then the
+    conformance suite on the bundled runtime, runc and crun, on a hybrid host again as pure cgroup v2 (reference and runc), the
     spec mutants' fast path, a quick bench, then the report from those results."""
     install(session)
+    run_lint(session)
     runtimes, _ = requested_runtimes([], CI_RUNTIMES)
     ensure_system_packages(session, runtimes)
     os.makedirs(RESULTS, exist_ok=True)

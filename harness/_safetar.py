@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from harness.errors import RootfsError
 
@@ -555,7 +555,13 @@ class _Reader:
             self._src.close()
 
 
-def _decompressed(source: BinaryIO, label: str) -> _Reader:
+class Readable(Protocol):
+    """What an archive is read from: a file, a decompressor, or a wrapper that hashes as it reads."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+def _decompressed(source: Readable, label: str) -> _Reader:
     """Wrap ``source`` in a decompressor chosen by its first bytes (gzip, bzip2, xz, none)."""
     try:
         head = source.read(6)
@@ -722,7 +728,7 @@ def extract(archive: Path | BinaryIO, target: Path) -> ExtractResult:
 Handler = Callable[[tarfile.TarFile, tarfile.TarInfo, TreeWriter], None]
 
 
-def apply_archive(source: BinaryIO, writer: TreeWriter, *, label: str, handle: Handler = write_member) -> None:
+def apply_archive(source: Readable, writer: TreeWriter, *, label: str, handle: Handler = write_member) -> None:
     """Read the tar archive ``source`` (plain, gzip, bzip2 or xz) member by member and pass each
     to ``handle(tf, info, writer)`` (default :func:`write_member`); counts members in
     ``writer.result``. Does not call ``writer.finish()``.
@@ -742,7 +748,7 @@ def apply_archive(source: BinaryIO, writer: TreeWriter, *, label: str, handle: H
         reader = _decompressed(source, label)
         tf = tarfile.TarFile(fileobj=reader, mode="r")  # type: ignore[arg-type]
         while (info := tf.next()) is not None:
-            tf.members = []  # keep memory flat on big archives
+            tf.members = []  # type: ignore[attr-defined]  # keep memory flat on big archives (typeshed omits this TarFile attribute)
             current = info.name
             result.entries += 1
             handle(tf, info, writer)

@@ -554,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     isub = p.add_subparsers(dest="image_command", required=True, metavar="SUBCOMMAND")
 
     class _Layer(argparse.Action):
-        def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+        def __call__(self, parser, namespace, values, option_string=None):
             kind = {"--layer": "folder", "--tree": "tree"}.get(option_string or "", "changes")
             items = getattr(namespace, "layers", None) or []
             namespace.layers = [*items, (kind, values)]

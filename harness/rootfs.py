@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import http.client
 import logging
@@ -458,7 +459,7 @@ def copy_tree(src: Path, dest: Path) -> ExtractResult:
                     if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
                         raise RootfsError(f"{src}/{label} changed while it was being copied")
                     meta = _meta_of(st, _src_xattrs(fd, result, label))
-                    writer.regular(child, meta, label, lambda out, fd=fd: _copy_data(fd, out))
+                    writer.regular(child, meta, label, functools.partial(_copy_data, fd))
                 finally:
                     os.close(fd)
             elif stat.S_ISLNK(mode):

@@ -383,7 +383,7 @@ def _process(c: _Checker, process: dict[str, Any], platform: str) -> None:
                     f"$.process.capabilities.{key}[{i}]", f"{name!r} is not a Linux capability", _CFG + "#linux-process"
                 )
     score = process.get("oomScoreAdj")
-    if _int(score) and not -1000 <= score <= 1000:
+    if isinstance(score, int) and _int(score) and not -1000 <= score <= 1000:
         c.add("$.process.oomScoreAdj", f"{score} is outside -1000..1000", _CFG + "#linux-process")
 
 

@@ -26,7 +26,7 @@ _PATH_PART = st.text(alphabet=string.ascii_lowercase + string.digits + "_-", min
 abs_paths = st.lists(_PATH_PART, min_size=1, max_size=3).map(lambda parts: "/" + "/".join(parts))
 
 # Arguments the probe carries verbatim (its `note` verb ignores them); any bytes but NUL.
-_ARG = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20)
+_ARG = st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=20)
 extra_args = st.lists(_ARG, max_size=4)
 
 ids = st.integers(min_value=0, max_value=65534)
@@ -76,7 +76,7 @@ def rlimits(draw: Any) -> list[dict[str, Any]]:
     return [draw(_rlimit(t)) for t in types]
 
 
-annotations = st.dictionaries(
+annotation_maps = st.dictionaries(
     st.builds(lambda a, b: f"org.example.{a}.{b}", _HOST_LABEL, _HOST_LABEL),
     st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=20),
     max_size=4,
@@ -153,7 +153,7 @@ def wishes(draw: Any) -> Wish:
         rlimits=draw(rlimits()),
         tmpfs=tmpfs,
         binds=binds,
-        annotations=draw(annotations),
+        annotations=draw(annotation_maps),
     )
 
 

@@ -512,7 +512,7 @@ class ImageBuilder:
                 reader = _decompressed(f, str(path))
                 while chunk := reader.read(_CHUNK):
                     out.write(chunk)
-            desc = sink.desc  # type: ignore[attr-defined]
+            desc = sink.desc
         diff_id = self._scan_dirs(desc)
         self.layers.append(_Layer(desc, diff_id, created_by or f"tarball {path.name}"))
         return desc
@@ -522,7 +522,7 @@ class ImageBuilder:
         hashing = None
         try:
             with self.layout.open_blob(desc) as blob:
-                raw: Any = gzip.GzipFile(fileobj=blob, mode="rb") if desc.media_type.endswith("gzip") else blob  # type: ignore[arg-type]
+                raw: Any = gzip.GzipFile(fileobj=blob, mode="rb") if desc.media_type.endswith("gzip") else blob  # type: ignore[call-overload]
                 from .layers import _Hashing
 
                 hashing = _Hashing(raw)
@@ -558,7 +558,7 @@ class ImageBuilder:
                     filename="",
                     mode="wb",
                     fileobj=sink,
-                    mtime=0,  # type: ignore[arg-type]
+                    mtime=0,
                     compresslevel=self.level,
                 )
                 out = _HashWriter(gz)
@@ -576,7 +576,7 @@ class ImageBuilder:
         """``with builder.layer() as w: w.file(...); w.delete(...)`` adds one layer."""
         with (
             self._blob() as (sink, out),
-            tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar,  # type: ignore[call-overload]
+            tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar,
         ):
             yield LayerWriter(tar, self.mtime, self._dirs)
         self.layers.append(_Layer(sink.desc, sink.diff_id, created_by))

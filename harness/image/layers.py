@@ -31,9 +31,17 @@ import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from harness._safetar import EntryMeta, ExtractResult, TreeWriter, apply_archive, normalize_name, write_member
+from harness._safetar import (
+    EntryMeta,
+    ExtractResult,
+    Readable,
+    TreeWriter,
+    apply_archive,
+    normalize_name,
+    write_member,
+)
 from harness.errors import RootfsError
 
 from .layout import Descriptor, DigestMismatch, ImageError, Layout
@@ -291,7 +299,7 @@ def _copy_fd(src: int, dst: int) -> int:
 
 
 def apply_layer(
-    stream: BinaryIO, target: Path, *, form: str = RAW, lowers: Sequence[Path] = (), label: str = "the layer"
+    stream: Readable, target: Path, *, form: str = RAW, lowers: Sequence[Path] = (), label: str = "the layer"
 ) -> LayerResult:
     """Apply the layer archive ``stream`` (plain or compressed tar) to the folder ``target``.
 
@@ -342,7 +350,7 @@ def unpack_layer(
     label = f"layer {desc.digest}"
     with layout.open_blob(desc) as blob:
         compressed = desc.media_type.endswith(_GZIP_TYPES_SUFFIX)
-        inner: Any = gzip.GzipFile(fileobj=blob, mode="rb") if compressed else blob  # type: ignore[arg-type]
+        inner: Any = gzip.GzipFile(fileobj=blob, mode="rb") if compressed else blob  # type: ignore[call-overload]
         hashing = _Hashing(inner)
         try:
             result = apply_layer(hashing, target, form=form, lowers=lowers, label=label)

@@ -508,7 +508,11 @@ def _pick_platform(choices: list[Descriptor]) -> Descriptor | None:
 
 
 class _BlobSink:
-    """A file being written as a blob; hashes what goes through."""
+    """A file being written as a blob; hashes what goes through. An image builder notes the
+    finished layer's descriptor and diff id on it."""
+
+    desc: Descriptor
+    diff_id: str
 
     def __init__(self, f: BinaryIO):
         self._f = f

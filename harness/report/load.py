@@ -274,7 +274,8 @@ def describe(kind: str, file: Path, env: dict[str, Any], frame: pd.DataFrame) ->
         part.selection = [str(s) for s in status.get("selection") or []]
     else:
         part.count = int((~frame["warmup"].astype(bool)).sum())
-        options = env.get("options") if isinstance(env.get("options"), dict) else {}
+        options = env.get("options")
+        options = options if isinstance(options, dict) else {}
         part.quick = bool(status.get("quick", options.get("quick", False)))
         if part.quick:
             part.selection.append("--quick (smoke run)")

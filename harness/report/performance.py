@@ -252,13 +252,11 @@ def concurrency(s: pd.DataFrame) -> Part | None:
         xs, med, lo, hi, ns = [], [], [], [], []
         for n, g in sorted(c[c["runtime"] == rt].groupby("n"), key=lambda kv: kv[0]):
             sm = _stats.summary(g["value"].tolist())
-            (
-                xs.append(n),
-                med.append(sm["median"] * scale),
-                lo.append(sm["low"] * scale),
-                hi.append(sm["high"] * scale),
-                ns.append(sm["n"]),
-            )
+            xs.append(n)
+            med.append(sm["median"] * scale)
+            lo.append(sm["low"] * scale)
+            hi.append(sm["high"] * scale)
+            ns.append(sm["n"])
             t.add(
                 [
                     rt,
@@ -529,13 +527,11 @@ def depth(s: pd.DataFrame) -> Part | None:
             xs, med, lo, hi, ns = [], [], [], [], []
             for dep, gg in sorted(g.groupby("depth"), key=lambda kv: kv[0]):
                 sm = _stats.summary(gg["value"].tolist())
-                (
-                    xs.append(dep),
-                    med.append(sm["median"] * scale),
-                    lo.append(sm["low"] * scale),
-                    hi.append(sm["high"] * scale),
-                    ns.append(sm["n"]),
-                )
+                xs.append(dep)
+                med.append(sm["median"] * scale)
+                lo.append(sm["low"] * scale)
+                hi.append(sm["high"] * scale)
+                ns.append(sm["n"])
                 t.add([wl, label, str(dep), str(sm["n"]), fmt(sm["median"] * scale), fmt_median_interval(sm, scale)])
             cache = g["params"].iloc[0].get("cache", "")
             _errorline(ax, xs, med, lo, hi, j, label, ns=ns, linestyle=CACHE_STYLES.get(cache, "-"))
@@ -591,13 +587,11 @@ def scaling(s: pd.DataFrame) -> Part | None:
             xs, med, lo, hi, ns = [], [], [], [], []
             for n, gg in sorted(g.groupby("n"), key=lambda kv: kv[0]):
                 sm = _stats.summary(gg["value"].tolist())
-                (
-                    xs.append(n),
-                    med.append(sm["median"] * scale),
-                    lo.append(sm["low"] * scale),
-                    hi.append(sm["high"] * scale),
-                    ns.append(sm["n"]),
-                )
+                xs.append(n)
+                med.append(sm["median"] * scale)
+                lo.append(sm["low"] * scale)
+                hi.append(sm["high"] * scale)
+                ns.append(sm["n"])
             _errorline(ax, xs, med, lo, hi, j, label, ns=ns)
             if g["n"].nunique() >= 2:
                 f = _stats.linear_fit(g["n"].astype(float).tolist(), g["value"].tolist())
