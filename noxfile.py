@@ -145,7 +145,7 @@ def tests(session: nox.Session) -> None:
 
 #: What mypy checks: the harness, and the bundled runtime as its own package (it imports nothing
 #: from the harness).
-TYPED = ["harness"]
+TYPED = ["harness", "runtimes/reference/oci_reference"]
 
 
 def run_lint(session: nox.Session) -> None:
