@@ -36,9 +36,9 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -88,6 +88,7 @@ _COVERED_OUTPUT = "oci_harness_covered"
 DEFAULT_RUNTIME = "reference"
 #: The fixture of the differential cases; they run only with --diff A,B.
 DIFF_FIXTURE = "diff_runtimes"
+_T = TypeVar("_T")
 _PROFILE = "oci-quick"
 
 
@@ -96,7 +97,7 @@ def hypothesis_settings() -> Any:
     same ones every run) or, with ``--deep``, ``oci-deep`` (many random examples)."""
     from hypothesis import HealthCheck, settings
 
-    common = {
+    common: dict[str, Any] = {
         "deadline": None,
         "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
         "print_blob": True,
@@ -268,7 +269,7 @@ def _expected_failure(definition: _runtime.RuntimeDefinition, item: pytest.Item)
     return _listed(definition.expected_failures, definition.name, item)
 
 
-def _listed(entries: dict[str, str], runtime_name: str, item: pytest.Item) -> str | None:
+def _listed(entries: dict[str, _T], runtime_name: str, item: pytest.Item) -> _T | None:
     """The reason ``entries`` (case keys as in :func:`_expected_failure`) give for ``item``, or None."""
     path, _, name = item.nodeid.split("[", 1)[0].rpartition("::")
     params = item.callspec.id.split("-") if hasattr(item, "callspec") else []
@@ -283,7 +284,9 @@ def _listed(entries: dict[str, str], runtime_name: str, item: pytest.Item) -> st
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     known = item.stash.get(_DEVIATION, None)
     if known is not None and getattr(report, "wasxfail", None) is not None and call.excinfo is not None:
@@ -311,11 +314,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
                 report.sections.append(
                     (f"harness: {container.runtime.name} stderr at create of {container.id}", container.create_stderr)
                 )
-            out, err = container.stdout(), container.stderr()
-            if out.strip():
-                report.sections.append((f"harness: stdout of container {container.id}", out))
-            if err.strip():
-                report.sections.append((f"harness: stderr of container {container.id}", err))
+            stdout, stderr = container.stdout(), container.stderr()
+            if stdout.strip():
+                report.sections.append((f"harness: stdout of container {container.id}", stdout))
+            if stderr.strip():
+                report.sections.append((f"harness: stderr of container {container.id}", stderr))
     return report
 
 
@@ -550,7 +553,8 @@ def _check_leaks(
             c._kill_if_left_behind()
             c._reap()
     ids = [c.id for c in made]
-    tokens = sorted(set(ids) | set(item.stash.get(_ISSUED, [])))
+    issued: list[str] = item.stash.get(_ISSUED, [])
+    tokens = sorted(set(ids) | set(issued))
     found = [f"{w} (removed by the harness)" for c in made for w in c.left_behind]
     scanned = leaks.find(
         ids=ids,
@@ -689,11 +693,12 @@ class _Recorder:
             )
         rec["duration"] = round(rec["duration"] + report.duration, 6)
         for key, value in report.user_properties:
-            if key == "leak" and json.loads(value) not in rec.setdefault("leaks", []):
+            leak = json.loads(str(value)) if key == "leak" else None
+            if leak is not None and leak not in rec.setdefault("leaks", []):
                 # what the runtime left on the host: a finding against runtime.delete.removes-resources
-                rec["leaks"].append(json.loads(value))
+                rec["leaks"].append(leak)
                 catalogue = requirements.catalogue()
-                if "runtime.delete.removes-resources" in catalogue and not json.loads(value)["known"]:
+                if "runtime.delete.removes-resources" in catalogue and not leak["known"]:
                     entry = catalogue["runtime.delete.removes-resources"]
                     if all(r["id"] != entry.id for r in rec["requirements"]):
                         rec["requirements"].append(results.requirement(entry))
