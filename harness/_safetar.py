@@ -561,7 +561,7 @@ class Readable(Protocol):
     def read(self, n: int = -1, /) -> bytes: ...
 
 
-def _decompressed(source: Readable, label: str) -> _Reader:
+def decompressed(source: Readable, label: str) -> _Reader:
     """Wrap ``source`` in a decompressor chosen by its first bytes (gzip, bzip2, xz, none)."""
     try:
         head = source.read(6)
@@ -745,7 +745,7 @@ def apply_archive(source: Readable, writer: TreeWriter, *, label: str, handle: H
 
     reader: _Reader | None = None
     try:
-        reader = _decompressed(source, label)
+        reader = decompressed(source, label)
         tf = tarfile.TarFile(fileobj=reader, mode="r")  # type: ignore[arg-type]
         while (info := tf.next()) is not None:
             tf.members = []  # type: ignore[attr-defined]  # keep memory flat on big archives (typeshed omits this TarFile attribute)

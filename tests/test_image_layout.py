@@ -156,7 +156,7 @@ def test_nested_index_is_followed(tmp_path):
     image = small_image(tmp_path / "lay")
     layout = image.layout
     from harness.image import MEDIA_TYPES
-    from harness.image.layout import _host_arch
+    from harness.image.layout import host_arch
 
     inner = layout.write_json(
         {
@@ -164,7 +164,7 @@ def test_nested_index_is_followed(tmp_path):
             "mediaType": MEDIA_TYPES.INDEX,
             "manifests": [
                 {**image.manifest_desc.to_json(), "platform": {"os": "linux", "architecture": "s390x-nope"}},
-                {**image.manifest_desc.to_json(), "platform": {"os": "linux", "architecture": _host_arch()}},
+                {**image.manifest_desc.to_json(), "platform": {"os": "linux", "architecture": host_arch()}},
             ],
         },
         MEDIA_TYPES.INDEX,

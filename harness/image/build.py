@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .layers import OPAQUE_MARKER, RAW, WHITEOUT_PREFIX, unpack_layer
-from .layout import MEDIA_TYPES, Descriptor, Image, ImageError, Layout, _host_arch
+from .layout import MEDIA_TYPES, Descriptor, Image, ImageError, Layout, host_arch
 
 __all__ = ["DEFAULT_PATH", "ImageBuilder", "LayerWriter", "generate_image"]
 
@@ -506,10 +506,10 @@ class ImageBuilder:
                     sink.write(chunk)
             desc = Descriptor(media, sink.digest, sink.size)
         else:
-            from harness._safetar import _decompressed  # the archive's bytes, decompressed
+            from harness._safetar import decompressed  # the archive's bytes, decompressed
 
             with open(path, "rb") as f, self._blob(compress=True) as (sink, out):
-                reader = _decompressed(f, str(path))
+                reader = decompressed(f, str(path))
                 while chunk := reader.read(_CHUNK):
                     out.write(chunk)
             desc = sink.desc
@@ -523,9 +523,9 @@ class ImageBuilder:
         try:
             with self.layout.open_blob(desc) as blob:
                 raw: Any = gzip.GzipFile(fileobj=blob, mode="rb") if desc.media_type.endswith("gzip") else blob  # type: ignore[call-overload]
-                from .layers import _Hashing
+                from .layers import Hashing
 
-                hashing = _Hashing(raw)
+                hashing = Hashing(raw)
                 with tarfile.open(fileobj=hashing, mode="r|") as tf:  # type: ignore[call-overload]
                     for info in tf:
                         parts = tuple(p for p in info.name.split("/") if p not in ("", "."))
@@ -621,7 +621,7 @@ class ImageBuilder:
             cfg["Labels"] = {**(cfg.get("Labels") or {}), **labels}
         created = _iso(self.mtime)
         config = {
-            "architecture": _host_arch(),
+            "architecture": host_arch(),
             "os": "linux",
             "created": created,
             "config": cfg,

@@ -323,7 +323,7 @@ def apply_layer(
     return result
 
 
-class _Hashing:
+class Hashing:
     """Hashes the decompressed archive as it is read (for the layer's diff id)."""
 
     def __init__(self, source: Any):
@@ -351,7 +351,7 @@ def unpack_layer(
     with layout.open_blob(desc) as blob:
         compressed = desc.media_type.endswith(_GZIP_TYPES_SUFFIX)
         inner: Any = gzip.GzipFile(fileobj=blob, mode="rb") if compressed else blob  # type: ignore[call-overload]
-        hashing = _Hashing(inner)
+        hashing = Hashing(inner)
         try:
             result = apply_layer(hashing, target, form=form, lowers=lowers, label=label)
             while hashing.read(_CHUNK):

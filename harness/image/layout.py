@@ -456,7 +456,7 @@ class Layout:
             ]
             pick = _pick_platform(choices)
             if pick is None:
-                raise ImageError(f"index {desc.digest} has no manifest for linux/{_host_arch()}")
+                raise ImageError(f"index {desc.digest} has no manifest for linux/{host_arch()}")
             return self.load_image(pick, ref=ref, _depth=_depth + 1)
         if desc.media_type not in _MANIFEST_TYPES:
             raise ImageError(f"{desc.digest} has media type {desc.media_type!r}, not an image manifest or index")
@@ -493,13 +493,13 @@ class Layout:
         return [(d.annotations.get(REF_NAME), d) for d in self.manifests()]
 
 
-def _host_arch() -> str:
+def host_arch() -> str:
     machine = platform.machine().lower()
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
 
 
 def _pick_platform(choices: list[Descriptor]) -> Descriptor | None:
-    arch = _host_arch()
+    arch = host_arch()
     for d in choices:
         p = d.platform or {}
         if p.get("os", "linux") == "linux" and p.get("architecture", arch) == arch:
