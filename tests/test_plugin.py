@@ -321,3 +321,32 @@ def test_differential_cases_without_diff_are_left_out_not_recorded(fake_env, tmp
 
     records = results.read_jsonl(out / "results.jsonl")
     assert [r["name"] for r in records] == ["test_one"] and all(r["runtime"] for r in records)
+
+
+def test_results_dir_stores_the_catalogue_and_the_cases_naming_each_requirement(fake_env, tmp_path):
+    """requirements.json holds every requirement, with the collected cases naming it: also a
+    case deselected with -k (the report tells "not run" from "not covered" from it alone)."""
+    fake_env.makepyfile(
+        test_cases="""
+        import pytest
+
+        @pytest.mark.spec("runtime.create.status-created")
+        def test_ran(runtime):
+            pass
+
+        @pytest.mark.spec("runtime.state.id")
+        def test_left_out(runtime):
+            pass
+        """
+    )
+    out = tmp_path / "results"
+    fake_env.runpytest("--runtime", "fake", f"--results={out}", "-k", "ran")
+    from harness import requirements
+    from harness.requirements import record
+
+    catalogue, covered = record.read(out / "requirements.json")
+    assert catalogue.keys() == requirements.catalogue().keys()
+    assert covered == {
+        "runtime.create.status-created": ["test_cases.py::test_ran"],
+        "runtime.state.id": ["test_cases.py::test_left_out"],
+    }
