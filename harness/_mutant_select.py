@@ -38,9 +38,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc):
         return
     sel = _cached_selection(config)
     case = metafunc.definition.nodeid.split("[", 1)[0]
-    config._harness_runtimes = {
-        n: d for n, d in runtimes.items() if n in sel and ((cases := sel[n]) is None or case in cases)
-    }  # type: ignore[attr-defined]
+    chosen = {n: d for n, d in runtimes.items() if n in sel and ((cases := sel[n]) is None or case in cases)}
+    config._harness_runtimes = chosen  # type: ignore[attr-defined]
     try:
         yield
     finally:

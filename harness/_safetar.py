@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import lzma
 import os
 import shutil
@@ -480,7 +481,7 @@ class _Reader:
     end of the archive).
     """
 
-    def __init__(self, source: BinaryIO, prefix: bytes = b"", *, owns: bool = False) -> None:
+    def __init__(self, source: Readable, prefix: bytes = b"", *, owns: bool = False) -> None:
         self._src = source
         self._owns = owns
         self._prefix = prefix
@@ -551,7 +552,7 @@ class _Reader:
 
     def close(self) -> None:
         """Close the decompressor this reader created (never the caller's file)."""
-        if self._owns:
+        if self._owns and isinstance(self._src, io.IOBase):
             self._src.close()
 
 
@@ -576,9 +577,9 @@ def decompressed(source: Readable, label: str) -> _Reader:
         raise _Corrupt("the file is empty")
     first = _Reader(source, head)
     if head.startswith(b"\x1f\x8b"):
-        return _Reader(gzip.GzipFile(fileobj=first, mode="rb"), owns=True)  # type: ignore[arg-type]
+        return _Reader(gzip.GzipFile(fileobj=first, mode="rb"), owns=True)
     if head.startswith(b"BZh"):
-        return _Reader(bz2.BZ2File(first), owns=True)  # type: ignore[arg-type]
+        return _Reader(bz2.BZ2File(first), owns=True)
     if head.startswith(b"\xfd7zXZ\x00"):
         return _Reader(lzma.LZMAFile(first), owns=True)  # type: ignore[arg-type]
     if head.startswith(b"\x28\xb5\x2f\xfd"):

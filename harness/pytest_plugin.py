@@ -300,8 +300,9 @@ def pytest_runtest_makereport(
                 f"  the failure message does not match {known.match!r}\n"
                 "A new failure, not the known deviation: fix it or update the entry in the runtime's definition."
             )
-            if hasattr(report.longrepr, "addsection"):
-                report.longrepr.addsection("harness: not the known deviation", note)
+            addsection = getattr(report.longrepr, "addsection", None)
+            if addsection is not None:
+                addsection("harness: not the known deviation", note)
             report.sections.append(("harness: not the known deviation", note))
     if report.failed:
         for container in item.stash.get(_CONTAINERS, []):

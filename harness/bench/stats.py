@@ -57,7 +57,7 @@ def interval_note(n: int, coverage: float, level: float = 0.95) -> str:
     return f"{coverage * 100:.4g}% only, n={n}"
 
 
-def _array(values: Sequence[float]) -> np.ndarray:
+def _array(values: Sequence[float] | np.ndarray) -> np.ndarray:
     x = np.asarray(values, dtype=float).ravel()
     if x.size == 0:
         raise ValueError("no values")
@@ -66,7 +66,7 @@ def _array(values: Sequence[float]) -> np.ndarray:
     return x
 
 
-def median_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+def median_ci(values: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
     """A distribution-free interval for the median: ``(low, high, coverage)``.
 
     The interval is ``[x(r), x(n-r+1)]`` (order statistics, 1-based) with the largest ``r`` for
@@ -87,7 +87,7 @@ def median_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, floa
     return float(x[r - 1]), float(x[n - r]), coverage
 
 
-def outliers(values: Sequence[float]) -> dict:
+def outliers(values: Sequence[float] | np.ndarray) -> dict:
     """Indices of values flagged as outliers, by modified z-score and by Tukey fences.
 
     Modified z = 0.6745 (x - median) / MAD; when the MAD is 0 the mean absolute deviation is
