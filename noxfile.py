@@ -278,11 +278,10 @@ def mutants(session: nox.Session) -> None:
 
 @shared_session
 def ci(session: nox.Session) -> None:
-    """Everything CI checks: lint and types (seconds, so first), the harness's tests, then the
-    conformance suite on the bundled runtime, runc and crun, on a hybrid host again as pure cgroup v2 (reference and runc), the
+    """Everything CI checks: the harness's tests, then the conformance suite on the bundled
+    runtime, runc and crun, on a hybrid host again as pure cgroup v2 (reference and runc), the
     spec mutants' fast path, a quick bench, then the report from those results."""
     install(session)
-    run_lint(session)
     runtimes, _ = requested_runtimes([], CI_RUNTIMES)
     ensure_system_packages(session, runtimes)
     os.makedirs(RESULTS, exist_ok=True)
