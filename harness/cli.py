@@ -760,6 +760,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .report._cli import register as register_report
 
     register_report(sub)
+    from .matrix._cli import register as register_matrix
+
+    register_matrix(sub)
     from .mutants import register as register_mutants
 
     register_mutants(sub)
