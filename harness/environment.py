@@ -53,7 +53,7 @@ def collect(runtime_versions: dict[str, str]) -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {
+    facts = {
         "schema": SCHEMA,
         "kernel": uname.release,
         "machine": uname.machine,
@@ -64,6 +64,10 @@ def collect(runtime_versions: dict[str, str]) -> dict[str, Any]:
         "python": platform.python_version(),
         "runtimes": runtime_versions,
     }
+    if label := os.environ.get("HARNESS_HOST_LABEL", "").strip():
+        # what a merged report calls this host (a CI job's image, a matrix cell), else its hostname
+        facts["host_label"] = label
+    return facts
 
 
 def run_block(

@@ -310,3 +310,61 @@ def _changed(value: Any, base: Any) -> Any:
                 out[k] = _changed(v, base[k])
         return out
     return value
+
+
+#: How a merged report names a column ``runtime @ host`` (see load._merged).
+HOST_SEPARATOR = " @ "
+#: The order statuses are named in a host difference: the worst first.
+_STATUS_ORDER = ("fail", "xfail", "skip", "pass")
+
+
+def split_column(column: str) -> tuple[str, str]:
+    """``("runc", "6.1-v2")`` of ``runc @ 6.1-v2`` (host ``""`` when the column has none)."""
+    runtime, _, host = column.rpartition(HOST_SEPARATOR)
+    return (runtime, host) if runtime else (column, "")
+
+
+@dataclass
+class HostDifference:
+    """A requirement whose status on one runtime differs between hosts."""
+
+    row: Row
+    runtime: str
+    #: ``{status: [hosts]}``, worst status first; hosts where it was not tested are left out
+    by_status: dict[str, list[str]]
+
+    @property
+    def summary(self) -> str:
+        """``fails only on 6.1-v2`` or ``fail on A, B; pass on C``."""
+        words = {"fail": "fails", "xfail": "fails as expected", "skip": "skips", "pass": "passes"}
+        statuses = list(self.by_status)
+        worst, hosts = statuses[0], self.by_status[statuses[0]]
+        if len(hosts) == 1 and sum(len(h) for h in self.by_status.values()) > 1:
+            others = "; ".join(f"{s} on {', '.join(h)}" for s, h in list(self.by_status.items())[1:])
+            return f"{words[worst]} only on {hosts[0]} ({others})"
+        return "; ".join(f"{s} on {', '.join(h)}" for s, h in self.by_status.items())
+
+
+def host_differences(matrix: Matrix) -> list[HostDifference]:
+    """Per runtime, the requirements whose status differs between the hosts it ran on (tested
+    statuses only): failures first, then by level and requirement."""
+    columns: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for column in matrix.runtimes:
+        runtime, host = split_column(column)
+        if host:
+            columns[runtime].append((host, column))
+    found = []
+    for runtime, hosts in sorted(columns.items()):
+        if len(hosts) < 2:
+            continue
+        for row in matrix.rows:
+            by_status: dict[str, list[str]] = defaultdict(list)
+            for host, column in hosts:
+                status = row.cells[column].status
+                if status in TESTED:
+                    by_status[status].append(host)
+            if len(by_status) > 1:
+                ordered = {s: sorted(by_status[s]) for s in _STATUS_ORDER if s in by_status}
+                found.append(HostDifference(row, runtime, ordered))
+    found.sort(key=lambda d: ("fail" not in d.by_status, level_order(d.row.requirement.level), d.row.requirement.id))
+    return found

@@ -91,6 +91,9 @@ class Part:
     count: int = 0
     selection: list[str] = field(default_factory=list)
     quick: bool = False
+    #: what tells hosts apart in a merged report (environment.json: kernel, cgroup_mode)
+    kernel: str = ""
+    cgroup_mode: str = ""
 
     @property
     def partial(self) -> bool:
@@ -252,8 +255,9 @@ def _merged(sets: list[tuple[Part, pd.DataFrame]], multi_host: bool, key: str | 
 def describe(kind: str, file: Path, env: dict[str, Any], frame: pd.DataFrame) -> Part:
     """What a results file's environment says about its run."""
     status = environment.status_of(env)
-    part = Part(kind=kind, path=file, host=str(env.get("hostname") or "unknown host"))
+    part = Part(kind=kind, path=file, host=str(env.get("host_label") or env.get("hostname") or "unknown host"))
     part.status = str(status.get("status") or UNKNOWN)
+    part.kernel, part.cgroup_mode = str(env.get("kernel") or ""), str(env.get("cgroup_mode") or "")
     if part.status == UNKNOWN and env.get("interrupted") is True:
         part.status = "interrupted"
     if status.get("error"):

@@ -105,6 +105,9 @@ def _conformance_context(
     if run.conformance is None:
         return None
     m = _conf.build_matrix(run.conformance, catalogue, covered)
+    pairs = _conf.runtime_pairs(m)
+    if run.multi_host:  # across hosts, the host differences say it; here runtimes on one host
+        pairs = [(a, b) for a, b in pairs if _conf.split_column(a)[1] == _conf.split_column(b)[1]]
     versions = {}
     for rt, g in run.conformance.groupby("runtime"):
         v = g["runtime_version"].dropna()
@@ -115,9 +118,28 @@ def _conformance_context(
         "failures": _conf.failures(m),
         "xfails": _conf.expected_failures(m),
         "skips": _conf.skips(m),
-        "pairs": [(a, b, _conf.differences(m, a, b)) for a, b in _conf.runtime_pairs(m)],
+        "pairs": [(a, b, _conf.differences(m, a, b)) for a, b in pairs],
         "versions": versions,
+        "host_diffs": _conf.host_differences(m) if run.multi_host else [],
+        "hosts": _hosts(run) if run.multi_host else [],
     }
+
+
+def _hosts(run: Run) -> list[dict[str, Any]]:
+    """One row per host of a merged run: what sets it apart (kernel, cgroup mode, versions)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for part in run.parts:
+        if part.kind != "conformance":
+            continue
+        row = rows.setdefault(
+            part.host, {"host": part.host, "kernel": part.kernel, "cgroup_mode": part.cgroup_mode, "runtimes": {}}
+        )
+        if run.conformance is not None:
+            frame = run.conformance[run.conformance["host"] == part.host]
+            for column, group in frame.groupby("runtime"):
+                version = group["runtime_version"].dropna()
+                row["runtimes"][_conf.split_column(str(column))[0]] = str(version.iloc[0]) if len(version) else ""
+    return list(rows.values())
 
 
 def context(
