@@ -141,18 +141,22 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         f"{len(cells)} cells, {jobs} at a time, {args.cpus} vCPU and {args.memory} each: {', '.join(c.label for c in cells)}"
     )
     started = time.monotonic()
-    outcomes = run.run_cells(
-        cells,
-        pytest_args=pytest_args,
-        jobs=jobs,
-        cpus=args.cpus,
-        memory=args.memory,
-        accel=args.accel,
-        timeout=args.cell_timeout * 60,
-        timeout_scale=args.timeout_scale,
-        host_cache=cache_dir(),
-        log=log,
-    )
+    try:
+        outcomes = run.run_cells(
+            cells,
+            pytest_args=pytest_args,
+            jobs=jobs,
+            cpus=args.cpus,
+            memory=args.memory,
+            accel=args.accel,
+            timeout=args.cell_timeout * 60,
+            timeout_scale=args.timeout_scale,
+            host_cache=cache_dir(),
+            log=log,
+        )
+    except KeyboardInterrupt:
+        log("interrupted: every VM is stopped; the cells' folders keep what they had written")
+        return 130
     wall = time.monotonic() - started
     summary = run.write_summary(output, outcomes, wall, pytest_args)
     print(f"matrix: {len(outcomes)} cells in {wall / 60:.1f} min ({summary})")

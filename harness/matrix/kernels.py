@@ -158,6 +158,7 @@ def _unpack(name: str, deb: Path, sha: str, cache: Path, *, package: str, versio
         return Kernel(**{**json.loads((final / "kernel.json").read_text()), "name": name})
     cache.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=cache))
+    os.chmod(tmp, 0o755)
     try:
         _run(["dpkg-deb", "-x", str(deb), str(tmp)], what=f"unpacking {deb.name}")
         images = sorted((tmp / "boot").glob("vmlinuz-*"))
