@@ -113,7 +113,33 @@ def validate(instance: Any, document: str = "config", *, folder: Path | None = N
     """Every place ``instance`` breaks the spec's ``document`` schema (config, state, features)."""
     folder = folder or spec_folder()
     name = DOCUMENTS[document]
-    validator = _validator(str(folder), name)
+    try:
+        # The same document is validated again and again (every bundle starts from the same
+        # default config): the answer for a document already validated is reused, keyed on its
+        # exact JSON text. Only plain JSON is keyed so (a tuple or a non-string key would
+        # print the same text as a different document).
+        key = json.dumps(instance, separators=(",", ":"), allow_nan=False)
+        plain = json.loads(key) == instance
+    except (TypeError, ValueError):
+        plain = False
+    if not plain:
+        return _validate(instance, str(folder), name)
+    cache_key = (str(folder), name, key)
+    found = _ANSWERS.get(cache_key)
+    if found is None:
+        if len(_ANSWERS) >= _ANSWERS_MAX:
+            _ANSWERS.clear()
+        found = _ANSWERS[cache_key] = tuple(_validate(instance, str(folder), name))
+    return list(found)
+
+
+#: answers of :func:`validate` by (spec folder, schema, the document's JSON text)
+_ANSWERS: dict[tuple[str, str, str], tuple[SchemaError, ...]] = {}
+_ANSWERS_MAX = 512
+
+
+def _validate(instance: Any, folder: str, name: str) -> list[SchemaError]:
+    validator = _validator(folder, name)
     found = []
     for error in validator.iter_errors(instance):
         error = _deepest(error)
