@@ -851,21 +851,25 @@ class Container:
 
     def cleanup(self) -> None:
         """Remove the container whatever state it is in; never raises for an already gone one."""
-        if self._exists():
+        # One this object created and did not delete is deleted straight away: asking `state`
+        # first would cost a runtime call per container. Whether it exists is asked when this
+        # object never saw it created, and when that delete fails.
+        if self.created or self._exists():
             try:
                 self.runtime.delete(self.id, force=True)
             except RuntimeCallError:
-                # Some runtimes refuse --force on a created container; kill it, then delete.
-                try:
-                    self.runtime.kill(self.id, "KILL")
-                except RuntimeCallError:
-                    pass
-                _poll(lambda: not _alive(self.pid), 5.0)
-                try:
-                    self.runtime.delete(self.id, force=True)
-                except RuntimeCallError:
-                    if self._exists():
-                        raise
+                if self._exists():
+                    # Some runtimes refuse --force on a created container; kill it, then delete.
+                    try:
+                        self.runtime.kill(self.id, "KILL")
+                    except RuntimeCallError:
+                        pass
+                    _poll(lambda: not _alive(self.pid), 5.0)
+                    try:
+                        self.runtime.delete(self.id, force=True)
+                    except RuntimeCallError:
+                        if self._exists():
+                            raise
         self.created = False
         self._kill_if_left_behind()
         self._reap()
