@@ -180,10 +180,10 @@ def write_report(output: Path, outcomes, log) -> Path | None:
     except HarnessError as err:
         log(f"no report: {err}")
         return None
+    from .. import atomic
     from ..report.load import load_run
     from ..report.render import build_report
     from ..requirements import collect_cases
-    from ..results import _atomic_write
 
     ran = [o for o in outcomes if (o.cell.out / "results" / "results.jsonl").is_file()]
     if not ran:
@@ -202,6 +202,6 @@ def write_report(output: Path, outcomes, log) -> Path | None:
             covered = None
     html, markdown = build_report([run_], covered=covered, title="oci-harness matrix")
     path = output / "report.html"
-    _atomic_write(path, html)
-    _atomic_write(output / "report.md", markdown)
+    atomic.write_text(path, html, parents=True)
+    atomic.write_text(output / "report.md", markdown, parents=True)
     return path
