@@ -8,7 +8,6 @@ import io
 import os
 import stat
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
@@ -612,16 +611,13 @@ def alpine() -> Path:
 
 
 def test_alpine_minirootfs(alpine, target):
-    start = time.monotonic()
     result = extract(alpine, target)
-    elapsed = time.monotonic() - start
     assert result.entries == 518
     assert result.warnings == []
     assert (target / "etc/alpine-release").read_text().strip() == "3.20.3"
     assert os.readlink(target / "bin/sh") == "/bin/busybox"
     assert (target / "bin/busybox").stat().st_mode & 0o111
     assert stat.S_IMODE(os.lstat(target / "tmp").st_mode) == 0o1777
-    assert elapsed < 5, f"extracting the Alpine minirootfs took {elapsed:.2f}s"
 
 
 def test_alpine_minirootfs_from_file_object(alpine, target):
