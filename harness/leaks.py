@@ -19,6 +19,7 @@ import functools
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -289,9 +290,17 @@ def _sysctl_path(key: str) -> Path:
     return Path("/proc/sys") / key.replace(".", "/")
 
 
-def host_state(sysctls: set[str] | frozenset[str] = frozenset()) -> dict[str, str]:
-    """The values of the watched sysctls (hostname and domainname among them) and ``sysctls``
-    (``linux.sysctl`` keys of a case's configs), as this process sees them."""
+def host_state(
+    sysctls: set[str] | frozenset[str] = frozenset(),
+    devices: set[str] | frozenset[str] = frozenset(),
+    links: set[str] | frozenset[str] = frozenset(),
+) -> dict[str, str]:
+    """What the host has of what a case's configs ask the container to have in its own
+    namespaces, as this process sees it: the watched sysctls (hostname and domainname among
+    them) and ``sysctls`` (``linux.sysctl`` keys), the host's ``/dev`` nodes at the
+    ``linux.devices`` paths (keys ``dev:/dev/...``) and the links of our network namespace named
+    by ``linux.netDevices`` (keys ``link:NAME``). Only what the configs name is looked at: other
+    runs change the rest of the host at the same time."""
     state = {}
     for key in sorted(set(WATCHED_SYSCTLS) | set(sysctls)):
         if ".." in key.split(".") or "/" in key:
@@ -300,14 +309,48 @@ def host_state(sysctls: set[str] | frozenset[str] = frozenset()) -> dict[str, st
             state[key] = _sysctl_path(key).read_text()
         except OSError:
             continue
+    for path in sorted(devices):
+        host_path = os.path.normpath("/" + path.lstrip("/"))
+        if host_path.startswith("/dev/") and ".." not in host_path.split("/"):
+            state["dev:" + host_path] = _device(host_path)
+    for name in sorted(links):
+        if name and "/" not in name and name not in (".", ".."):
+            state["link:" + name] = "present" if name in _links() else "absent"
     return state
+
+
+def _links() -> set[str]:
+    """The network links of our network namespace (/sys/class/net shows the namespace sysfs
+    was mounted in, which need not be ours)."""
+    try:
+        return {name for _, name in socket.if_nameindex()}
+    except OSError:
+        return set()
+
+
+def _device(path: str) -> str:
+    """What is at ``path``: "absent", or its type, device numbers, mode and owner."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return "absent"
+    kind = {0o020000: "char", 0o060000: "block"}.get(st.st_mode & 0o170000, "other")
+    return f"{kind} {os.major(st.st_rdev)}:{os.minor(st.st_rdev)} mode {st.st_mode & 0o7777:o} owner {st.st_uid}:{st.st_gid}"
 
 
 def restore_host_state(before: dict[str, str]) -> tuple[list[str], list[str]]:
     """Put back every value that changed since ``before``; returns (what changed, what could not
-    be restored). A runtime that skipped a namespace it was asked for changes the host's own."""
+    be restored). A runtime that skipped a namespace it was asked for changes the host's own:
+    its sysctls, hostname, domainname, a device node in the host's /dev, a network link in the
+    host's network namespace."""
     changed, problems = [], []
     for key, value in before.items():
+        if key.startswith("dev:"):
+            _restore_device(key[4:], value, changed, problems)
+            continue
+        if key.startswith("link:"):
+            _restore_link(key[5:], value, changed, problems)
+            continue
         try:
             now = _sysctl_path(key).read_text()
         except OSError:
@@ -320,3 +363,35 @@ def restore_host_state(before: dict[str, str]) -> tuple[list[str], list[str]]:
         except OSError as err:
             problems.append(f"host sysctl {key}: cannot restore {value.strip()!r}: {err.strerror}")
     return changed, problems
+
+
+def _restore_device(path: str, was: str, changed: list[str], problems: list[str]) -> None:
+    now = _device(path)
+    if now == was:
+        return
+    if was != "absent":  # never remove or remake a host device that was there: say so
+        changed.append(f"host device {path} changed from {was} to {now}")
+        problems.append(f"host device {path}: not restored (it was {was}); check the host's /dev")
+        return
+    try:
+        os.unlink(path)
+        changed.append(f"host device {path} appeared ({now}) (removed)")
+    except OSError as err:
+        changed.append(f"host device {path} appeared ({now})")
+        problems.append(f"host device {path}: cannot remove: {err.strerror}")
+
+
+def _restore_link(name: str, was: str, changed: list[str], problems: list[str]) -> None:
+    now = "present" if name in _links() else "absent"
+    if now == was:
+        return
+    if was == "present":
+        changed.append(f"host network link {name} vanished from the host's network namespace")
+        problems.append(f"host network link {name}: cannot be brought back by the harness")
+        return
+    proc = subprocess.run(["ip", "link", "delete", name], capture_output=True, text=True, check=False)
+    if proc.returncode == 0:
+        changed.append(f"host network link {name} appeared in the host's network namespace (deleted)")
+    else:
+        changed.append(f"host network link {name} appeared in the host's network namespace")
+        problems.append(f"host network link {name}: cannot delete: {proc.stderr.strip()}")

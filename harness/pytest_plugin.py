@@ -509,10 +509,16 @@ def container_factory(
         c = _runtime.Container(runtime, id or container_id(), bundle.path, tmp_path / "io")
         mounts_before.update(leaks.mount_points([os.path.realpath(bundle.path)]))  # overlay bundles' own
         try:  # the host's values of what the container is to set in its own namespaces
-            sysctls = set((bundle.config().get("linux") or {}).get("sysctl") or {})
-        except (OSError, ValueError, AttributeError, HarnessError):
-            sysctls = set()
-        for key, value in leaks.host_state(sysctls).items():
+            linux = bundle.config().get("linux") or {}
+            sysctls = set(linux.get("sysctl") or {})
+            devices = {d["path"] for d in linux.get("devices") or [] if isinstance(d.get("path"), str)}
+            net = linux.get("netDevices") or {}
+            links = set(net) | {
+                d["name"] for d in net.values() if isinstance(d, dict) and isinstance(d.get("name"), str)
+            }
+        except (OSError, ValueError, AttributeError, TypeError, HarnessError):
+            sysctls, devices, links = set(), set(), set()
+        for key, value in leaks.host_state(sysctls, devices, links).items():
             host_before.setdefault(key, value)
         made.append(c)
         return c
@@ -593,7 +599,7 @@ def _check_leaks(
         )
     if found and known is None:
         head = []
-        if any(not f.startswith("host sysctl") for f in found):
+        if any(not f.startswith("host ") for f in found):
             head.append(
                 f"LEAK: {runtime.name} left this behind after its containers were deleted (runtime.delete.removes-resources)"
             )

@@ -142,3 +142,36 @@ def test_a_mount_left_in_the_runtime_mount_namespace_is_found_and_never_reaches_
     finally:
         held.close()
     assert held.holder.returncode is not None
+
+
+def test_host_devices_and_links_a_runtime_made_are_reported_and_removed():
+    # in a private mount namespace (a tmpfs over /dev) and network namespace: this test must
+    # not change the machine it runs on
+    code = (
+        "import os, subprocess\n"
+        "from harness import _linux, leaks\n"
+        "os.umask(0)\n"
+        "_linux.mount('tmpfs', '/dev', 'tmpfs', 0, 'size=64k')\n"
+        "os.mknod('/dev/null', 0o666 | 0o020000, os.makedev(1, 3))\n"
+        "before = leaks.host_state(devices={'/dev/hx-dev', '/dev/null'}, links={'hxlink'})\n"
+        "assert before['dev:/dev/hx-dev'] == 'absent' and before['link:hxlink'] == 'absent', before\n"
+        "assert before['dev:/dev/null'].startswith('char 1:3 mode 666'), before\n"
+        "os.mknod('/dev/hx-dev', 0o600 | 0o020000, os.makedev(1, 5))\n"
+        "subprocess.run(['ip', 'link', 'add', 'hxlink', 'type', 'veth', 'peer', 'name', 'hxpeer'], check=True)\n"
+        "changed, problems = leaks.restore_host_state(before)\n"
+        "assert problems == [], problems\n"
+        "assert any('host device /dev/hx-dev appeared (char 1:5' in c and '(removed)' in c for c in changed), changed\n"
+        "assert any('host network link hxlink appeared' in c and '(deleted)' in c for c in changed), changed\n"
+        "assert leaks.host_state(devices={'/dev/hx-dev', '/dev/null'}, links={'hxlink'}) == before\n"
+        "os.chmod('/dev/null', 0o600)\n"
+        "changed, problems = leaks.restore_host_state(before)\n"
+        "assert any('host device /dev/null changed' in c for c in changed) and problems, (changed, problems)\n"
+    )
+    p = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "--net", sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert p.returncode == 0, p.stderr
