@@ -23,7 +23,7 @@ KINDS = ("createRuntime", "poststart", "poststop")
 BIG = "x" * (256 * 1024)
 
 
-def _hooked(bundle_factory, tmp_path):
+def _hooked(bundle_factory, tmp_path, kinds=KINDS):
     true = shutil.which("true")
     sh = shutil.which("sh")
     if true is None or sh is None:
@@ -40,7 +40,7 @@ def _hooked(bundle_factory, tmp_path):
                 # then one that reads: the lifecycle went on, and this hook got the state
                 {"path": sh, "args": ["sh", "-c", f'cat > "{records}/{kind}"']},
             ]
-            for kind in KINDS
+            for kind in kinds
         }
 
     return bundle_factory("write", "/ready", "1", "exit", "0", edit=edit), records
@@ -71,3 +71,25 @@ def test_hooks_not_reading_stdin_do_not_break_the_lifecycle(runtime, bundle_fact
         assert seen.get("id") == c.id and seen.get("annotations", {}).get("org.oci-harness.big") == BIG, (
             f"the {kind} hook that read its stdin did not get the whole state: {path.read_text()[:200]!r}"
         )
+
+
+@pytest.mark.spec("config.hooks.state-stdin", "runtime.delete.removes-resources")
+def test_poststop_hooks_not_reading_stdin_do_not_break_delete(runtime, bundle_factory, container_factory, tmp_path):
+    """Only poststop hooks, so create and start cannot fail on them: what a runtime's ``delete``
+    does when the write of the state meets a hook that has already exited. A ``delete`` killed
+    by SIGPIPE leaves the stopped container behind (reported by the leak check too)."""
+    bundle, records = _hooked(bundle_factory, tmp_path, kinds=("poststop",))
+    c = container_factory(bundle)
+    c.create()
+    c.start()
+    c.wait()
+    c.wait_status("stopped")
+    try:
+        c.delete()
+    except RuntimeCallError as err:
+        pytest.fail(
+            f"delete failed when poststop hooks did not read their stdin (SIGPIPE is exit code 141 or -13): {err}"
+        )
+    path = records / "poststop"
+    assert path.exists(), "the poststop hook after two that did not read their stdin never ran"
+    assert json.loads(path.read_text()).get("id") == c.id, f"the poststop hook got {path.read_text()[:200]!r}"
