@@ -28,13 +28,16 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.results import read_jsonl  # noqa: E402  (needs the checkout on sys.path, above)
+from harness import host, leaks  # noqa: E402  (needs the checkout on sys.path, above)
+from harness.results import read_jsonl  # noqa: E402
+from harness.runtime import default_state_root_base  # noqa: E402
 
 #: What one pass of the suite may take at most under load before it counts as hung (seconds).
 RUN_LIMIT = 3600.0
@@ -163,10 +166,43 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# What a run left on the host
+
+
+def host_values() -> dict[str, str]:
+    return {k: Path("/proc/sys/kernel", k).read_text().strip() for k in ("hostname", "domainname")}
+
+
+def left_on_host(tag: str, basetemp: Path, values_before: dict[str, str]) -> list[str]:
+    """What still carries this run's name after it ended: every pass runs with its own
+    HARNESS_RUN_ID (``tag``: container ids ``h<tag>-...``, state roots ``<tag>-...``) and its
+    own --basetemp (bundles), so nothing another run on the machine makes is counted. Cgroup
+    folders on every cgroup mount (the v2 hierarchy included), mounts, processes rooted in the
+    run's folders, state roots and journals; and the host's hostname and domainname."""
+    found = [f"cgroup {p}" for p in leaks.cgroup_folders([f"h{tag}-"])]
+    base = str(basetemp.resolve())
+    found += [
+        f"mount {m.mount_point}"
+        for m in host.mounts()
+        if m.mount_point == base or m.mount_point.startswith(base + "/") or f"/{tag}-" in m.mount_point
+    ]
+    found += [f"process {pid} ({cmd})" for pid, cmd in leaks.processes([base])]
+    state = default_state_root_base()
+    for folder in (state, state / "journal"):
+        try:
+            found += [f"state {folder / n}" for n in sorted(os.listdir(folder)) if n.startswith(f"{tag}-")]
+        except OSError:
+            pass
+    now = host_values()
+    found += [f"host {k} is {now[k]!r}, was {v!r}" for k, v in values_before.items() if now.get(k) != v]
+    return found
+
+
+# --------------------------------------------------------------------------------------------
 # The runs
 
 
-def pytest_command(args: argparse.Namespace, out: Path, extra: list[str]) -> list[str]:
+def pytest_command(args: argparse.Namespace, out: Path, extra: list[str], basetemp: Path | None = None) -> list[str]:
     cmd = [
         sys.executable,
         "-m",
@@ -180,6 +216,7 @@ def pytest_command(args: argparse.Namespace, out: Path, extra: list[str]) -> lis
         "--runtime",
         args.runtime,
         f"--results={out}",
+        *([f"--basetemp={basetemp}"] if basetemp is not None else []),
         *extra,
     ]
     if args.cgroup_v2:
@@ -198,12 +235,17 @@ def pytest_command(args: argparse.Namespace, out: Path, extra: list[str]) -> lis
     return cmd
 
 
-def run_once(args: argparse.Namespace, i: int, extra: list[str]) -> tuple[Path, float, int, str]:
+def run_once(args: argparse.Namespace, i: int, extra: list[str], tag: str) -> tuple[Path, float, int, str]:
     out = args.output / f"run-{i}"
     started = time.monotonic()
     # its own session: Ctrl-C here reaches pytest through us, which ends it and its workers
     proc = subprocess.Popen(
-        pytest_command(args, out, extra), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        pytest_command(args, out, extra, basetemp=args.output / f"tmp-{i}"),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "HARNESS_RUN_ID": tag},
     )
     try:
         stdout, _ = proc.communicate(timeout=args.run_limit)
@@ -255,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict[str, str]] = []
     said: list[dict[str, str]] = []
     per_run: list[dict[str, Any]] = []
+    left_behind: dict[str, list[str]] = {}
     try:
         if load is not None:
             load.start()
@@ -262,7 +305,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"load: {' '.join(load_command(load.seconds))} (pid {load.proc.pid if load.proc else '?'})", flush=True
             )
         for i in range(1, args.runs + 1):
-            out, took, code, stdout = run_once(args, i, extra)
+            tag = f"st{uuid.uuid4().hex[:6]}{i}"
+            values = host_values()
+            out, took, code, stdout = run_once(args, i, extra, tag)
+            left = left_on_host(tag, args.output / f"tmp-{i}", values)
+            if left:
+                left_behind[f"run {i}"] = left
+                print(f"run {i} (HARNESS_RUN_ID {tag}) left on the host:\n  " + "\n  ".join(left), flush=True)
+            shutil.rmtree(args.output / f"tmp-{i}", ignore_errors=True)
             summary = stdout.strip().splitlines()[-1] if stdout.strip() else "(no output)"
             loaded = "" if load is None else (" (under load)" if load.running() else " (the load had ended!)")
             if not (out / "results.jsonl").exists():
@@ -290,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         "changed": {
             case: {"outcomes": seen, "said": [s.get(case, "") for s in said]} for case, seen in changed.items()
         },
+        "left_on_host": left_behind,
     }
     (args.output / "stability.json").write_text(json.dumps(report, indent=2) + "\n")
     if changed:
@@ -302,7 +353,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"    run {i} ({outcome}):\n      " + text.replace("\n", "\n      "))
         print(f"(all of it in {args.output / 'stability.json'})")
         return 1
-    print(f"stable: {report['cases']} case outcomes identical in all {args.runs} runs")
+    if left_behind:
+        print(f"stable outcomes, but {len(left_behind)} run(s) left something on the host (above)")
+        return 1
+    print(f"stable: {report['cases']} case outcomes identical in all {args.runs} runs; nothing left on the host")
     return 0
 
 

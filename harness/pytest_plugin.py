@@ -176,7 +176,12 @@ def pytest_configure(config: pytest.Config) -> None:
     global _PROFILE
     _PROFILE = "oci-deep" if config.getoption("--deep") else "oci-quick"
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    config._harness_run_id = f"{uuid.uuid4().hex[:8]}-{worker}"  # type: ignore[attr-defined]
+    # HARNESS_RUN_ID names the run (a tool that runs the suite, like benchmarks/stability.py,
+    # then knows which container ids, cgroups and state roots on the host are its run's)
+    tag = os.environ.get("HARNESS_RUN_ID") or uuid.uuid4().hex[:8]
+    if not (tag.isascii() and tag.isalnum() and tag.islower() or tag.isdigit()) or len(tag) > 12:
+        raise pytest.UsageError(f"HARNESS_RUN_ID={tag!r}: give 1 to 12 lower-case letters and digits, or unset it")
+    config._harness_run_id = f"{tag}-{worker}"  # type: ignore[attr-defined]
     if host.is_root():
         # Container inits are reparented to us once `create` returns: we can read exit statuses.
         _linux.set_child_subreaper()

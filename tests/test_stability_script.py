@@ -106,3 +106,25 @@ def test_cgroup_v2_runs_in_a_private_mount_namespace(tmp_path):
     assert cmd[:4] == ["unshare", "--mount", "--propagation", "private"]
     assert "mount --bind /sys/fs/cgroup/unified /sys/fs/cgroup" in cmd[cmd.index("-c") + 1]
     assert cmd[-2:] == ["-k", "x"] and f"--results={tmp_path}" in cmd
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a cgroup folder and a mount)")
+def test_what_a_run_left_is_found_by_its_run_id_and_folder(tmp_path):
+    import uuid
+
+    from harness import _linux, host
+
+    tag = "st" + uuid.uuid4().hex[:6]
+    base = next(Path(m.mount_point) for m in host.mounts() if m.fstype in ("cgroup", "cgroup2"))
+    ours, theirs = base / f"oci-harness-h{tag}-gw0-3", base / f"oci-harness-hother{tag}-gw0-3"
+    (ours / "inner").mkdir(parents=True)
+    theirs.mkdir()
+    (tmp_path / "bundle").mkdir()
+    _linux.mount("tmpfs", str(tmp_path / "bundle"), "tmpfs", 0, "size=64k")
+    try:
+        left = stability.left_on_host(tag, tmp_path, stability.host_values())
+    finally:
+        _linux.umount2(str(tmp_path / "bundle"), _linux.MNT_DETACH)
+        for d in (ours / "inner", ours, theirs):
+            d.rmdir()
+    assert sorted(left) == sorted([f"cgroup {ours / 'inner'}", f"cgroup {ours}", f"mount {tmp_path / 'bundle'}"]), left
