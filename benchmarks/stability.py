@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness import host, leaks  # noqa: E402  (needs the checkout on sys.path, above)
+from harness import host, journal, leaks  # noqa: E402  (needs the checkout on sys.path, above)
 from harness.results import read_jsonl  # noqa: E402
 from harness.runtime import default_state_root_base  # noqa: E402
 
@@ -310,6 +310,11 @@ def main(argv: list[str] | None = None) -> int:
             out, took, code, stdout = run_once(args, i, extra, tag)
             left = left_on_host(tag, args.output / f"tmp-{i}", values)
             if left:
+                # a pass stopped at its limit (or a crashed worker) leaves its containers: what
+                # harness cleanup would do, for this pass's journals only
+                swept = journal.cleanup(run=tag)
+                left += [f"(removed by harness cleanup: {r})" for r in swept.removed]
+                left += [f"(harness cleanup could not remove: {e})" for e in swept.errors]
                 left_behind[f"run {i}"] = left
                 print(f"run {i} (HARNESS_RUN_ID {tag}) left on the host:\n  " + "\n  ".join(left), flush=True)
             shutil.rmtree(args.output / f"tmp-{i}", ignore_errors=True)

@@ -114,8 +114,11 @@ class CleanupReport:
     errors: list[str] = field(default_factory=list)
 
 
-def cleanup(directory: Path | None = None, *, dry_run: bool = False, include_live: bool = False) -> CleanupReport:
-    """Remove what dead runs left behind, newest entries first (containers before their state roots)."""
+def cleanup(
+    directory: Path | None = None, *, dry_run: bool = False, include_live: bool = False, run: str = ""
+) -> CleanupReport:
+    """Remove what dead runs left behind, newest entries first (containers before their state roots).
+    ``run``: only the journals of that run (its HARNESS_RUN_ID: ``<run>-<worker>.jsonl``)."""
     directory = Path(directory) if directory else journal_dir()
     report = CleanupReport()
     if not os.access(directory, os.F_OK) and os.access(directory.parent, os.X_OK):
@@ -130,7 +133,7 @@ def cleanup(directory: Path | None = None, *, dry_run: bool = False, include_liv
             "run harness cleanup as the user who ran the harness (root for containers)"
         )
         return report
-    for path in sorted(directory.glob("*.jsonl")):
+    for path in sorted(directory.glob(f"{run}-*.jsonl" if run else "*.jsonl")):
         entries = read(path)
         if entries.owner_alive and not include_live:
             report.skipped.append(f"{path.name}: run {entries.owner.get('pid')} is still going")

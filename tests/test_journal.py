@@ -225,3 +225,14 @@ def test_cleanup_says_what_it_cannot_remove_and_why(tmp_path):
     assert path.exists(), "the journal of what could not be removed must stay for the next cleanup"
     p = _cleanup_cli(state)
     assert p.returncode == 0 and f"removed folder {folder}" in p.stdout and not folder.exists(), p.stdout + p.stderr
+
+
+def test_cleanup_of_one_run_leaves_the_others(tmp_path):
+    ours, theirs = tmp_path / "ours-left", tmp_path / "theirs-left"
+    ours.mkdir()
+    theirs.mkdir()
+    dead_owner_journal(tmp_path, [{"kind": "folder", "key": str(ours)}]).rename(tmp_path / "st1-gw0.jsonl")
+    dead_owner_journal(tmp_path, [{"kind": "folder", "key": str(theirs)}]).rename(tmp_path / "st12-gw0.jsonl")
+    report = journal.cleanup(tmp_path, run="st1")
+    assert report.removed == [f"folder {ours}"] and not report.errors, report
+    assert not ours.exists() and theirs.exists() and (tmp_path / "st12-gw0.jsonl").exists()
