@@ -21,6 +21,12 @@ and mount namespaces (``unshare``): they are "the host" the broken runtime falls
 folders are real, and are looked for by the run's id. Prints the figures (outcome counts, what
 was reported, what changed) and exits 0 when the host is unchanged and the failure reported.
 Needs root and util-linux ``unshare``.
+
+Run it without ``-n`` (one pytest process): xdist workers share the host's hostname and
+sysctls, and each case records them before and restores them after; with a runtime that
+changes them, one worker can record another's change as "before" and put it back afterwards
+(seen with ``-n 2``: the hostname ended as a container's). A known limit of the per-case
+check against a broken runtime, not a flake of a correct one.
 """
 
 from __future__ import annotations
