@@ -87,19 +87,50 @@ _kill_cgroup = ops.kill_cgroup
 
 
 # ======================================================================================
-# create
+# create (runtime.md "Create"; "Lifecycle" steps 1 to 4)
 # ======================================================================================
 def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_fds=0, warn=None):
+    """runtime.md "Create": build the container's environment from the bundle's config.json
+    without running the user program (Lifecycle steps 1 to 4: the rest of step 2 and step 5
+    happen in the init, see _init_main). A failure undoes everything (runtime.md "Errors").
+    Returns the state, whose status is "created"."""
     from oci_reference import warmup
 
     warmup.start()  # no-op when the command line started it already
-    statemod.validate_id(cid)
-    from oci_reference import cgroups
+    cfg, bundle = _read_bundle(cid, bundle)
+    from oci_reference import cgroups  # noqa: F401  (loaded before the fork: P1 inherits it)
 
+    _check_process_io(cfg, console_socket, warn)
+    _connect_seccomp_agent(cfg)
+    d = _claim_container_id(root, cid, cfg)
+    c = _Creation(root, cid, cfg, _initial_state(cid, bundle, cfg), d, console_socket)
+    try:
+        listener = _listen_for_start(d)
+        c.sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        _become_subreaper()
+        c.pid1 = _fork_setup_process(cfg, cid, child_sock, listener, preserve_fds)
+        _make_cgroups(c)
+        statemod.save(root, c.st)
+        _serve_init_until_ready(c)
+        return _mark_created(c, pid_file)
+    except BaseException as exc:
+        _undo_create(c, exc, warn)
+        raise
+
+
+def _read_bundle(cid, bundle):
+    """Lifecycle step 1: create is given a bundle and an id (runtime.md "Create"): check the
+    id, then read and check the bundle's config.json (config.md). Returns (config, bundle)."""
+    statemod.validate_id(cid)
     bundle = os.path.abspath(bundle or os.getcwd())
     from oci_reference import config
 
-    cfg = config.load(bundle)
+    return config.load(bundle), bundle
+
+
+def _check_process_io(cfg, console_socket, warn):
+    """config.md "Process": capabilities this runtime cannot grant are dropped with a warning
+    (runtimes SHOULD NOT fail on them); process.terminal and --console-socket must agree."""
     p = cfg.process
     if p["capabilities"]:
         _drop_ungrantable(p["capabilities"], cfg.warnings)
@@ -111,12 +142,20 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
     if console_socket and not p["terminal"]:
         raise RuntimeFailure("--console-socket given but process.terminal is false")
 
+
+def _connect_seccomp_agent(cfg):
+    """config-linux.md "Seccomp" listenerPath: connect to the agent before anything is made,
+    so that an unreachable agent fails create with nothing to undo."""
     cfg.seccomp_agent = None
     if cfg.seccomp is not None and cfg.seccomp["listener"]:
         from oci_reference import seccomp
 
         cfg.seccomp_agent = seccomp.connect_agent(cfg.seccomp["listener"])
 
+
+def _claim_container_id(root, cid, cfg):
+    """runtime.md "Create": an id that is not unique within the runtime's scope MUST be an
+    error. The container's state folder is made here, atomically (mkdir); returns its path."""
     os.makedirs(root, 0o700, exist_ok=True)
     d = os.path.join(root, cid)
     try:
@@ -125,8 +164,13 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
         if cfg.seccomp_agent is not None:
             cfg.seccomp_agent.close()
         raise RuntimeFailure(f"container {cid} already exists") from None
+    return d
 
-    st = {
+
+def _initial_state(cid, bundle, cfg):
+    """runtime.md "State", with this runtime's own fields (the init's start time, its cgroups,
+    the hooks that run after create) which `state` leaves out."""
+    return {
         # the version of the spec the state document complies with (runtime.md#state): ours
         "ociVersion": SPEC_VERSION,
         "id": cid,
@@ -141,145 +185,206 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
         "cgroup": None,
         "hooks": {k: v for k, v in cfg.hooks.items() if k in ("poststart", "poststop")},
     }
-    cg = None
-    pid1 = 0
-    pid1_reaped = False
-    init_pid = 0
-    parent_sock = None
+
+
+class _Creation:
+    """What one `create` has made so far (so that _undo_create undoes exactly that), and its
+    end of the channel to the setup processes."""
+
+    def __init__(self, root, cid, cfg, st, d, console_socket):
+        self.root, self.cid, self.cfg, self.st, self.dir = root, cid, cfg, st, d
+        self.console_socket = console_socket
+        self.sock = None  # our end of the SOCK_SEQPACKET pair
+        self.cg = None
+        self.pid1 = 0
+        self.pid1_reaped = False
+        self.init_pid = 0
+
+
+def _listen_for_start(d):
+    """runtime.md "Start" runs the user program of a created container: the init waits for
+    `start` on <state dir>/start.sock, made now so that it exists before the init does."""
+    addr, afd = _unix_addr(d, statemod.START_SOCKET)
+    listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
-        addr, afd = _unix_addr(d, statemod.START_SOCKET)
-        listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        try:
-            listener.bind(addr)
-        finally:
-            if afd >= 0:
-                os.close(afd)
-        listener.listen(1)
-        parent_sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
-        # The init is reparented to this process when P1 exits (which may be before the
-        # cgroups are made), so this process can reap it if create fails, and `run` can wait
-        # for it. After a successful `create` it goes on to whoever adopts orphans here.
-        from oci_reference import linux
+        listener.bind(addr)
+    finally:
+        if afd >= 0:
+            os.close(afd)
+    listener.listen(1)
+    return listener
 
-        linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        # P1 starts at once: it loads ctypes and the setup modules, makes the namespaces and
-        # forks the init while this process creates the cgroups.
-        pid1 = os.fork()
-        if pid1 == 0:
-            parent_sock.close()
-            _child_main(cfg, cid, child_sock, listener, preserve_fds)
-            os._exit(1)  # not reached
-        child_sock.close()
-        listener.close()
-        if cfg.seccomp_agent is not None:
-            cfg.seccomp_agent.close()  # the init sends the state once its filter is loaded
 
-        cg = cgroups.create(cfg.cgroups_path, cid, cfg.resources)
-        st["cgroup"] = cg.to_dict()
-        cgroups.device_rules_v1(cg, cfg.resources.get("devices"), cfg.devices)
-        if cgroups.wants_delegation(cfg):
-            cgroups.delegate(cg, cfg)
+def _become_subreaper():
+    """The init is reparented to this process when P1 exits (which may be before the cgroups
+    are made), so this process can reap it if create fails, and `run` can wait for it. After
+    a successful `create` it goes on to whoever adopts orphans here."""
+    from oci_reference import linux
+
+    linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+
+
+def _fork_setup_process(cfg, cid, child_sock, listener, preserve_fds):
+    """Start P1 at once (see the module docstring): it loads ctypes and the setup modules, makes
+    the namespaces and forks the init while this process creates the cgroups. Returns its pid."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid1 = os.fork()
+    if pid1 == 0:
+        _child_main(cfg, cid, child_sock, listener, preserve_fds)
+        os._exit(1)  # not reached
+    child_sock.close()
+    listener.close()
+    if cfg.seccomp_agent is not None:
+        cfg.seccomp_agent.close()  # the init sends the state once its filter is loaded
+    return pid1
+
+
+def _make_cgroups(c):
+    """config-linux.md "Control groups": the container's cgroups at cgroupsPath with its
+    resources, the allowed device list (cgroup v1) and, when asked, their delegation
+    ("Cgroup ownership"). The init joins them once P1 reports its pid."""
+    from oci_reference import cgroups
+
+    cfg = c.cfg
+    cg = c.cg = cgroups.create(cfg.cgroups_path, c.cid, cfg.resources)
+    c.st["cgroup"] = cg.to_dict()
+    cgroups.device_rules_v1(cg, cfg.resources.get("devices"), cfg.devices)
+    if cgroups.wants_delegation(cfg):
+        cgroups.delegate(cg, cfg)
+
+
+def _serve_init_until_ready(c):
+    """Do for the setup processes what needs the runtime's namespaces, as they ask (messages
+    in the module docstring), until the init reports it is ready for `start`."""
+    while True:
+        msg, fd = _recv(c.sock)
+        if not msg:
+            raise RuntimeFailure("container init exited unexpectedly")
+        tag, body = msg[:1], msg[1:]
+        if tag == b"E":
+            raise RuntimeFailure(body.decode(errors="replace"))
+        if tag == b"F":
+            raise HookFailure(body.decode(errors="replace"))
+        if tag == b"U":
+            _write_id_maps(c.pid1, c.cfg)
+            c.sock.send(b"u")
+        elif tag == b"P":
+            _place_init(c, int(body))
+        elif tag == b"H":
+            _run_runtime_namespace_hooks(c)
+        elif tag == b"T":
+            _pass_console(c, fd, body)
+        elif tag == b"R":
+            break
+        else:
+            raise RuntimeFailure(f"unexpected message from container init: {msg!r}")
+    c.sock.close()
+    c.sock = None
+
+
+def _place_init(c, init_pid):
+    """P1 forked the init and exited: reap P1, record the init in the state (runtime.md
+    "State": pid), put it in its cgroups, move the network devices into its namespace
+    (config-linux.md "Network Devices"), then tell it its cgroups are ready."""
+    cfg, st, cg, parent_sock = c.cfg, c.st, c.cg, c.sock
+    c.init_pid = init_pid
+    os.waitpid(c.pid1, 0)
+    c.pid1_reaped = True
+    try:
+        parent_sock.send(b"g%d" % init_pid)
+        info = statemod.proc_stat(init_pid)
+        if info is None or info[0] == "Z":
+            raise RuntimeFailure("container init exited unexpectedly")
+        st["pid"] = init_pid
+        st["startTime"] = info[1]
+        cg.join(init_pid)
+        if cfg.net_devices:
+            from oci_reference import netdev
+
+            netdev.move_devices(cfg.net_devices, init_pid)
         from oci_reference import jsonlite
 
-        statemod.save(root, st)
-
-        while True:
-            msg, fd = _recv(parent_sock)
-            if not msg:
-                raise RuntimeFailure("container init exited unexpectedly")
-            tag, body = msg[:1], msg[1:]
-            if tag == b"E":
-                raise RuntimeFailure(body.decode(errors="replace"))
-            if tag == b"F":
-                raise HookFailure(body.decode(errors="replace"))
-            if tag == b"U":
-                _write_id_maps(pid1, cfg)
-                parent_sock.send(b"u")
-            elif tag == b"P":
-                init_pid = int(body)
-                os.waitpid(pid1, 0)
-                pid1_reaped = True
-                try:
-                    parent_sock.send(b"g%d" % init_pid)
-                    info = statemod.proc_stat(init_pid)
-                    if info is None or info[0] == "Z":
-                        raise RuntimeFailure("container init exited unexpectedly")
-                    st["pid"] = init_pid
-                    st["startTime"] = info[1]
-                    cg.join(init_pid)
-                    if cfg.net_devices:
-                        from oci_reference import netdev
-
-                        netdev.move_devices(cfg.net_devices, init_pid)
-                    parent_sock.send(b"c" + jsonlite.dumps(cg.to_dict()).encode())
-                except (OSError, RuntimeFailure):
-                    # the init builds the rootfs meanwhile and may have failed already: its
-                    # own message says why, better than the broken pipe or the failed join
-                    _raise_reported(parent_sock)
-                    raise
-            elif tag == b"H":
-                from oci_reference import hooks
-
-                statemod.save(root, st)
-                hs = statemod.hook_state(st, "creating")
-                hooks.run_hooks(cfg.hooks, "prestart", hs)
-                hooks.run_hooks(cfg.hooks, "createRuntime", hs)
-                parent_sock.send(b"h")
-            elif tag == b"T":
-                try:
-                    _send_console(console_socket, fd, body)
-                finally:
-                    if fd >= 0:
-                        os.close(fd)
-                parent_sock.send(b"t")
-            elif tag == b"R":
-                break
-            else:
-                raise RuntimeFailure(f"unexpected message from container init: {msg!r}")
-        parent_sock.close()
-        parent_sock = None
-        st["status"] = "created"
-        statemod.save(root, st)
-        if pid_file:
-            _write_atomic(pid_file, str(init_pid))
-        return st
-    except BaseException as exc:
-        if cfg.seccomp_agent is not None:
-            cfg.seccomp_agent.close()
-        if pid1 and not pid1_reaped:
-            # P1 may have forked the init already: let it finish, then learn the init's pid
-            # from its "P" message, so that no init is left behind to build a container
-            late = _end_p1(pid1, parent_sock)
-            info = statemod.proc_stat(late) if late and not init_pid else None
-            mine = statemod.proc_stat(os.getpid())
-            if info and mine and info[1] >= mine[1]:  # not a pid reused by an older process
-                init_pid = late
-                st["startTime"] = info[1]
-        if parent_sock is not None:
-            parent_sock.close()
-        if init_pid:
-            try:
-                os.kill(init_pid, _SIGKILL)
-            except ProcessLookupError:
-                pass
-            try:
-                os.waitpid(init_pid, 0)
-            except ChildProcessError:  # not reparented to us (P1 had not exited)
-                pass
-            _wait_dead(init_pid, st["startTime"])
-        if cg is not None:
-            try:
-                _kill_cgroup(cg)
-                cg.destroy()
-            except RuntimeFailure as e:
-                if warn:
-                    warn(str(e))
-        statemod.remove_dir(d)
-        if isinstance(exc, HookFailure) and cfg.hooks.get("poststop"):
-            ops.poststop(st, warn)
+        parent_sock.send(b"c" + jsonlite.dumps(cg.to_dict()).encode())
+    except (OSError, RuntimeFailure):
+        # the init builds the rootfs meanwhile and may have failed already: its
+        # own message says why, better than the broken pipe or the failed join
+        _raise_reported(parent_sock)
         raise
+
+
+def _run_runtime_namespace_hooks(c):
+    """Lifecycle steps 3 and 4: the prestart and createRuntime hooks, in the runtime namespace,
+    once the container's namespaces exist (config.md "Prestart", "CreateRuntime Hooks"). A
+    failing hook is a HookFailure: _undo_create then goes on at steps 12 and 13."""
+    from oci_reference import hooks
+
+    cfg, st = c.cfg, c.st
+    statemod.save(c.root, st)
+    hs = statemod.hook_state(st, "creating")
+    hooks.run_hooks(cfg.hooks, "prestart", hs)
+    hooks.run_hooks(cfg.hooks, "createRuntime", hs)
+    c.sock.send(b"h")
+
+
+def _pass_console(c, fd, body):
+    """config.md "Process" terminal: the pseudoterminal's master goes to --console-socket."""
+    try:
+        _send_console(c.console_socket, fd, body)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    c.sock.send(b"t")
+
+
+def _mark_created(c, pid_file):
+    """runtime.md "State": the container is now "created"; --pid-file names its init."""
+    st = c.st
+    st["status"] = "created"
+    statemod.save(c.root, st)
+    if pid_file:
+        _write_atomic(pid_file, str(c.init_pid))
+    return st
+
+
+def _undo_create(c, exc, warn):
+    """runtime.md "Errors": a failed create leaves the host as if it had not been attempted: no
+    init, no cgroups, no state. After a failing prestart or createRuntime hook the lifecycle
+    goes on at step 12 (this undoing) and step 13 (the poststop hooks)."""
+    cfg, st, init_pid, cg = c.cfg, c.st, c.init_pid, c.cg
+    if cfg.seccomp_agent is not None:
+        cfg.seccomp_agent.close()
+    if c.pid1 and not c.pid1_reaped:
+        # P1 may have forked the init already: let it finish, then learn the init's pid
+        # from its "P" message, so that no init is left behind to build a container
+        late = _end_p1(c.pid1, c.sock)
+        info = statemod.proc_stat(late) if late and not init_pid else None
+        mine = statemod.proc_stat(os.getpid())
+        if info and mine and info[1] >= mine[1]:  # not a pid reused by an older process
+            init_pid = late
+            st["startTime"] = info[1]
+    if c.sock is not None:
+        c.sock.close()
+    if init_pid:
+        try:
+            os.kill(init_pid, _SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            os.waitpid(init_pid, 0)
+        except ChildProcessError:  # not reparented to us (P1 had not exited)
+            pass
+        _wait_dead(init_pid, st["startTime"])
+    if cg is not None:
+        try:
+            _kill_cgroup(cg)
+            cg.destroy()
+        except RuntimeFailure as e:
+            if warn:
+                warn(str(e))
+    statemod.remove_dir(c.dir)
+    if isinstance(exc, HookFailure) and cfg.hooks.get("poststop"):
+        ops.poststop(st, warn)
 
 
 def _unread(sock):
@@ -475,198 +580,313 @@ def _exit_on_signal(signum, frame):
 _TERMINATING = (1, 2, 3, 10, 12, 14, 15)  # HUP INT QUIT USR1 USR2 ALRM TERM
 
 
-def _init_main(cfg, cid, sock, listener, preserve_fds, last_cap):
-    """P2, the container init: build the container, block until start, exec."""
-    conn = None
-    host_pid = 0
-    cgroup = None
-    try:
-        import _signal
+class _CreatorLink:
+    """The init's end of the channel to the create command (C): what it learns from C, asked
+    for only where it is needed (see the module docstring), so that C's cgroup work overlaps
+    the rootfs being built."""
 
-        def parent_pid():
-            # C answers P1's "P" with "g<pid>"; read it before the first exchange with C
-            nonlocal host_pid
-            if not host_pid:
-                msg = sock.recv(64)
-                if msg[:1] != b"g":
-                    os._exit(1)
-                host_pid = int(msg[1:])
-            return host_pid
+    def __init__(self, cfg, sock):
+        self.cfg = cfg
+        self.sock = sock
+        self._host_pid = 0
+        self._cgroup = None
 
-        def in_cgroup():
-            # then "c<json>": this process is in its cgroups now; a new cgroup namespace
-            # is made here, so that its root is the container's own cgroup
-            nonlocal cgroup
-            if cgroup is None:
-                parent_pid()
-                msg = sock.recv(65536)
-                if msg[:1] != b"c":
-                    os._exit(1)
-                cgroup = cgroups.Cgroup.from_dict(jsonlite.loads(msg[1:]))
-                if cfg.new_ns("cgroup"):
-                    try:
-                        linux.unshare(linux.CLONE_NEWCGROUP)
-                    except OSError as e:
-                        raise RuntimeFailure(f"linux.namespaces: unshare cgroup: {e.strerror}") from None
-            return cgroup
+    def host_pid(self):
+        """The init's pid in the runtime's pid namespace. C answers P1's "P" with "g<pid>":
+        read it before the first exchange with C."""
+        if not self._host_pid:
+            msg = self.sock.recv(64)
+            if msg[:1] != b"g":
+                os._exit(1)
+            self._host_pid = int(msg[1:])
+        return self._host_pid
 
-        if os.getpid() == 1:
-            # pid 1 of a namespace ignores signals it has no handler for; until exec,
-            # let the usual terminating signals end it
-            for s in _TERMINATING:
-                _signal.signal(s, _exit_on_signal)
-        os.setsid()
-        old_umask = os.umask(0)
-        keep = 3 + preserve_fds
-        for name in os.listdir("/proc/self/fd"):
-            fd = int(name)
-            if fd >= keep:
+    def cgroup(self):
+        """The container's cgroups, once C has put this process in them ("c<json>"). A new
+        cgroup namespace is made here (config-linux.md "Namespaces": cgroup), so that its root
+        is the container's own cgroup."""
+        if self._cgroup is None:
+            self.host_pid()
+            msg = self.sock.recv(65536)
+            if msg[:1] != b"c":
+                os._exit(1)
+            from oci_reference import cgroups, jsonlite, linux
+
+            self._cgroup = cgroups.Cgroup.from_dict(jsonlite.loads(msg[1:]))
+            if self.cfg.new_ns("cgroup"):
                 try:
-                    os.set_inheritable(fd, False)
-                except OSError:
-                    pass
+                    linux.unshare(linux.CLONE_NEWCGROUP)
+                except OSError as e:
+                    raise RuntimeFailure(f"linux.namespaces: unshare cgroup: {e.strerror}") from None
+        return self._cgroup
+
+    def ask(self, request, answer):
+        """Send `request` to C and wait until it answers `answer` (it did the work)."""
+        self.sock.send(request)
+        if self.sock.recv(16) != answer:
+            os._exit(1)
+
+
+def _init_main(cfg, cid, sock, listener, preserve_fds, last_cap):
+    """P2, the container init: the rest of Lifecycle step 2 (runtime.md) and step 5 inside the
+    container, then, once `start` asks, steps 7 and 8. One function per step, in order."""
+    link = _CreatorLink(cfg, sock)
+    conn = None
+    try:
+        _until_exec_terminating_signals_end_the_init()
+        old_umask = _detach_from_the_runtime(preserve_fds)
         p = cfg.process
-        from oci_reference import cgroups, jsonlite, linux, process
+        _set_oom_score_adj_and_uts_names(cfg, p)
+        _import_before_pivot(cfg, p)
+        install_seccomp = _seccomp_installer(cfg, cid, link)
         from oci_reference.mounts import RootfsBuilder
 
-        if p["oomScoreAdj"] is not None:
-            process.set_oom_score_adj(p["oomScoreAdj"])
-        if cfg.hostname is not None and cfg.ns("uts")[0]:
-            linux.sethostname(cfg.hostname)
-        if cfg.domainname is not None and cfg.ns("uts")[0]:
-            linux.setdomainname(cfg.domainname)
-        # after pivot_root the host's Python library is out of reach: import now
-        if p["rlimits"]:
-            import resource  # noqa: F401  (process.set_rlimits)
-        if cfg.hooks.get("startContainer"):
-            from oci_reference import hooks
-
-            if any(h.get("timeout") for h in cfg.hooks["startContainer"]):
-                import select  # noqa: F401
-                import time  # noqa: F401
-        if p["terminal"]:
-            import fcntl  # noqa: F401
-            import termios  # noqa: F401
-        install_seccomp = None
-        if cfg.seccomp is not None:
-            from oci_reference import seccomp
-
-            build = seccomp.build(cfg.seccomp, p["noNewPrivileges"])
-
-            def install_seccomp(status):
-                fd = build()
-                if fd >= 0:  # SCMP_ACT_NOTIFY: the container process state to the agent
-                    pid = parent_pid()
-                    payload = {
-                        "ociVersion": SPEC_VERSION,
-                        "fds": ["seccompFd"],
-                        "pid": pid,
-                        "metadata": cfg.seccomp["metadata"],
-                        "state": {
-                            "ociVersion": SPEC_VERSION,
-                            "id": cid,
-                            "status": status,
-                            "pid": pid,
-                            "bundle": cfg.bundle,
-                            "annotations": cfg.annotations,
-                        },
-                    }
-                    seccomp.send_state(cfg.seccomp_agent, fd, jsonlite.dumps(payload).encode())
-
-        builder = RootfsBuilder(cfg, cfg.ns("user")[0], lambda: in_cgroup().mount_sources())
+        builder = RootfsBuilder(cfg, cfg.ns("user")[0], lambda: link.cgroup().mount_sources())
         builder.prepare()
-        in_cgroup()
-        if cfg.hooks.get("prestart") or cfg.hooks.get("createRuntime"):
-            sock.send(b"H")
-            if sock.recv(16) != b"h":
-                os._exit(1)
-        if cfg.hooks.get("createContainer"):
-            from oci_reference import hooks
-
-            hs = {
-                "ociVersion": SPEC_VERSION,
-                "id": cid,
-                "status": "creating",
-                "pid": os.getpid(),
-                "bundle": cfg.bundle,
-                "annotations": cfg.annotations,
-            }
-            hooks.run_hooks(cfg.hooks, "createContainer", hs)
+        link.cgroup()
+        _ask_for_runtime_namespace_hooks(cfg, link)
+        _run_create_container_hooks(cfg, cid)
         builder.pivot()
-        for k, v in cfg.sysctl.items():
-            try:
-                with open("/proc/sys/" + k.replace(".", "/"), "w") as f:
-                    f.write(v)
-            except OSError as e:
-                raise RuntimeFailure(f"linux.sysctl.{k}: {e.strerror}") from None
-        if not os.path.isdir(p["cwd"]):
-            try:  # before the rootfs may turn read-only
-                os.makedirs(p["cwd"], 0o755, exist_ok=True)
-            except OSError as e:
-                raise RuntimeFailure(f"process.cwd {p['cwd']}: {e.strerror}") from None
+        _write_sysctls(cfg)
+        _make_cwd(p)
         builder.finish()
-        if cfg.personality is not None:
-            linux.personality(cfg.personality)
-        if "ioPriority" in p:
-            linux.ioprio_set(1, 0, p["ioPriority"])
-        if cfg.memory_policy is not None:
-            try:
-                linux.set_mempolicy(*cfg.memory_policy)
-            except OSError as e:
-                raise RuntimeFailure(f"linux.memoryPolicy: {e}") from None
-        if "scheduler" in p:
-            try:
-                linux.sched_setattr(*p["scheduler"])
-            except OSError as e:
-                raise RuntimeFailure(f"process.scheduler: {e}") from None
-        process.set_rlimits(p["rlimits"])
-        if p["terminal"]:
-            parent_pid()
-            _setup_terminal(p, sock)
-        if p["noNewPrivileges"]:
-            linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
-        elif install_seccomp is not None:
-            install_seccomp("creating")  # needs CAP_SYS_ADMIN without no_new_privs: before dropping caps
-            install_seccomp = None
-        process.set_identity_and_caps(p, last_cap)
-        process.chdir(p["cwd"])
-        exe = process.find_executable(p["args"][0], p["env"])
-        env = process.env_dict(p["env"])
-        os.umask(old_umask if p["umask"] is None else p["umask"])
-        parent_pid()
-        sock.send(b"R")
-        sock.close()
-        sock = None
-
-        cfd, _ = listener._accept()
-        conn = _socket.socket(fileno=cfd)
-        listener.close()
-        if conn.recv(16) != b"S":
-            os._exit(1)
-        if cfg.hooks.get("startContainer"):
-            from oci_reference import hooks
-
-            hs = {
-                "ociVersion": SPEC_VERSION,
-                "id": cid,
-                "status": "created",
-                "pid": os.getpid(),
-                "bundle": cfg.bundle,
-                "annotations": cfg.annotations,
-            }
-            hooks.run_hooks(cfg.hooks, "startContainer", hs)
+        install_seccomp = _apply_process_attributes(cfg, p, link, install_seccomp, last_cap)
+        exe, env = _prepare_exec(p, old_umask)
+        conn = _report_ready_and_wait_for_start(link, listener)
+        _run_start_container_hooks(cfg, cid)
         if install_seccomp is not None:
             install_seccomp("created")
-        for s in (*_TERMINATING, 13, 25):  # + PIPE, XFSZ that Python ignores
-            _signal.signal(s, _signal.SIG_DFL)
-        os.execve(exe, p["args"], env)
+        _exec_user_program(exe, p, env)
     except BaseException as e:
-        target = conn if conn is not None else sock
+        target = conn if conn is not None else link.sock
         try:
             if target is not None:
                 target.send((b"F" if isinstance(e, HookFailure) else b"E") + _errmsg(e).encode())
         finally:
             os._exit(1)
+
+
+def _until_exec_terminating_signals_end_the_init():
+    """pid 1 of a namespace ignores signals it has no handler for; until exec, let the usual
+    terminating signals end it (so that a kill or a failed create can stop it)."""
+    if os.getpid() == 1:
+        import _signal
+
+        for s in _TERMINATING:
+            _signal.signal(s, _exit_on_signal)
+
+
+def _detach_from_the_runtime(preserve_fds):
+    """runtime-linux.md "File descriptors": only stdio and the preserved fds reach the user
+    program (the others become close-on-exec); a session of its own; umask 0 while the rootfs
+    is built (process.umask, or the runtime's, is set back before exec). Returns the old umask."""
+    os.setsid()
+    old_umask = os.umask(0)
+    keep = 3 + preserve_fds
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= keep:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass
+    return old_umask
+
+
+def _set_oom_score_adj_and_uts_names(cfg, p):
+    """config.md "Linux Process" oomScoreAdj; config.md "Hostname" and "Domainname", set in the
+    container's UTS namespace."""
+    from oci_reference import linux, process
+
+    if p["oomScoreAdj"] is not None:
+        process.set_oom_score_adj(p["oomScoreAdj"])
+    if cfg.hostname is not None and cfg.ns("uts")[0]:
+        linux.sethostname(cfg.hostname)
+    if cfg.domainname is not None and cfg.ns("uts")[0]:
+        linux.setdomainname(cfg.domainname)
+
+
+def _import_before_pivot(cfg, p):
+    """After pivot_root the host's Python library is out of reach: import now what the later
+    steps need, and only that (each import costs start-up time)."""
+    if p["rlimits"]:
+        import resource  # noqa: F401  (process.set_rlimits)
+    if cfg.hooks.get("startContainer"):
+        from oci_reference import hooks  # noqa: F401
+
+        if any(h.get("timeout") for h in cfg.hooks["startContainer"]):
+            import select  # noqa: F401
+            import time  # noqa: F401
+    if p["terminal"]:
+        import fcntl  # noqa: F401
+        import termios  # noqa: F401
+
+
+def _seccomp_installer(cfg, cid, link):
+    """config-linux.md "Seccomp": compile the filter now (libseccomp is a host library) and
+    return the function that loads it, or None. With SCMP_ACT_NOTIFY the listener fd goes to
+    the agent with the container process state ("The Container Process State")."""
+    if cfg.seccomp is None:
+        return None
+    from oci_reference import jsonlite, seccomp
+
+    build = seccomp.build(cfg.seccomp, cfg.process["noNewPrivileges"])
+
+    def install_seccomp(status):
+        fd = build()
+        if fd >= 0:  # SCMP_ACT_NOTIFY: the container process state to the agent
+            pid = link.host_pid()
+            payload = {
+                "ociVersion": SPEC_VERSION,
+                "fds": ["seccompFd"],
+                "pid": pid,
+                "metadata": cfg.seccomp["metadata"],
+                "state": {
+                    "ociVersion": SPEC_VERSION,
+                    "id": cid,
+                    "status": status,
+                    "pid": pid,
+                    "bundle": cfg.bundle,
+                    "annotations": cfg.annotations,
+                },
+            }
+            seccomp.send_state(cfg.seccomp_agent, fd, jsonlite.dumps(payload).encode())
+
+    return install_seccomp
+
+
+def _ask_for_runtime_namespace_hooks(cfg, link):
+    """Lifecycle steps 3 and 4 run in the runtime namespace: C runs the prestart and
+    createRuntime hooks now that the container's namespaces exist (_run_runtime_namespace_hooks)."""
+    if cfg.hooks.get("prestart") or cfg.hooks.get("createRuntime"):
+        link.ask(b"H", b"h")
+
+
+def _run_create_container_hooks(cfg, cid):
+    """Lifecycle step 5: the createContainer hooks, in the container namespace, after the
+    createRuntime hooks and before pivot_root (config.md "CreateContainer Hooks")."""
+    if cfg.hooks.get("createContainer"):
+        from oci_reference import hooks
+
+        hs = {
+            "ociVersion": SPEC_VERSION,
+            "id": cid,
+            "status": "creating",
+            "pid": os.getpid(),
+            "bundle": cfg.bundle,
+            "annotations": cfg.annotations,
+        }
+        hooks.run_hooks(cfg.hooks, "createContainer", hs)
+
+
+def _write_sysctls(cfg):
+    """config-linux.md "Sysctl": the kernel parameters, in the container's namespaces (its own
+    /proc, after pivot_root)."""
+    for k, v in cfg.sysctl.items():
+        try:
+            with open("/proc/sys/" + k.replace(".", "/"), "w") as f:
+                f.write(v)
+        except OSError as e:
+            raise RuntimeFailure(f"linux.sysctl.{k}: {e.strerror}") from None
+
+
+def _make_cwd(p):
+    """config.md "Process" cwd: made when missing, before the rootfs may turn read-only."""
+    if not os.path.isdir(p["cwd"]):
+        try:  # before the rootfs may turn read-only
+            os.makedirs(p["cwd"], 0o755, exist_ok=True)
+        except OSError as e:
+            raise RuntimeFailure(f"process.cwd {p['cwd']}: {e.strerror}") from None
+
+
+def _apply_process_attributes(cfg, p, link, install_seccomp, last_cap):
+    """config.md "Linux Process" and "POSIX process", config-linux.md "Personality" and "Memory
+    policy": the attributes of the process, ending with its user, groups and capabilities
+    (config.md "User") and its cwd. Without noNewPrivileges the seccomp filter is loaded here,
+    while CAP_SYS_ADMIN is still held; returns the installer still to run at start, or None."""
+    from oci_reference import linux, process
+
+    if cfg.personality is not None:
+        linux.personality(cfg.personality)
+    if "ioPriority" in p:
+        linux.ioprio_set(1, 0, p["ioPriority"])
+    if cfg.memory_policy is not None:
+        try:
+            linux.set_mempolicy(*cfg.memory_policy)
+        except OSError as e:
+            raise RuntimeFailure(f"linux.memoryPolicy: {e}") from None
+    if "scheduler" in p:
+        try:
+            linux.sched_setattr(*p["scheduler"])
+        except OSError as e:
+            raise RuntimeFailure(f"process.scheduler: {e}") from None
+    process.set_rlimits(p["rlimits"])
+    if p["terminal"]:
+        link.host_pid()
+        _setup_terminal(p, link.sock)
+    if p["noNewPrivileges"]:
+        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+    elif install_seccomp is not None:
+        install_seccomp("creating")  # needs CAP_SYS_ADMIN without no_new_privs: before dropping caps
+        install_seccomp = None
+    process.set_identity_and_caps(p, last_cap)
+    process.chdir(p["cwd"])
+    return install_seccomp
+
+
+def _prepare_exec(p, old_umask):
+    """config.md "Process": args[0] is looked up (PATH from env) and env built now, so that the
+    user program starts with no more work than the hooks; the umask is the process's own."""
+    from oci_reference import process
+
+    exe = process.find_executable(p["args"][0], p["env"])
+    env = process.env_dict(p["env"])
+    os.umask(old_umask if p["umask"] is None else p["umask"])
+    return exe, env
+
+
+def _report_ready_and_wait_for_start(link, listener):
+    """The container is created (runtime.md "Create"): tell C, then block until `start`
+    connects to start.sock and sends "S" (runtime.md "Start"). Returns that connection; it is
+    close-on-exec, so its EOF tells `start` that the user program runs."""
+    link.host_pid()
+    link.sock.send(b"R")
+    link.sock.close()
+    link.sock = None
+
+    cfd, _ = listener._accept()
+    conn = _socket.socket(fileno=cfd)
+    listener.close()
+    if conn.recv(16) != b"S":
+        os._exit(1)
+    return conn
+
+
+def _run_start_container_hooks(cfg, cid):
+    """Lifecycle step 7: the startContainer hooks, in the container namespace, before the user
+    program runs (config.md "StartContainer Hooks")."""
+    if cfg.hooks.get("startContainer"):
+        from oci_reference import hooks
+
+        hs = {
+            "ociVersion": SPEC_VERSION,
+            "id": cid,
+            "status": "created",
+            "pid": os.getpid(),
+            "bundle": cfg.bundle,
+            "annotations": cfg.annotations,
+        }
+        hooks.run_hooks(cfg.hooks, "startContainer", hs)
+
+
+def _exec_user_program(exe, p, env):
+    """Lifecycle step 8: run the user program (config.md "Process"), with the default action
+    for the signals this init handled or Python ignores."""
+    import _signal
+
+    for s in (*_TERMINATING, 13, 25):  # + PIPE, XFSZ that Python ignores
+        _signal.signal(s, _signal.SIG_DFL)
+    os.execve(exe, p["args"], env)
 
 
 def _setup_terminal(p, sock):
