@@ -46,10 +46,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc):
         config._harness_runtimes = runtimes  # type: ignore[attr-defined]
 
 
+_SELECTION = pytest.StashKey[dict[str, set[str] | None]]()
+
+
 def _cached_selection(config: pytest.Config) -> dict[str, set[str] | None]:
-    sel = getattr(config, "_mutant_selection", None)
+    sel = config.stash.get(_SELECTION, None)
     if sel is None:
-        sel = config._mutant_selection = _selection()  # type: ignore[attr-defined]
+        sel = config.stash[_SELECTION] = _selection()
     return sel
 
 
