@@ -40,7 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from harness import _linux, runtime  # noqa: E402
+from harness import runtime  # noqa: E402
 from harness.bench._timing import WAKEUP, not_subreaper, timed  # noqa: E402
 from harness.bundle import create_bundle  # noqa: E402
 
@@ -65,122 +65,120 @@ def main() -> int:
     if not hyperfine:
         print("hyperfine is not installed (apt-get install hyperfine)", file=sys.stderr)
         return 2
-    work = Path(tempfile.mkdtemp(prefix="harness-overhead-"))
-    state = runtime.default_state_root_base() / f"overhead-{os.getpid()}"
-    from harness.journal import Journal
-
-    journal = Journal()
-    journal.record("folder", str(work))
-    journal.record("state_root", str(state))
-    try:
-        rt = runtime.Runtime(runtime.resolve(args.runtime), state)
-        namespace = "host"
-        if rt.in_private_mount_namespace:
-            # once, for this process and so for every child (hyperfine included); before numpy
-            # is imported, since unshare(CLONE_NEWNS) refuses a process with threads
-            rt.preexec_fn()
-            namespace = "private (the runtime definition's quirk, entered once for both tools)"
-        bundle = create_bundle(work / "bundle", rootfs="probe", args=["/probe", "exit", "0"]).path
-        cid = f"overhead-{uuid.uuid4().hex[:8]}"
-        argv = rt.argv("run", "--bundle", str(bundle), cid)
-        state.mkdir(parents=True, exist_ok=True)
-        _linux.set_child_subreaper()
-        per_round = max(args.runs // args.rounds, 1)
-        ours: list[float] = []
-        theirs: list[float] = []
-        journal.record("container", cid, runtime=rt.name, state_root=str(state))
-        with WAKEUP:
-            for r in range(args.rounds):
-                # alternate which tool goes first, so drift within a round hits both alike
-                for tool in ("harness", "hyperfine") if r % 2 == 0 else ("hyperfine", "harness"):
-                    if tool == "harness":
-                        for i in range(args.warmup + per_round):
-                            with not_subreaper():  # as harness bench times `run`
-                                t = timed(argv, timeout=rt.timeout)
-                            if t.status != 0:
-                                raise SystemExit(f"{' '.join(argv)} failed with {t.status}")
-                            if i >= args.warmup:
-                                ours.append(t.seconds)
-                    else:
-                        export = work / f"hyperfine-{r}.json"
-                        subprocess.run(
-                            [
-                                hyperfine,
-                                "-N",
-                                "--style",
-                                "none",
-                                "--runs",
-                                str(per_round),
-                                "--warmup",
-                                str(args.warmup),
-                                "--export-json",
-                                str(export),
-                                " ".join(argv),
-                            ],
-                            check=True,
-                            stdout=subprocess.DEVNULL,
-                        )
-                        theirs += json.loads(export.read_text())["results"][0]["times"]
-            # the timer's own fixed cost: a trivial process (the static probe, exit 0), both ways
-            from harness.probe import build_probe
-
-            null = [str(build_probe()), "exit", "0"]
-            null_ours = [timed(null).seconds for _ in range(300)]
-            export = work / "hyperfine-null.json"
-            subprocess.run(
-                [
-                    hyperfine,
-                    "-N",
-                    "--style",
-                    "none",
-                    "--runs",
-                    "300",
-                    "--warmup",
-                    "20",
-                    "--export-json",
-                    str(export),
-                    " ".join(null),
-                ],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            null_theirs = json.loads(export.read_text())["results"][0]["times"]
-        journal.release("container", cid)
-        from harness.bench import stats
-
-        h, y = stats.summary(ours), stats.summary(theirs)
-        diff = 100.0 * (h["median"] - y["median"]) / y["median"]
-        result = {
-            "runtime": rt.name,
-            "version": rt.version(),
-            "command": " ".join(argv),
-            "mount_namespace": namespace,
-            "runs_each": len(ours),
-            "harness": {k: h[k] for k in ("median", "ci95_low", "ci95_high", "mean", "std", "n")},
-            "hyperfine": {k: y[k] for k in ("median", "ci95_low", "ci95_high", "mean", "std", "n")},
-            "difference_percent": diff,
-            "ratio_harness_over_hyperfine": stats.ratio(ours, theirs),
-            "tolerance_percent": args.tolerance,
-            "within_tolerance": abs(diff) <= args.tolerance,
-            "null_process": {
-                "command": " ".join(null),
-                "harness_median": stats.summary(null_ours)["median"],
-                "hyperfine_median": stats.summary(null_theirs)["median"],
-            },
-            "loadavg": os.getloadavg(),
-            "samples": {"harness": ours, "hyperfine": theirs},
-        }
-    finally:
-        shutil.rmtree(state, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
-        journal.release("state_root", str(state))
-        journal.release("folder", str(work))
-        journal.close()
+    with runtime.open_session(f"overhead-{os.getpid()}-{uuid.uuid4().hex[:8]}") as session:
+        work = Path(tempfile.mkdtemp(prefix="harness-overhead-"))
+        session.journal.record("folder", str(work))
+        try:
+            result = measure(args, session, work, hyperfine)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            session.journal.release("folder", str(work))
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
         args.out.write_text(text + "\n")
     return 0 if result["within_tolerance"] else 1
+
+
+def measure(args: argparse.Namespace, session: runtime.Session, work: Path, hyperfine: str) -> dict:
+    journal = session.journal
+    rt = session.runtime(args.runtime)
+    namespace = "host"
+    if rt.in_private_mount_namespace:
+        # once, for this process and so for every child (hyperfine included); before numpy
+        # is imported, since unshare(CLONE_NEWNS) refuses a process with threads
+        rt.preexec_fn()
+        namespace = "private (the runtime definition's quirk, entered once for both tools)"
+    bundle = create_bundle(work / "bundle", rootfs="probe", args=["/probe", "exit", "0"]).path
+    cid = f"overhead-{uuid.uuid4().hex[:8]}"
+    argv = rt.argv("run", "--bundle", str(bundle), cid)
+    rt.state_root.mkdir(parents=True, exist_ok=True)
+    per_round = max(args.runs // args.rounds, 1)
+    ours: list[float] = []
+    theirs: list[float] = []
+    journal.record("container", cid, runtime=rt.name, state_root=str(rt.state_root))
+    with WAKEUP:
+        for r in range(args.rounds):
+            # alternate which tool goes first, so drift within a round hits both alike
+            for tool in ("harness", "hyperfine") if r % 2 == 0 else ("hyperfine", "harness"):
+                if tool == "harness":
+                    for i in range(args.warmup + per_round):
+                        with not_subreaper():  # as harness bench times `run`
+                            t = timed(argv, timeout=rt.timeout)
+                        if t.status != 0:
+                            raise SystemExit(f"{' '.join(argv)} failed with {t.status}")
+                        if i >= args.warmup:
+                            ours.append(t.seconds)
+                else:
+                    export = work / f"hyperfine-{r}.json"
+                    subprocess.run(
+                        [
+                            hyperfine,
+                            "-N",
+                            "--style",
+                            "none",
+                            "--runs",
+                            str(per_round),
+                            "--warmup",
+                            str(args.warmup),
+                            "--export-json",
+                            str(export),
+                            " ".join(argv),
+                        ],
+                        check=True,
+                        stdout=subprocess.DEVNULL,
+                    )
+                    theirs += json.loads(export.read_text())["results"][0]["times"]
+        # the timer's own fixed cost: a trivial process (the static probe, exit 0), both ways
+        from harness.probe import build_probe
+
+        null = [str(build_probe()), "exit", "0"]
+        null_ours = [timed(null).seconds for _ in range(300)]
+        export = work / "hyperfine-null.json"
+        subprocess.run(
+            [
+                hyperfine,
+                "-N",
+                "--style",
+                "none",
+                "--runs",
+                "300",
+                "--warmup",
+                "20",
+                "--export-json",
+                str(export),
+                " ".join(null),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        null_theirs = json.loads(export.read_text())["results"][0]["times"]
+    journal.release("container", cid)
+    from harness.bench import stats
+
+    h, y = stats.summary(ours), stats.summary(theirs)
+    diff = 100.0 * (h["median"] - y["median"]) / y["median"]
+    result = {
+        "runtime": rt.name,
+        "version": rt.version(),
+        "command": " ".join(argv),
+        "mount_namespace": namespace,
+        "runs_each": len(ours),
+        "harness": {k: h[k] for k in ("median", "ci95_low", "ci95_high", "mean", "std", "n")},
+        "hyperfine": {k: y[k] for k in ("median", "ci95_low", "ci95_high", "mean", "std", "n")},
+        "difference_percent": diff,
+        "ratio_harness_over_hyperfine": stats.ratio(ours, theirs),
+        "tolerance_percent": args.tolerance,
+        "within_tolerance": abs(diff) <= args.tolerance,
+        "null_process": {
+            "command": " ".join(null),
+            "harness_median": stats.summary(null_ours)["median"],
+            "hyperfine_median": stats.summary(null_theirs)["median"],
+        },
+        "loadavg": os.getloadavg(),
+        "samples": {"harness": ours, "hyperfine": theirs},
+    }
+    return result
 
 
 if __name__ == "__main__":

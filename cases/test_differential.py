@@ -4,21 +4,19 @@ view inside the container, once what legitimately varies is normalised (harness.
 import pytest
 
 from harness import diff
-from harness import runtime as rt
 
 pytestmark = pytest.mark.requires("root")
 
 
 @pytest.fixture(scope="session")
-def diff_runtimes(request):
+def diff_runtimes(request, harness_session):
     names = request.config.getoption("--diff")
     if not names:
         pytest.skip("differential cases run with --diff A,B")
     names = names.split(",")
     if len(names) != 2:
         raise pytest.UsageError(f"--diff needs two runtimes, like runc,crun (got {names})")
-    root = rt.default_state_root_base() / f"{request.config._harness_run_id}-diff"
-    return [rt.Runtime(rt.resolve(n), root / n) for n in names]
+    return [harness_session.runtime(n, key=f"diff-{n}") for n in names]
 
 
 @pytest.mark.parametrize("variant", list(diff.VARIANTS))

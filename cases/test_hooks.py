@@ -23,7 +23,7 @@ import pytest
 from _hooks import CONTAINER_NS_KINDS, CREATE_KINDS, KINDS, RUNTIME_NS_KINDS, USER_LABEL
 
 from harness import host
-from harness.runtime import RuntimeCallError
+from harness.runtime import RuntimeCallError, process
 
 pytestmark = pytest.mark.requires("root")
 
@@ -457,19 +457,9 @@ def test_hook_runs_in_its_namespace(runtime, lifecycle, kind):
 # Failing hooks
 
 
-def alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
-
-
 def gone_within(pid: int | None, timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
-    while alive(pid):
+    while process.alive(pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.01)

@@ -10,7 +10,7 @@ import pytest
 from _cgroups import controller_mounts
 
 from harness import host
-from harness.runtime import RuntimeCallError
+from harness.runtime import RuntimeCallError, process
 
 pytestmark = pytest.mark.requires("root")
 
@@ -121,16 +121,8 @@ def test_delete_created_container(runtime, bundle_factory, container_factory):
     c.delete(force=True)
     with pytest.raises(RuntimeCallError):
         runtime.state(c.id)
-    assert not _alive(pid), f"the container's process {pid} is still alive after delete"
+    assert not process.alive(pid), f"the container's process {pid} is still alive after delete"
     assert not (c.bundle / "rootfs" / "ran").exists(), "the user program ran although the container was never started"
-
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
 
 
 @pytest.mark.spec("runtime.lifecycle.config-changes-ignored")

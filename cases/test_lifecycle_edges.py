@@ -10,15 +10,14 @@ import time
 import _hooks
 import pytest
 
+from harness.runtime import process
+
 pytestmark = pytest.mark.requires("root")
 
 
 def proc_state(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return None
+    stat = process.stat(pid)
+    return stat.state if stat else None
 
 
 @pytest.mark.spec("runtime.state.status-stopped")

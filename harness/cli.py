@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -184,7 +185,7 @@ def cmd_image_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import _linux, runtime
+    from . import runtime
 
     bundle = Path(args.bundle)
     if not bundle.is_dir():
@@ -193,17 +194,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     check_runnable(Bundle(bundle))
     definition = runtime.resolve(args.runtime)
-    # Adopt the container's init once `create` returns, so its exit status is ours to read.
-    _linux.set_child_subreaper()
-    from .journal import Journal
-
     container_id = args.id or f"harness-run-{uuid.uuid4().hex[:12]}"
-    with tempfile.TemporaryDirectory(prefix="harness-run-") as tmp:
-        state_root = runtime.default_state_root_base() / f"run-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        journal = Journal()
-        journal.record("state_root", str(state_root))
-        rt = runtime.Runtime(definition, state_root, timeout=args.timeout)
-        rt.journal = journal
+    # The session adopts the container's init once `create` returns (its exit status is ours
+    # to read), journals the container and removes its state root at the end.
+    with (
+        tempfile.TemporaryDirectory(prefix="harness-run-") as tmp,
+        runtime.open_session(f"run-{os.getpid()}-{uuid.uuid4().hex[:8]}") as session,
+    ):
+        rt = session.runtime(definition, timeout=args.timeout)
         container = runtime.Container(rt, container_id, bundle, Path(tmp))
         interrupted = False
 
@@ -212,7 +210,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         old = signal.signal(signal.SIGTERM, on_signal)
         try:
-            container.create(stdin=None if args.stdin else runtime.subprocess.DEVNULL)
+            container.create(stdin=None if args.stdin else subprocess.DEVNULL)
             container.start()
             end = container.wait(timeout=args.wait_timeout, stream=(sys.stdout.buffer, sys.stderr.buffer))
         except KeyboardInterrupt:
@@ -221,9 +219,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         finally:
             signal.signal(signal.SIGTERM, old)
             container.cleanup()
-            _remove_empty_tree(state_root)
-            journal.release("state_root", str(state_root))
-            journal.close()
         if interrupted:
             print(f"harness: interrupted; container {container_id} removed", file=sys.stderr)
             return 130
@@ -234,16 +229,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
             return 0
         return end.shell_code
-
-
-def _remove_empty_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
-    try:
-        path.parent.rmdir()  # the shared base, if no other run uses it
-    except OSError:
-        pass
 
 
 def cmd_runtimes(args: argparse.Namespace) -> int:
@@ -407,7 +392,7 @@ def _requirements_audit(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     import json
 
-    from . import _linux, diff, runtime
+    from . import diff, runtime
 
     names = [n for n in args.runtime.split(",") if n]
     if len(names) != 2:
@@ -418,22 +403,12 @@ def cmd_diff(args: argparse.Namespace) -> int:
         if unknown:
             raise HarnessError(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(variants)}")
         variants = {v: diff.VARIANTS[v] for v in args.variant}
-    _linux.set_child_subreaper()
-    from .journal import Journal
-
-    base = runtime.default_state_root_base() / f"diff-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    journal = Journal()
-    journal.record("state_root", str(base))
-    rts = [runtime.Runtime(runtime.resolve(n), base / n) for n in names]
-    for rt in rts:
-        rt.journal = journal
-    try:
-        with tempfile.TemporaryDirectory(prefix="harness-diff-") as tmp:
-            found = diff.compare(rts, Path(tmp), variants)
-    finally:
-        _remove_empty_tree(base)
-        journal.release("state_root", str(base))
-        journal.close()
+    with (
+        runtime.open_session(f"diff-{os.getpid()}-{uuid.uuid4().hex[:8]}") as session,
+        tempfile.TemporaryDirectory(prefix="harness-diff-") as tmp,
+    ):
+        rts = [session.runtime(n) for n in names]
+        found = diff.compare(rts, Path(tmp), variants)
     if args.json:
         print(json.dumps({v: [d.__dict__ for d in ds] for v, ds in found.items()}, indent=2))
     else:

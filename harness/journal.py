@@ -25,28 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .runtime.process import alive, start_time
+
 
 def journal_dir() -> Path:
     from .runtime import default_state_root_base
 
     return default_state_root_base() / "journal"
-
-
-def _start_time(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _alive(pid: int, start: int | None) -> bool:
-    """The process exists, is not a zombie, and is the same one (not a reused pid)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    fields = stat.rsplit(")", 1)[1].split()
-    return fields[0] not in ("Z", "X") and (start is None or int(fields[19]) == start)
 
 
 class Journal:
@@ -58,7 +43,7 @@ class Journal:
         self.name = name or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.path = self.directory / f"{self.name}.jsonl"
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        self._write({"kind": "owner", "pid": os.getpid(), "start": _start_time(os.getpid()), "time": time.time()})
+        self._write({"kind": "owner", "pid": os.getpid(), "start": start_time(os.getpid()), "time": time.time()})
 
     def _write(self, entry: dict[str, Any]) -> None:
         os.write(self._fd, (json.dumps(entry, sort_keys=True) + "\n").encode())
@@ -86,7 +71,7 @@ class Entries:
 
     @property
     def owner_alive(self) -> bool:
-        return bool(self.owner) and _alive(self.owner["pid"], self.owner.get("start"))
+        return bool(self.owner) and alive(self.owner["pid"], self.owner.get("start"))
 
 
 def read(path: Path) -> Entries:
@@ -145,7 +130,7 @@ def cleanup(
                 report.removed.append(f"would remove {what}")
                 continue
             try:
-                left = _remove(entry)
+                left = remove_entry(entry)
             except PermissionError as err:
                 failed = True
                 report.errors.append(
@@ -165,15 +150,16 @@ def cleanup(
     return report
 
 
-def _remove(entry: dict[str, Any]) -> list[str]:
-    """Remove what one entry recorded; returns what is still there, each with why (nothing
+def remove_entry(entry: dict[str, Any]) -> list[str]:
+    """Remove what one entry recorded (a container with the runtime that made it, a process if it
+    is still that very one, a mount, a folder); returns what is still there, each with why (nothing
     is made here: cleanup must not create what it is meant to remove)."""
     kind = entry["kind"]
     if kind == "container":
         return _remove_container(entry)
     if kind == "process":
         _kill(entry["pid"], entry.get("start"))
-        return [] if not _alive(entry["pid"], entry.get("start")) else [f"process {entry['pid']} survived SIGKILL"]
+        return [] if not alive(entry["pid"], entry.get("start")) else [f"process {entry['pid']} survived SIGKILL"]
     if kind == "mount":
         from . import _linux, host
 
@@ -237,7 +223,7 @@ def _remove_container(entry: dict[str, Any]) -> list[str]:
                         problems.append(f"{rt.name} could not delete it: {err}")
     if entry.get("pid"):
         _kill(entry["pid"], entry.get("pid_start"))
-        if _alive(entry["pid"], entry.get("pid_start")):
+        if alive(entry["pid"], entry.get("pid_start")):
             problems.append(f"its process {entry['pid']} survived SIGKILL")
     # the recorded ones, and (for a create that never finished) those named after the id
     cgroups = [Path(p) for p in entry.get("cgroups", [])] + named_cgroups(cid)
@@ -255,12 +241,12 @@ def _remove_container(entry: dict[str, Any]) -> list[str]:
 
 def _kill(pid: int, start: int | None) -> None:
     """SIGKILL a process the journal recorded, only if it is still that very process."""
-    if start is None or not _alive(pid, start):
+    if start is None or not alive(pid, start):
         return
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + 5
-    while _alive(pid, start) and time.monotonic() < deadline:
+    while alive(pid, start) and time.monotonic() < deadline:
         time.sleep(0.01)

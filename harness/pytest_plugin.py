@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from . import _linux, features, host, requirements, results
+from . import features, host, requirements, results
 from . import runtime as _runtime
 from .bundle import PROBE_PATH, Bundle, create_bundle
 from .errors import HarnessError
@@ -182,26 +182,6 @@ def pytest_configure(config: pytest.Config) -> None:
     if not (tag.isascii() and tag.isalnum() and tag.islower() or tag.isdigit()) or len(tag) > 12:
         raise pytest.UsageError(f"HARNESS_RUN_ID={tag!r}: give 1 to 12 lower-case letters and digits, or unset it")
     config._harness_run_id = f"{tag}-{worker}"  # type: ignore[attr-defined]
-    if host.is_root():
-        # Container inits are reparented to us once `create` returns: we can read exit statuses.
-        _linux.set_child_subreaper()
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    base = _runtime.default_state_root_base()
-    run_id = getattr(config, "_harness_run_id", None)
-    if run_id:
-        shutil.rmtree(base / run_id, ignore_errors=True)
-    journal = getattr(config, "_harness_journal", None)
-    if journal is not None:
-        journal.release("state_root", str(base / run_id))
-        journal.close()
-        for folder in (journal.directory, base):
-            try:
-                folder.rmdir()
-            except OSError:
-                pass
-    _runtime.reap_orphans()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -333,20 +313,20 @@ def pytest_runtest_makereport(
 
 
 @pytest.fixture(scope="session")
-def _runtimes(request: pytest.FixtureRequest) -> dict[str, _runtime.Runtime]:
-    from .journal import Journal
+def harness_session(request: pytest.FixtureRequest) -> Iterator[_runtime.Session]:
+    """The run's session (:func:`harness.runtime.open_session`): one state root per run and
+    xdist worker, the journal (so `harness cleanup` removes what a killed run left behind), the
+    harness a child subreaper (container inits are adopted once `create` returns: their exit
+    statuses are ours to read); all removed when the run ends. Runtimes come from
+    ``harness_session.runtime(...)``."""
+    with _runtime.open_session(request.config._harness_run_id, subreaper=host.is_root()) as session:  # type: ignore[attr-defined]
+        yield session
 
-    config = request.config
-    root = _runtime.default_state_root_base() / config._harness_run_id  # type: ignore[attr-defined]
-    # Everything the run creates is journaled, so `harness cleanup` can remove what a killed
-    # run (kill -9) left behind.
-    journal = config._harness_journal = Journal(config._harness_run_id)  # type: ignore[attr-defined]
-    journal.record("state_root", str(root))
-    timeout = config.getoption("--runtime-timeout")
-    runtimes = {name: _runtime.Runtime(d, root / name, timeout=timeout) for name, d in config._harness_runtimes.items()}  # type: ignore[attr-defined]
-    for rt in runtimes.values():
-        rt.journal = journal
-    return runtimes
+
+@pytest.fixture(scope="session")
+def _runtimes(request: pytest.FixtureRequest, harness_session: _runtime.Session) -> dict[str, _runtime.Runtime]:
+    timeout = request.config.getoption("--runtime-timeout")
+    return {name: harness_session.runtime(d, timeout=timeout) for name, d in request.config._harness_runtimes.items()}  # type: ignore[attr-defined]
 
 
 @pytest.fixture

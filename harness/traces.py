@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import host
+from .runtime import process
 
 
 @dataclass(frozen=True)
@@ -46,25 +47,20 @@ def _processes(folders: tuple[str, ...]) -> set[tuple[int, str]]:
         if not entry.isdigit():
             continue
         pid = int(entry)
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
-            fields = stat.rsplit(")", 1)[1].split()
-            if fields[0] in ("Z", "X"):
-                continue
-            ours = int(fields[1]) == me
-            if not ours:
-                for link in ("root", "cwd"):
-                    try:
-                        if _under(os.readlink(f"/proc/{pid}/{link}"), folders):
-                            ours = True
-                            break
-                    except OSError:
-                        pass
-            if ours:
-                found.add((pid, stat[stat.index("(") + 1 : stat.rindex(")")]))
-        except (OSError, IndexError, ValueError):
+        stat = process.stat(pid)
+        if stat is None or stat.ended:
             continue
+        ours = stat.ppid == me
+        if not ours:
+            for link in ("root", "cwd"):
+                try:
+                    if _under(os.readlink(f"/proc/{pid}/{link}"), folders):
+                        ours = True
+                        break
+                except OSError:
+                    pass
+        if ours:
+            found.add((pid, stat.comm))
     return found
 
 

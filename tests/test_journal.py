@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import host, journal, runtime
+from harness import host, journal
+from harness.runtime import process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -147,20 +148,18 @@ def test_kill_9_mid_suite_then_cleanup_leaves_nothing(tmp_path):
         first, *cgroup_lines = ready.read_text().splitlines()
         cid, pid = first.split()
         pid = int(pid)
-        pid_start = runtime._start_time(pid)
+        pid_start = process.start_time(pid)
     finally:
         run.send_signal(signal.SIGKILL)  # the run we started, by its pid
         run.wait()
-    assert runtime._alive(pid), "the container should outlive its killed run (that is the point)"
+    assert process.alive(pid), "the container should outlive its killed run (that is the point)"
     cleanup = subprocess.run(
         [sys.executable, "-m", "harness", "cleanup"], env=env, capture_output=True, text=True, timeout=120
     )
     assert cleanup.returncode == 0, cleanup.stderr
     assert f"container {cid}" in cleanup.stdout, cleanup.stdout
-    runtime.reap_orphans()
-    assert not (runtime._alive(pid) and runtime._start_time(pid) == pid_start), (
-        f"the container process {pid} still runs"
-    )
+    process.reap_orphans()
+    assert not process.alive(pid, pid_start), f"the container process {pid} still runs"
     journals = list((state_dir / "journal").glob("*.jsonl")) if (state_dir / "journal").exists() else []
     assert journals == [], f"journals left: {journals}"
     leftover_state = [p for p in state_dir.rglob("*") if p.name != "journal"]

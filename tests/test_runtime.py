@@ -19,6 +19,7 @@ from harness.runtime import (
     RuntimeNotFound,
     RuntimeTimeout,
     State,
+    process,
 )
 
 
@@ -70,10 +71,11 @@ def test_deadlines_scale_with_the_machine(tmp_path, monkeypatch):
         rt.state("x")
     monkeypatch.delenv("HARNESS_TIMEOUT_SCALE")
     import harness.runtime as hr
+    import harness.runtime.adapter as adapter
 
-    monkeypatch.setattr(hr.os, "getloadavg", lambda: (100.0, 0.0, 0.0))
+    monkeypatch.setattr(adapter.os, "getloadavg", lambda: (100.0, 0.0, 0.0))
     assert hr.timeout_scale() == hr.MAX_SCALE  # a hang is still reported, later
-    monkeypatch.setattr(hr.os, "getloadavg", lambda: (0.1, 0.0, 0.0))
+    monkeypatch.setattr(adapter.os, "getloadavg", lambda: (0.1, 0.0, 0.0))
     assert hr.timeout_scale() == 1.0
     monkeypatch.setenv("HARNESS_TIMEOUT_SCALE", "fast")
     with pytest.raises(hr.HarnessError, match="HARNESS_TIMEOUT_SCALE"):
@@ -247,10 +249,10 @@ def test_cleanup_kills_a_process_the_runtime_lost_track_of(tmp_path):
     c = Container(rt, "lost", tmp_path, tmp_path / "io")
     c.create()
     pid = c.pid
-    assert runtime._alive(pid)
+    assert process.alive(pid)
     with pytest.warns(UserWarning, match="still runs; killing it"):
         c.cleanup()
-    assert not runtime._alive(pid), f"process {pid} was left running"
+    assert not process.alive(pid), f"process {pid} was left running"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make cgroups")

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from harness.runtime import process
+
 
 @contextlib.contextmanager
 def not_subreaper() -> Iterator[None]:
@@ -136,29 +138,12 @@ def wait_all(procs: list[subprocess.Popen], timeout: float) -> list[tuple[int, i
                     out[i] = (end, code if code >= 0 else 128 - code, usage)
             WAKEUP.drain()
             # reap adopted children (not the ones we wait for: their pidfds stay valid until wait4)
-            _reap_others({p.pid for i, p in enumerate(procs) if out[i] is None})
+            # (one of ours first in line stops it: its pidfd wakes us next)
+            process.reap_orphans(keep={p.pid for i, p in enumerate(procs) if out[i] is None})
     finally:
         for fd in fds:
             os.close(fd)
     return out
-
-
-def _reap_others(keep: set[int]) -> None:
-    while True:
-        try:
-            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            return
-        if info is None or info.si_pid in keep:
-            return  # nothing exited, or one of ours is first in line (its pidfd wakes us next)
-        try:
-            pid, status = os.waitpid(info.si_pid, os.WNOHANG)
-        except ChildProcessError:
-            continue
-        if pid:
-            from harness import runtime as _rt
-
-            _rt._REAPED[pid] = status
 
 
 def timed(

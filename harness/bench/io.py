@@ -140,14 +140,11 @@ def drop_caches() -> None:
 
 
 def _io_runtime(ctx: BenchContext) -> Any:
-    from harness import runtime
-
     name = ctx.options.io_runtime
     if name:
         if name in ctx.runtimes:
             return ctx.runtimes[name]
-        rt = runtime.Runtime(runtime.resolve(name), ctx.state_base / f"io-{name}")
-        rt.journal = ctx.journal
+        rt = ctx.session.runtime(name, key=f"io-{name}")
         ctx.runtimes.setdefault(f"io:{name}", rt)
         return rt
     for pref in ("runc", "crun"):

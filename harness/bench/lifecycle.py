@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.runtime import Container, _start_time
+from harness.runtime import Container, process
 
 from . import stats
 from ._timing import Timed, not_subreaper, spawn, timed, wait_all
@@ -104,7 +104,7 @@ def _create(ctx: BenchContext, rt: Any, bundle: Path, io: Path) -> tuple[Contain
     if t.status != 0:
         raise _Failed(f"{rt.name} create failed (exit {t.status}): {c.stderr_path.read_text(errors='replace')[-2000:]}")
     c.pid = int(c.pid_file.read_text().strip())
-    c._pid_start = _start_time(c.pid)
+    c._pid_start = process.start_time(c.pid)
     c._journal(pid=c.pid, pid_start=c._pid_start)
     return c, t
 

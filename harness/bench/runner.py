@@ -1,7 +1,7 @@
 """One ``harness bench`` run: its output folder, work folder, journal, progress and cleanup.
 
 :class:`BenchContext` holds what every suite needs: the run id, the sample writer, a work
-folder for bundles (journaled), one state root per runtime (journaled), the probe and iobench
+folder for bundles (journaled), the run's session (a state root per runtime, the journal), the probe and iobench
 binaries, and the progress display. :func:`run_bench` is the pipeline: environment, suites,
 exports, cleanup (also on Ctrl-C or SIGTERM; a kill -9 leaves the journal for ``harness cleanup``).
 """
@@ -109,9 +109,9 @@ class BenchContext:
     run_id: str
     output: Path
     writer: SampleWriter
+    session: Any  # harness.runtime.Session: state roots, journal, subreaper
     journal: Any
     workdir: Path
-    state_base: Path
     progress: Progress
     rng: random.Random
     probe: Path
@@ -193,12 +193,7 @@ def filesystem_of(path: Path) -> dict[str, Any]:
 
 def run_bench(options: Options, argv: list[str] | None = None) -> Path:
     """Run the suites; returns the output folder."""
-    from harness import _linux, environment, runtime
-    from harness.journal import Journal
-    from harness.probe import build_probe
-
-    from ._build import build_iobench
-    from ._timing import WAKEUP
+    from harness import runtime
 
     if os.geteuid() != 0:
         raise HarnessError("harness bench needs root (containers, overlay mounts, dropping caches)")
@@ -211,32 +206,40 @@ def run_bench(options: Options, argv: list[str] | None = None) -> Path:
         raise HarnessError(f"{output} is not empty; choose another --output")
     output.mkdir(parents=True, exist_ok=True)
     definitions = [runtime.resolve(n) for n in options.runtimes]
-    _linux.set_child_subreaper()
-    journal = Journal(f"bench-{run_id}")
+    with runtime.open_session(f"bench-{run_id}") as session:
+        return _run(options, argv, session, definitions, run_id, output)
+
+
+def _run(
+    options: Options, argv: list[str] | None, session: Any, definitions: list[Any], run_id: str, output: Path
+) -> Path:
+    from harness import environment
+    from harness.probe import build_probe
+
+    from ._build import build_iobench
+    from ._timing import WAKEUP
+
+    journal = session.journal
     base = Path(options.workdir) if options.workdir else Path(os.environ.get("HARNESS_BENCH_DIR", "/var/tmp"))
     base.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f"harness-bench-{run_id}-", dir=base))
     journal.record("folder", str(workdir))
-    state_base = runtime.default_state_root_base() / f"bench-{run_id}"
-    journal.record("state_root", str(state_base))
     started = time.time()
     ctx = BenchContext(
         options=options,
         run_id=run_id,
         output=output,
         writer=SampleWriter(output / "samples.jsonl"),
+        session=session,
         journal=journal,
         workdir=workdir,
-        state_base=state_base,
         progress=Progress(options.progress),
         rng=random.Random(options.seed),
         probe=build_probe(),
         iobench=build_iobench(),
     )
     for d in definitions:
-        rt = runtime.Runtime(d, state_base / d.name)
-        rt.journal = journal
-        ctx.runtimes[d.name] = rt
+        ctx.runtimes[d.name] = session.runtime(d)
     versions = {name: rt.version() for name, rt in ctx.runtimes.items()}
     env = environment.collect(versions)
     env.update(
@@ -325,8 +328,9 @@ def run_bench(options: Options, argv: list[str] | None = None) -> Path:
 
 
 def _cleanup(ctx: BenchContext) -> None:
-    """Remove everything the run made: bundles (mounts first), the work folder, state roots."""
-    errors = []
+    """Remove what the run made: containers still there (an interrupt between a create and its
+    cleanup), bundles (mounts first), the work folder. The session removes the state roots."""
+    errors = ctx.session.remove_containers()
     for path in list(reversed(ctx.bundles)):
         try:
             ctx.drop_bundle(path)
@@ -350,19 +354,5 @@ def _cleanup(ctx: BenchContext) -> None:
                 if entry["kind"] in ("folder", "mount") and entry["key"].startswith(inside):
                     ctx.journal.release(entry["kind"], entry["key"])
             ctx.journal.release("folder", str(ctx.workdir))
-    # containers still pending (an interrupt between a create and its cleanup): remove them the
-    # way `harness cleanup` would, before their state root goes
-    from harness import journal as _journal
-
-    for entry in reversed(_journal.read(ctx.journal.path).pending):
-        if entry["kind"] == "container":
-            try:
-                _journal._remove(entry)
-                ctx.journal.release("container", entry["key"])
-            except Exception as err:
-                errors.append(f"container {entry['key']}: {err}")
-    shutil.rmtree(ctx.state_base, ignore_errors=True)
-    ctx.journal.release("state_root", str(ctx.state_base))
-    ctx.journal.close()
     if errors:
         print("harness bench: cleanup left: " + "; ".join(errors), file=sys.stderr)
