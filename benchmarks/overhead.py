@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from harness import runtime  # noqa: E402
-from harness.bench._timing import WAKEUP, not_subreaper, timed  # noqa: E402
+from harness.bench._timing import WAKEUP, Timer, not_subreaper, timed  # noqa: E402
 from harness.bundle import create_bundle  # noqa: E402
 
 
@@ -94,6 +94,7 @@ def measure(args: argparse.Namespace, session: runtime.Session, work: Path, hype
     argv = rt.argv("run", "--bundle", str(bundle), cid)
     rt.state_root.mkdir(parents=True, exist_ok=True)
     per_round = max(args.runs // args.rounds, 1)
+    timer = Timer()
     ours: list[float] = []
     theirs: list[float] = []
     journal.record("container", cid, runtime=rt.name, state_root=str(rt.state_root))
@@ -104,7 +105,16 @@ def measure(args: argparse.Namespace, session: runtime.Session, work: Path, hype
                 if tool == "harness":
                     for i in range(args.warmup + per_round):
                         with not_subreaper():  # as harness bench times `run`
-                            t = timed(argv, timeout=rt.timeout)
+                            # the launcher harness bench times the adapter's calls with
+                            timer(
+                                argv,
+                                stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL,
+                                preexec=None,
+                                timeout=rt.timeout,
+                            )
+                            t = timer.calls.pop()
                         if t.status != 0:
                             raise SystemExit(f"{' '.join(argv)} failed with {t.status}")
                         if i >= args.warmup:

@@ -84,10 +84,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not names:
         raise HarnessError("no runtime installed; give --runtime NAME or a binary path")
     suites = [s for s in args.suite.split(",") if s]
-    if "scale" in suites:
-        from harness import rootfs as _rootfs
-
-        args.rootfs_tar = _rootfs.alpine_tarball(args.rootfs_tar)  # first: offline, fail before any work
     options = Options(
         runtimes=names,
         suites=suites,

@@ -58,6 +58,8 @@ class Timed:
     status: int  # exit code, or 128 + signal
     user: float
     system: float
+    start_ns: int = 0  # perf_counter_ns just before fork
+    end_ns: int = 0  # perf_counter_ns once its exit was reaped
 
 
 class _Wakeup:
@@ -158,4 +160,61 @@ def timed(
     t0 = time.perf_counter_ns()
     proc = spawn(argv, stdout=stdout, stderr=stderr, preexec=preexec)
     ((end, status, usage),) = wait_all([proc], timeout)
-    return Timed((end - t0) / 1e9, status, usage.ru_utime, usage.ru_stime)
+    return Timed((end - t0) / 1e9, status, usage.ru_utime, usage.ru_stime, t0, end)
+
+
+class Timer:
+    """A launcher for the adapter (:class:`harness.runtime.process.Launcher`) that times each
+    runtime process as :func:`timed` does: ``with rt.launched_by(timer): container.create()``
+    runs the adapter's real ``create`` (its checks on the pid the runtime reports, journal and
+    all) and leaves the runtime process's time in ``timer.last`` (every one timed since
+    ``timer.calls`` was last cleared in ``timer.calls``).
+
+    Output the adapter asks for as a pipe goes to an anonymous file (memfd) instead, read once
+    the process has exited: a pipe would have to be drained while the clock runs."""
+
+    def __init__(self) -> None:
+        self.calls: list[Timed] = []
+
+    @property
+    def last(self) -> Timed | None:
+        return self.calls[-1] if self.calls else None
+
+    def __call__(
+        self,
+        argv: list[str],
+        *,
+        stdin: Any,
+        stdout: Any,
+        stderr: Any,
+        preexec: Callable[[], None] | None,
+        timeout: float,
+    ) -> tuple[int, Any, Any]:
+        captured: dict[str, Any] = {}
+
+        def unpiped(stream: Any, name: str) -> Any:
+            if stream is not subprocess.PIPE:
+                return stream
+            captured[name] = os.fdopen(os.memfd_create(f"harness-{name}", os.MFD_CLOEXEC), "w+b")
+            return captured[name]
+
+        out, err = unpiped(stdout, "stdout"), unpiped(stderr, "stderr")
+        try:
+            t0 = time.perf_counter_ns()
+            proc = subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=err, preexec_fn=preexec, close_fds=True)
+            try:
+                ((end, status, usage),) = wait_all([proc], timeout)
+            except TimedFailure:
+                raise process.Timeout(*(_read(captured.get(n)) for n in ("stdout", "stderr"))) from None
+            self.calls.append(Timed((end - t0) / 1e9, status, usage.ru_utime, usage.ru_stime, t0, end))
+            return proc.returncode, _read(captured.get("stdout")), _read(captured.get("stderr"))
+        finally:
+            for f in captured.values():
+                f.close()
+
+
+def _read(f: Any) -> bytes | None:
+    if f is None:
+        return None
+    f.seek(0)
+    return f.read()

@@ -37,6 +37,7 @@ from harness.errors import HarnessError
 from harness.runtime import Container
 
 from .runner import BenchContext
+from .suites import FunctionSuite
 
 MODES = ("raw", "overlay")
 
@@ -370,3 +371,6 @@ def summarize(ctx: BenchContext) -> dict[str, Any]:
             if len(set(xs)) >= 2:
                 fits[f"copy-up {mode} {cache}"] = stats.linear_fit(xs, ys)
     return {"overlay_over_raw": ratios, "medians": medians, "copy_up_fit": fits}
+
+
+SUITE = FunctionSuite("io", run_io)

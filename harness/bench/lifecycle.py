@@ -1,9 +1,12 @@
 """Lifecycle latency: ``run`` and each phase per runtime, two floors, and a concurrency sweep.
 
 Timing (see :mod:`._timing`): wall time of the runtime process alone, from just before fork to
-the reaping of its exit, on the monotonic clock; no shell. Command lines come from
-``Runtime.argv`` and the runtime's quirks apply (crun's private mount namespace on hybrid
-cgroup hosts runs in the child before exec, and is part of crun's time).
+the reaping of its exit, on the monotonic clock; no shell. The calls are the adapter's own
+(``Container.run``, ``create``, ``start``, ...; the runtime's processes started by a
+``_timing.Timer`` through ``Runtime.launched_by``), so the bench runs what the conformance
+suite runs, checks included; the runtime's quirks apply (crun's private mount namespace on
+hybrid cgroup hosts runs in the child before exec, and is part of crun's time). Only the
+concurrency sweep starts ``run`` command lines (``Runtime.argv``) itself, N at once.
 
 * ``run``: ``RUNTIME run --bundle B ID`` on a bundle whose process is ``/probe exit 0``, with
   the harness not a child subreaper meanwhile (as from a shell; see ``_timing.not_subreaper``).
@@ -11,9 +14,9 @@ cgroup hosts runs in the child before exec, and is part of crun's time).
   is ``/probe pause`` (it blocks signals from its first instruction and reports the one it
   gets, so the ``kill TERM`` cannot race the start): create, start, state, kill TERM, wait
   for the exit (pidfd, untimed), delete.
-* ``create+start+delete``: on the ``exit 0`` bundle, the wall span from the start of ``create``
-  to the end of ``delete``, which includes waiting for the container's exit (pidfd, no polling
-  of ``state``), so it is comparable to ``run``.
+* ``create+start+delete``: on the ``exit 0`` bundle, ``create``'s time plus the wall span from
+  the start of ``start`` to the end of ``delete``, which includes waiting for the container's
+  exit (pidfd, no polling of ``state``), so it is comparable to ``run``.
 * ``floor-preexec`` (runtime = the runtime it belongs to, only for a runtime whose quirk
   applies on this host): fork with the adapter's pre-exec hook (crun's private mount
   namespace) and exec of the probe ``exit 0``: the part of that runtime's times that is the
@@ -31,17 +34,18 @@ until the last has exited.
 
 from __future__ import annotations
 
-import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.runtime import Container, process
+from harness.runtime import Container
 
 from . import stats
-from ._timing import Timed, not_subreaper, spawn, timed, wait_all
+from ._timing import Timed, Timer, not_subreaper, spawn, timed, wait_all
 from .runner import BenchContext
+from .suites import FunctionSuite
 
 PHASES = ("create", "start", "state", "kill", "delete")
 
@@ -61,94 +65,71 @@ def _preexec(rt: Any) -> Any:
     return rt.preexec_fn
 
 
-def _check(rt: Any, what: str, t: Timed, err_file: Path) -> float:
-    if t.status != 0:
-        text = err_file.read_text(errors="replace").strip() if err_file.exists() else ""
-        raise _Failed(f"{rt.name} {what} failed (exit {t.status}): {text[-2000:]}")
-    return t.seconds
-
-
-def _call(ctx: BenchContext, rt: Any, what: str, args: list[str], io: Path, stdout: Path | None = None) -> Timed:
-    err_file = io / f"{what}.stderr"
-    with open(err_file, "wb") as err, open(stdout or "/dev/null", "wb") as out:
-        t = timed(rt.argv(*args), stdout=out, stderr=err, preexec=_preexec(rt), timeout=rt.timeout)
-    _check(rt, what, t, err_file)
-    return t
+def _timed(timer: Timer, call: Callable[[], Any]) -> Timed:
+    """The time of the (first) runtime process an adapter call ran under ``timer``."""
+    timer.calls.clear()
+    call()
+    return timer.calls[0]
 
 
 def run_once(ctx: BenchContext, rt: Any, bundle: Path, io: Path) -> Timed:
-    cid = ctx.new_id()
-    ctx.journal.record("container", cid, runtime=rt.name, state_root=str(rt.state_root))
-    try:
-        with not_subreaper():
-            t = _call(ctx, rt, "run", ["run", "--bundle", str(bundle), cid], io)
-    except BaseException:
-        Container(rt, cid, bundle, io).cleanup()
-        raise
-    ctx.journal.release("container", cid)
-    return t
-
-
-def _create(ctx: BenchContext, rt: Any, bundle: Path, io: Path) -> tuple[Container, Timed]:
+    """``run`` through the adapter (:meth:`Container.run`), timed, the harness not a subreaper."""
     c = Container(rt, ctx.new_id(), bundle, io)
-    c._journal()
-    with open(c.stdout_path, "wb") as out, open(c.stderr_path, "wb") as err:
-        t = timed(
-            rt.argv("create", "--bundle", str(bundle), "--pid-file", str(c.pid_file), c.id),
-            stdout=out,
-            stderr=err,
-            preexec=_preexec(rt),
-            timeout=rt.timeout,
-        )
-    c.created = True
-    if t.status != 0:
-        raise _Failed(f"{rt.name} create failed (exit {t.status}): {c.stderr_path.read_text(errors='replace')[-2000:]}")
-    c.pid = int(c.pid_file.read_text().strip())
-    c._pid_start = process.start_time(c.pid)
-    c._journal(pid=c.pid, pid_start=c._pid_start)
-    return c, t
+    timer = Timer()
+    try:
+        with not_subreaper(), rt.launched_by(timer):
+            end = c.run(timeout=rt.timeout)
+        if end.code != 0:
+            raise _Failed(f"{rt.name} run failed (exit {end.shell_code}): {c.stderr()[-2000:]}")
+    except BaseException:
+        c.cleanup()
+        raise
+    assert timer.last is not None
+    return timer.last
 
 
 def phases_once(ctx: BenchContext, rt: Any, bundle: Path, io: Path) -> dict[str, Timed]:
-    """create, start, state, kill TERM, (wait), delete on a ``/probe pause`` container."""
-    c: Container | None = None
+    """create, start, state, kill TERM, (wait), delete on a ``/probe pause`` container: the
+    adapter's own calls (the pid it trusts checked, the container journaled), each runtime
+    process timed by a :class:`Timer`."""
+    c = Container(rt, ctx.new_id(), bundle, io)
+    timer = Timer()
+    out: dict[str, Timed] = {}
     try:
-        c, t_create = _create(ctx, rt, bundle, io)
-        out: dict[str, Timed] = {"create": t_create}
-        out["start"] = _call(ctx, rt, "start", ["start", c.id], io)
-        out["state"] = _call(ctx, rt, "state", ["state", c.id], io, stdout=io / "state.json")
-        status = json.loads((io / "state.json").read_text()).get("status")
-        if status != "running":
-            raise _Failed(f"{rt.name} state after start says {status!r}, expected 'running'")
-        out["kill"] = _call(ctx, rt, "kill", ["kill", c.id, "TERM"], io)
-        c.wait(timeout=rt.timeout)
-        out["delete"] = _call(ctx, rt, "delete", ["delete", c.id], io)
-        c.created = False
-        ctx.journal.release("container", c.id)
-        c = None
-        return out
-    finally:
-        if c is not None:
-            c.cleanup()
+        with rt.launched_by(timer):
+            out["create"] = _timed(timer, c.create)
+            out["start"] = _timed(timer, c.start)
+            states = []
+            out["state"] = _timed(timer, lambda: states.append(c.state()))
+            if states[0].status != "running":
+                raise _Failed(f"{rt.name} state after start says {states[0].status!r}, expected 'running'")
+            out["kill"] = _timed(timer, lambda: c.kill("TERM"))
+            c.wait(timeout=rt.timeout)
+            out["delete"] = _timed(timer, c.delete)
+    except BaseException:
+        c.cleanup()
+        raise
+    ctx.journal.release("container", c.id)
+    return out
 
 
 def csd_once(ctx: BenchContext, rt: Any, bundle: Path, io: Path) -> float:
-    """create + start + (wait for exit) + delete on the ``/probe exit 0`` bundle: the wall span."""
-    c: Container | None = None
-    t0 = time.perf_counter_ns()
+    """create + start + (wait for exit) + delete on the ``/probe exit 0`` bundle: the ``create``
+    process's time plus the wall span from the start of ``start`` to the end of ``delete`` (the
+    harness's bookkeeping between create and start is not counted)."""
+    c = Container(rt, ctx.new_id(), bundle, io)
+    timer = Timer()
     try:
-        c, _ = _create(ctx, rt, bundle, io)
-        _call(ctx, rt, "start", ["start", c.id], io)
-        c.wait(timeout=rt.timeout)
-        _call(ctx, rt, "delete", ["delete", c.id], io)
-        span = (time.perf_counter_ns() - t0) / 1e9
-        c.created = False
-        ctx.journal.release("container", c.id)
-        c = None
-        return span
-    finally:
-        if c is not None:
-            c.cleanup()
+        with rt.launched_by(timer):
+            t_create = _timed(timer, c.create)
+            t_start = _timed(timer, c.start)
+            c.wait(timeout=rt.timeout)
+            t_delete = _timed(timer, c.delete)
+    except BaseException:
+        c.cleanup()
+        raise
+    ctx.journal.release("container", c.id)
+    return t_create.seconds + (t_delete.end_ns - t_start.start_ns) / 1e9
 
 
 def concurrent_once(ctx: BenchContext, rt: Any, bundle: Path, io: Path, n: int) -> float:
@@ -310,3 +291,6 @@ def summarize(
     out["ratios"] = ratios
     out["concurrency"] = {f"{k[0]} x{k[1]}": stats.summary(v) for k, v in conc.items()}
     return out
+
+
+SUITE = FunctionSuite("lifecycle", run_lifecycle)

@@ -25,8 +25,8 @@ from typing import Any
 from harness.errors import HarnessError
 
 from .records import SampleWriter, hyperfine_export, sample
+from .suites import load
 
-SUITES = ("lifecycle", "io", "scale")
 
 
 @dataclass
@@ -197,9 +197,9 @@ def run_bench(options: Options, argv: list[str] | None = None) -> Path:
 
     if os.geteuid() != 0:
         raise HarnessError("harness bench needs root (containers, overlay mounts, dropping caches)")
-    unknown = sorted(set(options.suites) - set(SUITES))
-    if unknown:
-        raise HarnessError(f"unknown suite(s) {', '.join(unknown)}; known: {', '.join(SUITES)}")
+    suites = load(options.suites)
+    for suite in suites:
+        suite.prepare(options)  # first: offline, fail before any work
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
     output = Path(options.output or default_output())
     if output.exists() and any(output.iterdir()):
@@ -207,11 +207,17 @@ def run_bench(options: Options, argv: list[str] | None = None) -> Path:
     output.mkdir(parents=True, exist_ok=True)
     definitions = [runtime.resolve(n) for n in options.runtimes]
     with runtime.open_session(f"bench-{run_id}") as session:
-        return _run(options, argv, session, definitions, run_id, output)
+        return _run(options, argv, session, definitions, suites, run_id, output)
 
 
 def _run(
-    options: Options, argv: list[str] | None, session: Any, definitions: list[Any], run_id: str, output: Path
+    options: Options,
+    argv: list[str] | None,
+    session: Any,
+    definitions: list[Any],
+    suites: list[Any],
+    run_id: str,
+    output: Path,
 ) -> Path:
     from harness import environment
     from harness.probe import build_probe
@@ -266,19 +272,8 @@ def _run(
     failure: str | None = None
     try:
         with WAKEUP:
-            for suite in options.suites:
-                if suite == "lifecycle":
-                    from .lifecycle import run_lifecycle
-
-                    run_lifecycle(ctx)
-                elif suite == "io":
-                    from .io import run_io
-
-                    run_io(ctx)
-                elif suite == "scale":
-                    from .scale import run_scale
-
-                    run_scale(ctx)
+            for suite in suites:
+                suite.run(ctx)
     except KeyboardInterrupt:
         interrupted = True
     except BaseException as err:

@@ -20,7 +20,8 @@ from typing import Any
 from harness.errors import HarnessError
 from harness.image.store import tree_counts
 
-from .runner import BenchContext
+from .runner import BenchContext, Options
+from .suites import FunctionSuite
 
 MODES = ("raw", "overlay")
 
@@ -29,6 +30,13 @@ def plan(quick: bool) -> dict[str, Any]:
     if quick:
         return {"ns": (1, 10), "reps": {1: 2, 10: 1}}
     return {"ns": (1, 10, 100), "reps": {1: 5, 10: 3, 100: 2}}
+
+
+def prepare(options: Options) -> None:
+    """The Alpine tarball, found (``--rootfs-tar``, ``$HARNESS_ROOTFS_TAR``, the cache) before any work."""
+    from harness import rootfs as _rootfs
+
+    options.rootfs_tar = _rootfs.alpine_tarball(options.rootfs_tar)
 
 
 def run_scale(ctx: BenchContext) -> None:
@@ -132,3 +140,6 @@ def summarize(ctx: BenchContext) -> dict[str, Any]:
             elif medians[(n, phase, "raw")]:
                 entry["overlay_over_raw"] = medians[(n, phase, mode)] / medians[(n, phase, "raw")]
     return out
+
+
+SUITE = FunctionSuite("scale", run_scale, prepare)

@@ -110,6 +110,19 @@ class Container:
     def start(self, *, timeout: float | None = None) -> None:
         self.runtime.start(self.id, timeout=timeout)
 
+    def run(self, *, timeout: float | None = None) -> Exit:
+        """``run``: create, start, wait and delete in one runtime command, stdio in files; how
+        the container's process ended as the runtime reports it (its exit code). A container run
+        to a zero exit is gone (the runtime deleted it); otherwise :meth:`cleanup` removes what
+        is left."""
+        self._journal()  # before: a run killed meanwhile must still find it
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            proc = self.runtime.run(self.id, self.bundle, stdout=out, stderr=err, timeout=timeout)
+        self.exit = Exit(code=proc.returncode) if proc.returncode >= 0 else Exit(signal=-proc.returncode)
+        if proc.returncode == 0 and self.runtime.journal is not None:
+            self.runtime.journal.release("container", self.id)
+        return self.exit
+
     def state(self) -> State:
         return self.runtime.state(self.id)
 

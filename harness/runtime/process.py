@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -241,3 +241,41 @@ def communicate(proc: subprocess.Popen, timeout: float) -> tuple[Any, Any]:
             out, err = proc.communicate()
             raise Timeout(out, err)
         tick = min(tick * 2, 0.02)
+
+
+class Launcher(Protocol):
+    """How one runtime process is started and waited for. :func:`launch` is the adapter's;
+    the bench's timer is another (it times the process from just before fork to its reaped
+    exit), so the bench times the adapter's own calls (``Runtime.launched_by``)."""
+
+    def __call__(
+        self,
+        argv: list[str],
+        *,
+        stdin: Any,
+        stdout: Any,
+        stderr: Any,
+        preexec: Callable[[], None] | None,
+        timeout: float,
+    ) -> tuple[int, Any, Any]:
+        """Run ``argv`` with this stdio (``subprocess.PIPE`` for output to return) and
+        ``preexec`` between fork and exec; its exit code (negative: killed by that signal) and
+        what it wrote to the pipes. Raises ``OSError`` if it cannot be executed,
+        ``subprocess.SubprocessError`` if ``preexec`` failed, :class:`Timeout` if it did not
+        end within ``timeout`` seconds (it was killed)."""
+        ...
+
+
+def launch(
+    argv: list[str],
+    *,
+    stdin: Any,
+    stdout: Any,
+    stderr: Any,
+    preexec: Callable[[], None] | None,
+    timeout: float,
+) -> tuple[int, Any, Any]:
+    """The adapter's :class:`Launcher`: Popen, then :func:`communicate`."""
+    proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, preexec_fn=preexec)
+    out, err = communicate(proc, timeout)
+    return proc.returncode, out, err
