@@ -238,12 +238,7 @@ def cmd_runtimes(args: argparse.Namespace) -> int:
     rows = [("NAME", "BINARY", "VERSION", "DESCRIPTION")]
     for name, d in defs.items():
         path = d.find_binary()
-        version = ""
-        if path:
-            try:
-                version = runtime.Runtime(d, Path("/nonexistent")).version()
-            except HarnessError:
-                version = ""
+        version = d.version() if path else ""
         hint = f"not installed (apt-get install {d.debian_package})" if d.debian_package else "not installed"
         rows.append((name, path or hint, version or "-", d.description))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]

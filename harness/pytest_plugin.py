@@ -725,12 +725,7 @@ class _Recorder:
         from . import environment
         from .requirements import record as requirements_record
 
-        versions = {}
-        for name, d in getattr(self.config, "_harness_runtimes", {}).items():
-            try:
-                versions[name] = _runtime.Runtime(d, Path("/nonexistent")).version()
-            except HarnessError:
-                versions[name] = ""
+        versions = {name: d.version() for name, d in getattr(self.config, "_harness_runtimes", {}).items()}
         env = environment.collect(versions)
         records = results.finish(self.records.values(), versions, env)
         status = int(session.exitstatus)

@@ -380,17 +380,9 @@ class Runtime:
 
     def version(self) -> str:
         """The first line of the runtime's version output ("" if it has none)."""
-        try:
-            proc = subprocess.run(
-                [self.binary, *self.definition.version_args], capture_output=True, timeout=10, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return ""
-        out = _text(proc.stdout) or _text(proc.stderr)
-        return out.strip().splitlines()[0] if out.strip() else ""
+        return self.definition.version()
 
 
-#: Exit statuses of adopted processes reaped while waiting for something else, by pid.
 def _signal_name(sig: str | int) -> str:
     """Signals go to the runtime as names without SIG (``TERM``), which every runtime CLI reads."""
     if isinstance(sig, int):

@@ -177,6 +177,21 @@ class RuntimeDefinition:
         except (KeyError, TypeError, ValueError) as err:
             raise HarnessError(f"runtime definition {path}: missing or invalid field {err}") from None
 
+    def version(self) -> str:
+        """The first line of the binary's version output ("" if it has none or is not installed);
+        no state root is involved."""
+        import subprocess
+
+        binary = self.find_binary()
+        if binary is None:
+            return ""
+        try:
+            proc = subprocess.run([binary, *self.version_args], capture_output=True, timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        out = (proc.stdout or proc.stderr).decode("utf-8", "replace").strip()
+        return out.splitlines()[0] if out else ""
+
     def find_binary(self) -> str | None:
         """The absolute path of the binary, or None if it is not installed.
 

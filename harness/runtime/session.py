@@ -66,10 +66,13 @@ class Session:
             if entry["kind"] != "container":
                 continue
             try:
-                _journal.remove_entry(entry)
-                self.journal.release("container", entry["key"])
+                left = _journal.remove_entry(entry)
             except Exception as err:
-                errors.append(f"container {entry['key']}: {err}")
+                left = [str(err)]
+            if left:
+                errors += [f"container {entry['key']}: {why}" for why in left]
+            else:
+                self.journal.release("container", entry["key"])
         return errors
 
     def close(self) -> list[str]:
