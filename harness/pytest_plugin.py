@@ -542,8 +542,7 @@ def _check_leaks(
     if errors:
         # the runtime cannot delete it (a delete killed by SIGPIPE each time): take it apart
         for c in made:
-            c._kill_if_left_behind()
-            c._reap()
+            c.end_process()
     ids = [c.id for c in made]
     issued: list[str] = item.stash.get(_ISSUED, [])
     tokens = sorted(set(ids) | set(issued))

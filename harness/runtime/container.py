@@ -237,11 +237,17 @@ class Container:
                         if self._exists():
                             raise
         self.created = False
-        self._kill_if_left_behind()
-        self._reap()
+        self.end_process()
         self.left_behind += [f"cgroup {p}" for p in remove_empty_cgroups(self.cgroups)]
         if self.runtime.journal is not None:
             self.runtime.journal.release("container", self.id)
+
+    def end_process(self) -> None:
+        """End the container's process if it outlived its container (the runtime lost track of
+        it, or could not delete the container), only if it is still that very process; then
+        collect its exit status and our other exited children."""
+        self._kill_if_left_behind()
+        self._reap()
 
     def _kill_if_left_behind(self) -> None:
         """End the container's process if it outlived its container (the runtime lost track of it)."""
