@@ -337,11 +337,12 @@ def mutants(session: nox.Session) -> None:
 
 @shared_session
 def ci(session: nox.Session) -> None:
-    """Everything CI checks: the harness's tests, then the conformance suite on the bundled
+    """Everything CI checks: lint and types (seconds, so first), the harness's tests, then the conformance suite on the bundled
     runtime, runc and crun, a few cgroup and namespace cases on a real pure cgroup v2 kernel in
     a VM (reference and runc, results/matrix-ci/), the spec mutants' fast path, a quick bench,
     then the report from those results."""
     install(session)
+    run_lint(session)
     runtimes, _ = requested_runtimes([], CI_RUNTIMES)
     ensure_system_packages(session, runtimes)
     os.makedirs(RESULTS, exist_ok=True)

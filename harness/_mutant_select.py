@@ -13,6 +13,8 @@ import os
 
 import pytest
 
+from harness import pytest_plugin
+
 
 def _selection() -> dict[str, set[str] | None]:
     path = os.environ.get("HARNESS_MUTANT_SELECT")
@@ -29,21 +31,21 @@ def _selection() -> dict[str, set[str] | None]:
 def pytest_generate_tests(metafunc: pytest.Metafunc):
     """Parametrize each case only with the runtimes that select it: with a hundred mutant
     runtimes, collecting every case for every runtime (then deselecting) would be ~50,000
-    items per worker. The harness plugin parametrizes from ``config._harness_runtimes``; it is
+    items per worker. The harness plugin parametrizes from ``config.stash[pytest_plugin.RUNTIMES]``; it is
     narrowed to this case's runtimes while the plugin runs, then restored."""
     config = metafunc.config
-    runtimes = getattr(config, "_harness_runtimes", None)
+    runtimes = config.stash.get(pytest_plugin.RUNTIMES, None)
     if "runtime" not in metafunc.fixturenames or runtimes is None:
         yield
         return
     sel = _cached_selection(config)
     case = metafunc.definition.nodeid.split("[", 1)[0]
     chosen = {n: d for n, d in runtimes.items() if n in sel and ((cases := sel[n]) is None or case in cases)}
-    config._harness_runtimes = chosen  # type: ignore[attr-defined]
+    config.stash[pytest_plugin.RUNTIMES] = chosen
     try:
         yield
     finally:
-        config._harness_runtimes = runtimes  # type: ignore[attr-defined]
+        config.stash[pytest_plugin.RUNTIMES] = runtimes
 
 
 _SELECTION = pytest.StashKey[dict[str, set[str] | None]]()

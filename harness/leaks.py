@@ -343,7 +343,8 @@ def restore_host_state(before: dict[str, str]) -> tuple[list[str], list[str]]:
     be restored). A runtime that skipped a namespace it was asked for changes the host's own:
     its sysctls, hostname, domainname, a device node in the host's /dev, a network link in the
     host's network namespace."""
-    changed, problems = [], []
+    changed: list[str] = []
+    problems: list[str] = []
     for key, value in before.items():
         if key.startswith("dev:"):
             _restore_device(key[4:], value, changed, problems)

@@ -83,6 +83,13 @@ _DEVIATION = pytest.StashKey[_runtime.ExpectedFailure]()
 _COVERED = pytest.StashKey[dict]()
 #: The key under which an xdist worker sends that map to the controller (``workeroutput``).
 _COVERED_OUTPUT = "oci_harness_covered"
+
+#: What pytest_configure settles for the whole run, kept in pytest's stash (public keys, so a
+#: companion plugin such as harness._mutant_select reads them without private attributes):
+#: the runtimes to parametrize with, the problems found resolving them, and this worker's run id.
+RUNTIMES = pytest.StashKey[dict[str, "_runtime.RuntimeDefinition"]]()
+RUNTIME_PROBLEMS = pytest.StashKey[list[str]]()
+RUN_ID = pytest.StashKey[str]()
 #: The runtime cases run on when neither --runtime nor $HARNESS_RUNTIME names one: the bundled
 #: one, so the suite works on a machine with no runtime installed.
 DEFAULT_RUNTIME = "reference"
@@ -170,29 +177,30 @@ def pytest_configure(config: pytest.Config) -> None:
         if d.find_binary() is None:
             hint = f": apt-get install {d.debian_package}" if d.debian_package else ""
             problems.append(f"runtime {d.name!r}: binary {d.binary!r} is not installed{hint}")
-    config._harness_runtimes = defs  # type: ignore[attr-defined]
+    config.stash[RUNTIMES] = defs
     # Reported only if the run has cases that need a runtime: unit tests do not.
-    config._harness_runtime_problems = problems  # type: ignore[attr-defined]
+    config.stash[RUNTIME_PROBLEMS] = problems
     global _PROFILE
     _PROFILE = "oci-deep" if config.getoption("--deep") else "oci-quick"
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     # HARNESS_RUN_ID names the run (a tool that runs the suite, like benchmarks/stability.py,
     # then knows which container ids, cgroups and state roots on the host are its run's)
     tag = os.environ.get("HARNESS_RUN_ID") or uuid.uuid4().hex[:8]
-    if not (tag.isascii() and tag.isalnum() and tag.islower() or tag.isdigit()) or len(tag) > 12:
+    if not ((tag.isascii() and tag.isalnum() and tag.islower()) or tag.isdigit()) or len(tag) > 12:
         raise pytest.UsageError(f"HARNESS_RUN_ID={tag!r}: give 1 to 12 lower-case letters and digits, or unset it")
-    config._harness_run_id = f"{tag}-{worker}"  # type: ignore[attr-defined]
+    config.stash[RUN_ID] = f"{tag}-{worker}"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "runtime" in metafunc.fixturenames:
-        names = list(metafunc.config._harness_runtimes)  # type: ignore[attr-defined]
+        defs = metafunc.config.stash[RUNTIMES]
+        names = list(defs)
         metafunc.parametrize("runtime", names, indirect=True, ids=names)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    defs = config._harness_runtimes  # type: ignore[attr-defined]
-    problems = config._harness_runtime_problems  # type: ignore[attr-defined]
+    defs = config.stash[RUNTIMES]
+    problems = config.stash[RUNTIME_PROBLEMS]
     if (
         problems
         and not config.option.collectonly
@@ -319,14 +327,14 @@ def harness_session(request: pytest.FixtureRequest) -> Iterator[_runtime.Session
     harness a child subreaper (container inits are adopted once `create` returns: their exit
     statuses are ours to read); all removed when the run ends. Runtimes come from
     ``harness_session.runtime(...)``."""
-    with _runtime.open_session(request.config._harness_run_id, subreaper=host.is_root()) as session:  # type: ignore[attr-defined]
+    with _runtime.open_session(request.config.stash[RUN_ID], subreaper=host.is_root()) as session:
         yield session
 
 
 @pytest.fixture(scope="session")
 def _runtimes(request: pytest.FixtureRequest, harness_session: _runtime.Session) -> dict[str, _runtime.Runtime]:
     timeout = request.config.getoption("--runtime-timeout")
-    return {name: harness_session.runtime(d, timeout=timeout) for name, d in request.config._harness_runtimes.items()}  # type: ignore[attr-defined]
+    return {name: harness_session.runtime(d, timeout=timeout) for name, d in request.config.stash[RUNTIMES].items()}
 
 
 @pytest.fixture
@@ -455,7 +463,7 @@ _ISSUED = pytest.StashKey[list]()
 def container_id(request: pytest.FixtureRequest) -> Callable[[], str]:
     """Fresh container ids, unique per run and per xdist worker. The ids a case got are the
     names by which what its runtime leaves on the host is told from other runs' (harness.leaks)."""
-    run_id = request.config._harness_run_id  # type: ignore[attr-defined]
+    run_id = request.config.stash[RUN_ID]
     issued = request.node.stash.setdefault(_ISSUED, [])
 
     def fresh() -> str:
@@ -724,7 +732,7 @@ class _Recorder:
         from . import environment
         from .requirements import record as requirements_record
 
-        versions = {name: d.version() for name, d in getattr(self.config, "_harness_runtimes", {}).items()}
+        versions = {name: d.version() for name, d in (self.config.stash.get(RUNTIMES, None) or {}).items()}
         env = environment.collect(versions)
         records = results.finish(self.records.values(), versions, env)
         status = int(session.exitstatus)
@@ -732,7 +740,7 @@ class _Recorder:
             started=self.started,
             exitstatus=status,
             args=[str(a) for a in self.config.invocation_params.args],
-            runtimes=list(getattr(self.config, "_harness_runtimes", {})),
+            runtimes=list(self.config.stash.get(RUNTIMES, None) or ()),
             collected=self.collected,
             deselected=self.deselected,
             recorded=len(records),

@@ -127,7 +127,7 @@ def wait_all(procs: list[subprocess.Popen], timeout: float) -> list[tuple[int, i
                 for p in procs:
                     if out[procs.index(p)] is None:
                         p.kill()
-                raise TimedFailure(procs[0].args, f"no exit within {timeout:g} s (killed)")
+                raise TimedFailure(_argv(procs[0]), f"no exit within {timeout:g} s (killed)")
             ready, _, _ = select.select(watch, [], [], min(remaining, 0.05 if WAKEUP.fd >= 0 else 0.002))
             for fd in ready:
                 if fd in fds:
@@ -218,3 +218,11 @@ def _read(f: Any) -> bytes | None:
         return None
     f.seek(0)
     return f.read()
+
+
+def _argv(proc: subprocess.Popen) -> list[str]:
+    """A started process's command line as strings, for an error message."""
+    args = proc.args
+    if isinstance(args, (str, bytes, os.PathLike)):
+        return [os.fsdecode(args)]
+    return [os.fsdecode(a) for a in args]

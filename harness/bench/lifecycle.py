@@ -34,6 +34,7 @@ until the last has exited.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -136,31 +137,30 @@ def concurrent_once(ctx: BenchContext, rt: Any, bundle: Path, io: Path, n: int) 
     ids = [ctx.new_id() for _ in range(n)]
     for cid in ids:
         ctx.journal.record("container", cid, runtime=rt.name, state_root=str(rt.state_root))
-    errs = [open(io / f"conc-{i}.stderr", "wb") for i in range(n)]
-    try:
-        with not_subreaper():
-            t0 = time.perf_counter_ns()
-            procs = [
-                spawn(rt.argv("run", "--bundle", str(bundle), cid), stderr=errs[i], preexec=_preexec(rt))
-                for i, cid in enumerate(ids)
-            ]
-            ends = wait_all(procs, rt.timeout * max(1, n / 2))
-        wall = (max(e[0] for e in ends) - t0) / 1e9
-        bad = [(ids[i], e[1]) for i, e in enumerate(ends) if e[1] != 0]
-        if bad:
-            raise _Failed(
-                f"{rt.name}: {len(bad)} of {n} concurrent runs failed: "
-                + (io / f"conc-{ids.index(bad[0][0])}.stderr").read_text(errors="replace")[-1000:]
-            )
-        for cid in ids:
-            ctx.journal.release("container", cid)
-        ids = []
-        return wall
-    finally:
-        for f in errs:
-            f.close()
-        for cid in ids:
-            Container(rt, cid, bundle, io).cleanup()
+    with contextlib.ExitStack() as files:
+        errs = [files.enter_context(open(io / f"conc-{i}.stderr", "wb")) for i in range(n)]
+        try:
+            with not_subreaper():
+                t0 = time.perf_counter_ns()
+                procs = [
+                    spawn(rt.argv("run", "--bundle", str(bundle), cid), stderr=errs[i], preexec=_preexec(rt))
+                    for i, cid in enumerate(ids)
+                ]
+                ends = wait_all(procs, rt.timeout * max(1, n / 2))
+            wall = (max(e[0] for e in ends) - t0) / 1e9
+            bad = [(ids[i], e[1]) for i, e in enumerate(ends) if e[1] != 0]
+            if bad:
+                raise _Failed(
+                    f"{rt.name}: {len(bad)} of {n} concurrent runs failed: "
+                    + (io / f"conc-{ids.index(bad[0][0])}.stderr").read_text(errors="replace")[-1000:]
+                )
+            for cid in ids:
+                ctx.journal.release("container", cid)
+            ids = []
+            return wall
+        finally:
+            for cid in ids:
+                Container(rt, cid, bundle, io).cleanup()
 
 
 def run_lifecycle(ctx: BenchContext) -> None:

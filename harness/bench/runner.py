@@ -28,7 +28,6 @@ from .records import SampleWriter, hyperfine_export, sample
 from .suites import load
 
 
-
 @dataclass
 class Options:
     runtimes: list[str]

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from .._safetar import Readable
 from .layers import OPAQUE_MARKER, RAW, WHITEOUT_PREFIX, unpack_layer
 from .layout import MEDIA_TYPES, Descriptor, Image, ImageError, Layout, host_arch
 
@@ -149,7 +150,7 @@ class LayerWriter:
     def file(
         self,
         path: str | tuple[str, ...],
-        data: bytes | BinaryIO,
+        data: bytes | Readable,
         *,
         size: int | None = None,
         mode: int = 0o644,

@@ -152,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     from .. import host
 
     cell["cgroup_mode"] = host.cgroup_mode()
-    cell["controllers"] = sorted(host.cgroup_controllers())
-    stage(out, f"layout {host.cgroup_mode()} ({len(cell['controllers'])} controllers)")
+    controllers = sorted(host.cgroup_controllers())
+    cell["controllers"] = controllers
+    stage(out, f"layout {host.cgroup_mode()} ({len(controllers)} controllers)")
     args_ = [a for a in args.pytest_args if a != "--"]
     stage(out, "running")
     with open(out / "pytest.log", "w", encoding="utf-8") as log:

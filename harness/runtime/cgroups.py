@@ -8,6 +8,7 @@ exactly after the id. :func:`remove_empty_cgroups` removes them once their last 
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -60,16 +61,21 @@ def named_cgroups(container_id: str, bundle: Path | None = None) -> list[Path]:
     return sorted(set(found), key=lambda p: -len(p.parts))
 
 
+def _emptied(procs: Path) -> bool:
+    """Whether a cgroup's ``cgroup.procs`` is gone or lists no process."""
+    return not procs.exists() or not procs.read_text().strip()
+
+
 def remove_empty_cgroups(folders: list[Path], timeout: float = 5.0) -> list[Path]:
     """rmdir the cgroup folders a runtime left behind, once their last process has gone (the
     kernel refuses populated ones; a killed container's helpers may take a moment to exit).
     Returns the folders removed."""
-    removed = []
+    removed: list[Path] = []
     for folder in folders:
         if not folder.is_dir():
             continue
         procs = folder / "cgroup.procs"
-        process.until(lambda procs=procs: not procs.exists() or not procs.read_text().strip(), timeout)
+        process.until(functools.partial(_emptied, procs), timeout)
         try:
             folder.rmdir()
             removed.append(folder)
