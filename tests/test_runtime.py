@@ -6,6 +6,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,35 @@ def test_hanging_runtime_times_out(tmp_path, monkeypatch):
     rt.timeout = 0.5
     with pytest.raises(RuntimeTimeout, match=r"timeout: state gave no answer within 0.5 s \(0.5 s\); killed"):
         rt.state("x")
+
+
+def test_a_timed_out_call_ends_although_a_child_holds_its_pipes(tmp_path, monkeypatch):
+    """A runtime that hangs after starting a process which keeps its stdout and stderr open
+    (as a container init can): the call is killed at its deadline and reported, instead of
+    waiting for end of file on pipes the child never closes."""
+    monkeypatch.setenv("HARNESS_TIMEOUT_SCALE", "1")
+    marker = tmp_path / "child.pid"
+    rt = make(
+        tmp_path,
+        f"""
+        if os.fork() == 0:
+            os.setsid()
+            open({str(marker)!r}, "w").write(str(os.getpid()))
+            time.sleep(60)
+            os._exit(0)
+        sys.stderr.write("started a child\\n"); sys.stderr.flush()
+        time.sleep(60)
+        """,
+    )
+    rt.timeout = 0.5
+    try:
+        started = time.monotonic()
+        with pytest.raises(RuntimeTimeout, match=r"state gave no answer within 0\.5 s"):
+            rt.state("x")
+        assert time.monotonic() - started < 0.5 + process.KILLED_PIPE_GRACE + 5
+    finally:
+        if marker.exists():
+            os.kill(int(marker.read_text()), 9)
 
 
 def test_deadlines_scale_with_the_machine(tmp_path, monkeypatch):

@@ -238,9 +238,27 @@ def communicate(proc: subprocess.Popen, timeout: float) -> tuple[Any, Any]:
         reap_orphans(keep=(proc.pid,))
         if time.monotonic() >= deadline:
             proc.kill()
-            out, err = proc.communicate()
-            raise Timeout(out, err)
+            raise Timeout(*_drain_killed(proc))
         tick = min(tick * 2, 0.02)
+
+
+#: How long to read a killed process's pipes before giving up on their end of file.
+KILLED_PIPE_GRACE = 2.0
+
+
+def _drain_killed(proc: subprocess.Popen) -> tuple[Any, Any]:
+    """What a process just killed with SIGKILL wrote. Its pipes reach end of file only when
+    every holder has closed them: a container process the runtime started may hold them open
+    indefinitely, so read them for a short grace period, then take what was read and close them
+    (waiting for end of file there would hang the whole run on one timed-out call)."""
+    try:
+        return proc.communicate(timeout=KILLED_PIPE_GRACE)
+    except subprocess.TimeoutExpired as held:
+        proc.wait()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        return held.output, held.stderr
 
 
 class Launcher(Protocol):
