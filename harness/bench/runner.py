@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness import atomic
 from harness.errors import HarnessError
 
 from .records import SampleWriter, hyperfine_export, sample
@@ -309,13 +310,12 @@ def _run(
         )
         environment.write(env, output)
         if ctx.summaries:
-            (output / "summary.json").write_text(json.dumps(ctx.summaries, indent=2, sort_keys=True) + "\n")
+            atomic.write_text(output / "summary.json", json.dumps(ctx.summaries, indent=2, sort_keys=True) + "\n")
         if ctx.hyperfine:
             text = json.dumps(hyperfine_export(ctx.hyperfine), indent=2) + "\n"
-            (output / "hyperfine.json").write_text(text)
+            atomic.write_text(output / "hyperfine.json", text)
             if options.json_path:
-                Path(options.json_path).parent.mkdir(parents=True, exist_ok=True)
-                Path(options.json_path).write_text(text)
+                atomic.write_text(Path(options.json_path), text, parents=True)
     if interrupted:
         raise KeyboardInterrupt
     return output
