@@ -23,8 +23,9 @@ def controller_mounts():
     found = {}
     for m in host.mounts():
         fstype, mount_point = m.fstype, Path(m.mount_point)
-        # a later mount hides an earlier one at or above the same place (nox -s conformance-v2
-        # binds the v2 hierarchy over /sys/fs/cgroup): the last one listed is the one seen
+        # a later mount at or above an earlier one hides it (nox -s conformance-v2 binds the v2
+        # hierarchy over /sys/fs/cgroup, hiding the v1 hierarchies under it): drop those
+        found = {c: p for c, p in found.items() if p != mount_point and mount_point not in p.parents}
         if fstype == "cgroup2":
             found[""] = mount_point
         elif fstype == "cgroup":
