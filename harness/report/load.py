@@ -56,20 +56,8 @@ CONFORMANCE_COLUMNS = [
     "runtime_version",
     "host",
 ]
-BENCH_COLUMNS = [
-    "run",
-    "suite",
-    "runtime",
-    "mode",
-    "workload",
-    "phase",
-    "params",
-    "iteration",
-    "warmup",
-    "value",
-    "unit",
-    "time",
-]
+#: A bench sample's fields as harness.bench.records writes them, less its schema tag.
+BENCH_COLUMNS = [f for f in bench_records.FIELDS if f != "schema"]
 #: Statuses of a run (``environment.json``, ``run_status.status``); ``unknown`` when not recorded
 #: (an older harness, or a run killed before it could write it).
 COMPLETE, UNKNOWN = "complete", "unknown"
