@@ -220,20 +220,37 @@ def test_bad_definition_is_a_clear_error(tmp_path):
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to unshare the mount namespace")
 @pytest.mark.requires("root")
 def test_private_mount_namespace_quirk_hides_mounts_from_the_runtime_only(tmp_path):
-    # A mount of the test's own: any other mount point may be another run's, gone mid-test.
+    # The test's own mount (any other mount point may be another run's, gone mid-test), made in a
+    # forked child's private mount namespace: if the test is killed, the mount dies with the child
+    # instead of staying on the host.
     target = str(tmp_path / "hidden")
     os.mkdir(target)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "harness-test", target], check=True)
-    try:
-        quirk = runtime.PrivateMountNamespace(frozenset({host.cgroup_mode()}), (target,), "test")
-        rt = make(tmp_path, "print(open('/proc/self/mountinfo').read())", private_mount_namespace=quirk)
-        inside = rt.call("x").stdout.decode()
-        assert f" {target} " not in inside, f"{target} is still mounted for the runtime"
-        assert target in [m.mount_point for m in host.mounts()], "the host lost the mount"
-        rt_plain = make(tmp_path, "print(open('/proc/self/mountinfo').read())")
-        assert f" {target} " in rt_plain.call("x").stdout.decode()
-    finally:
-        subprocess.run(["umount", target], check=True)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report the first failed check on the pipe, exit 0 when all hold
+        try:
+            os.close(read_end)
+            from harness import _linux
+
+            _linux.private_mount_namespace()
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "harness-test", target], check=True)
+            quirk = runtime.PrivateMountNamespace(frozenset({host.cgroup_mode()}), (target,), "test")
+            rt = make(tmp_path, "print(open('/proc/self/mountinfo').read())", private_mount_namespace=quirk)
+            inside = rt.call("x").stdout.decode()
+            assert f" {target} " not in inside, f"{target} is still mounted for the runtime"
+            assert target in [m.mount_point for m in host.mounts()], "the test's namespace lost the mount"
+            rt_plain = make(tmp_path, "print(open('/proc/self/mountinfo').read())")
+            assert f" {target} " in rt_plain.call("x").stdout.decode(), "a runtime without the quirk lost the mount"
+        except BaseException as failure:  # everything goes back to the parent
+            os.write(write_end, f"{type(failure).__name__}: {failure}".encode())
+            os._exit(1)
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        message = pipe.read().decode()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, message or f"the child ended with status {status}"
+    assert target not in [m.mount_point for m in host.mounts()], "the test's mount reached the host"
 
 
 def test_container_create_gives_stdio_files_and_separates_runtime_messages(tmp_path):
