@@ -18,17 +18,14 @@ import contextlib
 import errno
 import functools
 import hashlib
-import http.client
 import logging
 import os
 import platform
 import stat
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import BinaryIO
 
-from harness import atomic
+from harness import atomic, download
 from harness._paths import cache_dir
 from harness._safetar import EntryMeta, ExtractResult, TreeWriter, extract
 from harness.errors import RootfsError
@@ -258,28 +255,12 @@ def fetch_alpine(
 
 def _download(url: str, out: BinaryIO, timeout: float) -> str:
     """Stream ``url`` into ``out``; the sha256 of what was written."""
-    digest = hashlib.sha256()
-    request = urllib.request.Request(url, headers={"User-Agent": "oci-harness"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            while True:
-                chunk = response.read(_CHUNK)
-                if not chunk:
-                    break
-                digest.update(chunk)
-                try:
-                    out.write(chunk)
-                except OSError as err:
-                    raise RootfsError(f"cannot write the download of {url} to the cache: {err.strerror}") from None
-    except urllib.error.HTTPError as err:
-        err.close()
-        raise RootfsError(f"cannot download {url}: HTTP {err.code} {err.reason}; " + _offline_hint()) from None
-    except urllib.error.URLError as err:
+        return download.download(url, out, timeout)
+    except download.WriteFailed as err:
+        raise RootfsError(f"cannot write the download of {url} to the cache: {err.reason}") from None
+    except download.DownloadFailed as err:
         raise RootfsError(f"cannot download {url}: {err.reason}; " + _offline_hint()) from None
-    except (OSError, http.client.HTTPException) as err:
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err) or type(err).__name__
-        raise RootfsError(f"cannot download {url}: {reason}; " + _offline_hint()) from None
-    return digest.hexdigest()
 
 
 def verify_alpine_tarball(path: Path, arch: str | None = None) -> None:

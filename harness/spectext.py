@@ -21,7 +21,6 @@ links, inline HTML and backticks do not count.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import io
 import itertools
 import logging
@@ -30,11 +29,10 @@ import re
 import shutil
 import tarfile
 import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import download
 from harness._paths import cache_dir
 from harness.errors import HarnessError
 
@@ -237,18 +235,10 @@ def _unpack_pinned(data: bytes, url: str, dest: Path) -> None:
 
 
 def _download(url: str, timeout: float) -> bytes:
-    request = urllib.request.Request(url, headers={"User-Agent": "oci-harness"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return bytes(response.read(64 << 20))
-    except urllib.error.HTTPError as err:
-        err.close()
-        reason = f"HTTP {err.code} {err.reason}"
-    except urllib.error.URLError as err:
-        reason = str(err.reason)
-    except (OSError, http.client.HTTPException) as err:
-        reason = (err.strerror if isinstance(err, OSError) and err.strerror else str(err)) or type(err).__name__
-    raise SpecError(f"no spec folder given and cannot download {url}: {reason}; {_NEEDS_SPEC}")
+        return download.download_bytes(url, timeout)
+    except download.DownloadFailed as err:
+        raise SpecError(f"no spec folder given and cannot download {url}: {err.reason}; {_NEEDS_SPEC}") from None
 
 
 # ----------------------------------------------------------------------------- what it says
