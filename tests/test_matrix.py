@@ -5,8 +5,10 @@ of a merged report. (A real cell runs in `nox -s ci`, see noxfile.py.)"""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from test_report_load import ENV, record, write_conformance
@@ -164,3 +166,148 @@ def test_host_differences_come_first_and_say_where(tmp_path):
     assert hosts["6.1-v1"]["runtimes"] == {"reference": "reference 1.0", "runc": "runc 1.0"}
     # runtimes are compared on one host; hosts against each other in the host differences
     assert all(a.split(" @ ")[1] == b.split(" @ ")[1] for a, b, _ in ctx["conf"]["pairs"])
+
+
+# --------------------------------------------------------------------------- the Debian archive
+
+
+def _tool_missing(*names):
+    import shutil
+
+    return [n for n in names if not shutil.which(n)]
+
+
+@pytest.fixture
+def archive(tmp_path, monkeypatch):
+    """A signed Debian archive of one suite on a local HTTP server: a kernel package (a .deb made
+    with dpkg-deb), its index, an InRelease signed by a key made for the test, and that key's
+    keyring; ``sign(text)`` re-signs with another key."""
+    import hashlib
+    import http.server
+    import lzma
+    import threading
+
+    missing = _tool_missing("gpg", "gpgv", "dpkg-deb", "depmod")
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)}")
+    root = tmp_path / "archive"
+    gnupg = tmp_path / "gnupg"
+    gnupg.mkdir(mode=0o700)
+
+    def gpg(*args, home=gnupg):
+        return subprocess.run(["gpg", "--batch", "--homedir", str(home), *args], capture_output=True, check=True)
+
+    gpg("--passphrase", "", "--quick-gen-key", "archive@test", "ed25519", "sign", "never")
+    keyring = tmp_path / "keyring.gpg"
+    keyring.write_bytes(gpg("--export", "archive@test").stdout)
+
+    release = "6.1.0-99-amd64"
+    pkg = tmp_path / "pkg"
+    (pkg / "DEBIAN").mkdir(parents=True)
+    (pkg / "DEBIAN" / "control").write_text(
+        "Package: linux-image-6.1.0-99-amd64-unsigned\nVersion: 6.1.999-1\nArchitecture: amd64\n"
+        "Maintainer: test <t@test>\nDescription: test kernel\n"
+    )
+    (pkg / "boot").mkdir()
+    (pkg / "boot" / f"vmlinuz-{release}").write_bytes(b"not really a kernel")
+    (pkg / "lib" / "modules" / release).mkdir(parents=True)
+    pool = root / "pool" / "main" / "l" / "linux"
+    pool.mkdir(parents=True)
+    deb = pool / "linux-image-6.1.0-99-amd64-unsigned_6.1.999-1_amd64.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(pkg), str(deb)], capture_output=True, check=True)
+    stanzas = [
+        "Package: linux-image-6.1.0-99-cloud-amd64-unsigned\nVersion: 6.1.999-1\n"
+        "Filename: pool/x.deb\nSize: 1\nSHA256: 00\n",
+        f"Package: linux-image-6.1.0-99-amd64-unsigned\nVersion: 6.1.999-1\n"
+        f"Filename: {deb.relative_to(root)}\nSize: {deb.stat().st_size}\n"
+        f"SHA256: {hashlib.sha256(deb.read_bytes()).hexdigest()}\n",
+    ]
+    index = lzma.compress("\n".join(stanzas).encode())
+    dists = root / "dists" / "bookworm"
+    (dists / "main" / "binary-amd64").mkdir(parents=True)
+    (dists / "main" / "binary-amd64" / "Packages.xz").write_bytes(index)
+    text = (
+        f"Suite: bookworm\nSHA256:\n {hashlib.sha256(index).hexdigest()} {len(index)} main/binary-amd64/Packages.xz\n"
+    )
+
+    def sign(body, home=gnupg):
+        (tmp_path / "Release").write_text(body)
+        (tmp_path / "InRelease").unlink(missing_ok=True)
+        gpg("--clearsign", "-o", str(tmp_path / "InRelease"), str(tmp_path / "Release"), home=home)
+        (dists / "InRelease").write_bytes((tmp_path / "InRelease").read_bytes())
+
+    sign(text)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HARNESS_DEBIAN_MIRROR", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.setenv("HARNESS_DEBIAN_KEYRING", str(keyring))
+    monkeypatch.setattr(kernels.debian, "SUITES", ("bookworm",))
+    monkeypatch.setattr(kernels, "_arch", lambda: "amd64")
+
+    def other_key_signs(body):
+        other = tmp_path / "other"
+        other.mkdir(mode=0o700, exist_ok=True)
+        gpg("--passphrase", "", "--quick-gen-key", "intruder@test", "ed25519", "sign", "never", home=other)
+        sign(body, home=other)
+
+    yield type("Archive", (), {"deb": deb, "release": release, "text": text, "sign": sign, "other": other_key_signs})
+    server.shutdown()
+
+
+def test_a_kernel_comes_from_the_debian_archive_checked_at_every_step(archive, tmp_path):
+    kernel = kernels.fetch("debian:6.1", tmp_path / "cache", log=lambda *_: None)
+    assert kernel.release == archive.release and kernel.package == "linux-image-6.1.0-99-amd64-unsigned"
+    assert kernel.label == "6.1" and (tmp_path / "cache" / kernel.sha256 / "kernel.json").is_file()
+
+
+def test_without_apt_a_version_comes_from_the_debian_archive(archive, tmp_path, monkeypatch):
+    real_run = kernels._run
+
+    def no_apt(cmd, **kw):
+        if cmd[0].startswith("apt"):
+            raise HarnessError(f"finding a kernel needs {cmd[0]!r}, which is not installed")
+        return real_run(cmd, **kw)
+
+    monkeypatch.setattr(kernels, "_run", no_apt)
+    monkeypatch.setattr(kernels, "_index_entry", lambda name: {})
+    said = []
+    kernel = kernels.fetch("6.1", tmp_path / "cache", log=said.append)
+    assert kernel.release == archive.release
+    assert any("not from apt" in s and "apt-cache" in s for s in said), said
+
+
+def test_an_archive_signed_by_another_key_is_refused(archive, tmp_path):
+    archive.other(archive.text)
+    with pytest.raises(HarnessError, match=r"InRelease has no good signature by a key of .*keyring\.gpg.*not used"):
+        kernels.fetch("debian:6.1", tmp_path / "cache")
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+def test_an_index_that_is_not_the_signed_one_is_refused(archive, tmp_path):
+    archive.sign(re.sub(r"[0-9a-f]{64}", "0" * 64, archive.text))
+    with pytest.raises(HarnessError, match=r"Packages\.xz has SHA256 .* not the signed InRelease's"):
+        kernels.fetch("debian:6.1", tmp_path / "cache")
+
+
+def test_a_package_that_is_not_the_indexed_one_is_refused(archive, tmp_path):
+    archive.deb.write_bytes(archive.deb.read_bytes()[:-1] + b"\0")
+    with pytest.raises(HarnessError, match=r"SHA256 .* is not the package index's"):
+        kernels.fetch("debian:6.1", tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob("*/kernel.json"))
+
+
+def test_an_unreachable_archive_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_DEBIAN_MIRROR", "http://127.0.0.1:9")
+    monkeypatch.setattr(kernels.debian, "SUITES", ("bookworm",))
+    if _tool_missing("gpgv") or not (Path(kernels.debian.keyring()).is_file()):
+        pytest.skip("needs gpgv and the Debian archive keyring")
+    with pytest.raises(HarnessError, match=r"cannot download .*InRelease.*name a kernel \.deb.*HARNESS_DEBIAN_MIRROR"):
+        kernels.fetch("debian:6.1", tmp_path / "cache")

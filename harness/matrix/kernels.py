@@ -1,12 +1,14 @@
-"""Kernels for the matrix's cells: Debian kernel packages fetched with ``apt-get download``,
-checked against the SHA256 the package index gives, unpacked with ``dpkg-deb`` and cached by
-that checksum (``<cache>/<sha256>/``), so a second run boots at once and a changed package is a
-new entry, never a silent reuse.
+"""Kernels for the matrix's cells: Debian kernel packages, fetched with ``apt-get download`` where
+the host's apt sources offer them and otherwise straight from a Debian archive (``debian.py``:
+signature, index and package all checked), checked against the SHA256 the package index gives,
+unpacked with ``dpkg-deb`` and cached by that checksum (``<cache>/<sha256>/``), so a second run
+boots at once and a changed package is a new entry, never a silent reuse.
 
 A kernel is named by
 
 * a short version (``6.1``, ``6.12``): the newest ``linux-image-<version>...-<arch>-unsigned``
-  package the configured apt sources offer (no cloud or realtime flavour);
+  package (no cloud or realtime flavour) the apt sources offer, else the Debian archive;
+* ``debian:<version>`` or ``debian:<package>``: from the Debian archive, whatever apt offers;
 * a package name (``linux-image-6.1.0-55-amd64-unsigned``);
 * a local ``.deb`` file, or a kernel image (``vmlinuz``) whose modules lie at
   ``../lib/modules/<release>/`` as in an unpacked package.
@@ -21,11 +23,13 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .._paths import cache_dir
 from ..errors import HarnessError
+from . import debian
 
 #: flavours that are not the plain kernel of the architecture
 _OTHER_FLAVOURS = ("-cloud-", "-rt-")
@@ -83,16 +87,24 @@ def _version_key(name: str) -> list[int | str]:
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
 
 
+def choose(names: list[str], version: str, arch: str) -> str | None:
+    """The newest plain kernel package of ``version`` (``6.1``) among ``names``: unsigned where there
+    is one (the same kernel, without the Secure Boot wrapper), no cloud or realtime flavour."""
+    pattern = re.compile(rf"^linux-image-{re.escape(version)}[.-]\d\S*-{re.escape(arch)}(-unsigned)?$")
+    found = [n for n in names if pattern.match(n) and not any(f in n for f in _OTHER_FLAVOURS)]
+    unsigned = [n for n in found if n.endswith("-unsigned")]
+    ranked = sorted(unsigned or found, key=_version_key, reverse=True)
+    return ranked[0] if ranked else None
+
+
 def package_for(version: str) -> str:
     """The newest plain kernel package of ``version`` (``6.1``) the apt sources offer."""
     arch = _arch()
     names = _run(["apt-cache", "pkgnames", "linux-image-"], what=f"finding a {version} kernel").split()
-    pattern = re.compile(rf"^linux-image-{re.escape(version)}[.-]\d\S*-{re.escape(arch)}(-unsigned)?$")
-    found = [n for n in names if pattern.match(n) and not any(f in n for f in _OTHER_FLAVOURS)]
-    unsigned = [n for n in found if n.endswith("-unsigned")]
-    for name in sorted(unsigned or found, key=_version_key, reverse=True):
+    while name := choose(names, version, arch):
         if _index_entry(name):  # a name without a candidate (only referenced) is passed over
             return name
+        names.remove(name)
     raise HarnessError(
         f"no Debian kernel package for {version} ({arch}) in the apt sources "
         f"(looked for linux-image-{version}...-{arch}-unsigned); run apt-get update, add a suite that has one, "
@@ -120,6 +132,57 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class _Offer:
+    """A kernel package found in an index: what to download and the SHA256 it must have."""
+
+    package: str
+    version: str
+    sha256: str
+    size: int
+    download: Callable[[Path], Path]  # into a folder; the .deb's path
+
+
+def _from_apt(name: str) -> _Offer:
+    package = name if name.startswith("linux-image-") else package_for(name)
+    entry = _index_entry(package)
+    if not entry:
+        raise HarnessError(f"kernel {name}: the apt sources offer no package {package} (run apt-get update?)")
+
+    def download(into: Path) -> Path:
+        os.chmod(into, 0o755)  # apt's _apt user may write it
+        _run(
+            ["apt-get", "download", "-q", f"{package}={entry['Version']}"], cwd=str(into), what=f"downloading {package}"
+        )
+        debs = list(into.glob("*.deb"))
+        if len(debs) != 1:
+            raise HarnessError(f"downloading {package}: expected one .deb, found {[d.name for d in debs]}")
+        return debs[0]
+
+    return _Offer(package, entry["Version"], entry["SHA256"], int(entry.get("Size", 0)), download)
+
+
+def _from_archive(name: str, log) -> _Offer:
+    arch = _arch()
+    if name.startswith("linux-image-"):
+        found = debian.by_name(name, arch, log=log)
+    else:
+        found = debian.find(name, arch, choose, log=log)
+    return _Offer(found.name, found.version, found.sha256, found.size, lambda into: debian.fetch_package(found, into))
+
+
+def _offer(name: str, log) -> _Offer:
+    """Where ``name`` comes from: ``debian:...`` from the archive; otherwise apt, and the archive
+    when apt cannot offer it (no apt, or no such kernel in its sources)."""
+    if name.startswith("debian:"):
+        return _from_archive(name.removeprefix("debian:"), log)
+    try:
+        return _from_apt(name)
+    except HarnessError as apt_problem:
+        log(f"kernel {name}: not from apt ({apt_problem}); trying the Debian archive {debian.mirror()}")
+        return _from_archive(name, log)
+
+
 def fetch(name: str, cache: Path | None = None, log=print) -> Kernel:
     """The kernel ``name`` names, downloaded and unpacked into the cache if it is not there."""
     cache = Path(cache) if cache else default_cache()
@@ -130,26 +193,18 @@ def fetch(name: str, cache: Path | None = None, log=print) -> Kernel:
         if not path.is_file():
             raise HarnessError(f"kernel {name}: no such .deb file")
         return _unpack(name, path, _sha256(path), cache, package=path.name, version="", log=log)
-    package = name if name.startswith("linux-image-") else package_for(name)
-    entry = _index_entry(package)
-    if not entry:
-        raise HarnessError(f"kernel {name}: the apt sources offer no package {package} (run apt-get update?)")
-    sha = entry["SHA256"]
-    done = cache / sha / "kernel.json"
+    offer = _offer(name, log)
+    done = cache / offer.sha256 / "kernel.json"
     if done.is_file():
         return Kernel(**{**json.loads(done.read_text()), "name": name})
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".download-", dir=cache) as tmp:
-        log(f"kernel {name}: downloading {package} {entry['Version']} ({int(entry.get('Size', 0)) >> 20} MB)")
-        os.chmod(tmp, 0o755)  # apt's _apt user may write it
-        _run(["apt-get", "download", "-q", f"{package}={entry['Version']}"], cwd=tmp, what=f"downloading {package}")
-        debs = list(Path(tmp).glob("*.deb"))
-        if len(debs) != 1:
-            raise HarnessError(f"downloading {package}: expected one .deb, found {[d.name for d in debs]}")
-        got = _sha256(debs[0])
-        if got != sha:
-            raise HarnessError(f"{debs[0].name}: SHA256 {got} is not the package index's {sha}; not used")
-        return _unpack(name, debs[0], sha, cache, package=package, version=entry["Version"], log=log)
+        log(f"kernel {name}: downloading {offer.package} {offer.version} ({offer.size >> 20} MB)")
+        deb = offer.download(Path(tmp))
+        got = _sha256(deb)
+        if got != offer.sha256:
+            raise HarnessError(f"{deb.name}: SHA256 {got} is not the package index's {offer.sha256}; not used")
+        return _unpack(name, deb, offer.sha256, cache, package=offer.package, version=offer.version, log=log)
 
 
 def _unpack(name: str, deb: Path, sha: str, cache: Path, *, package: str, version: str, log) -> Kernel:
