@@ -132,11 +132,21 @@ def _own_cgroup_paths() -> dict[str, str]:
 
 
 def processes(bundles: list[str]) -> list[tuple[int, str]]:
-    """Processes (not us) whose root or working folder is inside one of the bundles."""
+    """Processes (not us) whose root or working folder is inside one of the bundles, or whose
+    command line names one as its bundle (``--bundle B``, ``--bundle=B``): a sandboxing runtime's
+    helpers (runsc's sandbox and gofer) keep neither their root nor their cwd in the bundle."""
     found = []
     me = os.getpid()
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            argv = Path(f"/proc/{name}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            argv = []
+        cmd = b" ".join(argv).decode(errors="replace").strip() or "?"
+        if _names_bundle(argv, bundles):
+            found.append((int(name), cmd))
             continue
         for link in ("root", "cwd"):
             try:
@@ -144,15 +154,21 @@ def processes(bundles: list[str]) -> list[tuple[int, str]]:
             except OSError:
                 continue
             if _under(target, bundles):
-                try:
-                    cmd = (
-                        Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-                    )
-                except OSError:
-                    cmd = "?"
                 found.append((int(name), cmd))
                 break
     return found
+
+
+def _names_bundle(argv: list[bytes], bundles: list[str]) -> bool:
+    """Whether a command line gives one of ``bundles`` as its ``--bundle``."""
+    args = [a.decode(errors="replace") for a in argv]
+    for i, arg in enumerate(args):
+        value = arg.removeprefix("--bundle=") if arg.startswith("--bundle=") else None
+        if value is None and arg == "--bundle" and i + 1 < len(args):
+            value = args[i + 1]
+        if value is not None and os.path.realpath(value) in bundles:
+            return True
+    return False
 
 
 def state_entries(state_root: Path, ids: list[str]) -> list[Path]:

@@ -100,6 +100,28 @@ def test_processes_rooted_in_a_bundle_and_state_entries(tmp_path):
         proc.wait()
 
 
+def test_processes_naming_a_bundle_are_attributed_to_it(tmp_path):
+    # runsc's sandbox and gofer keep neither root nor cwd in the bundle: their --bundle names it
+    bundle, other = tmp_path / "bundle", tmp_path / "other"
+    bundle.mkdir()
+    other.mkdir()
+    sleep = "import time; time.sleep(60)"
+    ours = [
+        subprocess.Popen([sys.executable, "-c", sleep, "--bundle", str(bundle)], cwd="/"),
+        subprocess.Popen([sys.executable, "-c", sleep, f"--bundle={bundle}", "hx-1"], cwd="/"),
+    ]
+    theirs = subprocess.Popen([sys.executable, "-c", sleep, "--bundle", str(other)], cwd="/")
+    try:
+        found = leaks.processes([str(bundle)])
+        assert sorted(pid for pid, _ in found if pid in {p.pid for p in [*ours, theirs]}) == sorted(
+            p.pid for p in ours
+        ), found
+    finally:
+        for p in [*ours, theirs]:
+            p.kill()
+            p.wait()
+
+
 def test_host_values_a_runtime_changed_are_reported_and_restored():
     # in a private UTS and IPC namespace: this test must not change the machine it runs on
     code = (
