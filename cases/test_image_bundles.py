@@ -156,6 +156,7 @@ def reference_tree(image, tmp_path, probe_binary, layer_store):
         remove_bundle(ref.path)
 
 
+@pytest.mark.long_running
 @pytest.mark.spec("config.root.path-relative")
 def test_alpine_image_same_view_raw_and_overlay(
     runtime, container_factory, image_bundle, alpine_image, tmp_path, probe_binary, layer_store
@@ -187,6 +188,7 @@ def test_alpine_shell_runs(runtime, container_factory, image_bundle, alpine_imag
     assert out == "3.20.3\n/data/keep:\nb\n\n/data/opaque:\nnew\nback\n0\n"
 
 
+@pytest.mark.long_running
 @pytest.mark.spec("config.root.path-relative")
 def test_deep_image_same_view_raw_and_overlay(
     runtime, container_factory, image_bundle, deep_image, tmp_path, probe_binary, layer_store

@@ -105,6 +105,30 @@ def test_an_expected_failure_that_fails_differently_is_a_failure(fake_env):
     result.stdout.fnmatch_lines(["*not the known deviation*", "*does not match*the name is fake*"])
 
 
+def test_a_known_deviation_failing_as_listed_gets_its_message_without_a_formatted_traceback(fake_env):
+    """Nothing shows an expected failure's traceback (only its reason), so it is not formatted;
+    the message it was matched on stays, and any other failure keeps pytest's full report."""
+    fake_env.makepyfile(
+        test_cases="""
+        def helper(name):
+            assert name != "fake", "the name is fake"
+
+        def test_known_bug(runtime):
+            helper(runtime.name)
+
+        def test_other_bug(runtime):
+            helper(runtime.name)
+        """
+    )
+    recorder = fake_env.inline_run("--runtime", "fake")
+    calls = {r.nodeid.split("::")[1]: r for r in recorder.getreports("pytest_runtest_logreport") if r.when == "call"}
+    known, other = calls["test_known_bug[fake]"], calls["test_other_bug[fake]"]
+    assert known.skipped and hasattr(known, "wasxfail")
+    assert "AssertionError: the name is fake" in known.longreprtext
+    assert "traceback not formatted" in known.longreprtext and "def helper" not in known.longreprtext
+    assert other.failed and "def helper" in other.longreprtext
+
+
 @pytest.mark.parametrize(
     "entry, complaint",
     [

@@ -38,6 +38,9 @@ class Container:
         self.stderr_path = self.workdir / f"{container_id}.stderr"
         self.pid_file = self.workdir / f"{container_id}.pid"
         self.created = False
+        #: this object saw the container go (its delete succeeded) or never come (a failed
+        #: create after which ``state`` did not know it): cleanup need not ask ``state`` again
+        self._gone = False
         self.pid: int | None = None
         self.exit: Exit | None = None
         self.create_stderr = ""
@@ -65,6 +68,7 @@ class Container:
     ) -> None:
         """``create`` with stdio in files; ``extra`` are more create options (``--console-socket P``)."""
         self._journal()  # before: a run killed during create must still find it
+        self._gone = False
         started = process.boot_ticks()
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             try:
@@ -83,6 +87,7 @@ class Container:
                     raise  # the runtime never ran (cannot execute it, or its quirk failed): already said
                 failure.stderr = self.stderr_path.read_text(errors="replace")
                 self.created = self._exists()
+                self._gone = not self.created
                 if not self.created:  # some runtimes leave the cgroup of a failed create
                     removed = remove_empty_cgroups(named_cgroups(self.id, self.bundle), timeout=1.0)
                     self.left_behind += [f"cgroup {p} (of a failed create)" for p in removed]
@@ -108,6 +113,7 @@ class Container:
         self._journal(pid=self.pid, pid_start=self._pid_start, cgroups=[str(p) for p in self.cgroups])
 
     def start(self, *, timeout: float | None = None) -> None:
+        self._gone = False
         self.runtime.start(self.id, timeout=timeout)
 
     def run(self, *, timeout: float | None = None) -> Exit:
@@ -116,6 +122,7 @@ class Container:
         to a zero exit is gone (the runtime deleted it); otherwise :meth:`cleanup` removes what
         is left."""
         self._journal()  # before: a run killed meanwhile must still find it
+        self._gone = False
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             proc = self.runtime.run(self.id, self.bundle, stdout=out, stderr=err, timeout=timeout)
         self.exit = Exit(code=proc.returncode) if proc.returncode >= 0 else Exit(signal=-proc.returncode)
@@ -127,11 +134,14 @@ class Container:
         return self.runtime.state(self.id)
 
     def kill(self, sig: str | int = "TERM") -> None:
+        self._gone = False
         self.runtime.kill(self.id, sig)
 
     def delete(self, *, force: bool = False) -> None:
+        self._gone = False
         self.runtime.delete(self.id, force=force)
         self.created = False
+        self._gone = True
         self._reap()
 
     def stdout(self) -> str:
@@ -219,8 +229,9 @@ class Container:
         """Remove the container whatever state it is in; never raises for an already gone one."""
         # One this object created and did not delete is deleted straight away: asking `state`
         # first would cost a runtime call per container. Whether it exists is asked when this
-        # object never saw it created, and when that delete fails.
-        if self.created or self._exists():
+        # object never saw it created (unless it saw it go: its own delete succeeded, or
+        # `state` did not know it after a failed create), and when that delete fails.
+        if self.created or (not self._gone and self._exists()):
             try:
                 self.runtime.delete(self.id, force=True)
             except RuntimeCallError:
