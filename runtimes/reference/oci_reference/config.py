@@ -558,7 +558,10 @@ def _linux(c, linux):
     c.sysctl = sy
 
     nd = _obj(linux.get("netDevices"), "linux.netDevices") or {}
-    from oci_reference.netdev import valid_name
+    if nd:
+        # only then: netdev imports `socket` (and with it enum, collections, selectors),
+        # a good part of the start-up time of a `create` that moves no devices
+        from oci_reference.netdev import valid_name
 
     for host_name, dev in nd.items():
         p = f"linux.netDevices.{host_name}"
