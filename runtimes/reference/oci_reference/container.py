@@ -284,13 +284,13 @@ def _serve_init_until_ready(c):
 
 
 def _place_init(c, init_pid):
-    """P1 forked the init and exited: reap P1, record the init in the state (runtime.md
-    "State": pid), put it in its cgroups, move the network devices into its namespace
-    (config-linux.md "Network Devices"), then tell it its cgroups are ready."""
+    """P1 forked the init and is exiting: record the init in the state (runtime.md "State":
+    pid), put it in its cgroups, move the network devices into its namespace (config-linux.md
+    "Network Devices"), then tell it its cgroups are ready. P1 is reaped later (_mark_created,
+    or _end_p1 on failure): waiting here for it to finish exiting would hold up the init, which
+    waits for its cgroups."""
     cfg, st, cg, parent_sock = c.cfg, c.st, c.cg, c.sock
     c.init_pid = init_pid
-    os.waitpid(c.pid1, 0)
-    c.pid1_reaped = True
     try:
         parent_sock.send(b"g%d" % init_pid)
         info = statemod.proc_stat(init_pid)
@@ -339,6 +339,9 @@ def _pass_console(c, fd, body):
 
 def _mark_created(c, pid_file):
     """runtime.md "State": the container is now "created"; --pid-file names its init."""
+    if not c.pid1_reaped:  # long gone by now (it exited after its "P" message)
+        os.waitpid(c.pid1, 0)
+        c.pid1_reaped = True
     st = c.st
     st["status"] = "created"
     statemod.save(c.root, st)
