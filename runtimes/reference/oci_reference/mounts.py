@@ -144,6 +144,17 @@ def ensure_path(rootfd, path, is_file=False, _depth=0):
     if _depth > 40:
         raise RuntimeFailure(f"too many levels of symbolic links creating {path}")
     parts = [p for p in path.split("/") if p and p != "."]
+    # the usual case first: only the last component is missing (one open, not one per level)
+    try:
+        pfd = open_in_root(rootfd, "/".join(parts[:-1]))
+    except FileNotFoundError:
+        pfd = -1
+    if pfd >= 0:
+        try:
+            _create_component(rootfd, pfd, parts, len(parts) - 1, is_file, _depth)
+        finally:
+            os.close(pfd)
+        return open_in_root(rootfd, path)
     for i in range(len(parts)):
         sub = "/".join(parts[: i + 1])
         try:
@@ -153,29 +164,36 @@ def ensure_path(rootfd, path, is_file=False, _depth=0):
             pass
         pfd = open_in_root(rootfd, "/".join(parts[:i]))
         try:
-            last = i == len(parts) - 1
-            try:
-                if last and is_file:
-                    os.close(
-                        os.open(
-                            parts[i],
-                            os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
-                            0o644,
-                            dir_fd=pfd,
-                        )
-                    )
-                else:
-                    os.mkdir(parts[i], 0o755, dir_fd=pfd)
-            except FileExistsError:
-                # a dangling symlink: create its target, inside the root
-                target = os.readlink(parts[i], dir_fd=pfd)
-                newpath = target if target.startswith("/") else "/".join([*parts[:i], target])
-                rest = parts[i + 1 :]
-                full = newpath.rstrip("/") + ("/" + "/".join(rest) if rest else "")
-                os.close(ensure_path(rootfd, full, is_file, _depth + 1))
+            _create_component(rootfd, pfd, parts, i, is_file, _depth)
         finally:
             os.close(pfd)
     return open_in_root(rootfd, path)
+
+
+def _create_component(rootfd, pfd, parts, i, is_file, _depth):
+    """Create parts[i] in the folder open at `pfd` (parts[:i] inside the root): a folder, or
+    with `is_file` an empty file if it is the last part. A dangling symlink in the way gets
+    its target created instead, inside the root."""
+    last = i == len(parts) - 1
+    try:
+        if last and is_file:
+            os.close(
+                os.open(
+                    parts[i],
+                    os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
+                    0o644,
+                    dir_fd=pfd,
+                )
+            )
+        else:
+            os.mkdir(parts[i], 0o755, dir_fd=pfd)
+    except FileExistsError:
+        # a dangling symlink: create its target, inside the root
+        target = os.readlink(parts[i], dir_fd=pfd)
+        newpath = target if target.startswith("/") else "/".join([*parts[:i], target])
+        rest = parts[i + 1 :]
+        full = newpath.rstrip("/") + ("/" + "/".join(rest) if rest else "")
+        os.close(ensure_path(rootfd, full, is_file, _depth + 1))
 
 
 def _statvfs_locked(path):
