@@ -2,18 +2,26 @@
 """Side-by-side lifecycle latency: runc vs oci-reference, interleaved, medians.
 
     /usr/bin/python3 runtimes/reference/bench_lifecycle.py [-n 30] [--ref CMD] [--runc CMD]
+        [--bundle DIR] [--runtime NAME=CMD ...]
 
-Builds a bundle whose rootfs holds one static binary (needs `cc -static`), then for each
-iteration times, with time.perf_counter_ns around each subprocess call (no shell):
+Builds a bundle whose rootfs holds one static binary (needs `cc -static`; or --bundle DIR,
+e.g. one made by `harness bundle DIR --rootfs probe`), then for each iteration times, with
+time.perf_counter_ns around each subprocess call (no shell):
   run      create+start+wait+delete in one call
-  create / start / delete, and their sum (create+start+delete; the process exits at once,
-           the harness-style wait for `stopped` is not included in the sum)
-Runtimes alternate every iteration so drift affects both alike.
+  create / state / start / delete, and their sum (create+start+delete; the process exits at
+           once, the harness-style wait for `stopped` is not included in the sum)
+  kill     `kill ID KILL` of a second, created container
+Beside each median wall time, the median CPU time of the call (user + system of the command
+and of the children it reaped: for create that is the command and its first child, not the
+container's init), the steadier figure on a busy machine. The runtimes take turns, the order
+reversed every iteration, so drift affects all alike. `--runtime NAME=CMD` (repeatable)
+replaces the default pair, e.g. two checkouts of oci-reference; the ratio is last/first.
 """
 
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -65,16 +73,23 @@ def make_bundle(d):
         json.dump(cfg, f)
 
 
+def _cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def timed(cmd):
+    """(wall ms, CPU ms) of one call."""
     # stderr to a file, not a pipe: after `create` the container keeps its stdio open
     with tempfile.TemporaryFile() as err:
+        c = _cpu()
         t = time.perf_counter_ns()
         r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
         dt = (time.perf_counter_ns() - t) / 1e6
         if r.returncode != 0:
             err.seek(0)
             sys.exit(f"failed: {' '.join(cmd)}: {err.read().decode().strip()}")
-    return dt
+    return dt, (_cpu() - c) * 1e3
 
 
 def wait_stopped(cmd):
@@ -87,34 +102,57 @@ def wait_stopped(cmd):
     sys.exit("container did not stop")
 
 
+KEYS = ("run", "create", "state", "start", "kill", "delete", "c+s+d")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=30)
     ap.add_argument("--ref", default=os.path.join(HERE, "bin", "oci-reference"))
     ap.add_argument("--runc", default=shutil.which("runc") or "/usr/sbin/runc")
+    ap.add_argument("--bundle", help="an existing bundle to run (default: build one with cc -static)")
+    ap.add_argument("--runtime", action="append", default=[], metavar="NAME=CMD", help="runtimes to compare")
     a = ap.parse_args()
+    if a.runtime:
+        rts = {}
+        for spec in a.runtime:
+            name, eq, cmd = spec.partition("=")
+            if not eq or not cmd:
+                ap.error(f"--runtime {spec!r}: expected NAME=CMD")
+            rts[name] = cmd.split()
+    else:
+        rts = {"runc": a.runc.split(), "oci-reference": a.ref.split()}
     work = tempfile.mkdtemp(prefix="oci-bench-")
     try:
-        bundle = os.path.join(work, "bundle")
-        make_bundle(bundle)
-        rts = {"runc": a.runc.split(), "oci-reference": a.ref.split()}
-        res = {name: {"run": [], "create": [], "start": [], "delete": [], "c+s+d": []} for name in rts}
+        bundle = os.path.abspath(a.bundle) if a.bundle else os.path.join(work, "bundle")
+        if not a.bundle:
+            make_bundle(bundle)
+        res = {name: {k: [] for k in KEYS} for name in rts}
         for i in range(a.n):
-            for name, base in rts.items():
+            order = list(rts.items()) if i % 2 == 0 else list(rts.items())[::-1]
+            for name, base in order:
                 root = ["--root", os.path.join(work, "root-" + name)]
                 cid = f"b{i}"
                 res[name]["run"].append(timed(base + root + ["run", "--bundle", bundle, cid + "r"]))
                 c = timed(base + root + ["create", "--bundle", bundle, cid])
+                res[name]["state"].append(timed(base + root + ["state", cid]))
                 s = timed(base + root + ["start", cid])
                 wait_stopped(base + root + ["state", cid])
                 d = timed(base + root + ["delete", cid])
-                for k, v in (("create", c), ("start", s), ("delete", d), ("c+s+d", c + s + d)):
+                for k, v in (("create", c), ("start", s), ("delete", d)):
                     res[name][k].append(v)
-        print(f"median latency in ms over {a.n} interleaved iterations")
-        print(f"{'':<10}" + "".join(f"{n:>16}" for n in rts) + f"{'ratio':>10}")
-        for k in ("run", "create", "start", "delete", "c+s+d"):
-            meds = [statistics.median(res[n][k]) for n in rts]
-            print(f"{k:<10}" + "".join(f"{m:>16.2f}" for m in meds) + f"{meds[1] / meds[0]:>10.2f}")
+                res[name]["c+s+d"].append(tuple(c[j] + s[j] + d[j] for j in (0, 1)))
+                timed(base + root + ["create", "--bundle", bundle, cid + "k"])
+                res[name]["kill"].append(timed(base + root + ["kill", cid + "k", "KILL"]))
+                wait_stopped(base + root + ["state", cid + "k"])
+                timed(base + root + ["delete", cid + "k"])
+        print(f"median wall / CPU in ms over {a.n} interleaved iterations (load average {os.getloadavg()[0]:.1f})")
+        print(f"{'':<10}" + "".join(f"{n:>22}" for n in rts) + f"{'ratio':>8}")
+        for k in KEYS:
+            walls = [statistics.median(w for w, _ in res[n][k]) for n in rts]
+            cpus = [statistics.median(c for _, c in res[n][k]) for n in rts]
+            cells = "".join(f"{w:>13.2f} /{c:>7.2f}" for w, c in zip(walls, cpus, strict=True))
+            print(f"{k:<10}" + cells + f"{walls[-1] / walls[0]:>8.2f}")
     finally:
         subprocess.run(["umount", "-R", work], stderr=subprocess.DEVNULL)
         shutil.rmtree(work, ignore_errors=True)
