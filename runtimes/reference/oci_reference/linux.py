@@ -4,6 +4,7 @@ Every wrapper raises OSError (with errno set) on failure, naming the call and it
 """
 
 import _ctypes
+import errno
 import os
 
 # A minimal foreign-function layer on the _ctypes extension itself: importing the `ctypes`
@@ -293,12 +294,24 @@ def _u64s(*values):
     return b"".join(v.to_bytes(8, "little") for v in values)
 
 
+#: openat2(2): with RESOLVE_IN_ROOT or RESOLVE_BENEATH, a ".." in the walk fails with EAGAIN
+#: when a rename or mount anywhere on the system raced it, and "the caller may choose to retry"
+OPENAT2_ATTEMPTS = 100
+
+
 def openat2(dirfd, path, flags, resolve, mode=0):
     how = _u64s(flags | os.O_CLOEXEC, mode, resolve)  # struct open_how
-    fd = _syscall(_c_long(SYS_openat2), _c_int(dirfd), _c_char_p(_enc(path)), _c_char_p(how), _c_ulong(24))
-    if fd < 0:
-        _fail("openat2", path)
-    return fd
+    for _ in range(OPENAT2_ATTEMPTS):
+        fd = _syscall(_c_long(SYS_openat2), _c_int(dirfd), _c_char_p(_enc(path)), _c_char_p(how), _c_ulong(24))
+        if fd >= 0:
+            return fd
+        if _ctypes.get_errno() != errno.EAGAIN or not resolve & (RESOLVE_IN_ROOT | RESOLVE_BENEATH):
+            _fail("openat2", path)
+    raise OSError(
+        errno.EAGAIN,
+        f"openat2 {path}: {os.strerror(errno.EAGAIN)} {OPENAT2_ATTEMPTS} times in a row (renames or mounts elsewhere "
+        "on the host kept racing the walk of its '..' inside the root); try again when the host is quieter",
+    )
 
 
 def mount_setattr(fd, attr_set, attr_clr, recursive=True, propagation=0, userns_fd=0):
