@@ -18,8 +18,9 @@ that is gone, or found more than once, makes the mutant "does not apply" (never 
 
 :func:`run` copies the runtime once per mutant into a private temporary folder, applies the
 mutant there and writes a runtime definition for it (``HARNESS_RUNTIMES_DIR``), so the working
-tree is never touched. All mutants then run in one pytest session (one runtime each): first
-the *fast path*, the cases that name the mutant's requirement ids plus a smoke case; the
+tree is never touched. The smoke case first runs on the runtime as it is (the *control*): when it
+fails there, no mutant can be judged, and the run stops naming why. All mutants then run in one
+pytest session (one runtime each): first the *fast path*, the cases that name the mutant's requirement ids plus a smoke case; the
 mutants none of those cases kill then run the whole suite. Outcomes:
 
 * ``killed``: a case failed (the cases are listed, and the phase that found it);
@@ -56,6 +57,8 @@ SCHEMA = "oci-harness/mutants/1"
 #: mutant passes them; one that fails them breaks everything and says nothing about the suite.
 SMOKE_CASES = ("cases/test_process.py::test_args_are_passed_exactly",)
 RUNTIME_PREFIX = "m-"
+#: the name the unmutated runtime runs under in the control session (no mutant's name: no "m-")
+CONTROL = "unmutated"
 OUTCOMES = ("killed", "survived", "breaks-everything", "hang", "not-applying")
 
 
@@ -254,7 +257,8 @@ def _session(
     ]
     if jobs > 1:
         argv += ["-n", str(jobs)]
-    log(f"mutants: {tag} session, {len(selection)} mutants, {jobs} workers")
+    what = "the unmutated runtime" if tag == "control" else f"{len(selection)} mutants"
+    log(f"mutants: {tag} session, {what}, {jobs} workers")
     started = time.monotonic()
     with open(workdir / f"pytest-{tag}.log", "wb") as out:
         proc = subprocess.Popen(argv, cwd=src, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -292,6 +296,46 @@ def _cleanup_state(workdir: Path, env: dict[str, str], src: Path, log) -> None:
         )
         if proc.returncode != 0:
             log(f"mutants: cleanup after the session: {proc.stderr.strip()}")
+
+
+def _control(
+    workdir: Path, runtime_dir: Path, *, timeout: float, runtime_timeout: float, cases_dir: Path, src: Path, log
+) -> None:
+    """The smoke cases on the runtime as it is, before any mutant runs. When they fail there
+    (no spec folder offline, a machine too busy for the deadlines, a broken checkout), every
+    mutant would fail them too and be judged "breaks-everything": say why at once instead."""
+    _write_definition(
+        workdir / "runtimes", CONTROL, runtime_dir / "bin" / "oci-reference", runtime_dir.parent / "reference.toml"
+    )
+    records, timed_out = _session(
+        workdir,
+        "control",
+        {CONTROL: list(SMOKE_CASES)},
+        jobs=1,
+        timeout=timeout,
+        runtime_timeout=runtime_timeout,
+        cases_dir=cases_dir,
+        src=src,
+        log=log,
+    )
+    passed = {r["case"].split("[", 1)[0] for r in records if r["outcome"] == "passed"}
+    if timed_out or not passed >= set(SMOKE_CASES):
+        why = [
+            f"{r['case']}: {r['outcome']}: {_first_error(r.get('message') or '')}"
+            for r in records
+            if r["outcome"] != "passed"
+        ]
+        if timed_out:
+            why.append(f"the session did not end within {timeout:g} s")
+        raise HarnessError(
+            "mutants: the smoke case fails on the unmutated runtime, so every mutant would be judged "
+            "breaks-everything; fix this first:\n  " + "\n  ".join(why or ["(the smoke case did not run)"])
+        )
+
+
+def _first_error(message: str) -> str:
+    errors = [line[2:].strip() for line in message.splitlines() if line.startswith("E ")]
+    return " / ".join(errors[:3]) if errors else (message.splitlines() or [""])[0]
 
 
 def _classify(res: Result, records: list[dict], phase: str) -> bool:
@@ -382,6 +426,16 @@ def run(
                 runtime_dir.parent / "reference.toml",
             )
         live = [m for m in mutants if results[m.id].outcome != "not-applying"]
+        if live:
+            _control(
+                workdir,
+                runtime_dir,
+                timeout=session_timeout,
+                runtime_timeout=runtime_timeout,
+                cases_dir=cases_dir,
+                src=src,
+                log=log,
+            )
         fast: dict[str, list[str] | str] = {}
         for m in live:
             cases = sorted({c for r in m.requirements for c in by_req.get(r, ())})

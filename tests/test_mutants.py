@@ -237,3 +237,39 @@ def test_report_shows_suite_strength(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(HarnessError, match="not the results of harness mutants"):
         mutants.load_results(tmp_path / "bad.json")
+
+
+def test_a_smoke_case_failing_on_the_unmutated_runtime_stops_the_run(monkeypatch):
+    """Without the spec folder offline every case fails, the smoke case too: twenty mutants were
+    once judged "breaks-everything" for it. The control run says why before any mutant runs."""
+    sessions = []
+
+    def fake_session(workdir, tag, selection, **kwargs):
+        sessions.append((tag, selection))
+        message = "E   harness.schema.SchemaUnavailable: set $HARNESS_SPEC_DIR\nE   (more)"
+        return [rec(name, mutants.SMOKE_CASES[0], "failed", message=message) for name in selection], False
+
+    monkeypatch.setattr(mutants, "_session", fake_session)
+    monkeypatch.setattr(requirements, "collect_cases", lambda cases_dir: {})  # no pytest collection in-process
+    found = [m for m in mutants.load(mutants.ROOT / "tests" / "mutants") if m.source == "mounts.toml"][:2]
+    with pytest.raises(HarnessError, match=r"unmutated runtime(.|\n)*SchemaUnavailable: set \$HARNESS_SPEC_DIR"):
+        mutants.run(found, full=False, log=lambda msg: None)
+    assert sessions == [("control", {mutants.CONTROL: list(mutants.SMOKE_CASES)})]
+
+
+def test_the_mutants_run_once_the_smoke_case_passes_on_the_unmutated_runtime(monkeypatch):
+    sessions = []
+
+    def fake_session(workdir, tag, selection, **kwargs):
+        sessions.append(tag)
+        outcome = "passed" if tag == "control" else "failed"
+        return [rec(name, mutants.SMOKE_CASES[0].replace("exactly", "x"), outcome) for name in selection] + [
+            rec(name, mutants.SMOKE_CASES[0], "passed") for name in selection
+        ], False
+
+    monkeypatch.setattr(mutants, "_session", fake_session)
+    monkeypatch.setattr(requirements, "collect_cases", lambda cases_dir: {})  # no pytest collection in-process
+    found = [m for m in mutants.load(mutants.ROOT / "tests" / "mutants") if m.source == "mounts.toml"][:2]
+    doc = mutants.run(found, full=False, log=lambda msg: None)
+    assert sessions == ["control", "fast"]
+    assert doc["totals"]["killed"] == 2
