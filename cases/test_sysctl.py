@@ -22,9 +22,10 @@ def proc_path(key):
     return "/proc/sys/" + key.replace(".", "/")
 
 
-def other_value(key):
-    """A valid value that differs from the host's."""
-    current = Path(proc_path(key)).read_text().strip()
+def other_value(key, host_baseline):
+    """A valid value that differs from the host's (its value before the run: under xdist a
+    neighbour's container on a runtime that fails to isolate may have changed it since)."""
+    current = host_baseline[key].strip()
     if key == "net.ipv4.tcp_keepalive_time":
         return str(int(current) + 17)
     return "0" if current == "1" else "1"
@@ -32,15 +33,15 @@ def other_value(key):
 
 @pytest.mark.parametrize("key", [k for k, _ in PARAMETERS])
 @pytest.mark.spec("linux.sysctl.applied")
-def test_sysctl_applied(runtime, run_probe, key):
-    value = other_value(key)
+def test_sysctl_applied(runtime, run_probe, host_baseline, key):
+    value = other_value(key, host_baseline)
     _, out = run_probe("cat", proc_path(key), edit=lambda config: config["linux"].__setitem__("sysctl", {key: value}))
     assert out.strip() == value, f"{key} reads {out.strip()!r} inside the container, expected {value!r}"
 
 
 @pytest.mark.spec("linux.sysctl.applied")
-def test_several_sysctls_of_different_namespaces_applied_together(runtime, run_probe):
-    wanted = {key: other_value(key) for key, _ in PARAMETERS}
+def test_several_sysctls_of_different_namespaces_applied_together(runtime, run_probe, host_baseline):
+    wanted = {key: other_value(key, host_baseline) for key, _ in PARAMETERS}
     verbs = [w for key in wanted for w in ("cat", proc_path(key))]
     _, out = run_probe(*verbs, edit=lambda config: config["linux"].__setitem__("sysctl", dict(wanted)))
     seen = dict(zip(wanted, out.split(), strict=False))
@@ -49,26 +50,12 @@ def test_several_sysctls_of_different_namespaces_applied_together(runtime, run_p
     )
 
 
-@pytest.fixture
-def restore_host_sysctl():
-    """Puts back host values a misbehaving runtime changed."""
-    saved = {}
-
-    def remember(key):
-        saved[key] = Path(proc_path(key)).read_text()
-
-    yield remember
-    for key, value in saved.items():
-        if Path(proc_path(key)).read_text() != value:
-            Path(proc_path(key)).write_text(value)
-
-
 @pytest.mark.parametrize("key", [k for k, _ in PARAMETERS])
 @pytest.mark.spec("linux.sysctl.container-only")
-def test_sysctl_leaves_host_unchanged(runtime, run_probe, restore_host_sysctl, key):
-    restore_host_sysctl(key)
-    before = Path(proc_path(key)).read_text().strip()
-    value = other_value(key)
+def test_sysctl_leaves_host_unchanged(runtime, run_probe, host_baseline, key):
+    # a runtime that changed the host's value: the leak check puts the run's baseline back
+    before = host_baseline[key].strip()
+    value = other_value(key, host_baseline)
     _, out = run_probe("cat", proc_path(key), edit=lambda config: config["linux"].__setitem__("sysctl", {key: value}))
     after = Path(proc_path(key)).read_text().strip()
     assert out.strip() == value, f"the sysctl was not applied inside ({out.strip()!r}), so this case proves nothing"

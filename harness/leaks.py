@@ -306,6 +306,45 @@ def _sysctl_path(key: str) -> Path:
     return Path("/proc/sys") / key.replace(".", "/")
 
 
+#: The sysctls of the namespaces a container is given (UTS, IPC, network), as globs under
+#: /proc/sys: what a runtime that skips one of them would write on the host.
+NAMESPACED_SYSCTLS = (
+    "kernel/hostname",
+    "kernel/domainname",
+    "kernel/shm*",
+    "kernel/msg*",
+    "kernel/sem*",
+    "fs/mqueue/*",
+)
+#: ... and the network namespace's, every file below /proc/sys/net but those of single devices
+#: (``net.ipv4.conf.eth0.*``, ``net.ipv6.neigh.eth0.*``; ``all`` and ``default`` are read)
+NET_SYSCTLS = "net"
+_PER_DEVICE = ("conf", "neigh")
+
+
+def host_baseline() -> dict[str, str]:
+    """The host's values of every namespaced sysctl (:data:`NAMESPACED_SYSCTLS`, and all of
+    ``net.*``), keyed as in ``linux.sysctl``: taken once for a run, before any container starts
+    (under xdist by the controller, which hands it to the workers), so that what one worker's
+    container changed is never taken for the host's own value by another worker."""
+    root = Path("/proc/sys")
+    files = [p for pattern in NAMESPACED_SYSCTLS for p in root.glob(pattern)]
+    for folder, subfolders, names in os.walk(root / NET_SYSCTLS):
+        if Path(folder).name in _PER_DEVICE:
+            subfolders[:] = [d for d in subfolders if d in ("all", "default")]
+        files += [Path(folder) / n for n in names]
+    state = {}
+    for path in files:
+        parts = path.relative_to(root).parts
+        if any("." in part for part in parts):  # "eth0.100": no sysctl key names it unambiguously
+            continue
+        try:
+            state[".".join(parts)] = path.read_text()
+        except OSError:
+            continue
+    return state
+
+
 def host_state(
     sysctls: set[str] | frozenset[str] = frozenset(),
     devices: set[str] | frozenset[str] = frozenset(),

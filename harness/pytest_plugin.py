@@ -18,7 +18,9 @@ Markers
 Fixtures
     ``runtime`` (a :class:`~harness.runtime.Runtime` with its own state root per run and worker),
     ``probe_binary``, ``bundle_factory`` (bundles in the test's tmp folder), ``container_factory``
-    (containers that are always removed, also when the case fails), ``host_namespaces``.
+    (containers that are always removed, also when the case fails), ``host_namespaces``,
+    ``host_baseline`` (the host's namespaced sysctls, hostname and domainname before the run's
+    first container: the leak check restores them and cases compare the host with them).
 
 Expected failures listed in a runtime's definition turn into strict xfails of that runtime's
 cases, with the definition's reason; a failure counts as the listed deviation only when its
@@ -90,6 +92,11 @@ _COVERED_OUTPUT = "oci_harness_covered"
 RUNTIMES = pytest.StashKey[dict[str, "_runtime.RuntimeDefinition"]]()
 RUNTIME_PROBLEMS = pytest.StashKey[list[str]]()
 RUN_ID = pytest.StashKey[str]()
+#: The host's namespaced sysctls (hostname and domainname among them) before the run's first
+#: container (:func:`harness.leaks.host_baseline`); under xdist taken by the controller and
+#: handed to the workers under ``_BASELINE_INPUT`` (``workerinput``).
+HOST_BASELINE = pytest.StashKey[dict[str, str]]()
+_BASELINE_INPUT = "oci_harness_host_baseline"
 #: The runtime cases run on when neither --runtime nor $HARNESS_RUNTIME names one: the bundled
 #: one, so the suite works on a machine with no runtime installed.
 DEFAULT_RUNTIME = "reference"
@@ -194,6 +201,27 @@ def pytest_configure(config: pytest.Config) -> None:
     if not ((tag.isascii() and tag.isalnum() and tag.islower()) or tag.isdigit()) or len(tag) > 12:
         raise pytest.UsageError(f"HARNESS_RUN_ID={tag!r}: give 1 to 12 lower-case letters and digits, or unset it")
     config.stash[RUN_ID] = f"{tag}-{worker}"
+
+
+def host_baseline(config: pytest.Config) -> dict[str, str]:
+    """The run-wide baseline of the host's values a container must not change: taken once,
+    before any container of the run starts. Per worker, one worker would record the value another
+    worker's non-isolating container had just set, and later "restore" it on the host."""
+    baseline = config.stash.get(HOST_BASELINE, None)
+    if baseline is None:
+        from . import leaks
+
+        baseline = getattr(config, "workerinput", {}).get(_BASELINE_INPUT)
+        if baseline is None:  # the controller (or a run without xdist), before its first container
+            baseline = leaks.host_baseline()
+        config.stash[HOST_BASELINE] = baseline
+    return baseline
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist, in the controller, before it starts each worker: hand it the run's baseline."""
+    node.workerinput[_BASELINE_INPUT] = host_baseline(node.config)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -387,6 +415,15 @@ def harness_session(request: pytest.FixtureRequest) -> Iterator[_runtime.Session
         yield session
 
 
+@pytest.fixture(scope="session", name="host_baseline")
+def host_baseline_fixture(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The host's namespaced sysctls (``kernel.hostname``, ``kernel.domainname``,
+    ``kernel.shm_rmid_forced``, ``net.ipv4.ip_forward`` ...; values as read from /proc/sys, with
+    their newline) before the run's first container: what a case compares the host with. Under
+    xdist the host's current value may be a neighbour worker's container's doing."""
+    return dict(host_baseline(request.config))
+
+
 @pytest.fixture(scope="session")
 def _runtimes(request: pytest.FixtureRequest, harness_session: _runtime.Session) -> dict[str, _runtime.Runtime]:
     timeout = request.config.getoption("--runtime-timeout")
@@ -567,8 +604,11 @@ def container_factory(
             }
         except (OSError, ValueError, AttributeError, TypeError, HarnessError):
             sysctls, devices, links = set(), set(), set()
+        # the run's baseline where it has the key (a neighbour worker's container may have
+        # changed the host since); what it lacks (devices, links, other sysctls) is read now
+        baseline = host_baseline(request.config)
         for key, value in leaks.host_state(sysctls, devices, links).items():
-            host_before.setdefault(key, value)
+            host_before.setdefault(key, baseline.get(key, value))
         made.append(c)
         return c
 

@@ -374,3 +374,43 @@ def test_results_dir_stores_the_catalogue_and_the_cases_naming_each_requirement(
         "runtime.create.status-created": ["test_cases.py::test_ran"],
         "runtime.state.id": ["test_cases.py::test_left_out"],
     }
+
+
+def test_workers_get_the_controllers_host_baseline(fake_env, monkeypatch):
+    """The host values a case restores are the run's, taken once by the xdist controller: a
+    worker reading its own could record what a neighbour's non-isolating container just set."""
+    fake_env.makeconftest(
+        textwrap.dedent("""
+        import pytest
+        from harness import pytest_plugin
+        pytest_plugins = ["harness.pytest_plugin"]
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_configure_node(node):  # the controller's baseline, told from any worker's own
+            node.config.stash[pytest_plugin.HOST_BASELINE] = {"kernel.hostname": "the-controllers\\n"}
+        """)
+    )
+    fake_env.makepyfile(
+        textwrap.dedent("""
+        import os
+        import pytest
+
+        @pytest.mark.parametrize("i", range(4))
+        def test_baseline(host_baseline, i):
+            assert os.environ["PYTEST_XDIST_WORKER"]
+            assert host_baseline == {"kernel.hostname": "the-controllers\\n"}
+        """)
+    )
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))  # this checkout's harness
+    fake_env.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider").assert_outcomes(passed=4)
+
+
+def test_host_baseline_reads_the_namespaced_sysctls():
+    from harness import leaks
+
+    baseline = leaks.host_baseline()
+    for key in ("kernel.hostname", "kernel.domainname", "kernel.shm_rmid_forced", "net.ipv4.ip_forward"):
+        assert baseline[key] == Path("/proc/sys", *key.split(".")).read_text()
+    assert "net.ipv4.conf.all.forwarding" in baseline
+    assert not [k for k in baseline if k.startswith("net.ipv4.conf.lo.")], "single devices' sysctls are not read"
+    assert not [k for k in baseline if k.startswith(("vm.", "kernel.pid_max"))], "only namespaced sysctls"
