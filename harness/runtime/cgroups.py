@@ -37,12 +37,15 @@ def own_cgroups(pid: int | None, container_id: str) -> list[Path]:
     return sorted(set(found), key=lambda p: -len(p.parts))
 
 
-def named_cgroups(container_id: str, bundle: Path | None = None) -> list[Path]:
+def named_cgroups(container_id: str, bundle: Path | None = None, default_parent: str | None = None) -> list[Path]:
     """Cgroup folders a runtime may have made for a container it never finished creating (so
     there is no pid to ask): on every cgroup mount, the bundle's ``linux.cgroupsPath`` (a plain
-    path) and the common default ``/<id>``. Only folders named exactly after the container id
-    are returned; the harness's ids are unique to a run, so no one else's group can match."""
+    path), the common default ``/<id>`` and the runtime's own default ``<default_parent>/<id>``
+    (its definition's ``default_cgroups_parent``). Only folders named exactly after the container
+    id are returned; the harness's ids are unique to a run, so no one else's group can match."""
     paths = {"/" + container_id}
+    if default_parent:
+        paths.add("/" + default_parent.strip("/") + "/" + container_id)
     if bundle is not None:
         try:
             configured = json.loads((Path(bundle) / "config.json").read_text()).get("linux", {}).get("cgroupsPath")

@@ -61,7 +61,14 @@ class Container:
         if journal is not None:
             d = self.runtime.definition
             ref = d.name if d.source is not None else self.runtime.binary
-            journal.record("container", self.id, runtime=ref, state_root=str(self.runtime.state_root), **details)
+            journal.record(
+                "container",
+                self.id,
+                runtime=ref,
+                state_root=str(self.runtime.state_root),
+                bundle=str(self.bundle),
+                **details,
+            )
 
     def create(
         self, *, stdin: Any = subprocess.DEVNULL, timeout: float | None = None, extra: tuple[str, ...] = ()
@@ -89,7 +96,8 @@ class Container:
                 self.created = self._exists()
                 self._gone = not self.created
                 if not self.created:  # some runtimes leave the cgroup of a failed create
-                    removed = remove_empty_cgroups(named_cgroups(self.id, self.bundle), timeout=1.0)
+                    named = named_cgroups(self.id, self.bundle, self.runtime.definition.default_cgroups_parent)
+                    removed = remove_empty_cgroups(named, timeout=1.0)
                     self.left_behind += [f"cgroup {p} (of a failed create)" for p in removed]
                 raise RuntimeCallError(
                     self.runtime.name,

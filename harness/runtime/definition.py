@@ -136,6 +136,9 @@ class RuntimeDefinition:
     expected_failures: dict[str, ExpectedFailure] = field(default_factory=dict)
     #: cases after which this runtime is known to leave something on the host (see harness.leaks)
     known_leaks: dict[str, str] = field(default_factory=dict)
+    #: where the runtime puts a container's cgroup when its config has no cgroupsPath
+    #: (``<parent>/<id>``), besides the common ``/<id>``: a failed create may leave it
+    default_cgroups_parent: str | None = None
     source: Path | None = None
 
     @classmethod
@@ -170,6 +173,7 @@ class RuntimeDefinition:
                     k: ExpectedFailure.parse(k, v) for k, v in data.get("expected_failures", {}).items()
                 },
                 known_leaks=dict(data.get("known_leaks", {})),
+                default_cgroups_parent=data.get("default_cgroups_parent"),
                 source=path,
             )
         except _BadExpectedFailure as err:
