@@ -160,6 +160,8 @@ def remove_entry(entry: dict[str, Any]) -> list[str]:
     if kind == "process":
         _kill(entry["pid"], entry.get("start"))
         return [] if not alive(entry["pid"], entry.get("start")) else [f"process {entry['pid']} survived SIGKILL"]
+    if kind == "call":
+        return _end_call(entry["argv"])
     if kind == "mount":
         from . import _linux, host
 
@@ -225,8 +227,14 @@ def _remove_container(entry: dict[str, Any]) -> list[str]:
         _kill(entry["pid"], entry.get("pid_start"))
         if alive(entry["pid"], entry.get("pid_start")):
             problems.append(f"its process {entry['pid']} survived SIGKILL")
-    # the recorded ones, and (for a create that never finished) those named after the id
-    cgroups = [Path(p) for p in entry.get("cgroups", [])] + named_cgroups(cid)
+    # the recorded ones, and (for a create that never finished) those named after the id: at
+    # /<id>, at the bundle's cgroupsPath and under the runtime's default parent
+    try:
+        parent = resolve(entry["runtime"]).default_cgroups_parent
+    except HarnessError:
+        parent = None
+    bundle = Path(entry["bundle"]) if entry.get("bundle") else None
+    cgroups = [Path(p) for p in entry.get("cgroups", [])] + named_cgroups(cid, bundle, parent)
     remove_empty_cgroups(cgroups)
     for folder in cgroups:
         if folder.is_dir():
@@ -237,6 +245,35 @@ def _remove_container(entry: dict[str, Any]) -> list[str]:
             why = f"processes {', '.join(procs)} are still in it" if procs else "it has cgroups inside or is busy"
             problems.append(f"cgroup {folder} is still there: {why}")
     return problems
+
+
+def calls(argv: list[str]) -> list[tuple[int, int | None]]:
+    """The processes (pid, start time) whose command line ends with ``argv``: a runtime call
+    the journal recorded (its arguments name the run's own state root and container id; the
+    program may show as its interpreter and script)."""
+    want = [a.encode() for a in argv]
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmdline = f.read().split(b"\0")[:-1]
+        except OSError:
+            continue
+        if want and cmdline[-len(want) :] == want and len(cmdline) > len(want):
+            found.append((int(name), start_time(int(name))))
+    return found
+
+
+def _end_call(argv: list[str]) -> list[str]:
+    """SIGKILL a runtime call (create, run) that outlived the run that made it."""
+    left = []
+    for pid, start in calls(argv):
+        _kill(pid, start)
+        if alive(pid, start):
+            left.append(f"process {pid} ({' '.join(argv)}) survived SIGKILL")
+    return left
 
 
 def _kill(pid: int, start: int | None) -> None:

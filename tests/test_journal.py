@@ -235,3 +235,53 @@ def test_cleanup_of_one_run_leaves_the_others(tmp_path):
     report = journal.cleanup(tmp_path, run="st1")
     assert report.removed == [f"folder {ours}"] and not report.errors, report
     assert not ours.exists() and theirs.exists() and (tmp_path / "st12-gw0.jsonl").exists()
+
+
+HANGING_CREATE = """#!{python}
+import os, sys, time
+if "create" in sys.argv:
+    open(os.environ["HANG_MARK"], "w").write(str(os.getpid()))
+    time.sleep(120)
+"""
+
+RUN_THAT_CREATES = """
+import sys
+from pathlib import Path
+from harness import journal
+from harness.runtime import Runtime, RuntimeDefinition
+tmp = Path(sys.argv[1])
+rt = Runtime(RuntimeDefinition(name="hang", binary=str(tmp / "hang")), tmp / "state", timeout=120)
+rt.journal = journal.Journal("hang-run", tmp / "journal")
+rt.create("hcid-orphan", tmp / "bundle")
+"""
+
+
+def test_cleanup_ends_a_create_the_killed_run_left_running(tmp_path):
+    """A runtime's create outlives a harness killed with SIGKILL meanwhile: the journal names
+    the call by its command line, and cleanup ends it."""
+    (tmp_path / "hang").write_text(HANGING_CREATE.format(python=sys.executable))
+    (tmp_path / "hang").chmod(0o755)
+    mark = tmp_path / "create.pid"
+    run = subprocess.Popen(
+        [sys.executable, "-c", RUN_THAT_CREATES, str(tmp_path)],
+        cwd=ROOT,
+        env={**os.environ, "HANG_MARK": str(mark), "PYTHONPATH": str(ROOT)},
+    )
+    create = None
+    try:
+        assert process.until(lambda: mark.exists() and mark.read_text(), 60), "the fake create never started"
+        create = int(mark.read_text())
+        start = process.start_time(create)
+        run.send_signal(signal.SIGKILL)  # the run we started, by its pid
+        run.wait()
+        assert process.alive(create, start), "the create should outlive the killed run"
+        report = journal.cleanup(tmp_path / "journal")
+        assert not report.errors, report.errors
+        assert process.until(lambda: not process.alive(create, start), 10), "cleanup left the create running"
+        assert not list((tmp_path / "journal").glob("*.jsonl"))
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        if create is not None and process.alive(create, start):
+            os.kill(create, signal.SIGKILL)

@@ -282,6 +282,11 @@ class Runtime:
             if factor == 1.0
             else f"{base:g} s x {factor:.2g} for this machine's load (HARNESS_TIMEOUT_SCALE sets the factor)"
         )
+        # a create or run outlives a harness killed meanwhile: journaled by its command line
+        # (its state root and container id are the run's own), so `harness cleanup` ends it
+        call = f"{args[0]} {args[-1]}" if self.journal is not None and args[0] in ("create", "run") else None
+        if call is not None:
+            self.journal.record("call", call, argv=argv[1:])
         try:
             returncode, out, err_out = self._launcher(
                 argv, stdin=stdin, stdout=stdout, stderr=stderr, preexec=self._preexec, timeout=timeout
@@ -298,6 +303,9 @@ class Runtime:
                 stdout=_text(t.stdout),
                 stderr=_text(t.stderr),
             ) from None
+        finally:
+            if call is not None:
+                self.journal.release("call", call)
         proc = subprocess.CompletedProcess(argv, returncode, out, err_out)
         if check and proc.returncode != 0:
             raise RuntimeCallError(
