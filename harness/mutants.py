@@ -35,6 +35,7 @@ the journals are cleaned up after each session and the folder is removed.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -254,6 +255,8 @@ def _session(
         "--runtime-timeout",
         f"{runtime_timeout:g}",
         f"--results={results}",
+        # the containers' bundles under workdir too: what a session leaves is told by its paths
+        f"--basetemp={workdir / f'tmp-{tag}'}",
     ]
     if jobs > 1:
         argv += ["-n", str(jobs)]
@@ -274,6 +277,7 @@ def _session(
             proc.wait()
             raise
         finally:
+            _end_processes(workdir, log)
             _cleanup_state(workdir, env, src, log)
     log(f"mutants: {tag} session took {time.monotonic() - started:.0f} s (exit {proc.returncode})")
     if proc.returncode not in (0, 1, 5) and not timed_out:
@@ -285,6 +289,54 @@ def _session(
         with open(path, encoding="utf-8") as f:
             records = [json.loads(line) for line in f if line.strip()]
     return records, timed_out
+
+
+def processes_of(folder: Path) -> list[int]:
+    """Processes (not this one) that belong to ``folder``, a mutants run's private folder: their
+    command line names a path in it (a mutant's copy of the runtime runs as ``python3
+    .../rt/<id>/bin/oci-reference``), or their root or working folder is in it (a container of
+    a bundle there)."""
+    from . import leaks
+
+    top = str(folder.resolve())
+    found = {pid for pid, _ in leaks.processes([top])}
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                args = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if any(a == top or a.startswith(top + "/") for a in args):
+            found.add(int(name))
+    return sorted(found)
+
+
+def _end_processes(workdir: Path, log) -> None:
+    """SIGKILL whatever a session left running: a mutant's runtime processes and containers
+    outlive its cases when the mutant loses track of them (a container created under another
+    id is never deleted), and a session stopped by Ctrl-C or its time bound leaves its
+    runtime calls behind. A few rounds: a process may fork while the others are killed."""
+    for _ in range(5):
+        pids = processes_of(workdir)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        from .runtime import process
+
+        process.until(functools.partial(_gone, set(pids), workdir), 5.0)
+    left = processes_of(workdir)
+    if left:
+        log(f"mutants: processes {', '.join(map(str, left))} of {workdir} survived SIGKILL")
+
+
+def _gone(pids: set[int], workdir: Path) -> bool:
+    return not pids & set(processes_of(workdir))
 
 
 def _cleanup_state(workdir: Path, env: dict[str, str], src: Path, log) -> None:

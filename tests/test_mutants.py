@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -273,3 +274,57 @@ def test_the_mutants_run_once_the_smoke_case_passes_on_the_unmutated_runtime(mon
     doc = mutants.run(found, full=False, log=lambda msg: None)
     assert sessions == ["control", "fast"]
     assert doc["totals"]["killed"] == 2
+
+
+def test_a_session_ends_every_process_it_left(tmp_path):
+    """A mutant that loses track of its container (create-without-id-takes-bundle-name) leaves
+    processes running after its cases: the session's end kills what its folder holds."""
+    workdir = tmp_path / "work"
+    (workdir / "runtimes").mkdir(parents=True)
+    mutants._write_definition(
+        workdir / "runtimes", "m-x", Path("/bin/true"), mutants.ROOT / "runtimes" / "reference.toml"
+    )
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "conftest.py").write_text('pytest_plugins = ["harness.pytest_plugin"]\n')
+    marks = tmp_path / "pids"
+    marks.mkdir()
+    (cases / "test_left.py").write_text(
+        textwrap.dedent(f"""
+        import subprocess
+        import sys
+
+        def test_leaves_processes(runtime, tmp_path):
+            # one detached in a folder of the session, one naming a runtime copy's path
+            a = subprocess.Popen(["sleep", "300"], cwd=tmp_path, start_new_session=True)
+            b = subprocess.Popen(
+                [sys.executable, "-c", "import time; time.sleep(300)", "{workdir}/rt/x/bin/oci-reference"],
+                cwd="/",
+                start_new_session=True,
+            )
+            open("{marks}/a", "w").write(str(a.pid))
+            open("{marks}/b", "w").write(str(b.pid))
+        """)
+    )
+    logged = []
+    records, timed_out = mutants._session(
+        workdir,
+        "fast",
+        {"m-x": "*"},
+        jobs=1,
+        timeout=300,
+        runtime_timeout=5,
+        cases_dir=cases,
+        src=mutants.ROOT,
+        log=logged.append,
+    )
+    assert [r["outcome"] for r in records] == ["passed"] and not timed_out, logged
+    from harness.runtime import process
+
+    pids = [int((marks / n).read_text()) for n in ("a", "b")]
+    try:
+        assert process.until(lambda: not any(process.alive(p) for p in pids), 10), f"left running: {pids}"
+    finally:
+        for pid in pids:  # the processes this test made, if the runner left them
+            if process.alive(pid):
+                os.kill(pid, 9)
