@@ -235,28 +235,46 @@ def pytest_command(args: argparse.Namespace, out: Path, extra: list[str], basete
     return cmd
 
 
+#: the signals that stop the script; held while pytest is being started (see run_once)
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _unblock_stop_signals() -> None:
+    """In pytest's process, before exec: the mask is inherited, and pytest must hear them."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
 def run_once(args: argparse.Namespace, i: int, extra: list[str], tag: str) -> tuple[Path, float, int, str]:
     out = args.output / f"run-{i}"
     started = time.monotonic()
-    # its own session: Ctrl-C here reaches pytest through us, which ends it and its workers
-    proc = subprocess.Popen(
-        pytest_command(args, out, extra, basetemp=args.output / f"tmp-{i}"),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "HARNESS_RUN_ID": tag},
-    )
+    # Ctrl-C here reaches pytest through us (SIGINT), which ends it and its workers. A Ctrl-C
+    # that came while Popen was starting it (pytest running, ``proc`` not yet known) would leave
+    # pytest running on its own: SIGINT and SIGTERM wait until ``proc`` is known.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    proc = None
     try:
+        proc = subprocess.Popen(
+            pytest_command(args, out, extra, basetemp=args.output / f"tmp-{i}"),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "HARNESS_RUN_ID": tag},
+            preexec_fn=_unblock_stop_signals,
+        )
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a pending Ctrl-C is raised here
         stdout, _ = proc.communicate(timeout=args.run_limit)
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGINT)  # pytest then tears down its fixtures: containers are removed
         stdout, _ = proc.communicate()
         stdout += f"\n(stopped: the run took more than {args.run_limit:g} s)"
     except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate()
+        if proc is not None:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate()
         raise
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     (args.output / f"run-{i}.log").write_text(stdout)
     return out, time.monotonic() - started, proc.returncode, stdout
 
@@ -294,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     load = Load(int(args.runs * args.run_limit) + 60) if args.load else None
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    # Ctrl-C stops the run even when we were started with SIGINT ignored, as a shell without job
+    # control starts a background job (`cmd &`): Python then keeps it ignored, and so would pytest
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     runs: list[dict[str, str]] = []
     said: list[dict[str, str]] = []
     per_run: list[dict[str, Any]] = []
@@ -334,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         if load is not None:
             load.stop()
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     changed = flips(runs)
     report = {
         "runs": args.runs,
