@@ -1,8 +1,37 @@
-"""The one way a case expects a runtime to refuse a config (runtime.md "Errors")."""
+"""The one way a case expects a runtime to refuse a config (runtime.md "Errors").
+
+``expect_error``: create or start must refuse it. ``expect_create_error``: create must refuse it.
+``refused_at_create``: create may refuse it (the spec allows either); the case goes on when it
+does not. Each checks that a refused create leaves no container behind ("generating an error"
+leaves the environment as it was, runtime.md#errors).
+"""
 
 import pytest
 
 from harness.runtime import RuntimeCallError
+
+
+def refused_at_create(c):
+    """Create ``c``: True when the runtime refuses, once it is checked that the refusal left no
+    container behind; False when the container was created."""
+    try:
+        c.create()
+    except RuntimeCallError:
+        with pytest.raises(RuntimeCallError):
+            c.runtime.state(c.id)
+            pytest.fail(f"container {c.id} exists after its create failed")
+        return True
+    return False
+
+
+def expect_create_error(c, why):
+    """create must fail, and leave no container behind; ``why`` says why it cannot succeed."""
+    with pytest.raises(RuntimeCallError):
+        c.create()
+        pytest.fail(f"create succeeded although {why}")
+    with pytest.raises(RuntimeCallError):
+        c.runtime.state(c.id)
+        pytest.fail(f"a container exists after the failed create ({why})")
 
 
 def expect_error(c, what):
@@ -11,11 +40,7 @@ def expect_error(c, what):
     The spec does not say at which operation an invalid value must be refused, so either will
     do; a container whose create and start both succeed is the failure, named by ``what``.
     """
-    try:
-        c.create()
-    except RuntimeCallError:
-        with pytest.raises(RuntimeCallError):
-            c.runtime.state(c.id)
+    if refused_at_create(c):
         return
     try:
         c.start()

@@ -20,10 +20,10 @@ from _cgroups import (
     v2_host,
     with_cgroup,
 )
+from _errors import expect_create_error
 
 from harness import spec
 from harness.pytest_plugin import USERNS_HOST_ID
-from harness.runtime import RuntimeCallError
 
 pytestmark = pytest.mark.requires("root")
 
@@ -204,12 +204,7 @@ def test_unified_entry_of_missing_controller_is_an_error(runtime, bundle_factory
     bundle = bundle_factory(
         "exit", "0", edit=with_cgroup(cgroups_path.absolute(), {"unified": {"nosuchcontroller.max": "1"}})
     )
-    c = container_factory(bundle)
-    with pytest.raises(RuntimeCallError):
-        c.create()
-        pytest.fail("create succeeded although unified names a controller that does not exist")
-    with pytest.raises(RuntimeCallError):
-        runtime.state(c.id)
+    expect_create_error(container_factory(bundle), "unified names a controller that does not exist")
 
 
 # --------------------------------------------------------------------------------------------

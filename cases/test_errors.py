@@ -4,6 +4,7 @@ is unchanged), and no mount, process, cgroup or state-root entry added or remove
 (:mod:`harness.traces`)."""
 
 import pytest
+from _errors import expect_create_error
 
 from harness import traces
 from harness.runtime import RuntimeCallError
@@ -228,8 +229,5 @@ def test_create_with_missing_rootfs_fails(runtime, bundle_factory, container_fac
     c = container_factory(bundle)
     take = environment(c.id, bundle.path)
     before = take()
-    with pytest.raises(RuntimeCallError):
-        c.create()
-    with pytest.raises(RuntimeCallError):
-        runtime.state(c.id)
+    expect_create_error(c, "root.path names no-such-rootfs, which does not exist")
     assert_unchanged(before, take, "the failed create")

@@ -128,7 +128,9 @@ def container_links(runtime, c) -> dict[str, dict]:
     return links_in(f"/proc/{runtime.state(c.id).pid}/ns/net")
 
 
-def expect_create_error(runtime, ns, c, what):
+def expect_create_error_in(runtime, ns, c, what):
+    """_errors.expect_create_error with create run in the network namespace ``ns``: the refusal
+    must be create's own ("create failed"), not a failure to enter ``ns``."""
     with runtime.in_network_namespace(ns.path), pytest.raises(RuntimeCallError, match="create failed"):
         c.create()
         pytest.fail(f"{what}: create succeeded; expected an error")
@@ -197,7 +199,7 @@ def test_name_taken_in_the_container_is_an_error(runtime, bundle_factory, contai
     ns = netns()
     add_veth(ns)
     c = container_factory(bundle_factory("exit", "0", edit=net_devices({"nd0": {"name": "lo"}})))
-    expect_create_error(runtime, ns, c, "netDevices nd0 -> 'lo', a name a new network namespace already holds")
+    expect_create_error_in(runtime, ns, c, "netDevices nd0 -> 'lo', a name a new network namespace already holds")
     assert "nd0" in ns.links(), (
         "after the refused move nd0 should still be in the runtime's network namespace (the move is checked first)"
     )
@@ -225,7 +227,7 @@ def test_name_template_gets_a_free_name(runtime, bundle_factory, container_facto
 def test_missing_device_is_an_error(runtime, bundle_factory, container_factory, netns):
     ns = netns()
     c = container_factory(bundle_factory("exit", "0", edit=net_devices({"nd9": {}})))
-    expect_create_error(runtime, ns, c, "netDevices names nd9, which does not exist")
+    expect_create_error_in(runtime, ns, c, "netDevices names nd9, which does not exist")
 
 
 @pytest.mark.spec("linux.netdevices.no-lifecycle-management")

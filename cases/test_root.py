@@ -5,21 +5,9 @@ writable otherwise."""
 import shutil
 
 import pytest
-
-from harness.runtime import RuntimeCallError
+from _errors import expect_create_error
 
 pytestmark = pytest.mark.requires("root")
-
-
-def assert_create_fails_cleanly(c, what):
-    try:
-        c.create()
-    except RuntimeCallError:
-        pass
-    else:
-        pytest.fail(f"{what}: create succeeded, expected an error")
-    with pytest.raises(RuntimeCallError):
-        c.runtime.state(c.id)  # generating an error leaves no container (runtime.md#errors)
 
 
 def run(c):
@@ -85,11 +73,11 @@ def test_absolute_root_path(runtime, bundle_factory, container_factory, tmp_path
 def test_missing_root_directory_is_an_error(runtime, bundle_factory, container_factory):
     bundle = bundle_factory("exit", "0")
     bundle.edit(lambda config: config["root"].update(path="no-such-rootfs"))
-    assert_create_fails_cleanly(container_factory(bundle), "root.path names no directory")
+    expect_create_error(container_factory(bundle), "root.path names no directory")
 
 
 @pytest.mark.spec("config.root.required", "config.valid-values.error")
 def test_config_without_root_is_an_error(runtime, bundle_factory, container_factory):
     bundle = bundle_factory("exit", "0")
     bundle.edit(lambda config: config.pop("root"), validate=False)
-    assert_create_fails_cleanly(container_factory(bundle), "config.json has no root")
+    expect_create_error(container_factory(bundle), "config.json has no root")

@@ -52,7 +52,7 @@ def fake_runtimes(pytester, tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_RUNTIMES_DIR", str(defs))
     monkeypatch.setenv("HARNESS_STATE_DIR", str(tmp_path / "state"))
     pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
-    for case_file in ("test_state.py", "test_errors.py"):
+    for case_file in ("test_state.py", "test_errors.py", "_errors.py"):  # and the cases' helpers they import
         pytester.makepyfile(**{case_file[:-3]: (ROOT / "cases" / case_file).read_text()})
     return pytester
 
