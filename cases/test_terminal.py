@@ -18,6 +18,8 @@ import time
 
 import pytest
 
+from harness.runtime import process
+
 pytestmark = pytest.mark.requires("root")
 
 TIOCGPTN = 0x80045430  # _IOR('T', 0x30, unsigned int): the number of a pty master's slave
@@ -187,17 +189,6 @@ def test_console_size_ignored_without_terminal(runtime, run_probe):
     assert out == "oci-harness\n", f"expected the hostname in the stdout file, got {out!r}"
 
 
-def _poll(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    delay = 0.002
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
-    return True
-
-
 @pytest.mark.spec("config.process.terminal-default")
 def test_stdio_is_passed_without_terminal(runtime, bundle_factory, container_factory, tmp_path):
     stdin_path = tmp_path / "stdin.txt"
@@ -208,7 +199,9 @@ def test_stdio_is_passed_without_terminal(runtime, bundle_factory, container_fac
     with open(stdin_path, "rb") as stdin:
         c.create(stdin=stdin)
     c.start()
-    assert _poll(lambda: c.stdout() == "from the harness\n"), f"stdin did not reach stdout: {c.stdout()!r}"
+    assert process.until(lambda: c.stdout() == "from the harness\n", 10.0), (
+        f"stdin did not reach stdout: {c.stdout()!r}"
+    )
     for fd, path in ((0, stdin_path), (1, c.stdout_path), (2, c.stderr_path)):
         inside, given = os.stat(f"/proc/{c.pid}/fd/{fd}"), os.stat(path)
         assert (inside.st_dev, inside.st_ino) == (given.st_dev, given.st_ino), (
