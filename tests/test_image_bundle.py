@@ -3,10 +3,10 @@ would write; removal and failure leave no mount behind."""
 
 import json
 import os
-import stat
 from pathlib import Path
 
 import pytest
+from _folder_state import contents
 
 from harness.bundle import create_bundle, remove_bundle, resolve_user
 from harness.cli import main
@@ -41,29 +41,6 @@ def bundles(tmp_path):
     for path in made:
         remove_bundle(path)
     assert mounted(tmp_path) == [], "a mount was left behind"
-
-
-def tree(root: Path) -> dict[str, tuple]:
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            p = os.path.join(dirpath, name)
-            st = os.lstat(p)
-            if stat.S_ISREG(st.st_mode):
-                with open(p, "rb") as fh:
-                    what = fh.read()
-            elif stat.S_ISLNK(st.st_mode):
-                what = os.readlink(p)
-            else:
-                what = st.st_rdev
-            out[os.path.relpath(p, root)] = (
-                stat.S_IFMT(st.st_mode),
-                stat.S_IMODE(st.st_mode),
-                st.st_uid,
-                st.st_gid,
-                what,
-            )
-    return out
 
 
 def tricky_image(layout: Layout, tag: str, base: str = "scratch", **kw):
@@ -105,7 +82,7 @@ def test_raw_and_overlay_trees_are_the_same(tmp_path, bundles, probe_binary):
     raw = bundles("raw", image=image, mode="raw", probe_binary=probe_binary)
     ovl = bundles("ovl", image=image, mode="overlay", probe_binary=probe_binary)
     assert mounted(ovl.rootfs) == [str(ovl.rootfs)]
-    a, b = tree(raw.rootfs), tree(ovl.rootfs)
+    a, b = contents(raw.rootfs), contents(ovl.rootfs)
     assert a == b
     assert sorted(os.listdir(raw.rootfs / "data" / "opaque")) == ["new"]
     assert sorted(os.listdir(raw.rootfs / "data" / "keep")) == ["b"]
@@ -117,7 +94,7 @@ def test_generated_image_with_churn_is_the_same_in_both_modes(tmp_path, bundles,
     image = generate_image(Layout.init(tmp_path / "lay"), "g", layers=12, files=6, size=(1, 4000), seed=11)
     raw = bundles("raw", image=image, mode="raw", probe_binary=probe_binary, args=["/probe", "hostname"])
     ovl = bundles("ovl", image=image, mode="overlay", probe_binary=probe_binary, args=["/probe", "hostname"])
-    assert tree(raw.rootfs) == tree(ovl.rootfs)
+    assert contents(raw.rootfs) == contents(ovl.rootfs)
 
 
 def test_128_layers_overlay(tmp_path, bundles, probe_binary):
@@ -128,7 +105,7 @@ def test_128_layers_overlay(tmp_path, bundles, probe_binary):
     assert len(os.listdir(ovl.rootfs / "bench")) == 128
     assert (ovl.rootfs / "bench" / "l0000" / "f00000").stat().st_size == 8
     raw = bundles("raw", image=image, mode="raw", probe_binary=probe_binary, args=["/probe", "hostname"])
-    assert tree(raw.rootfs) == tree(ovl.rootfs)
+    assert contents(raw.rootfs) == contents(ovl.rootfs)
 
 
 def test_remove_bundle_unmounts(tmp_path, bundles, probe_binary):
@@ -251,7 +228,7 @@ def test_alpine_with_derived_layers(tmp_path, bundles, probe_binary):
     image = tricky_image(Layout.init(tmp_path / "lay"), "a", base="alpine", rootfs_tar=ALPINE)
     raw = bundles("raw", image=image, mode="raw", probe_binary=probe_binary)
     ovl = bundles("ovl", image=image, mode="overlay", probe_binary=probe_binary)
-    assert tree(raw.rootfs) == tree(ovl.rootfs)
+    assert contents(raw.rootfs) == contents(ovl.rootfs)
     assert (ovl.rootfs / "etc" / "alpine-release").read_text().strip() == "3.20.3"
 
 

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from _folder_state import contents
 
 from harness.cli import main
 from harness.errors import HarnessError
@@ -231,7 +232,7 @@ def test_umoci_reads_our_layout_and_we_read_its(tmp_path):
     subprocess.run(
         [umoci, "raw", "unpack", "--image", f"{tmp_path / 'lay'}:g", str(theirs)], check=True, capture_output=True
     )
-    assert _tree(ours) == _tree(theirs)
+    assert contents(ours) == contents(theirs)
     # umoci writes a new image into our layout; we read and apply it
     subprocess.run(
         [umoci, "config", "--image", f"{tmp_path / 'lay'}:g", "--tag", "u", "--config.cmd", "/bin/x"],
@@ -268,19 +269,4 @@ def test_skopeo_copies_our_layout_and_we_read_the_copy(tmp_path):
     for img, out in ((image, a), (copy, b)):
         for d, i in zip(img.layers, img.diff_ids, strict=False):
             unpack_layer(img.layout, d, i, out, form=RAW)
-    assert _tree(a) == _tree(b)
-
-
-def _tree(root: Path) -> dict[str, tuple]:
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            p = os.path.join(dirpath, name)
-            st = os.lstat(p)
-            content = (
-                Path(p).read_bytes()
-                if os.path.isfile(p) and not os.path.islink(p)
-                else (os.readlink(p) if os.path.islink(p) else None)
-            )
-            out[os.path.relpath(p, root)] = (st.st_mode, st.st_uid, st.st_gid, content)
-    return out
+    assert contents(a) == contents(b)

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from _folder_state import snapshot
 
 from harness import rootfs
 from harness.errors import RootfsError
@@ -54,23 +55,6 @@ def alpine() -> Path:
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def snapshot(folder: Path) -> dict[str, tuple]:
-    state: dict[str, tuple] = {}
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        for name in dirnames + filenames + ["."]:
-            path = Path(dirpath, name)
-            st = os.lstat(path)
-            content = (
-                path.read_bytes()
-                if stat.S_ISREG(st.st_mode)
-                else os.readlink(path)
-                if stat.S_ISLNK(st.st_mode)
-                else None
-            )
-            state[str(path.relative_to(folder))] = (st.st_mode, st.st_nlink, st.st_mtime_ns, content)
-    return state
 
 
 # -- a local mirror -------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from _folder_state import snapshot
 
 from harness import _safetar
 from harness._safetar import ExtractResult, extract, normalize_name
@@ -69,28 +70,6 @@ def write_tar(path: Path, *members, compression: str = "") -> Path:
 
 
 # -- watching the outside -------------------------------------------------------------------------
-def snapshot(folder: Path) -> dict[str, tuple]:
-    """Everything about a tree that an escape could change."""
-    state: dict[str, tuple] = {}
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        for name in dirnames + filenames + ["."]:
-            path = Path(dirpath, name)
-            st = os.lstat(path)
-            if stat.S_ISREG(st.st_mode):
-                content: object = path.read_bytes()
-            elif stat.S_ISLNK(st.st_mode):
-                content = os.readlink(path)
-            else:
-                content = sorted(os.listdir(path)) if stat.S_ISDIR(st.st_mode) else None
-            state[str(path.relative_to(folder))] = (
-                st.st_mode,
-                st.st_uid,
-                st.st_gid,
-                st.st_nlink,
-                st.st_mtime_ns,
-                content,
-            )
-    return state
 
 
 @pytest.fixture
