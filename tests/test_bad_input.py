@@ -1,17 +1,15 @@
 """Bad input: each gets one clear error naming the problem and what to do, a non-zero exit,
 no traceback, and no partial output left behind. Driven through the `harness` command."""
 
-import functools
 import gzip
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
+from _http import FolderServer
 
 from harness.rootfs import local_alpine_tarball
 
@@ -104,15 +102,12 @@ def test_checksum_mismatch_leaves_nothing(tmp_path):
     served = tmp_path / "mirror" / "v3.20" / "releases" / "x86_64"
     served.mkdir(parents=True)
     (served / "alpine-minirootfs-3.20.3-x86_64.tar.gz").write_bytes(gzip.compress(b"not the real rootfs"))
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "mirror"))
-    handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = FolderServer(tmp_path / "mirror")
     cache = tmp_path / "cache"
     try:
         # no local tarball: the (bad) download is what is tested
         env = {
-            "HARNESS_ALPINE_MIRROR": f"http://127.0.0.1:{server.server_address[1]}",
+            "HARNESS_ALPINE_MIRROR": server.url,
             "HARNESS_CACHE_DIR": str(cache),
             "HARNESS_ROOTFS_TAR": "",
         }
@@ -120,8 +115,7 @@ def test_checksum_mismatch_leaves_nothing(tmp_path):
             pytest.skip("the test mirror serves the x86_64 file")
         result = harness("bundle", str(tmp_path / "x"), "--rootfs", "alpine", env=env)
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
     assert_clear_error(result, "d4e6fd67dcf75e40c451560ac7265166c2b72a0f38ddc9aae756a7de3d1efa0c")
     assert not (tmp_path / "x").exists()
     left = [p for p in (cache / "rootfs").rglob("*") if p.is_file()] if (cache / "rootfs").exists() else []

@@ -4,7 +4,6 @@ tarballs, folder copies, and the errors users meet."""
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import os
 import shutil
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from _folder_state import snapshot
+from _http import FolderServer
 
 from harness import rootfs
 from harness.errors import RootfsError
@@ -58,29 +58,8 @@ def sha256(path: Path) -> str:
 
 
 # -- a local mirror -------------------------------------------------------------------------------
-class Mirror:
+class Mirror(FolderServer):
     """An HTTP server on 127.0.0.1 laid out like dl-cdn.alpinelinux.org/alpine."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.requests: list[str] = []
-        mirror = self
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def __init__(self, *args, **kwargs):
-                super().__init__(*args, directory=str(root), **kwargs)
-
-            def do_GET(self):
-                mirror.requests.append(self.path)
-                super().do_GET()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
 
     def file(self, arch: str = "x86_64") -> Path:
         return self.root / "v3.20" / "releases" / arch / rootfs.alpine_filename(arch)
@@ -89,11 +68,6 @@ class Mirror:
         path = self.file(arch)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
 
 
 @pytest.fixture

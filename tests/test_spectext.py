@@ -1,14 +1,13 @@
 """The spec text: sentence extraction, anchors, and where the folder comes from (a folder, the
 environment, or the pinned release downloaded from a local server on 127.0.0.1)."""
 
-import http.server
 import io
 import os
 import tarfile
-import threading
 from pathlib import Path
 
 import pytest
+from _http import FolderServer
 
 from harness import spectext
 from harness.spectext import SpecError
@@ -121,37 +120,14 @@ def test_folder_argument_and_env(tmp_path, monkeypatch):
         spectext.spec_dir(tmp_path / "nope")
 
 
-class Server:
-    """An HTTP server on 127.0.0.1 serving one archive."""
+class Server(FolderServer):
+    """An HTTP server on 127.0.0.1 serving one archive, ``data``, at ``url`` (from ``folder``)."""
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.requests = 0
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                outer.requests += 1
-                if self.path != "/v1.3.0.tar.gz":
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(outer.data)))
-                self.end_headers()
-                self.wfile.write(outer.data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1.3.0.tar.gz"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+    def __init__(self, folder: Path, data: bytes) -> None:
+        folder.mkdir()
+        (folder / "v1.3.0.tar.gz").write_bytes(data)
+        super().__init__(folder)
+        self.url += "/v1.3.0.tar.gz"
 
 
 def archive(folder: Path, tamper: str | None = None) -> bytes:
@@ -176,17 +152,17 @@ def no_env(monkeypatch):
 
 @needs_spec
 def test_download_checks_pins_and_caches(tmp_path, no_env, monkeypatch):
-    server = Server(archive(Path(SPEC)))
+    server = Server(tmp_path / "served", archive(Path(SPEC)))
     try:
         monkeypatch.setenv(spectext.URL_ENV, server.url)
         cache = tmp_path / "cache"
         got = spectext.spec_dir(cache=cache)
         assert got == cache / "runtime-spec-v1.3.0" and spectext.differs_from_pin(got) == []
         assert (got / "schema" / "config-schema.json").is_file()
-        assert spectext.spec_dir(cache=cache) == got and server.requests == 1  # cached
+        assert spectext.spec_dir(cache=cache) == got and len(server.requests) == 1  # cached
         # a cached copy that changed is downloaded again
         (got / "runtime.md").write_text("# changed\n")
-        assert spectext.spec_dir(cache=cache) == got and server.requests == 2
+        assert spectext.spec_dir(cache=cache) == got and len(server.requests) == 2
         assert spectext.differs_from_pin(got) == []
         assert [p.name for p in cache.iterdir()] == ["runtime-spec-v1.3.0"]
     finally:
@@ -195,7 +171,7 @@ def test_download_checks_pins_and_caches(tmp_path, no_env, monkeypatch):
 
 @needs_spec
 def test_download_that_differs_from_the_pin_leaves_nothing(tmp_path, no_env):
-    server = Server(archive(Path(SPEC), tamper="runtime.md"))
+    server = Server(tmp_path / "served", archive(Path(SPEC), tamper="runtime.md"))
     try:
         cache = tmp_path / "cache"
         with pytest.raises(
@@ -209,7 +185,7 @@ def test_download_that_differs_from_the_pin_leaves_nothing(tmp_path, no_env):
 
 
 def test_not_an_archive_and_404(tmp_path, no_env):
-    server = Server(b"<html>not a tarball</html>")
+    server = Server(tmp_path / "served", b"<html>not a tarball</html>")
     try:
         with pytest.raises(SpecError, match="not a readable tar archive"):
             spectext.spec_dir(cache=tmp_path / "c", url=server.url)
