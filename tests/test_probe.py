@@ -377,11 +377,9 @@ def test_report_mounts_and_cgroups(probe: Path, tmp_path: Path) -> None:
     assert report["cgroups"] == parse_cgroup(Path("/proc/self/cgroup").read_text())
 
 
-def test_report_decodes_escaped_mount_points(probe: Path, tmp_path: Path) -> None:
-    """A mount point with a space and a backslash comes out unescaped."""
-    target = tmp_path / "with space\\and backslash"
-    target.mkdir()
-    script = f'mount -t tmpfs -o size=1m,mode=0700 "probe test" "{target}" && exec "{probe}" report'
+def report_in_mount_namespace(script: str) -> dict:
+    """Run the shell ``script`` (it mounts, then execs the probe's report) in a private mount
+    namespace; the parsed report. Skips where no mount namespace can be made."""
     result = subprocess.run(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
         capture_output=True,
@@ -391,7 +389,15 @@ def test_report_decodes_escaped_mount_points(probe: Path, tmp_path: Path) -> Non
     if result.returncode != 0 and b"Operation not permitted" in result.stderr:
         pytest.skip("needs root (a mount namespace and tmpfs)")
     assert result.returncode == 0, result.stderr
-    report = parse_report(result.stdout.decode())
+    return parse_report(result.stdout.decode())
+
+
+def test_report_decodes_escaped_mount_points(probe: Path, tmp_path: Path) -> None:
+    """A mount point with a space and a backslash comes out unescaped."""
+    target = tmp_path / "with space\\and backslash"
+    target.mkdir()
+    script = f'mount -t tmpfs -o size=1m,mode=0700 "probe test" "{target}" && exec "{probe}" report'
+    report = report_in_mount_namespace(script)
     found = [m for m in report["mounts"] if m["mount_point"] == str(target)]
     assert len(found) == 1, [m["mount_point"] for m in report["mounts"]]
     assert found[0]["fstype"] == "tmpfs" and found[0]["source"] == "probe test"
@@ -402,16 +408,7 @@ def test_report_decodes_escaped_mount_points(probe: Path, tmp_path: Path) -> Non
 def test_report_without_proc_records_errors(probe: Path) -> None:
     """With nothing at /proc, the report still comes, with nulls and reasons."""
     script = f'mount -t tmpfs none /proc && exec "{probe}" report'
-    result = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-        capture_output=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
-    if result.returncode != 0 and b"Operation not permitted" in result.stderr:
-        pytest.skip("needs root (a mount namespace and tmpfs)")
-    assert result.returncode == 0, result.stderr
-    report = parse_report(result.stdout.decode())
+    report = report_in_mount_namespace(script)
     errors = report["errors"]
     assert errors["mounts"] == "open /proc/self/mountinfo: No such file or directory"
     assert errors["cgroups"] == "open /proc/self/cgroup: No such file or directory"
