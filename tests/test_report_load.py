@@ -121,55 +121,25 @@ def samples(seed=0, slow=None, n=30):
     for mode, per in (("raw", 3_000_000), ("overlay", 40_000)):
         for n_c in (1, 5, 10, 20):
             for i in range(3):
-                out.append(
-                    sample(
-                        "scale",
-                        "n-containers",
-                        0.01 * n_c * (3 if mode == "raw" else 1) * rng.lognormal(0, 0.05),
-                        mode=mode,
-                        phase="setup",
-                        params={"n": n_c},
-                        i=i,
+                for phase, seconds, factor in (("setup", 0.01, 3 if mode == "raw" else 1), ("teardown", 0.004, 1)):
+                    out.append(
+                        sample(
+                            "scale",
+                            "n-containers",
+                            seconds * n_c * factor * rng.lognormal(0, 0.05),
+                            mode=mode,
+                            phase=phase,
+                            params={"n": n_c},
+                            i=i,
+                        )
                     )
-                )
-                out.append(
-                    sample(
-                        "scale",
-                        "n-containers",
-                        0.004 * n_c * rng.lognormal(0, 0.05),
-                        mode=mode,
-                        phase="teardown",
-                        params={"n": n_c},
-                        i=i,
-                    )
-                )
-            out.append(
-                sample(
-                    "scale", "n-containers", per * n_c + 4096, mode=mode, phase="bytes", params={"n": n_c}, unit="bytes"
-                )
-            )
-            out.append(
-                sample(
-                    "scale",
-                    "n-containers",
-                    (12 if mode == "overlay" else 40) * n_c,
-                    mode=mode,
-                    phase="inodes",
-                    params={"n": n_c},
-                    unit="inodes",
-                )
-            )
-            out.append(
-                sample(
-                    "scale",
-                    "n-containers",
-                    (1 if mode == "overlay" else 0) * n_c,
-                    mode=mode,
-                    phase="mounts",
-                    params={"n": n_c},
-                    unit="mounts",
-                )
-            )
+            totals = {
+                "bytes": per * n_c + 4096,
+                "inodes": (12 if mode == "overlay" else 40) * n_c,
+                "mounts": (1 if mode == "overlay" else 0) * n_c,
+            }
+            for unit, total in totals.items():
+                out.append(sample("scale", "n-containers", total, mode=mode, phase=unit, params={"n": n_c}, unit=unit))
     return out
 
 
