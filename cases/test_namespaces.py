@@ -349,40 +349,34 @@ def _id_map(pid, kind):
     return sorted(rows)
 
 
-@pytest.mark.requires("userns")
-@pytest.mark.spec("linux.user-namespace-mappings.uid")
-def test_uid_mappings_applied(runtime, userns_bundle, container_factory):
+def assert_id_mapping_applied(userns_bundle, container_factory, kind):
+    """The container's ``kind`` ("uid" or "gid") map is the configured one: the process is 0
+    inside, and a file it makes has the mapped host id."""
     bundle = userns_bundle("report", "write", "/shared/made-inside", "x")
     c = container_factory(bundle)
     c.create()
-    uid_map = _id_map(c.pid, "uid")
+    id_map = _id_map(c.pid, kind)
     c.start()
     c.wait()
     report = parse_report(c.stdout().splitlines()[0])
-    assert uid_map == [(0, HOST_ID, ID_RANGE)], (
-        f"/proc/{c.pid}/uid_map is {uid_map}, expected [(0, {HOST_ID}, {ID_RANGE})]"
+    assert id_map == [(0, HOST_ID, ID_RANGE)], (
+        f"/proc/{c.pid}/{kind}_map is {id_map}, expected [(0, {HOST_ID}, {ID_RANGE})]"
     )
-    assert report["uid"] == 0, f"the process runs as uid {report['uid']} inside, expected 0"
-    owner = os.stat(bundle.rootfs / "shared" / "made-inside").st_uid
-    assert owner == HOST_ID, f"a file made by container uid 0 is owned by host uid {owner}, expected {HOST_ID}"
+    assert report[kind] == 0, f"the process runs as {kind} {report[kind]} inside, expected 0"
+    host_id = getattr(os.stat(bundle.rootfs / "shared" / "made-inside"), f"st_{kind}")
+    assert host_id == HOST_ID, f"a file made by container {kind} 0 has host {kind} {host_id}, expected {HOST_ID}"
+
+
+@pytest.mark.requires("userns")
+@pytest.mark.spec("linux.user-namespace-mappings.uid")
+def test_uid_mappings_applied(runtime, userns_bundle, container_factory):
+    assert_id_mapping_applied(userns_bundle, container_factory, "uid")
 
 
 @pytest.mark.requires("userns")
 @pytest.mark.spec("linux.user-namespace-mappings.gid")
 def test_gid_mappings_applied(runtime, userns_bundle, container_factory):
-    bundle = userns_bundle("report", "write", "/shared/made-inside", "x")
-    c = container_factory(bundle)
-    c.create()
-    gid_map = _id_map(c.pid, "gid")
-    c.start()
-    c.wait()
-    report = parse_report(c.stdout().splitlines()[0])
-    assert gid_map == [(0, HOST_ID, ID_RANGE)], (
-        f"/proc/{c.pid}/gid_map is {gid_map}, expected [(0, {HOST_ID}, {ID_RANGE})]"
-    )
-    assert report["gid"] == 0, f"the process runs as gid {report['gid']} inside, expected 0"
-    group = os.stat(bundle.rootfs / "shared" / "made-inside").st_gid
-    assert group == HOST_ID, f"a file made by container gid 0 has host gid {group}, expected {HOST_ID}"
+    assert_id_mapping_applied(userns_bundle, container_factory, "gid")
 
 
 @pytest.mark.requires("userns")
