@@ -245,32 +245,33 @@ def io_files(pid):
     return found
 
 
-@pytest.mark.requires("controller-io" if os.path.exists(CGROUP_ROOT / "cgroup.controllers") else "controller-blkio")
+def assert_throttled(bundle_factory, container_factory, cgroups_path, what, read, write):
+    """blockIO's throttleRead{what}Device and throttleWrite{what}Device, ``read`` and ``write``
+    as (file key, rate) on a disk, are the container cgroup's read and write limits for it."""
+    major, minor = a_disk()
+    bio = {f"throttleRead{what}Device": [{"major": major, "minor": minor, "rate": read[1]}],
+           f"throttleWrite{what}Device": [{"major": major, "minor": minor, "rate": write[1]}]}  # fmt: skip
+    c = created_with(bundle_factory, container_factory, cgroups_path, {"blockIO": bio})
+    seen = io_files(c.pid)
+    got = (seen.get((major, minor, read[0])), seen.get((major, minor, write[0])))
+    expected = (str(read[1]), str(write[1]))
+    assert got == expected, f"read/write {what} limits of {major}:{minor}: {got}, expected {expected}; all: {seen}"
+
+
+# io on a cgroup v2 host, blkio on v1
+IO_CONTROLLER = "controller-io" if os.path.exists(CGROUP_ROOT / "cgroup.controllers") else "controller-blkio"
+
+
+@pytest.mark.requires(IO_CONTROLLER)
 @pytest.mark.spec("linux.cgroups.blkio.throttle-bps")
 def test_blkio_throttle_bps(runtime, bundle_factory, container_factory, cgroups_path):
-    major, minor = a_disk()
-    bio = {"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 2097152}],
-           "throttleWriteBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}]}  # fmt: skip
-    c = created_with(bundle_factory, container_factory, cgroups_path, {"blockIO": bio})
-    seen = io_files(c.pid)
-    got = (seen.get((major, minor, "rbps")), seen.get((major, minor, "wbps")))
-    assert got == ("2097152", "1048576"), (
-        f"read/write bps limits of {major}:{minor}: {got}, expected ('2097152', '1048576'); all: {seen}"
-    )
+    assert_throttled(bundle_factory, container_factory, cgroups_path, "Bps", ("rbps", 2097152), ("wbps", 1048576))
 
 
-@pytest.mark.requires("controller-io" if os.path.exists(CGROUP_ROOT / "cgroup.controllers") else "controller-blkio")
+@pytest.mark.requires(IO_CONTROLLER)
 @pytest.mark.spec("linux.cgroups.blkio.throttle-iops")
 def test_blkio_throttle_iops(runtime, bundle_factory, container_factory, cgroups_path):
-    major, minor = a_disk()
-    bio = {"throttleReadIOPSDevice": [{"major": major, "minor": minor, "rate": 300}],
-           "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 120}]}  # fmt: skip
-    c = created_with(bundle_factory, container_factory, cgroups_path, {"blockIO": bio})
-    seen = io_files(c.pid)
-    got = (seen.get((major, minor, "riops")), seen.get((major, minor, "wiops")))
-    assert got == ("300", "120"), (
-        f"read/write IOPS limits of {major}:{minor}: {got}, expected ('300', '120'); all: {seen}"
-    )
+    assert_throttled(bundle_factory, container_factory, cgroups_path, "IOPS", ("riops", 300), ("wiops", 120))
 
 
 def weight_of(text, device=None):
