@@ -138,14 +138,19 @@ def test_cpu_shares(runtime, bundle_factory, container_factory, cgroups_path):
     assert value == "512", f"cpu.shares reads {value!r}, expected 512"
 
 
+def cpu_bandwidth(pid, field):
+    """The container cgroup's CPU ``field``, "quota" or "period": cpu.max's first or second
+    value on cgroup v2, cpu.cfs_quota_us or cpu.cfs_period_us on v1."""
+    if v2_host():
+        return read_control(pid, ("cpu", "-"), "cpu.max").split()[("quota", "period").index(field)]
+    return read_control(pid, ("cpu", f"cpu.cfs_{field}_us"), "-")
+
+
 @pytest.mark.requires("controller-cpu")
 @pytest.mark.spec("linux.cgroups.cpu.quota")
 def test_cpu_quota(runtime, bundle_factory, container_factory, cgroups_path):
     c = created_with(bundle_factory, container_factory, cgroups_path, {"cpu": {"quota": 25000, "period": 100000}})
-    if v2_host():
-        quota = read_control(c.pid, ("cpu", "-"), "cpu.max").split()[0]
-    else:
-        quota = read_control(c.pid, ("cpu", "cpu.cfs_quota_us"), "-")
+    quota = cpu_bandwidth(c.pid, "quota")
     assert quota == "25000", f"the cgroup's CPU quota is {quota!r}, expected 25000"
 
 
@@ -153,10 +158,7 @@ def test_cpu_quota(runtime, bundle_factory, container_factory, cgroups_path):
 @pytest.mark.spec("linux.cgroups.cpu.period")
 def test_cpu_period(runtime, bundle_factory, container_factory, cgroups_path):
     c = created_with(bundle_factory, container_factory, cgroups_path, {"cpu": {"quota": 30000, "period": 60000}})
-    if v2_host():
-        period = read_control(c.pid, ("cpu", "-"), "cpu.max").split()[1]
-    else:
-        period = read_control(c.pid, ("cpu", "cpu.cfs_period_us"), "-")
+    period = cpu_bandwidth(c.pid, "period")
     assert period == "60000", f"the cgroup's CPU period is {period!r}, expected 60000"
 
 
