@@ -59,8 +59,9 @@ def test_exited_process_is_stopped(runtime, bundle_factory, container_factory):
     c.wait_status("stopped")
 
 
-@pytest.mark.spec("runtime.kill.sends-signal", "runtime.state.status-stopped")
-def test_kill_term_reaches_the_process(runtime, bundle_factory, container_factory):
+def kill_the_paused_probe(bundle_factory, container_factory, sig):
+    """Start a probe that pauses once ready (printing the signal that ends the pause), send it
+    ``sig`` through the runtime's kill; the container and how its process ended."""
     bundle = bundle_factory("write", "/ready", "1", "pause")
     c = container_factory(bundle)
     c.create()
@@ -69,8 +70,13 @@ def test_kill_term_reaches_the_process(runtime, bundle_factory, container_factor
     # "running" is not readiness: before the probe runs, a SIGTERM to the namespace's pid 1
     # without a handler is discarded by the kernel, and the probe would pause for ever
     c.wait_ready(bundle.rootfs / "ready")
-    c.kill("TERM")
-    end = c.wait()
+    c.kill(sig)
+    return c, c.wait()
+
+
+@pytest.mark.spec("runtime.kill.sends-signal", "runtime.state.status-stopped")
+def test_kill_term_reaches_the_process(runtime, bundle_factory, container_factory):
+    c, end = kill_the_paused_probe(bundle_factory, container_factory, "TERM")
     assert c.stdout() == "SIGTERM\n", f"the process did not report SIGTERM; stdout {c.stdout()!r}"
     assert end.code in (0, None)
     c.wait_status("stopped")
@@ -90,14 +96,7 @@ def test_kill_kill_stops_the_process(runtime, bundle_factory, container_factory)
 
 @pytest.mark.spec("runtime.kill.sends-signal")
 def test_kill_usr1_reaches_the_process(runtime, bundle_factory, container_factory):
-    bundle = bundle_factory("write", "/ready", "1", "pause")
-    c = container_factory(bundle)
-    c.create()
-    c.start()
-    c.wait_status("running")
-    c.wait_ready(bundle.rootfs / "ready")
-    c.kill("USR1")
-    c.wait()
+    c, _end = kill_the_paused_probe(bundle_factory, container_factory, "USR1")
     assert c.stdout() == "SIGUSR1\n"
 
 
