@@ -222,20 +222,23 @@ def set_rlimits(config):
     config["process"]["rlimits"] = [dict(r) for r in RLIMITS]
 
 
+def assert_rlimits_applied(run_probe, which, field):
+    """The process's ``which`` ("soft" or "hard") limits, read by getrlimit as ``field``, are the
+    configured RLIMITS'."""
+    _, report = run_probe("report", edit=set_rlimits)
+    got = {r["type"]: (report["rlimits"].get(r["type"]) or {}).get(which) for r in RLIMITS}
+    expected = {r["type"]: r[which] for r in RLIMITS}
+    assert got == expected, f"{which} limits ({field}): expected {expected}, got {got}; probe errors {report['errors']}"
+
+
 @pytest.mark.spec("config.process.rlimits.soft", "config.process.rlimits.getrlimit")
 def test_rlimit_soft_values(runtime, run_probe):
-    _, report = run_probe("report", edit=set_rlimits)
-    got = {r["type"]: (report["rlimits"].get(r["type"]) or {}).get("soft") for r in RLIMITS}
-    expected = {r["type"]: r["soft"] for r in RLIMITS}
-    assert got == expected, f"soft limits (rlim_cur): expected {expected}, got {got}; probe errors {report['errors']}"
+    assert_rlimits_applied(run_probe, "soft", "rlim_cur")
 
 
 @pytest.mark.spec("config.process.rlimits.hard", "config.process.rlimits.getrlimit")
 def test_rlimit_hard_values(runtime, run_probe):
-    _, report = run_probe("report", edit=set_rlimits)
-    got = {r["type"]: (report["rlimits"].get(r["type"]) or {}).get("hard") for r in RLIMITS}
-    expected = {r["type"]: r["hard"] for r in RLIMITS}
-    assert got == expected, f"hard limits (rlim_max): expected {expected}, got {got}; probe errors {report['errors']}"
+    assert_rlimits_applied(run_probe, "hard", "rlim_max")
 
 
 @pytest.mark.spec("config.process.rlimits.hard", "runtime.create.cannot-apply")
