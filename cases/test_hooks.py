@@ -403,24 +403,26 @@ def test_hook_state_pid_as_seen_from_its_namespace(runtime, lifecycle, kind):
         assert pid == expected, f"{record.label} got pid {pid!r} in its state, expected {expected} ({view})"
 
 
+def assert_each_hook_got(lifecycle, kind, field, recorded, what):
+    """Each ``kind`` hook that ran got, as its record's ``recorded`` (``what``), exactly its
+    entry's ``field``."""
+    configured = {e["args"][0]: e[field] for e in lifecycle.hooks[kind]}
+    for record in lifecycle.ran(kind):
+        assert record[recorded] == configured[record.label], (
+            f"{record.label} got {what} {record[recorded]}, configured {field} {configured[record.label]}"
+        )
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.spec("config.hooks.args")
 def test_hook_args_as_configured(runtime, lifecycle, kind):
-    configured = {e["args"][0]: e["args"] for e in lifecycle.hooks[kind]}
-    for record in lifecycle.ran(kind):
-        assert record["argv"] == configured[record.label], (
-            f"{record.label} got argv {record['argv']}, configured args {configured[record.label]}"
-        )
+    assert_each_hook_got(lifecycle, kind, "args", "argv", "argv")
 
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.spec("config.hooks.env")
 def test_hook_env_as_configured(runtime, lifecycle, kind):
-    configured = {e["args"][0]: e["env"] for e in lifecycle.hooks[kind]}
-    for record in lifecycle.ran(kind):
-        assert record["env"] == configured[record.label], (
-            f"{record.label} got environment {record['env']}, configured env {configured[record.label]}"
-        )
+    assert_each_hook_got(lifecycle, kind, "env", "env", "environment")
 
 
 @pytest.mark.parametrize("kind", kinds(KINDS, "config.hooks.{kind}.namespace"))
