@@ -470,6 +470,20 @@ def seed_files(rootfs):
     (rootfs / "rodir" / "readable.txt").write_text("readable")
 
 
+def read_a_plain_file_then(bundle_factory, container_factory, *verbs):
+    """Run the probe in a bundle with masked and read-only paths (seed_files, masked_and_readonly):
+    it reads /rodir/readable.txt, then runs ``verbs``; (end, stdout, stderr)."""
+    return run_failing(
+        bundle_factory,
+        container_factory,
+        "cat",
+        "/rodir/readable.txt",
+        *verbs,
+        edit=masked_and_readonly,
+        prepare=seed_files,
+    )
+
+
 # config-linux.md#masked-paths: maskedPaths "will mask over the provided paths inside the
 # container so that they cannot be read". How (an empty file or folder over it, a read that
 # fails) and whether writes fail is not said, so neither is checked. The probe first reads a
@@ -478,16 +492,7 @@ def seed_files(rootfs):
 
 @pytest.mark.spec("linux.masked-paths")
 def test_masked_file_cannot_be_read(runtime, bundle_factory, container_factory):
-    end, out, err = run_failing(
-        bundle_factory,
-        container_factory,
-        "cat",
-        "/rodir/readable.txt",
-        "cat",
-        "/secret.txt",
-        edit=masked_and_readonly,
-        prepare=seed_files,
-    )
+    end, out, err = read_a_plain_file_then(bundle_factory, container_factory, "cat", "/secret.txt")
     assert out.startswith("readable"), (
         f"the probe did not get to read the masked file: exit {end}, stdout {out!r}, stderr {err!r}"
     )
@@ -496,17 +501,8 @@ def test_masked_file_cannot_be_read(runtime, bundle_factory, container_factory):
 
 @pytest.mark.spec("linux.masked-paths")
 def test_masked_folder_cannot_be_read(runtime, bundle_factory, container_factory):
-    end, out, err = run_failing(
-        bundle_factory,
-        container_factory,
-        "cat",
-        "/rodir/readable.txt",
-        "ls",
-        "/secretdir",
-        "cat",
-        "/secretdir/hidden.txt",
-        edit=masked_and_readonly,
-        prepare=seed_files,
+    end, out, err = read_a_plain_file_then(
+        bundle_factory, container_factory, "ls", "/secretdir", "cat", "/secretdir/hidden.txt"
     )
     assert out.startswith("readable"), (
         f"the probe did not get to read the masked folder: exit {end}, stdout {out!r}, stderr {err!r}"
@@ -516,17 +512,7 @@ def test_masked_folder_cannot_be_read(runtime, bundle_factory, container_factory
 
 @pytest.mark.spec("linux.readonly-paths")
 def test_readonly_path_refuses_writes(runtime, bundle_factory, container_factory):
-    end, out, err = run_failing(
-        bundle_factory,
-        container_factory,
-        "cat",
-        "/rodir/readable.txt",
-        "write",
-        "/rodir/new.txt",
-        "x",
-        edit=masked_and_readonly,
-        prepare=seed_files,
-    )
+    end, out, err = read_a_plain_file_then(bundle_factory, container_factory, "write", "/rodir/new.txt", "x")
     assert out == "readable", f"a read-only path can still be read: expected 'readable', got {out!r} (stderr {err!r})"
     assert end.code == 1 and "Read-only file system" in err, (
         f"writing under readonlyPaths /rodir should fail with EROFS; exit {end}, stderr {err!r}"
