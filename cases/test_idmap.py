@@ -83,21 +83,24 @@ STAT_TOP = ("stat", "/data/file.txt", "stat", "/data/seven.txt", "stat", "/data/
 # Without a user namespace: the mount's own mappings
 
 
-@IDMAP
-@pytest.mark.parametrize(
-    "option",
-    [
-        pytest.param(
-            "idmap", marks=pytest.mark.spec("config.mounts.option.idmap", "config.mounts.option.idmap.mount-mappings")
-        ),
+def options(*templates: str) -> list:
+    """Parameters ``option``, idmap and ridmap, whose cases name the requirement ids
+    ``template.format(option=...)``; ridmap only on a runtime whose features claim it."""
+    return [
+        pytest.param("idmap", marks=pytest.mark.spec(*(t.format(option="idmap") for t in templates))),
         pytest.param(
             "ridmap",
             marks=[
-                pytest.mark.spec("config.mounts.option.ridmap", "config.mounts.option.ridmap.mount-mappings"),
+                pytest.mark.spec(*(t.format(option="ridmap") for t in templates)),
                 pytest.mark.feature("mountOptions", contains="ridmap"),
             ],
         ),
-    ],
+    ]
+
+
+@IDMAP
+@pytest.mark.parametrize(
+    "option", options("config.mounts.option.{option}", "config.mounts.option.{option}.mount-mappings")
 )
 @pytest.mark.spec("config.mounts.id-mappings")
 def test_mount_mappings_convert_owners(runtime, bundle_factory, container_factory, tree, option):
@@ -149,19 +152,7 @@ def test_ridmap_reaches_submounts_idmap_does_not(runtime, bundle_factory, contai
 
 
 @IDMAP
-@pytest.mark.parametrize(
-    "option",
-    [
-        pytest.param("idmap", marks=pytest.mark.spec("config.mounts.option.idmap.no-mappings-error")),
-        pytest.param(
-            "ridmap",
-            marks=[
-                pytest.mark.spec("config.mounts.option.ridmap.no-mappings-error"),
-                pytest.mark.feature("mountOptions", contains="ridmap"),
-            ],
-        ),
-    ],
-)
+@pytest.mark.parametrize("option", options("config.mounts.option.{option}.no-mappings-error"))
 def test_no_mappings_and_no_user_namespace_is_an_error(runtime, bundle_factory, container_factory, tree, option):
     bundle = bundle_factory("exit", "0", edit=add(bind_entry(tree.top, "rbind", option)))
     expect_error(
@@ -185,19 +176,7 @@ def test_one_mapping_without_the_other_is_an_error(runtime, bundle_factory, cont
 
 @IDMAP
 @pytest.mark.requires("userns")
-@pytest.mark.parametrize(
-    "option",
-    [
-        pytest.param("idmap", marks=pytest.mark.spec("config.mounts.option.idmap.userns-mapping")),
-        pytest.param(
-            "ridmap",
-            marks=[
-                pytest.mark.spec("config.mounts.option.ridmap.userns-mapping"),
-                pytest.mark.feature("mountOptions", contains="ridmap"),
-            ],
-        ),
-    ],
-)
+@pytest.mark.parametrize("option", options("config.mounts.option.{option}.userns-mapping"))
 def test_no_mappings_take_the_user_namespace_mapping_or_fail(runtime, userns_bundle, container_factory, tree, option):
     bundle = userns_bundle(
         "stat", "/data/file.txt", "stat", "/data/seven.txt", edit=add(bind_entry(tree.top, "rbind", option))
