@@ -22,7 +22,7 @@ from typing import Any
 
 from . import atomic
 from .errors import HarnessError
-from .results import check_schema
+from .results import check_schema, read_json
 
 KIND = "environment"
 VERSION = 1
@@ -121,12 +121,7 @@ def write(env: dict[str, Any], directory: Path) -> None:
 
 def read(path: Path) -> dict[str, Any]:
     """An ``environment.json``; every problem is a HarnessError naming the file."""
-    try:
-        env = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as err:
-        raise HarnessError(f"{path}: cannot read: {err}") from None
-    except json.JSONDecodeError as err:
-        raise HarnessError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    env = read_json(path)
     if not isinstance(env, dict):
         raise HarnessError(f"{path}: the environment block must be a JSON object")
     check_schema(str(path), env.get("schema"), KIND, VERSION, SCHEMA)

@@ -102,6 +102,17 @@ def check_schema(where: str, schema: object, kind: str, version: int, default: s
     raise HarnessError(f"{where}: schema {schema!r}, expected {default!r}")
 
 
+def read_json(path: Path) -> Any:
+    """The JSON document in the file ``path`` (environment.json, requirements.json); a file that
+    cannot be read or is not JSON is a HarnessError naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise HarnessError(f"{path}: cannot read: {err}") from None
+    except json.JSONDecodeError as err:
+        raise HarnessError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+
+
 def lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` for each non-blank line of a JSON-lines file; anything that is
     not a JSON object is an error naming the line."""

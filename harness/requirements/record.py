@@ -22,7 +22,7 @@ from typing import Any
 
 from .. import atomic
 from ..errors import HarnessError
-from ..results import check_schema
+from ..results import check_schema, read_json
 from . import Requirement
 
 KIND = "requirements"
@@ -51,12 +51,7 @@ def write(document: dict[str, Any], directory: Path) -> None:
 def read(path: Path) -> tuple[dict[str, Requirement], dict[str, list[str]]]:
     """``(catalogue, {requirement id: [case ids]})`` from a ``requirements.json``; every problem
     is a HarnessError naming the file (and the entry)."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as err:
-        raise HarnessError(f"{path}: cannot read: {err}") from None
-    except json.JSONDecodeError as err:
-        raise HarnessError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    doc = read_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("requirements"), list):
         raise HarnessError(f"{path}: expected an object with a 'requirements' list")
     check_schema(str(path), doc.get("schema"), KIND, VERSION, SCHEMA)
