@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -249,14 +250,8 @@ def concurrency(s: pd.DataFrame) -> Part | None:
         numeric={1, 2, 3, 5},
     )
     for j, rt in enumerate(runtimes):
-        xs, med, lo, hi, ns = [], [], [], [], []
-        for n, g in sorted(c[c["runtime"] == rt].groupby("n"), key=lambda kv: kv[0]):
-            sm = _stats.summary(g["value"].tolist())
-            xs.append(n)
-            med.append(sm["median"] * scale)
-            lo.append(sm["low"] * scale)
-            hi.append(sm["high"] * scale)
-            ns.append(sm["n"])
+        points = _summaries(c[c["runtime"] == rt], "n")
+        for n, sm in points:
             t.add(
                 [
                     rt,
@@ -267,12 +262,33 @@ def concurrency(s: pd.DataFrame) -> Part | None:
                     fmt(sm["median"] * scale / n),
                 ]
             )
-        _errorline(ax, xs, med, lo, hi, j, rt, ns=ns)
+        _median_line(ax, points, scale, j, rt)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     style(ax, "", xlabel="containers run at once (N)", ylabel=f"wall time ({unit})")
     part.figures.append(Figure("Wall time against concurrency", to_svg(fig), BARS))
     part.tables.append(t)
     return part
+
+
+def _summaries(g: pd.DataFrame, by: str) -> list[tuple[Any, dict[str, Any]]]:
+    """``(x, summary of the values at x)`` for each value x of column ``by``, in order."""
+    return [(x, _stats.summary(gg["value"].tolist())) for x, gg in sorted(g.groupby(by), key=lambda kv: kv[0])]
+
+
+def _median_line(ax, points: list[tuple[Any, dict[str, Any]]], scale: float, j, label, **kwargs) -> None:
+    """:func:`_errorline` of the medians and intervals of ``points`` (from :func:`_summaries`),
+    times ``scale``."""
+    _errorline(
+        ax,
+        [x for x, _ in points],
+        [sm["median"] * scale for _, sm in points],
+        [sm["low"] * scale for _, sm in points],
+        [sm["high"] * scale for _, sm in points],
+        j,
+        label,
+        ns=[sm["n"] for _, sm in points],
+        **kwargs,
+    )
 
 
 def _errorline(ax, xs, med, lo, hi, j, label, ns=None, linestyle="-", colour=None, marker=None) -> None:
@@ -524,17 +540,11 @@ def depth(s: pd.DataFrame) -> Part | None:
             label = " ".join(
                 x for x in (mode, rt if rt != "–" and len(runtimes) > 1 else "", rest.replace("cache=", "cache ")) if x
             )
-            xs, med, lo, hi, ns = [], [], [], [], []
-            for dep, gg in sorted(g.groupby("depth"), key=lambda kv: kv[0]):
-                sm = _stats.summary(gg["value"].tolist())
-                xs.append(dep)
-                med.append(sm["median"] * scale)
-                lo.append(sm["low"] * scale)
-                hi.append(sm["high"] * scale)
-                ns.append(sm["n"])
+            points = _summaries(g, "depth")
+            for dep, sm in points:
                 t.add([wl, label, str(dep), str(sm["n"]), fmt(sm["median"] * scale), fmt_median_interval(sm, scale)])
             cache = g["params"].iloc[0].get("cache", "")
-            _errorline(ax, xs, med, lo, hi, j, label, ns=ns, linestyle=CACHE_STYLES.get(cache, "-"))
+            _median_line(ax, points, scale, j, label, linestyle=CACHE_STYLES.get(cache, "-"))
         style(ax, wl, xlabel="layers (D)", ylabel=f"median ({unit})" if i == 0 else "")
     fig.tight_layout()
     _legend_below(fig, axes, ncol=4)
@@ -584,15 +594,7 @@ def scaling(s: pd.DataFrame) -> Part | None:
         )
         for j, ((mode, rt), g) in enumerate(g_ph.groupby(["mode", "runtime"], sort=False)):
             label = " ".join(x for x in (mode, rt if rt != "–" else "") if x)
-            xs, med, lo, hi, ns = [], [], [], [], []
-            for n, gg in sorted(g.groupby("n"), key=lambda kv: kv[0]):
-                sm = _stats.summary(gg["value"].tolist())
-                xs.append(n)
-                med.append(sm["median"] * scale)
-                lo.append(sm["low"] * scale)
-                hi.append(sm["high"] * scale)
-                ns.append(sm["n"])
-            _errorline(ax, xs, med, lo, hi, j, label, ns=ns)
+            _median_line(ax, _summaries(g, "n"), scale, j, label)
             if g["n"].nunique() >= 2:
                 f = _stats.linear_fit(g["n"].astype(float).tolist(), g["value"].tolist())
                 t.add(
