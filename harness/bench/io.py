@@ -206,20 +206,27 @@ def run_io(ctx: BenchContext) -> None:
             params={**base_params, "cache": cache, "count": line["count"], "bytes": line["bytes"], **params},
         )
 
+    def reads(seed: int) -> list[str]:
+        """The probe verbs of the read workloads, run warm and with caches dropped alike:
+        sequential read, random reads (from ``seed``), readdir."""
+        return [
+            "seq-read",
+            "/data/seq",
+            "rand-read",
+            "/data/rand",
+            str(p["rand_count"]),
+            str(seed),
+            "readdir",
+            "/data/lower",
+        ]
+
     # -- io image: warm sequence, then dropped read workloads
     main = {m: bundle("io", m, "main") for m in MODES}
     for mode in MODES:
         args: list[str] = []
         for k in range(its + 1):
             args += [
-                "seq-read",
-                "/data/seq",
-                "rand-read",
-                "/data/rand",
-                str(p["rand_count"]),
-                str(k + 1),
-                "readdir",
-                "/data/lower",
+                *reads(k + 1),
                 "files-create",
                 f"/sf{k}",
                 str(p["small_files"]),
@@ -243,21 +250,7 @@ def run_io(ctx: BenchContext) -> None:
     for k in range(n_dropped):
         for mode in MODES if k % 2 == 0 else MODES[::-1]:
             drop_caches()
-            lines = run_in(
-                ctx,
-                rt,
-                main[mode],
-                [
-                    "seq-read",
-                    "/data/seq",
-                    "rand-read",
-                    "/data/rand",
-                    str(p["rand_count"]),
-                    str(k + 1),
-                    "readdir",
-                    "/data/lower",
-                ],
-            )
+            lines = run_in(ctx, rt, main[mode], reads(k + 1))
             for line in lines:
                 keep(line, mode, "dropped", k, False)
             ctx.progress.advance(f"dropped {mode}")
