@@ -3,7 +3,9 @@
 ``expect_error``: create or start must refuse it. ``expect_create_error``: create must refuse it.
 ``refused_at_create``: create may refuse it (the spec allows either); the case goes on when it
 does not. Each checks that a refused create leaves no container behind ("generating an error"
-leaves the environment as it was, runtime.md#errors).
+leaves the environment as it was, runtime.md#errors). And the other way round,
+``expect_no_error``: create and start must both succeed (what the config holds must be ignored,
+or only warned about).
 """
 
 import pytest
@@ -32,6 +34,16 @@ def expect_create_error(c, why):
     with pytest.raises(RuntimeCallError):
         c.runtime.state(c.id)
         pytest.fail(f"a container exists after the failed create ({why})")
+
+
+def expect_no_error(c, what):
+    """create and start must both succeed; ``what`` says why an error would be wrong (the
+    runtime's error is appended)."""
+    try:
+        c.create()
+        c.start()
+    except RuntimeCallError as err:
+        pytest.fail(f"{what}: {err}")
 
 
 def expect_error(c, what):

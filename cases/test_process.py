@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _errors import expect_error, refused_at_create
+from _errors import expect_error, expect_no_error, refused_at_create
 
 from harness import spec
 from harness.bundle import PROBE_PATH
@@ -377,11 +377,7 @@ def test_unknown_capability_is_only_a_warning(runtime, bundle_factory, container
     bundle = bundle_factory("report")
     bundle.edit(edit, validate=False)
     c = container_factory(bundle)
-    try:
-        c.create()
-        c.start()
-    except RuntimeCallError as err:
-        pytest.fail(f"an unknown capability must be a warning, and the operation must go on; it failed: {err}")
+    expect_no_error(c, "an unknown capability must be a warning, and the operation must go on; it failed")
     c.wait()
     caps = parse_report(c.stdout())["capabilities"]
     for name in ("bounding", "effective", "permitted"):
@@ -414,13 +410,10 @@ def test_ungrantable_capability_does_not_fail(runtime, bundle_factory, container
         config["process"]["capabilities"]["ambient"] = []
 
     c = container_factory(bundle_factory("report", edit=edit))
-    try:
-        c.create()
-        c.start()
-    except RuntimeCallError as err:
-        pytest.fail(
-            f"{ungrantable} is not in the runtime's bounding set and cannot be granted; the runtime failed instead of warning: {err}"
-        )
+    expect_no_error(
+        c,
+        f"{ungrantable} is not in the runtime's bounding set and cannot be granted; the runtime failed instead of warning",
+    )
     c.wait()
     caps = parse_report(c.stdout())["capabilities"]
     assert "CAP_KILL" in caps["effective"], f"the grantable CAP_KILL is missing: {caps}"
