@@ -46,10 +46,9 @@ def _hooked(bundle_factory, tmp_path, kinds=KINDS):
     return bundle_factory("write", "/ready", "1", "exit", "0", edit=edit), records
 
 
-@pytest.mark.spec("config.hooks.state-stdin", "runtime.lifecycle.poststop-invoked")
-def test_hooks_not_reading_stdin_do_not_break_the_lifecycle(runtime, bundle_factory, container_factory, tmp_path):
-    bundle, records = _hooked(bundle_factory, tmp_path)
-    c = container_factory(bundle)
+def run_and_delete(c, hooks):
+    """Run ``c`` to stopped, then delete it: the delete must not fail on ``hooks`` that did not
+    read their stdin. The container."""
     c.create()
     c.start()
     c.wait()
@@ -57,7 +56,14 @@ def test_hooks_not_reading_stdin_do_not_break_the_lifecycle(runtime, bundle_fact
     try:
         c.delete()
     except RuntimeCallError as err:
-        pytest.fail(f"delete failed when hooks did not read their stdin (SIGPIPE is exit code 141 or -13): {err}")
+        pytest.fail(f"delete failed when {hooks} did not read their stdin (SIGPIPE is exit code 141 or -13): {err}")
+    return c
+
+
+@pytest.mark.spec("config.hooks.state-stdin", "runtime.lifecycle.poststop-invoked")
+def test_hooks_not_reading_stdin_do_not_break_the_lifecycle(runtime, bundle_factory, container_factory, tmp_path):
+    bundle, records = _hooked(bundle_factory, tmp_path)
+    c = run_and_delete(container_factory(bundle), "hooks")
     state = None
     try:
         state = c.state()
@@ -79,17 +85,7 @@ def test_poststop_hooks_not_reading_stdin_do_not_break_delete(runtime, bundle_fa
     does when the write of the state meets a hook that has already exited. A ``delete`` killed
     by SIGPIPE leaves the stopped container behind (reported by the leak check too)."""
     bundle, records = _hooked(bundle_factory, tmp_path, kinds=("poststop",))
-    c = container_factory(bundle)
-    c.create()
-    c.start()
-    c.wait()
-    c.wait_status("stopped")
-    try:
-        c.delete()
-    except RuntimeCallError as err:
-        pytest.fail(
-            f"delete failed when poststop hooks did not read their stdin (SIGPIPE is exit code 141 or -13): {err}"
-        )
+    c = run_and_delete(container_factory(bundle), "poststop hooks")
     path = records / "poststop"
     assert path.exists(), "the poststop hook after two that did not read their stdin never ran"
     assert json.loads(path.read_text()).get("id") == c.id, f"the poststop hook got {path.read_text()[:200]!r}"
