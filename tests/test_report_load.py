@@ -122,17 +122,8 @@ def samples(seed=0, slow=None, n=30):
         for n_c in (1, 5, 10, 20):
             for i in range(3):
                 for phase, seconds, factor in (("setup", 0.01, 3 if mode == "raw" else 1), ("teardown", 0.004, 1)):
-                    out.append(
-                        sample(
-                            "scale",
-                            "n-containers",
-                            seconds * n_c * factor * rng.lognormal(0, 0.05),
-                            mode=mode,
-                            phase=phase,
-                            params={"n": n_c},
-                            i=i,
-                        )
-                    )
+                    value = seconds * n_c * factor * rng.lognormal(0, 0.05)
+                    out.append(sample("scale", "n-containers", value, mode=mode, phase=phase, params={"n": n_c}, i=i))
             totals = {
                 "bytes": per * n_c + 4096,
                 "inodes": (12 if mode == "overlay" else 40) * n_c,
