@@ -227,22 +227,21 @@ def test_hooks_of_a_kind_run_in_listed_order(runtime, lifecycle):
     assert not wrong, f"hooks ran out of their listed order (listed: <kind>-0, -1, -2): {wrong}"
 
 
+def assert_all_ran_before(lifecycle, first, then):
+    """Every ``first`` hook ran before every ``then`` hook."""
+    last_first = max(lifecycle.index(f"{first}-{i}") for i in range(PER_KIND))
+    first_then = min(lifecycle.index(f"{then}-{i}") for i in range(PER_KIND))
+    assert last_first < first_then, f"a {then} hook ran before a {first} hook: {lifecycle.labels()}"
+
+
 @pytest.mark.spec("config.hooks.prestart.before-createRuntime")
 def test_prestart_runs_before_createRuntime(runtime, lifecycle):
-    last_prestart = max(lifecycle.index(f"prestart-{i}") for i in range(PER_KIND))
-    first_create_runtime = min(lifecycle.index(f"createRuntime-{i}") for i in range(PER_KIND))
-    assert last_prestart < first_create_runtime, (
-        f"a createRuntime hook ran before a prestart hook: {lifecycle.labels()}"
-    )
+    assert_all_ran_before(lifecycle, "prestart", "createRuntime")
 
 
 @pytest.mark.spec("config.hooks.createContainer.after-createRuntime")
 def test_createContainer_runs_after_createRuntime(runtime, lifecycle):
-    last_create_runtime = max(lifecycle.index(f"createRuntime-{i}") for i in range(PER_KIND))
-    first_create_container = min(lifecycle.index(f"createContainer-{i}") for i in range(PER_KIND))
-    assert last_create_runtime < first_create_container, (
-        f"a createContainer hook ran before a createRuntime hook: {lifecycle.labels()}"
-    )
+    assert_all_ran_before(lifecycle, "createRuntime", "createContainer")
 
 
 @pytest.mark.parametrize("kind", kinds(CREATE_KINDS, "config.hooks.{kind}.during-create"))
