@@ -221,13 +221,13 @@ def _writable_cgroup_mount(config):
             m["options"] = [o for o in m.get("options", []) if o != "ro"]
 
 
-@pytest.mark.requires("controller-pids")
-@pytest.mark.requires("cgroup-v1", "userns")
-@pytest.mark.spec("linux.cgroups.ownership-v1")
-def test_no_cgroup_chown_on_v1(runtime, userns_bundle, container_factory, cgroups_path):
+def assert_cgroups_not_chowned(userns_bundle, container_factory, cgroups_path, cgroupns, where):
+    """A user-namespaced container with a pids limit and a writable cgroup mount, with a new
+    cgroup namespace or not (``cgroupns``): its cgroups stay root's, as they must ``where``."""
+
     def edit(config):
         with_cgroup(cgroups_path.absolute(), {"pids": {"limit": 100}})(config)
-        spec.set_namespace(config, "cgroup")
+        spec.set_namespace(config, "cgroup", present=cgroupns)
         _writable_cgroup_mount(config)
 
     c = container_factory(userns_bundle("exit", "0", edit=edit))
@@ -236,22 +236,18 @@ def test_no_cgroup_chown_on_v1(runtime, userns_bundle, container_factory, cgroup
     owners = {str(folder): os.stat(folder).st_uid for folder in cgroups_path.seen if folder.exists()}
     assert owners, f"the container is in no cgroup named {cgroups_path.name}"
     chowned = {folder: uid for folder, uid in owners.items() if uid != 0}
-    assert not chowned, f"on cgroup v1 the container's cgroups were given to other owners: {chowned}"
+    assert not chowned, f"{where} the container's cgroups were given to other owners: {chowned}"
+
+
+@pytest.mark.requires("controller-pids")
+@pytest.mark.requires("cgroup-v1", "userns")
+@pytest.mark.spec("linux.cgroups.ownership-v1")
+def test_no_cgroup_chown_on_v1(runtime, userns_bundle, container_factory, cgroups_path):
+    assert_cgroups_not_chowned(userns_bundle, container_factory, cgroups_path, True, "on cgroup v1")
 
 
 @pytest.mark.requires("controller-pids")
 @pytest.mark.requires("userns")
 @pytest.mark.spec("linux.cgroups.ownership-needs-cgroupns")
 def test_no_cgroup_chown_without_cgroup_namespace(runtime, userns_bundle, container_factory, cgroups_path):
-    def edit(config):
-        with_cgroup(cgroups_path.absolute(), {"pids": {"limit": 100}})(config)
-        spec.set_namespace(config, "cgroup", present=False)
-        _writable_cgroup_mount(config)
-
-    c = container_factory(userns_bundle("exit", "0", edit=edit))
-    c.create()
-    cgroups_path.record(c.pid)
-    owners = {str(folder): os.stat(folder).st_uid for folder in cgroups_path.seen if folder.exists()}
-    assert owners, f"the container is in no cgroup named {cgroups_path.name}"
-    chowned = {folder: uid for folder, uid in owners.items() if uid != 0}
-    assert not chowned, f"without a new cgroup namespace the container's cgroups were given to other owners: {chowned}"
+    assert_cgroups_not_chowned(userns_bundle, container_factory, cgroups_path, False, "without a new cgroup namespace")
