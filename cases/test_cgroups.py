@@ -47,20 +47,25 @@ def test_absolute_cgroups_path_is_under_the_mount_point(runtime, bundle_factory,
         assert cgroup_dir(c.pid, ctrl) == controller_mounts()["" if v2_host() else ctrl] / cgroups_path.name
 
 
-@pytest.mark.requires("controller-pids")
-@pytest.mark.spec("linux.cgroups.path-relative", "linux.cgroups.path-consistent")
-def test_relative_cgroups_path_is_consistent(runtime, bundle_factory, container_factory, cgroups_path):
+def places_of_two_containers(bundle_factory, container_factory, cgroups_path, path):
+    """The pids cgroup folder of each of two containers run one after the other with the same
+    cgroupsPath ``path``."""
     places = []
     for _ in range(2):
-        c = container_factory(
-            bundle_factory("exit", "0", edit=with_cgroup(cgroups_path.name, {"pids": {"limit": 100}}))
-        )
+        c = container_factory(bundle_factory("exit", "0", edit=with_cgroup(path, {"pids": {"limit": 100}})))
         c.create()
         cgroups_path.record(c.pid)
         places.append(cgroup_dir(c.pid, "pids"))
         c.start()
         c.wait()
         c.delete()
+    return places
+
+
+@pytest.mark.requires("controller-pids")
+@pytest.mark.spec("linux.cgroups.path-relative", "linux.cgroups.path-consistent")
+def test_relative_cgroups_path_is_consistent(runtime, bundle_factory, container_factory, cgroups_path):
+    places = places_of_two_containers(bundle_factory, container_factory, cgroups_path, cgroups_path.name)
     assert places[0] == places[1], f"the same relative cgroupsPath {cgroups_path.name!r} gave two places: {places}"
     assert places[0].name == cgroups_path.name, f"relative cgroupsPath {cgroups_path.name!r} ended up at {places[0]}"
 
@@ -68,17 +73,7 @@ def test_relative_cgroups_path_is_consistent(runtime, bundle_factory, container_
 @pytest.mark.requires("controller-pids")
 @pytest.mark.spec("linux.cgroups.path-consistent")
 def test_absolute_cgroups_path_is_consistent(runtime, bundle_factory, container_factory, cgroups_path):
-    places = []
-    for _ in range(2):
-        c = container_factory(
-            bundle_factory("exit", "0", edit=with_cgroup(cgroups_path.absolute(), {"pids": {"limit": 100}}))
-        )
-        c.create()
-        cgroups_path.record(c.pid)
-        places.append(cgroup_dir(c.pid, "pids"))
-        c.start()
-        c.wait()
-        c.delete()
+    places = places_of_two_containers(bundle_factory, container_factory, cgroups_path, cgroups_path.absolute())
     assert places[0] == places[1], f"the same cgroupsPath {cgroups_path.absolute()!r} gave two places: {places}"
 
 
