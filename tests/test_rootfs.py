@@ -45,9 +45,16 @@ def private_cache(tmp_path, monkeypatch) -> Path:
     return cache
 
 
+@pytest.fixture(scope="session")
+def given_alpine() -> Path:
+    """The local tarball given to the run, read before ``private_cache`` (function-scoped, so
+    instantiated after this) hides $HARNESS_ROOTFS_TAR from the code under test."""
+    return local_alpine_tarball()
+
+
 @pytest.fixture
-def alpine() -> Path:
-    path = local_alpine_tarball()
+def alpine(given_alpine) -> Path:
+    path = given_alpine
     if not path.is_file():
         pytest.skip(f"the Alpine minirootfs is not at {path}: set HARNESS_ROOTFS_TAR to a local copy")
     return path
@@ -444,10 +451,9 @@ def test_env_tarball_that_does_not_exist_is_named(private_cache, monkeypatch, tm
         rootfs.alpine_tarball()
 
 
-def test_env_tarball_is_used_and_the_option_wins(private_cache, monkeypatch, tmp_path):
-    local = os.environ.get("HARNESS_ROOTFS_TAR")
-    if not local or not os.path.isfile(local):
-        pytest.skip("needs HARNESS_ROOTFS_TAR (the Alpine minirootfs tarball)")
+def test_env_tarball_is_used_and_the_option_wins(private_cache, alpine, monkeypatch, tmp_path):
+    local = str(alpine)
+    monkeypatch.setenv("HARNESS_ROOTFS_TAR", local)
     assert rootfs.alpine_tarball() == Path(local)
     monkeypatch.setenv("HARNESS_ROOTFS_TAR", str(tmp_path / "missing.tar.gz"))
     assert rootfs.alpine_tarball(Path(local)) == Path(local)  # --rootfs-tar wins over the variable
