@@ -360,6 +360,27 @@ def pytest_runtest_makereport_of_known_deviation(item: pytest.Item, call: pytest
     )
 
 
+def _is_known_deviation(known: _runtime.ExpectedFailure, error: BaseException, message: str) -> bool:
+    """Whether a failure is the listed deviation. A group of failures (hypothesis reports each
+    distinct failing example as one exception of a group, whose own text names none of them)
+    is the deviation only when every failure in it is."""
+    if isinstance(error, BaseExceptionGroup):
+        import traceback
+
+        leaves: list[BaseException] = []
+        stack: list[BaseException] = [error]
+        while stack:
+            e = stack.pop()
+            if isinstance(e, BaseExceptionGroup):
+                stack.extend(e.exceptions)
+            else:
+                leaves.append(e)
+        return bool(leaves) and all(
+            known.matches("".join(traceback.format_exception_only(type(e), e)).strip()) for e in leaves
+        )
+    return known.matches(message)
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo
@@ -369,7 +390,7 @@ def pytest_runtest_makereport(
     if known is not None and getattr(report, "wasxfail", None) is not None and call.excinfo is not None:
         # pytest's xfail takes any failure; a known deviation is one specific failing check.
         message = call.excinfo.exconly()
-        if not known.matches(message):
+        if not _is_known_deviation(known, call.excinfo.value, message):
             del report.wasxfail
             report.outcome = "failed"
             note = (

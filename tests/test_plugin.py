@@ -414,3 +414,16 @@ def test_host_baseline_reads_the_namespaced_sysctls():
     assert "net.ipv4.conf.all.forwarding" in baseline
     assert not [k for k in baseline if k.startswith("net.ipv4.conf.lo.")], "single devices' sysctls are not read"
     assert not [k for k in baseline if k.startswith(("vm.", "kernel.pid_max"))], "only namespaced sysctls"
+
+
+def test_a_group_of_failures_is_the_known_deviation_only_when_each_is():
+    # hypothesis raises an ExceptionGroup when it finds several distinct failing examples
+    from harness.pytest_plugin import _is_known_deviation
+    from harness.runtime import ExpectedFailure
+
+    known = ExpectedFailure("umask ignored", "config.md#posix-platform-user", "s", r"umask: wanted 0o\d+, saw 0o22")
+    same = ExceptionGroup("2 distinct failures", [AssertionError("umask: wanted 0o0, saw 0o22")] * 2)
+    other = ExceptionGroup("2 distinct failures", [AssertionError("umask: wanted 0o0, saw 0o22"), ValueError("empty")])
+    assert _is_known_deviation(known, same, "ExceptionGroup: 2 distinct failures (2 sub-exceptions)")
+    assert not _is_known_deviation(known, other, "ExceptionGroup: 2 distinct failures (2 sub-exceptions)")
+    assert _is_known_deviation(known, AssertionError(), "AssertionError: umask: wanted 0o1, saw 0o22")
