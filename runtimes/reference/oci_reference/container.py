@@ -6,12 +6,12 @@ Processes during `create` (C = the create command):
                 │   so C can write the id maps; cgroup is left to P2), writes time offsets, then
                 └──fork──► P2 = container init (pid 1 of a new pid namespace), P1 exits.
 
-Meanwhile C makes the cgroups and, once P1 reports P2's pid, moves P2 into them and sends
-their paths; P2 builds the rootfs (mounts, devices) in parallel and waits for that message
-only where it needs it: at a cgroup mount, and in any case before the hooks, before its new
-cgroup namespace (unshared then, so that its root is the container's cgroup) and before
-pivot_root.  A cgroup migration can cost a kernel grace period (see warmup.py), which this
-keeps off the critical path.
+Meanwhile C makes the cgroups and, once P1 reports P2's pid, sends their paths, moves P2
+into them and says so; P2 builds the rootfs (mounts, devices) in parallel and waits for each
+message only where it needs it: for the paths at a cgroup mount, for the move once the rootfs
+is prepared (before the hooks, before its new cgroup namespace, unshared then so that its
+root is the container's cgroup, and before pivot_root).  A cgroup migration can cost a kernel
+grace period (see warmup.py), which this keeps off the critical path.
 
 P2 then pivots, applies the process attributes, tells C "ready" and blocks in accept() on
 <state dir>/start.sock.  `start` connects and sends "S"; P2 runs the startContainer hooks and
@@ -20,7 +20,7 @@ the user program runs.  C and P1/P2 talk over a SOCK_SEQPACKET pair, one message
 
     child -> C:  U (write my id maps)  P<pid> (init's host pid)  H (run createRuntime hooks)
                  T + fd (console master)  R (ready)  E<message> (failed)
-    C -> child:  u  g<pid>  c<cgroup json> (P2 is in its cgroups)  h  t
+    C -> child:  u  g<pid>  c<cgroup json> (P2's cgroups)  j (P2 is in them)  h  t
 """
 
 import _socket
@@ -285,8 +285,9 @@ def _serve_init_until_ready(c):
 
 def _place_init(c, init_pid):
     """P1 forked the init and is exiting: record the init in the state (runtime.md "State":
-    pid), put it in its cgroups, move the network devices into its namespace (config-linux.md
-    "Network Devices"), then tell it its cgroups are ready. P1 is reaped later (_mark_created,
+    pid), send it the paths of its cgroups (for a cgroup mount), put it in them, move the
+    network devices into its namespace (config-linux.md "Network Devices"), then tell it
+    that is done. P1 is reaped later (_mark_created,
     or _end_p1 on failure): waiting here for it to finish exiting would hold up the init, which
     waits for its cgroups."""
     cfg, st, cg, parent_sock = c.cfg, c.st, c.cg, c.sock
@@ -298,14 +299,16 @@ def _place_init(c, init_pid):
             raise RuntimeFailure("container init exited unexpectedly")
         st["pid"] = init_pid
         st["startTime"] = info[1]
+        from oci_reference import jsonlite
+
+        # the paths first: the init mounts them while the join below may wait for a grace period
+        parent_sock.send(b"c" + jsonlite.dumps(cg.to_dict()).encode())
         cg.join(init_pid)
         if cfg.net_devices:
             from oci_reference import netdev
 
             netdev.move_devices(cfg.net_devices, init_pid)
-        from oci_reference import jsonlite
-
-        parent_sock.send(b"c" + jsonlite.dumps(cg.to_dict()).encode())
+        parent_sock.send(b"j")
     except (OSError, RuntimeFailure):
         # the init builds the rootfs meanwhile and may have failed already: its
         # own message says why, better than the broken pipe or the failed join
@@ -593,6 +596,7 @@ class _CreatorLink:
         self.sock = sock
         self._host_pid = 0
         self._cgroup = None
+        self._joined = False
 
     def host_pid(self):
         """The init's pid in the runtime's pid namespace. C answers P1's "P" with "g<pid>":
@@ -605,23 +609,34 @@ class _CreatorLink:
         return self._host_pid
 
     def cgroup(self):
-        """The container's cgroups, once C has put this process in them ("c<json>"). A new
-        cgroup namespace is made here (config-linux.md "Namespaces": cgroup), so that its root
-        is the container's own cgroup."""
+        """The container's cgroups ("c<json>"), which C sends before it puts this process in
+        them: a cgroup mount needs only their paths."""
         if self._cgroup is None:
             self.host_pid()
             msg = self.sock.recv(65536)
             if msg[:1] != b"c":
                 os._exit(1)
-            from oci_reference import cgroups, jsonlite, linux
+            from oci_reference import cgroups, jsonlite
 
             self._cgroup = cgroups.Cgroup.from_dict(jsonlite.loads(msg[1:]))
+        return self._cgroup
+
+    def in_cgroup(self):
+        """Wait until C has put this process in its cgroups ("j"). A new cgroup namespace is
+        made then (config-linux.md "Namespaces": cgroup), so that its root is the container's
+        own cgroup."""
+        if not self._joined:
+            self.cgroup()
+            if self.sock.recv(16) != b"j":
+                os._exit(1)
+            self._joined = True
             if self.cfg.new_ns("cgroup"):
+                from oci_reference import linux
+
                 try:
                     linux.unshare(linux.CLONE_NEWCGROUP)
                 except OSError as e:
                     raise RuntimeFailure(f"linux.namespaces: unshare cgroup: {e.strerror}") from None
-        return self._cgroup
 
     def ask(self, request, answer):
         """Send `request` to C and wait until it answers `answer` (it did the work)."""
@@ -647,12 +662,15 @@ def _init_main(cfg, cid, sock, listener, preserve_fds, last_cap):
         builder = RootfsBuilder(cfg, cfg.ns("user")[0], lambda: link.cgroup().mount_sources())
         builder.prepare()
         link.cgroup()
+        if _hooks_before_pivot(cfg):
+            link.in_cgroup()  # the hooks see the container in its cgroups
         _ask_for_runtime_namespace_hooks(cfg, link)
         _run_create_container_hooks(cfg, cid)
         builder.pivot()
         _write_sysctls(cfg)
         _make_cwd(p)
         builder.finish()
+        link.in_cgroup()  # at the latest before the capabilities are dropped
         install_seccomp = _apply_process_attributes(cfg, p, link, install_seccomp, last_cap)
         exe, env = _prepare_exec(p, old_umask)
         conn = _report_ready_and_wait_for_start(link, listener)
@@ -667,6 +685,13 @@ def _init_main(cfg, cid, sock, listener, preserve_fds, last_cap):
                 target.send((b"F" if isinstance(e, HookFailure) else b"E") + _errmsg(e).encode())
         finally:
             os._exit(1)
+
+
+def _hooks_before_pivot(cfg):
+    """Whether hooks run before pivot_root. Without them, the init pivots (and detaches the old
+    root, which waits for an RCU grace period) while C moves it into its cgroups (which may
+    wait for another one), and makes its cgroup namespace afterwards."""
+    return any(cfg.hooks.get(k) for k in ("prestart", "createRuntime", "createContainer"))
 
 
 def _until_exec_terminating_signals_end_the_init():
