@@ -235,6 +235,20 @@ def pytest_command(args: argparse.Namespace, out: Path, extra: list[str], basete
     return cmd
 
 
+def snapshot(dst: Path) -> Path:
+    """A copy of the project for the passes to run from: a run lasts many minutes, and a change
+    landed meanwhile (a pull, a merge) would mix two versions into one pytest session (modules
+    imported late, such as the one writing environment.json, come from the new one)."""
+    shutil.copytree(
+        ROOT,
+        dst,
+        ignore=shutil.ignore_patterns(
+            ".git", "results", ".nox", ".hypothesis", "__pycache__", "*.egg-info", "build", "dist"
+        ),
+    )
+    return dst
+
+
 #: the signals that stop the script; held while pytest is being started (see run_once)
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
@@ -255,7 +269,7 @@ def run_once(args: argparse.Namespace, i: int, extra: list[str], tag: str) -> tu
     try:
         proc = subprocess.Popen(
             pytest_command(args, out, extra, basetemp=args.output / f"tmp-{i}"),
-            cwd=ROOT,
+            cwd=args.src,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -310,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cgroup_v2 and not os.path.exists("/sys/fs/cgroup/unified/cgroup.procs"):
         parser.error("--cgroup-v2 needs a hybrid cgroup host (a v2 hierarchy at /sys/fs/cgroup/unified)")
     args.output.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(args.output / "src", ignore_errors=True)
+    args.src = snapshot(args.output / "src")
     load = Load(int(args.runs * args.run_limit) + 60) if args.load else None
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     # Ctrl-C stops the run even when we were started with SIGINT ignored, as a shell without job
@@ -356,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
             load.stop()
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
+        shutil.rmtree(args.src, ignore_errors=True)
     changed = flips(runs)
     report = {
         "runs": args.runs,
