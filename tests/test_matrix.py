@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _http import FolderServer
 from test_report_load import ENV, record, write_conformance
 
 from harness.errors import HarnessError
@@ -183,9 +184,7 @@ def archive(tmp_path, monkeypatch):
     with dpkg-deb), its index, an InRelease signed by a key made for the test, and that key's
     keyring; ``sign(text)`` re-signs with another key."""
     import hashlib
-    import http.server
     import lzma
-    import threading
 
     missing = _tool_missing("gpg", "gpgv", "dpkg-deb", "depmod")
     if missing:
@@ -238,16 +237,8 @@ def archive(tmp_path, monkeypatch):
 
     sign(text)
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("HARNESS_DEBIAN_MIRROR", f"http://127.0.0.1:{server.server_port}")
+    server = FolderServer(root)
+    monkeypatch.setenv("HARNESS_DEBIAN_MIRROR", server.url)
     monkeypatch.setenv("HARNESS_DEBIAN_KEYRING", str(keyring))
     monkeypatch.setattr(kernels.debian, "SUITES", ("bookworm",))
     monkeypatch.setattr(kernels, "_arch", lambda: "amd64")
@@ -259,7 +250,7 @@ def archive(tmp_path, monkeypatch):
         sign(body, home=other)
 
     yield type("Archive", (), {"deb": deb, "release": release, "text": text, "sign": sign, "other": other_key_signs})
-    server.shutdown()
+    server.close()
 
 
 def test_a_kernel_comes_from_the_debian_archive_checked_at_every_step(archive, tmp_path):
