@@ -142,31 +142,21 @@ def packages(suite: str, arch: str, base: str | None = None, ring: str | None = 
     return found
 
 
-def find(version: str, arch: str, choose, log=print) -> Package:
-    """The newest plain kernel package of ``version`` (``6.1``) in the first suite that has one;
-    ``choose(names, version, arch)`` picks among a suite's package names (the same rule as for apt)."""
+def find(name: str, arch: str, choose, log=print) -> Package:
+    """The package ``choose(names, name, arch)`` picks among a suite's package names, in the first
+    suite where it picks one: for a version (``6.1``) the newest plain kernel (the same rule as for
+    apt), for a package name that package."""
     base = mirror()
     for suite in SUITES:
         offered = {p.name: p for p in packages(suite, arch, base)}
-        name = choose(list(offered), version, arch)
-        if name:
-            log(f"kernel {version}: {name} {offered[name].version} from {base} ({suite}, signature checked)")
-            return offered[name]
+        picked = choose(list(offered), name, arch)
+        if picked:
+            log(f"kernel {name}: {picked} {offered[picked].version} from {base} ({suite}, signature checked)")
+            return offered[picked]
     raise HarnessError(
-        f"no Debian kernel package for {version} ({arch}) in {base} (suites {', '.join(SUITES)}); "
+        f"no Debian kernel package for {name} ({arch}) in {base} (suites {', '.join(SUITES)}); "
         "name a package, a .deb or a vmlinuz with --kernel"
     )
-
-
-def by_name(package: str, arch: str, log=print) -> Package:
-    """The package named ``package`` in the first suite that has it."""
-    base = mirror()
-    for suite in SUITES:
-        for p in packages(suite, arch, base):
-            if p.name == package:
-                log(f"kernel: {package} {p.version} from {base} ({suite}, signature checked)")
-                return p
-    raise HarnessError(f"no package {package} in {base} (suites {', '.join(SUITES)})")
 
 
 def fetch_package(package: Package, into: Path) -> Path:

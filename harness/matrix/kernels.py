@@ -165,7 +165,7 @@ def _from_apt(name: str) -> _Offer:
 def _from_archive(name: str, log) -> _Offer:
     arch = _arch()
     if name.startswith("linux-image-"):
-        found = debian.by_name(name, arch, log=log)
+        found = debian.find(name, arch, lambda names, package, _arch: package if package in names else None, log=log)
     else:
         found = debian.find(name, arch, choose, log=log)
     return _Offer(found.name, found.version, found.sha256, found.size, lambda into: debian.fetch_package(found, into))
