@@ -340,7 +340,7 @@ def pytest_runtest_makereport_of_known_deviation(item: pytest.Item, call: pytest
         or call.when != "call"
         or item.config.option.runxfail
         or not isinstance(excinfo.value, (Exception, pytest.fail.Exception))
-        or not known.matches(excinfo.exconly())
+        or not _is_known_deviation(known, excinfo.value, excinfo.exconly())
     ):
         return None
     entry = excinfo.traceback[-1] if excinfo.traceback else None
