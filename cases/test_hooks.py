@@ -20,6 +20,7 @@ from typing import Any
 
 import _hooks
 import pytest
+from _errors import left_no_container
 from _hooks import CONTAINER_NS_KINDS, CREATE_KINDS, KINDS, RUNTIME_NS_KINDS, USER_LABEL
 
 from harness import host
@@ -526,7 +527,7 @@ def test_failing_create_hook_destroys_container(runtime, bundle_factory, contain
     assert gone_within(pid), (
         f"the container process {pid} still runs after {kind}-1 failed (the container must be stopped)"
     )
-    assert not exists(runtime, c.id), (
+    assert left_no_container(c), (
         f"container {c.id} still exists after {kind}-1 failed: {runtime.state(c.id).raw} (lifecycle step 12 destroys it)"
     )
 
