@@ -127,45 +127,55 @@ def host_paths(root: Path) -> tuple[list[str], list[str], list[str]]:
     return paths, dirs, files
 
 
-def view(container_factory, image_bundle, image, mode, paths, dirs, files):
-    """What the probe sees in a bundle of ``mode``: stats (without inode and device), folder
-    listings and file contents."""
-    args = ["/probe"] + [a for p in paths for a in ("stat", p)]
+def probe_args(paths, dirs, files):
+    """The probe's verbs that show a tree: ``stat`` of every path (one JSON line each, first),
+    then ``ls`` of every folder and ``cat`` of every file."""
+    return (
+        ["/probe"]
+        + [a for p in paths for a in ("stat", p)]
+        + [a for d in dirs for a in ("ls", d)]
+        + [a for f in files for a in ("cat", f)]
+    )
+
+
+def view(container_factory, bundle, paths):
+    """What the probe sees in ``bundle`` (run with :func:`probe_args`): stats (without inode and
+    device), inodes, and the text of the folder listings and file contents."""
+    lines = run(container_factory, bundle).splitlines(keepends=True)
     stats = {}
-    for line in run(container_factory, image_bundle(image, mode, args)).splitlines():
+    for line in lines[: len(paths)]:
         st = json.loads(line)
         stats[st.pop("path")] = st
+    assert list(stats) == paths, f"the probe stated {len(stats)} paths of the {len(paths)} it was given"
     inodes = {p: (s.pop("ino"), s.pop("dev")) for p, s in stats.items()}
-    args = ["/probe"] + [a for d in dirs for a in ("ls", d)] + [a for f in files for a in ("cat", f)]
-    text = run(container_factory, image_bundle(image, mode, args))
-    return stats, inodes, text
+    return stats, inodes, "".join(lines[len(paths) :])
 
 
-def reference_tree(image, tmp_path, probe_binary, layer_store):
-    ref = create_bundle(
-        tmp_path / "reference",
-        image=image,
-        mode="raw",
-        store=layer_store,
-        probe_binary=probe_binary,
-        args=["/probe", "hostname"],
-    )
-    try:
-        return host_paths(ref.rootfs)
-    finally:
-        remove_bundle(ref.path)
+def both_views(container_factory, image_bundle, image, select_files):
+    """The probe's view of ``image`` in a raw bundle and in an overlay bundle, one container each,
+    and the paths it was asked about: every path of the raw bundle's rootfs, read on the host
+    before its container runs (``ls`` of each folder, ``cat`` of the files ``select_files``
+    keeps)."""
+    raw_bundle = image_bundle(image, "raw", ["/probe", "hostname"])
+    paths, dirs, files = host_paths(raw_bundle.rootfs)
+    files = select_files(files)
+    args = probe_args(paths, dirs, files)
+    raw_bundle.edit(lambda c: c["process"].__setitem__("args", args))
+    raw = view(container_factory, raw_bundle, paths)
+    ovl = view(container_factory, image_bundle(image, "overlay", args), paths)
+    return paths, raw, ovl
 
 
 @pytest.mark.long_running
 @pytest.mark.spec("config.root.path-relative")
-def test_alpine_image_same_view_raw_and_overlay(
-    runtime, container_factory, image_bundle, alpine_image, tmp_path, probe_binary, layer_store
-):
-    paths, dirs, files = reference_tree(alpine_image, tmp_path, probe_binary, layer_store)
+def test_alpine_image_same_view_raw_and_overlay(runtime, container_factory, image_bundle, alpine_image):
+    paths, raw, ovl = both_views(
+        container_factory,
+        image_bundle,
+        alpine_image,
+        lambda files: [f for f in files if f.startswith(("/data/", "/etc/"))],
+    )
     assert "/data/opaque/new" in paths and "/data/gone" in paths and "/etc/motd" not in paths
-    files = [f for f in files if f.startswith(("/data/", "/etc/"))]
-    raw = view(container_factory, image_bundle, alpine_image, "raw", paths, dirs, files)
-    ovl = view(container_factory, image_bundle, alpine_image, "overlay", paths, dirs, files)
     for path in paths:
         assert ovl[0].get(path) == raw[0].get(path), (
             f"{path}: overlay sees {ovl[0].get(path)}, raw sees {raw[0].get(path)}"
@@ -190,12 +200,9 @@ def test_alpine_shell_runs(runtime, container_factory, image_bundle, alpine_imag
 
 @pytest.mark.long_running
 @pytest.mark.spec("config.root.path-relative")
-def test_deep_image_same_view_raw_and_overlay(
-    runtime, container_factory, image_bundle, deep_image, tmp_path, probe_binary, layer_store
-):
-    paths, dirs, files = reference_tree(deep_image, tmp_path, probe_binary, layer_store)
-    files = [f for f in files if f != "/probe"]
-    raw = view(container_factory, image_bundle, deep_image, "raw", paths, dirs, files)
-    ovl = view(container_factory, image_bundle, deep_image, "overlay", paths, dirs, files)
+def test_deep_image_same_view_raw_and_overlay(runtime, container_factory, image_bundle, deep_image):
+    _, raw, ovl = both_views(
+        container_factory, image_bundle, deep_image, lambda files: [f for f in files if f != "/probe"]
+    )
     assert ovl[0] == raw[0]
     assert ovl[2] == raw[2]

@@ -66,9 +66,10 @@ def kill_the_paused_probe(bundle_factory, container_factory, sig):
     c = container_factory(bundle)
     c.create()
     c.start()
-    c.wait_status("running")
-    # "running" is not readiness: before the probe runs, a SIGTERM to the namespace's pid 1
-    # without a handler is discarded by the kernel, and the probe would pause for ever
+    # The probe's ready mark, not a "running" status, says it can take the signal: before the
+    # probe runs, a SIGTERM to the namespace's pid 1 without a handler is discarded by the
+    # kernel, and the probe would pause for ever. (That start makes it running is
+    # test_start_makes_it_running's to check.)
     c.wait_ready(bundle.rootfs / "ready")
     c.kill(sig)
     return c, c.wait()
