@@ -97,10 +97,18 @@ NAMESPACE_FILES = {
 }
 
 
+#: The ``features`` call of each runtime object, made once per worker: a runtime's claims do
+#: not change during a run (harness.features caches its parsed document alike). Each case still
+#: judges the call's exit status and output itself.
+_CALLS: dict[Any, Any] = {}
+
+
 @pytest.fixture
 def features(runtime) -> dict[str, Any]:
     """The runtime's features document; skips when the runtime has no ``features`` command."""
-    proc = runtime.call("features", check=False, timeout=30)
+    proc = _CALLS.get(runtime)
+    if proc is None:
+        proc = _CALLS[runtime] = runtime.call("features", check=False, timeout=30)
     err = proc.stderr.decode(errors="replace").strip() if isinstance(proc.stderr, bytes) else proc.stderr
     if proc.returncode != 0:
         pytest.skip(
