@@ -143,10 +143,24 @@ def _group_path(cgroups_path, cid):
     return p
 
 
+def _umask():
+    """This process's umask (read by setting it: two calls, once per process)."""
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0o022)
+        os.umask(_UMASK)
+    return _UMASK
+
+
+_UMASK = None
+
+
 def _mkdirs(base, rel, created, on_new=None):
+    parts = rel.strip("/").split("/")
+    start = len(parts) - 1  # the usual case first: the parents exist (one mkdir, not one per level)
     for _attempt in range(100):
-        cur = base
-        for part in rel.strip("/").split("/"):
+        cur = os.path.join(base, *parts[:start])
+        for part in parts[start:]:
             parent = cur
             cur = os.path.join(cur, part)
             try:
@@ -154,20 +168,24 @@ def _mkdirs(base, rel, created, on_new=None):
             except FileExistsError:
                 continue
             except FileNotFoundError:
-                break  # another container's delete removed an empty parent just now: again
+                # a parent is missing: not made yet, or another container's delete removed an
+                # empty one just now; again from the top
+                break
             except OSError as e:
                 raise RuntimeFailure(f"cgroup: cannot create {cur}: {e.strerror}") from None
             created.append(cur)
             # 0755 whatever the caller's umask: a parent is shared by later containers, and
             # one made 0700 under umask 077 cannot be crossed by a user-namespaced one
-            try:
-                os.chmod(cur, 0o755)
-            except FileNotFoundError:
-                break
+            if _umask() & 0o755:
+                try:
+                    os.chmod(cur, 0o755)
+                except FileNotFoundError:
+                    break
             if on_new:
                 on_new(parent, cur)
         else:
             return cur
+        start = 0
     raise RuntimeFailure(f"cgroup: cannot create {base}{rel}: its parents keep vanishing")
 
 
@@ -543,6 +561,28 @@ def _rdma(d, limits, write):
         write(os.path.join(d, "rdma.max"), f"{dev} {' '.join(parts)}")
 
 
+class _ControlFiles:
+    """Control files kept open across writes: one open() per file, one write() per value (the
+    kernel parses each write on its own), in the order given."""
+
+    def __init__(self):
+        self.fds = {}
+
+    def write(self, path, value):
+        try:
+            fd = self.fds.get(path)
+            if fd is None:
+                fd = self.fds[path] = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            os.write(fd, value.encode())
+        except OSError as e:
+            raise RuntimeFailure(f"cgroup: cannot write {value!r} to {path}: {e.strerror}") from None
+
+    def close(self):
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds = {}
+
+
 def device_rules_v1(cg, rules, extra_devices):
     """Apply linux.resources.devices on v1, then allow the devices every container needs."""
     if cg.version != 1 or not rules:
@@ -557,11 +597,6 @@ def device_rules_v1(cg, rules, extra_devices):
     def rule(typ, major, minor, access):
         return f"{typ} {'*' if major is None or major < 0 else major}:{'*' if minor is None or minor < 0 else minor} {access}"
 
-    for r in rules:
-        _write(
-            os.path.join(d, "devices.allow" if r["allow"] else "devices.deny"),
-            rule(r["type"], r["major"], r["minor"], r["access"]),
-        )
     defaults = [
         ("c", None, None, "m"),
         ("b", None, None, "m"),
@@ -579,8 +614,17 @@ def device_rules_v1(cg, rules, extra_devices):
     for dev in extra_devices:
         if dev["type"] in ("c", "u", "b"):
             defaults.append(("b" if dev["type"] == "b" else "c", dev["major"], dev["minor"], "rwm"))
-    for typ, ma, mi, acc in defaults:
-        _write(os.path.join(d, "devices.allow"), rule(typ, ma, mi, acc))
+    files = _ControlFiles()
+    try:
+        for r in rules:
+            files.write(
+                os.path.join(d, "devices.allow" if r["allow"] else "devices.deny"),
+                rule(r["type"], r["major"], r["minor"], r["access"]),
+            )
+        for typ, ma, mi, acc in defaults:
+            files.write(os.path.join(d, "devices.allow"), rule(typ, ma, mi, acc))
+    finally:
+        files.close()
 
 
 # --- ownership (config-linux.md "Cgroup ownership") ---------------------------------------

@@ -708,16 +708,21 @@ def _detach_from_the_runtime(preserve_fds):
     """runtime-linux.md "File descriptors": only stdio and the preserved fds reach the user
     program (the others become close-on-exec); a session of its own; umask 0 while the rootfs
     is built (process.umask, or the runtime's, is set back before exec). Returns the old umask."""
+    from oci_reference import linux
+
     os.setsid()
     old_umask = os.umask(0)
     keep = 3 + preserve_fds
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd >= keep:
-            try:
-                os.set_inheritable(fd, False)
-            except OSError:
-                pass
+    try:
+        linux.close_range_cloexec(keep)
+    except OSError:  # before Linux 5.11: one fd at a time
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd >= keep:
+                try:
+                    os.set_inheritable(fd, False)
+                except OSError:
+                    pass
     return old_umask
 
 
@@ -737,8 +742,6 @@ def _set_oom_score_adj_and_uts_names(cfg, p):
 def _import_before_pivot(cfg, p):
     """After pivot_root the host's Python library is out of reach: import now what the later
     steps need, and only that (each import costs start-up time)."""
-    if p["rlimits"]:
-        import resource  # noqa: F401  (process.set_rlimits)
     if cfg.hooks.get("startContainer"):
         from oci_reference import hooks  # noqa: F401
 

@@ -36,6 +36,15 @@ class _c_void_p(_ctypes._SimpleCData):
     _type_ = "P"
 
 
+class _c_char(_ctypes._SimpleCData):
+    _type_ = "c"
+
+
+class _u64_pair(_ctypes.Array):  # struct rlimit64, written by the kernel
+    _type_ = _c_char
+    _length_ = 16
+
+
 class _Func(_ctypes.CFuncPtr):
     _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
     _restype_ = _c_int
@@ -160,6 +169,8 @@ MOVE_MOUNT_T_EMPTY_PATH = 0x40
 
 # x86_64 system call numbers (the runtime targets x86_64; others via libc where possible)
 SYS_capget = 125
+SYS_prlimit64 = 302
+SYS_close_range = 436
 SYS_capset = 126
 SYS_pivot_root = 155
 SYS_ioprio_set = 251
@@ -348,6 +359,27 @@ def move_mount(fd, target_fd):
         != 0
     ):
         _fail("move_mount", f"/proc/self/fd/{target_fd}")
+
+
+CLOSE_RANGE_CLOEXEC = 1 << 2
+RLIM_INFINITY = (1 << 64) - 1
+
+
+def close_range_cloexec(first):
+    """Mark every fd from `first` up close-on-exec, in one call (close_range(2), Linux 5.11)."""
+    if _syscall(_c_long(SYS_close_range), _c_uint(first), _c_uint(0xFFFFFFFF), _c_uint(CLOSE_RANGE_CLOEXEC)) != 0:
+        _fail("close_range")
+
+
+def prlimit(resource, limits=None):
+    """prlimit(2) on this process: set (soft, hard) when given; return the (soft, hard) before.
+    RLIM_INFINITY is (1 << 64) - 1. One system call, and no `resource` module to load."""
+    new = _u64s(*limits) if limits is not None else None
+    old = _u64_pair()
+    if _syscall(_c_long(SYS_prlimit64), _c_int(0), _c_int(resource), _c_char_p(new), old) != 0:
+        _fail(f"setrlimit({resource})" if limits is not None else f"getrlimit({resource})")
+    raw = old.raw
+    return int.from_bytes(raw[:8], "little"), int.from_bytes(raw[8:], "little")
 
 
 # --- capabilities ----------------------------------------------------------------------

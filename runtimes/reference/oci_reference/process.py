@@ -40,18 +40,16 @@ def find_executable(name, env):
 
 
 def set_rlimits(rlimits):
-    if not rlimits:
-        return  # `resource` is imported before pivot_root only when there are rlimits
-    import resource
-
+    """config.md "POSIX process" rlimits, with prlimit(2) through `linux` (no `resource` module to
+    load before pivot_root)."""
     for num, soft, hard in rlimits:
-        inf = resource.RLIM_INFINITY
-        s = inf if soft >= (1 << 64) - 1 else soft
-        h = inf if hard >= (1 << 64) - 1 else hard
+        inf = linux.RLIM_INFINITY
+        s = inf if soft >= inf else soft
+        h = inf if hard >= inf else hard
         try:
-            resource.setrlimit(num, (s, h))
-        except (OSError, ValueError) as e:
-            raise RuntimeFailure(f"process.rlimits: setrlimit({num}): {e}") from None
+            linux.prlimit(num, (s, h))
+        except OSError as e:
+            raise RuntimeFailure(f"process.rlimits: setrlimit({num}): {os.strerror(e.errno)}") from None
 
 
 def set_oom_score_adj(value):
