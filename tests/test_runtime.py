@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import host, runtime
+from harness import _linux, host, runtime
 from harness.runtime import (
     Container,
     Runtime,
@@ -300,6 +300,44 @@ def test_cleanup_kills_a_process_the_runtime_lost_track_of(tmp_path):
     with pytest.warns(UserWarning, match="still runs; killing it"):
         c.cleanup()
     assert not process.alive(pid), f"process {pid} was left running"
+
+
+def test_cleanup_kills_waits_for_the_process_then_deletes_without_force(tmp_path):
+    # A created container is stopped with the spec's `kill KILL`, its process collected (the
+    # whole thread group gone, so its cgroup is empty), and only then deleted, without
+    # --force: runc 1.1.5 removes the cgroup of a killed created container as soon as the
+    # init's main thread is a zombie, and on cgroup v2 leaves it behind when other threads
+    # still exit.
+    log = tmp_path / "calls"
+    body = f"""
+    import signal, subprocess
+    pidfile = {str(tmp_path / "initpid")!r}
+    verb = args[2]
+    if verb == 'create':
+        p = subprocess.Popen(['sleep', '300'], start_new_session=True)
+        open(args[args.index('--pid-file') + 1], 'w').write(str(p.pid))
+        open(pidfile, 'w').write(str(p.pid))
+    pid = int(open(pidfile).read())
+    if verb == 'kill':
+        os.kill(pid, getattr(signal, 'SIG' + args[4]))
+    with open({str(log)!r}, 'a') as f:
+        f.write(' '.join(a for a in args[2:] if not a.startswith('/')) + (' (process gone)' if not os.path.exists(f'/proc/{{pid}}') else '') + '\\n')
+    """
+    rt = make(tmp_path, body)
+    was_subreaper = _linux.is_child_subreaper()
+    _linux.set_child_subreaper()  # as in a harness session: the container's process is ours to collect
+    try:
+        c = Container(rt, "ctr", tmp_path, tmp_path / "io")
+        c.create()
+        c.cleanup()
+    finally:
+        _linux.set_child_subreaper(was_subreaper)
+    assert log.read_text().splitlines() == [
+        "create --bundle --pid-file ctr",
+        "kill ctr KILL",
+        "delete ctr (process gone)",
+    ]
+    assert c.exit is not None and c.exit.signal == 9
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make cgroups")

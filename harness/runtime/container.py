@@ -24,8 +24,8 @@ class Container:
     """A container on a runtime, with its stdio in files under ``workdir``, always cleaned up.
 
     ``create()`` leaves it created; ``start()`` runs the user program; ``wait()`` waits for its
-    process to end; ``cleanup()`` (also on ``__exit__``) kills and force-deletes it if it still
-    exists and reaps its process.
+    process to end; ``cleanup()`` (also on ``__exit__``) kills it, waits for its process to end and
+    deletes it if it still exists, and reaps its process.
     """
 
     def __init__(self, runtime: Runtime, container_id: str, bundle: Path, workdir: Path):
@@ -235,31 +235,80 @@ class Container:
 
     def cleanup(self) -> None:
         """Remove the container whatever state it is in; never raises for an already gone one."""
-        # One this object created and did not delete is deleted straight away: asking `state`
+        # One this object created and did not delete is removed straight away: asking `state`
         # first would cost a runtime call per container. Whether it exists is asked when this
         # object never saw it created (unless it saw it go: its own delete succeeded, or
         # `state` did not know it after a failed create), and when that delete fails.
         if self.created or (not self._gone and self._exists()):
-            try:
-                self.runtime.delete(self.id, force=True)
-            except RuntimeCallError:
-                if self._exists():
-                    # Some runtimes refuse --force on a created container; kill it, then delete.
-                    try:
-                        self.runtime.kill(self.id, "KILL")
-                    except RuntimeCallError:
-                        pass
-                    process.until(lambda: not process.alive(self.pid), 5.0)
-                    try:
-                        self.runtime.delete(self.id, force=True)
-                    except RuntimeCallError:
-                        if self._exists():
-                            raise
+            self._stop_and_delete()
         self.created = False
         self.end_process()
         self.left_behind += [f"cgroup {p}" for p in remove_empty_cgroups(self.cgroups)]
         if self.runtime.journal is not None:
             self.runtime.journal.release("container", self.id)
+
+    def _stop_and_delete(self) -> None:
+        """Stop the container with the spec's operations, then delete it: ``kill KILL`` if its
+        process may still run, a wait until that process has ended, then a plain ``delete`` of
+        the stopped container.
+
+        Not ``delete --force`` on a live container (no spec operation), and not ``delete`` of a
+        ``created`` one: runc 1.1.5 then SIGKILLs its init (``runc init``, multi-threaded Go) and
+        removes the container's cgroup as soon as the init's main thread is a zombie, while its
+        other threads may still be exiting. On cgroup v2 that removal is tried once; it fails
+        with EBUSY on a busy machine, and runc logs the error and exits 0 with the cgroup left
+        behind. The wait here ends only when the whole thread group is gone (the status is
+        collected, or the pidfd is readable). ``--force`` stays the fallback for a runtime
+        whose plain delete refuses.
+        """
+        killed = False
+        if self._may_run():
+            try:
+                self.runtime.kill(self.id, "KILL")
+                killed = True
+            except RuntimeCallError:
+                pass  # it stopped meanwhile, or the runtime lost it: the delete below tells
+        # Also when it ended by itself: a process whose main thread has exited looks ended (a
+        # zombie) while its other threads still exit, and they hold its cgroup until they have.
+        if self.exit is None and (killed or not self._may_run()):
+            self._wait_stopped()
+        try:
+            self.runtime.delete(self.id)
+            return
+        except RuntimeCallError:
+            if not self._exists():
+                return
+        try:
+            self.runtime.delete(self.id, force=True)
+        except RuntimeCallError:
+            if self._exists():
+                raise
+
+    def _may_run(self) -> bool:
+        """Whether the container's process may still be running (or be created, not started)."""
+        if self.exit is not None:
+            return False
+        if self.pid is None or self._pid_start is None:
+            return True  # not a process this object can watch: ask the runtime to kill it
+        return process.alive(self.pid, self._pid_start)
+
+    def _wait_stopped(self) -> None:
+        """Wait until the container's process has ended (its status
+        collected when it is our child), or the runtime reports it stopped when the process is
+        not one this object can watch. A container that does not stop is left to the delete
+        below to report."""
+        limit = scaled(10.0)
+        if self.pid is not None and self._pid_start is not None:
+            self.exit = process.wait(self.pid, self._pid_start, limit)
+            return
+
+        def stopped() -> bool:
+            try:
+                return self.runtime.state(self.id, timeout=min(10.0, self.runtime.timeout)).status == "stopped"
+            except RuntimeCallError:
+                return True  # gone: nothing left to wait for
+
+        process.until(stopped, limit)
 
     def end_process(self) -> None:
         """End the container's process if it outlived its container (the runtime lost track of
