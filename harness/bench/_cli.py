@@ -69,7 +69,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="where bundles are made (default: /var/tmp, or $HARNESS_BENCH_DIR); its filesystem is recorded",
     )
-    p.add_argument("--no-drop-caches", action="store_true", help="measure I/O with a warm page cache only")
+    p.add_argument(
+        "--no-drop-caches",
+        action="store_true",
+        help="measure I/O with a warm page cache only. Without it, the I/O suite's cold-cache samples "
+        "sync and drop the whole host's page cache (3 > /proc/sys/vm/drop_caches) before each one, "
+        "which slows other work on the machine for a while",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress display")
     p.set_defaults(func=cmd_bench)
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,13 @@ def run_io(ctx: BenchContext) -> None:
     rt = _io_runtime(ctx)
     its = p["iterations"]
     caches = ["warm", "dropped"] if ctx.options.drop_caches else ["warm"]
+    if ctx.options.drop_caches:
+        print(
+            "bench io: the cold-cache samples drop the whole host's page cache before each one "
+            "(--no-drop-caches: warm cache only)",
+            file=sys.stderr,
+            flush=True,
+        )
     n_dropped = its if "dropped" in caches else 0
     steps = 2 + 2 * n_dropped + 2 * its * len(caches) + len(p["depths"]) * 2 * (1 + n_dropped) + 1
     ctx.progress.stage("io", steps)
