@@ -97,6 +97,7 @@ def create_bundle(
     image: str | Path | Image | None = None,
     mode: str = "raw",
     store: LayerStore | None = None,
+    edit: Callable[[dict[str, Any]], None] | None = None,
 ) -> Bundle:
     """Make a bundle in ``directory`` (which must not exist, or be empty).
 
@@ -107,7 +108,8 @@ def create_bundle(
     ``image`` (``LAYOUT[:TAG]``, or an :class:`~harness.image.Image`) makes the root filesystem
     from an OCI image instead, in ``mode`` ``raw`` or ``overlay`` (``store``: the layer store,
     default ``cache_dir()/"layers"``); the image config fills the process (see the module doc).
-    Remove an overlay bundle with :func:`remove_bundle`.
+    Remove an overlay bundle with :func:`remove_bundle`. ``edit(config)`` may change the config
+    in place before it is validated and written (as :meth:`Bundle.edit` would, in one write).
     """
     from . import rootfs as _rootfs
 
@@ -124,6 +126,7 @@ def create_bundle(
             readonly=readonly,
             install_probe=install_probe,
             probe_binary=probe_binary,
+            edit=edit,
         )
     if mode != "raw":
         raise BundleError(f"--mode {mode} goes with --image; a --rootfs bundle is always a raw copy")
@@ -153,15 +156,32 @@ def create_bundle(
             process["args"] = list(args)
         elif rootfs == "probe":
             process["args"] = [PROBE_PATH, "hostname"]
-        config["root"]["readonly"] = readonly
-        config["hostname"] = hostname if hostname is not None else "oci-harness"
-        bundle = Bundle(directory)
-        made.append(bundle.config_path)
-        bundle.write_config(config)
-        return bundle
+        return _write_new_config(directory, config, made, readonly=readonly, hostname=hostname, edit=edit)
     except BaseException:
         _undo(directory, made_dir, made)
         raise
+
+
+def _write_new_config(
+    directory: Path,
+    config: dict[str, Any],
+    made: list[Path],
+    *,
+    readonly: bool,
+    hostname: str | None,
+    edit: Callable[[dict[str, Any]], None] | None,
+) -> Bundle:
+    """The tail both kinds of bundle share: root.readonly, hostname, the caller's ``edit``, then
+    one validated write of config.json (a bundle's config is written once, not once before and
+    once after the edit)."""
+    config["root"]["readonly"] = readonly
+    config["hostname"] = hostname if hostname is not None else "oci-harness"
+    if edit is not None:
+        edit(config)
+    bundle = Bundle(directory)
+    made.append(bundle.config_path)
+    bundle.write_config(config)
+    return bundle
 
 
 def _check_new_folder(directory: Path) -> bool:
@@ -188,6 +208,7 @@ def _create_image_bundle(
     readonly: bool,
     install_probe: bool,
     probe_binary: Path | None,
+    edit: Callable[[dict[str, Any]], None] | None = None,
 ) -> Bundle:
     from .image import RAW, Image, LayerStore, Layout, mount_overlay, parse_reference, unpack_layer
 
@@ -246,15 +267,9 @@ def _create_image_bundle(
         if install_probe:
             _install_probe(root, probe_binary)
         config = spec.default_config()
-        process = config["process"]
-        process["terminal"] = False
+        config["process"]["terminal"] = False
         _apply_image_config(config, img.config.get("config") or {}, root, args, img)
-        config["root"]["readonly"] = readonly
-        config["hostname"] = hostname if hostname is not None else "oci-harness"
-        bundle = Bundle(directory)
-        made.append(bundle.config_path)
-        bundle.write_config(config)
-        return bundle
+        return _write_new_config(directory, config, made, readonly=readonly, hostname=hostname, edit=edit)
     except BaseException:
         _undo(directory, made_dir, made)
         raise

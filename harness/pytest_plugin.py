@@ -506,10 +506,7 @@ def bundle_factory(tmp_path: Path, probe_binary: Path) -> BundleFactory:
         kwargs.setdefault("readonly", False)
         if verbs:
             kwargs["args"] = [PROBE_PATH, *verbs]
-        bundle = create_bundle(tmp_path / f"bundle{next(counter)}", probe_binary=probe_binary, **kwargs)
-        if edit is not None:
-            bundle.edit(edit)
-        return bundle
+        return create_bundle(tmp_path / f"bundle{next(counter)}", probe_binary=probe_binary, edit=edit, **kwargs)
 
     return make
 
@@ -547,19 +544,19 @@ def userns_bundle(probe_binary: Path) -> Iterator[Callable[..., Bundle]]:
         base = tempfile.mkdtemp(prefix="oci-harness-userns-")
         made.append(base)
         os.chmod(base, 0o755)
-        bundle = create_bundle(
-            Path(base) / "bundle", probe_binary=probe_binary, args=[PROBE_PATH, *verbs], readonly=False
-        )
-        for name in ("proc", "dev", "sys", "shared"):
-            (bundle.rootfs / name).mkdir(exist_ok=True)
-        os.chmod(bundle.rootfs / "shared", 0o1777)
 
         def change(config: dict[str, Any]) -> None:
             add_user_namespace(config)
             if edit is not None:
                 edit(config)
 
-        bundle.edit(change)
+        bundle = create_bundle(
+            Path(base) / "bundle", probe_binary=probe_binary, args=[PROBE_PATH, *verbs], readonly=False, edit=change
+        )
+        rootfs = Path(base) / "bundle" / "rootfs"
+        for name in ("proc", "dev", "sys", "shared"):
+            (rootfs / name).mkdir(exist_ok=True)
+        os.chmod(rootfs / "shared", 0o1777)
         return bundle
 
     yield make
