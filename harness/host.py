@@ -10,6 +10,8 @@ from pathlib import Path
 
 def _unescape(field: str) -> str:
     # mountinfo escapes space, tab, newline and backslash as \ooo
+    if "\\" not in field:
+        return field
     out, i = [], 0
     while i < len(field):
         if field[i] == "\\" and i + 3 < len(field) and field[i + 1 : i + 4].isdigit():
@@ -39,8 +41,14 @@ def mounts(pid: int | str = "self") -> list[Mount]:
     """The mount table of a process, parsed from /proc/PID/mountinfo (the harness's one parser
     of it; proc(5) describes the fields), in the kernel's order: a later mount at a place hides
     an earlier one."""
+    text = Path(f"/proc/{pid}/mountinfo").read_text()
+    # Read several times per case (before and after each container, by the leak check) while
+    # it rarely changes: the table parsed last is reused when the text is the same.
+    global _last_mounts
+    if _last_mounts is not None and _last_mounts[0] == text:
+        return list(_last_mounts[1])
     result = []
-    for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
+    for line in text.splitlines():
         left, _, right = line.partition(" - ")
         f = left.split()
         r = right.split()
@@ -57,7 +65,12 @@ def mounts(pid: int | str = "self") -> list[Mount]:
                 tuple(f[6:]),
             )
         )
+    _last_mounts = (text, tuple(result))
     return result
+
+
+#: the last mountinfo text parsed by :func:`mounts`, and its (immutable) mounts
+_last_mounts: tuple[str, tuple[Mount, ...]] | None = None
 
 
 @lru_cache(maxsize=1)

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +65,9 @@ def cgroup_folders(tokens: list[str]) -> list[Path]:
     no token, and the parent cannot be removed while that child is there."""
     found: set[Path] = set()
     starts: set[str] = set()
+    if not tokens:
+        return []
+    named = re.compile("|".join(re.escape(t) for t in tokens)).search
     own = _own_cgroup_paths()
     for m in host.mounts():
         if m.fstype not in ("cgroup", "cgroup2"):
@@ -85,7 +90,7 @@ def cgroup_folders(tokens: list[str]) -> list[Path]:
                         continue
                 except OSError:
                     continue
-                if any(t in e.name for t in tokens):
+                if named(e.name):
                     found.add(Path(e.path))
                     found.update(_subfolders(Path(e.path)))
                 elif depth + 1 < CGROUP_DEPTH:
@@ -131,31 +136,84 @@ def _own_cgroup_paths() -> dict[str, str]:
     return paths
 
 
-def processes(bundles: list[str]) -> list[tuple[int, str]]:
+def processes(bundles: list[str], among: Iterable[int] | None = None) -> list[tuple[int, str]]:
     """Processes (not us) whose root or working folder is inside one of the bundles, or whose
     command line names one as its bundle (``--bundle B``, ``--bundle=B``): a sandboxing runtime's
-    helpers (runsc's sandbox and gofer) keep neither their root nor their cwd in the bundle."""
+    helpers (runsc's sandbox and gofer) keep neither their root nor their cwd in the bundle.
+
+    ``among``: the pids to look at (:func:`descendants`); every process on the host if None."""
     found = []
     me = os.getpid()
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
+    if among is None:
+        among = (int(name) for name in os.listdir("/proc") if name.isdigit())
+    for pid in among:
+        if pid == me:
             continue
         try:
-            argv = Path(f"/proc/{name}/cmdline").read_bytes().split(b"\0")
+            raw = _read(f"/proc/{pid}/cmdline")
         except OSError:
-            argv = []
-        cmd = b" ".join(argv).decode(errors="replace").strip() or "?"
-        if _names_bundle(argv, bundles):
-            found.append((int(name), cmd))
+            raw = b""
+        argv = raw.split(b"\0")
+        if b"--bundle" in raw and _names_bundle(argv, bundles):
+            found.append((pid, _command(argv)))
             continue
         for link in ("root", "cwd"):
             try:
-                target = os.readlink(f"/proc/{name}/{link}")
+                target = os.readlink(f"/proc/{pid}/{link}")
             except OSError:
                 continue
             if _under(target, bundles):
-                found.append((int(name), cmd))
+                found.append((pid, _command(argv)))
                 break
+    return found
+
+
+def _command(argv: list[bytes]) -> str:
+    return b" ".join(argv).decode(errors="replace").strip() or "?"
+
+
+def _read(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        parts = []
+        while chunk := os.read(fd, 65536):
+            parts.append(chunk)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
+def descendants(pid: int | None = None) -> list[int] | None:
+    """Every descendant of ``pid`` (default: this process), from ``/proc/PID/task/TID/children``;
+    None where the kernel does not list children (then look at every process).
+
+    The harness is a child subreaper (:mod:`harness.runtime.process`): whatever a runtime call
+    started, and whatever those processes started, stays its descendant however it was
+    orphaned (daemonized, double-forked, its runtime gone), until reaped. So a process a case's
+    runtime left running is among them, and other runs' processes, which cannot carry the
+    case's bundles anyway, are not looked at."""
+    top = os.getpid() if pid is None else pid
+    if not os.path.exists(f"/proc/{top}/task/{top}/children"):
+        return None
+    found: list[int] = []
+    stack = [top]
+    seen = {top}
+    while stack:
+        parent = stack.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                kids = _read(f"/proc/{parent}/task/{tid}/children").split()
+            except OSError:
+                continue
+            for kid in map(int, kids):
+                if kid not in seen:
+                    seen.add(kid)
+                    found.append(kid)
+                    stack.append(kid)
     return found
 
 
@@ -180,13 +238,22 @@ def state_entries(state_root: Path, ids: list[str]) -> list[Path]:
 
 
 def find(
-    *, ids: list[str], tokens: list[str], bundles: list[str], state_roots: list[Path], mounts_before: set[str]
+    *,
+    ids: list[str],
+    tokens: list[str],
+    bundles: list[str],
+    state_roots: list[Path],
+    mounts_before: set[str],
+    own_processes: bool = False,
 ) -> list[Leak]:
-    """Everything that still carries the case's ids, tokens or bundle paths."""
+    """Everything that still carries the case's ids, tokens or bundle paths. ``own_processes``:
+    only this process's descendants are looked at for processes (:func:`descendants`: a caller
+    that ran the case's runtime calls itself, as a child subreaper), not the whole host."""
     bundles = [os.path.realpath(b) for b in bundles]
     leaks = [Leak("mount", p) for p in sorted(mount_points(bundles) - mounts_before)]
     leaks += [Leak("cgroup", str(p)) for p in cgroup_folders(tokens)]
-    leaks += [Leak("process", f"pid {pid} ({cmd})") for pid, cmd in processes(bundles)]
+    among = descendants() if own_processes and _linux.is_child_subreaper() else None
+    leaks += [Leak("process", f"pid {pid} ({cmd})") for pid, cmd in processes(bundles, among)]
     for root in state_roots:
         leaks += [Leak("state", str(p)) for p in state_entries(root, ids)]
     return leaks

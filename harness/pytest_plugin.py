@@ -675,6 +675,7 @@ def _check_leaks(
         bundles=[str(c.bundle) for c in made],
         state_roots=[runtime.state_root],
         mounts_before=mounts_before,
+        own_processes=True,
     )
     problems = leaks.remove(scanned)
     found += [str(x) for x in scanned] + [f"could not remove {p}" for p in problems]

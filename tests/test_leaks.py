@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -197,3 +198,47 @@ def test_host_devices_and_links_a_runtime_made_are_reported_and_removed():
         check=False,
     )
     assert p.returncode == 0, p.stderr
+
+
+def test_a_daemonized_process_of_a_subreaper_is_found_among_its_own_descendants(tmp_path):
+    # the plugin looks only at the worker's descendants: a runtime's process that double-forked
+    # away from its parent is still one of them, because the worker is a child subreaper
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    was = _linux.is_child_subreaper()
+    _linux.set_child_subreaper(True)
+    pidfile = tmp_path / "pid"
+    daemon = (
+        "import os, time, sys\n"
+        "if os.fork(): os._exit(0)\n"
+        "os.setsid()\n"
+        "if os.fork(): os._exit(0)\n"
+        f"os.chdir({str(bundle)!r})\n"
+        f"open({str(pidfile)!r} + '.tmp', 'w').write(str(os.getpid())); os.rename({str(pidfile)!r} + '.tmp', {str(pidfile)!r})\n"
+        "time.sleep(60)\n"
+    )
+    pid = None
+    try:
+        subprocess.run([sys.executable, "-c", daemon], check=True)
+        deadline = time.monotonic() + 30
+        while not pidfile.exists() and time.monotonic() < deadline:  # the daemon's own readiness record
+            time.sleep(0.01)
+        pid = int(pidfile.read_text())
+        assert pid in (leaks.descendants() or [pid])
+        found = leaks.find(
+            ids=["hx-1"],
+            tokens=["hx-1-" + uuid.uuid4().hex],
+            bundles=[str(bundle)],
+            state_roots=[],
+            mounts_before=set(),
+            own_processes=True,
+        )
+        assert [x.what for x in found] == [f"pid {pid} ({' '.join([sys.executable, '-c', daemon]).strip()})"], found
+        assert leaks.remove(found) == []
+        os.waitpid(pid, 0)
+        pid = None
+    finally:
+        if pid is not None:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        _linux.set_child_subreaper(was)
