@@ -123,7 +123,7 @@ def validate(instance: Any, document: str = "config", *, folder: Path | None = N
     except (TypeError, ValueError):
         plain = False
     if not plain:
-        return _validate(instance, str(folder), name)
+        return _validate(instance, str(folder), name, reuse=False)
     cache_key = (str(folder), name, key)
     found = _ANSWERS.get(cache_key)
     if found is None:
@@ -138,17 +138,71 @@ _ANSWERS: dict[tuple[str, str, str], tuple[SchemaError, ...]] = {}
 _ANSWERS_MAX = 512
 
 
-def _validate(instance: Any, folder: str, name: str) -> list[SchemaError]:
+def _validate(instance: Any, folder: str, name: str, *, reuse: bool = True) -> list[SchemaError]:
+    """``reuse``: ``instance`` is plain JSON (its text names it), so answers may be reused."""
     validator = _validator(folder, name)
-    found = []
-    for error in validator.iter_errors(instance):
-        error = _deepest(error)
-        pointer = "/".join(str(p) for p in error.absolute_schema_path)
-        where = list(error.absolute_path)
-        if error.validator == "required" and isinstance(error.instance, dict):
-            # name the missing property itself: $.process.cwd, not $.process
-            missing = [k for k in error.validator_value if k not in error.instance and repr(k) in error.message]
-            where += missing[:1]
-        found.append(SchemaError(_json_path(where), error.message, f"schema/{name}#/{pointer}"))
+    root = validator.schema
+    if not (isinstance(instance, dict) and isinstance(root, dict) and "$ref" not in root):
+        found = [_error(e, name) for e in validator.iter_errors(instance)]
+    else:
+        # What iter_errors does at the top, keyword by keyword, with each top-level property's
+        # answer reused by its exact JSON text: configs differ from one another in a property
+        # or two (process.args, a linux block), so most of a new config was validated before.
+        found = []
+        for keyword, value in root.items():
+            check = validator.VALIDATORS.get(keyword)
+            if check is None:
+                continue
+            if keyword == "properties" and isinstance(value, dict):
+                for prop, subschema in value.items():
+                    if prop in instance:
+                        found += _property_errors(validator, (folder, name, prop), subschema, instance[prop], reuse)
+                continue
+            for error in check(validator, value, instance, root) or ():
+                error._set(  # noqa: SLF001 (as iter_errors does for a top-level keyword)
+                    validator=keyword,
+                    validator_value=value,
+                    instance=instance,
+                    schema=root,
+                    type_checker=validator.TYPE_CHECKER,
+                )
+                error.schema_path.appendleft(keyword)
+                found.append(_error(error, name))
     found.sort(key=lambda e: (e.path, e.schema_path))
     return found
+
+
+def _property_errors(
+    validator: Any, where: tuple[str, str, str], subschema: Any, value: Any, reuse: bool
+) -> list[SchemaError]:
+    """The errors of one top-level property (``where``: spec folder, schema, property), as the
+    ``properties`` keyword finds them."""
+    _, name, prop = where
+    key = (*where, json.dumps(value, separators=(",", ":"))) if reuse else None
+    if key is not None and key in _PROPERTY_ANSWERS:
+        return list(_PROPERTY_ANSWERS[key])
+    found = []
+    for error in validator.descend(value, subschema, path=prop, schema_path=prop):
+        error.schema_path.appendleft("properties")
+        found.append(_error(error, name))
+    if key is not None:
+        if len(_PROPERTY_ANSWERS) >= _PROPERTY_ANSWERS_MAX:
+            _PROPERTY_ANSWERS.clear()
+        _PROPERTY_ANSWERS[key] = tuple(found)
+    return found
+
+
+#: answers of :func:`_property_errors` by (spec folder, schema, property, the value's JSON text)
+_PROPERTY_ANSWERS: dict[tuple[str, str, str, str], tuple[SchemaError, ...]] = {}
+_PROPERTY_ANSWERS_MAX = 2048
+
+
+def _error(error: Any, name: str) -> SchemaError:
+    error = _deepest(error)
+    pointer = "/".join(str(p) for p in error.absolute_schema_path)
+    where = list(error.absolute_path)
+    if error.validator == "required" and isinstance(error.instance, dict):
+        # name the missing property itself: $.process.cwd, not $.process
+        missing = [k for k in error.validator_value if k not in error.instance and repr(k) in error.message]
+        where += missing[:1]
+    return SchemaError(_json_path(where), error.message, f"schema/{name}#/{pointer}")

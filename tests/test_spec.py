@@ -175,3 +175,25 @@ def test_set_namespace():
     assert {"type": "network", "path": "/proc/1/ns/net"} in c["linux"]["namespaces"]
     spec.set_namespace(c, "network", present=False)
     assert "network" not in [n["type"] for n in c["linux"]["namespaces"]]
+
+
+def test_reused_answers_are_the_answers_of_a_fresh_validation():
+    # schema.validate keeps each top-level property's errors by its JSON text: a config that
+    # shares broken properties with one seen before gets exactly what a whole walk gives
+    from harness import schema
+
+    first = spec.default_config()
+    first["process"]["args"] = "not a list"
+    first["mounts"][0]["options"] = [1]
+    first["linux"]["namespaces"] = [{"type": "bogus"}]
+    second = json.loads(json.dumps(first))
+    second["hostname"] = 7
+    second["ociVersion"] = None
+    for config in (first, second, first):
+        folder, name = str(schema.spec_folder()), schema.DOCUMENTS["config"]
+        validator = schema._validator(folder, name)
+        whole = sorted(
+            (schema._error(e, name) for e in validator.iter_errors(config)), key=lambda e: (e.path, e.schema_path)
+        )
+        assert schema.validate(config, "config") == whole
+        assert len(whole) >= 3
