@@ -44,9 +44,16 @@ def test_generated_config_is_applied(runtime, probe_binary, container_id, tmp_pa
         src = tmp_path / f"bind{n}-{len(binds)}"
         src.mkdir()
         binds[dest] = str(src)
-    bundle = create_bundle(tmp_path / f"b{n}", readonly=False, probe_binary=probe_binary)
+    applied = []
+
+    def apply(c):
+        wish.apply(c, binds)
+        applied.append(c)
+
+    # the wish goes into the one validated config.json write of the new bundle
+    bundle = create_bundle(tmp_path / f"b{n}", readonly=False, probe_binary=probe_binary, edit=apply)
+    (config,) = applied
     os.makedirs(bundle.rootfs / wish.cwd.lstrip("/"), mode=0o755, exist_ok=True)
-    config = bundle.edit(lambda c: wish.apply(c, binds))
     note("config.json: " + json.dumps(config))
     with Container(runtime, container_id(), bundle.path, tmp_path / "io") as c:
         c.create()
