@@ -156,6 +156,34 @@ def test_a_malformed_expected_failure_is_refused(tmp_path, entry, complaint):
     ) or fnmatch.fnmatch(str(err.value), f"*{complaint}")
 
 
+@pytest.mark.parametrize(
+    "entry, complaint",
+    [("'(' = \"a reason\"", "not a regular expression"), ("'^cgroup ' = \"\"", "needs a reason")],
+)
+def test_a_malformed_known_leak_pattern_is_refused(tmp_path, entry, complaint):
+    from harness.errors import HarnessError
+    from harness.runtime import RuntimeDefinition
+
+    path = tmp_path / "bad.toml"
+    path.write_text(f'name = "bad"\nbinary = "bad"\n[known_leak_patterns]\n{entry}\n')
+    with pytest.raises(HarnessError, match=complaint):
+        RuntimeDefinition.from_toml(path)
+
+
+def test_a_known_leak_pattern_excuses_only_leaks_it_matches():
+    from harness.pytest_plugin import _known_leak_kind
+
+    patterns = {r"^cgroup \S+ \(of a failed create\)": "a race in the runtime's failed create"}
+    failed_create = "cgroup /sys/fs/cgroup/h1-gw0-3 (of a failed create) (removed by the harness)"
+    assert _known_leak_kind(patterns, [failed_create]) == "a race in the runtime's failed create"
+    # another kind of leak beside it, or alone, is not excused
+    assert (
+        _known_leak_kind(patterns, [failed_create, "cgroup /sys/fs/cgroup/h1-gw0-4 (removed by the harness)"]) is None
+    )
+    assert _known_leak_kind(patterns, ["mount /tmp/b/rootfs (removed by the harness)"]) is None
+    assert _known_leak_kind({}, [failed_create]) is None
+
+
 def test_requires_skips_with_reason(fake_env, monkeypatch):
     from harness import host
 

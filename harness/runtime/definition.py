@@ -8,6 +8,7 @@ and known leaks. :func:`resolve` turns a name or a binary path into a definition
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tomllib
 from dataclasses import dataclass, field
@@ -136,6 +137,10 @@ class RuntimeDefinition:
     expected_failures: dict[str, ExpectedFailure] = field(default_factory=dict)
     #: cases after which this runtime is known to leave something on the host (see harness.leaks)
     known_leaks: dict[str, str] = field(default_factory=dict)
+    #: what this runtime is known to leave after any case where it happens at all, by a
+    #: regular expression on the leak's line (``re.search``) -> the reason: for a leak that
+    #: depends on timing, not on the case (a race in the runtime's own cleanup)
+    known_leak_patterns: dict[str, str] = field(default_factory=dict)
     #: where the runtime puts a container's cgroup when its config has no cgroupsPath
     #: (``<parent>/<id>``), besides the common ``/<id>``: a failed create may leave it
     default_cgroups_parent: str | None = None
@@ -173,6 +178,7 @@ class RuntimeDefinition:
                     k: ExpectedFailure.parse(k, v) for k, v in data.get("expected_failures", {}).items()
                 },
                 known_leaks=dict(data.get("known_leaks", {})),
+                known_leak_patterns=_leak_patterns(data.get("known_leak_patterns", {})),
                 default_cgroups_parent=data.get("default_cgroups_parent"),
                 source=path,
             )
@@ -245,3 +251,15 @@ def resolve(name_or_path: str) -> RuntimeDefinition:
         f"unknown runtime {name_or_path!r}: known runtimes are {', '.join(sorted(defs)) or 'none'} "
         f"(definitions in {definitions_dir()}); or give the path of a runtime binary"
     )
+
+
+def _leak_patterns(table: dict[str, Any]) -> dict[str, str]:
+    """``[known_leak_patterns]``: each key must be a regular expression, each value its reason."""
+    for pattern, reason in table.items():
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            raise ValueError(f"known_leak_patterns: {pattern!r} is not a regular expression ({err})") from None
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValueError(f"known_leak_patterns: {pattern!r} needs a reason (the sentence the leak breaks)")
+    return dict(table)
