@@ -6,6 +6,10 @@ Processes during `create` (C = the create command):
                 │   so C can write the id maps; cgroup is left to P2), writes time offsets, then
                 └──fork──► P2 = container init (pid 1 of a new pid namespace), P1 exits.
 
+Without namespace paths, time offsets, id-mapped mounts or a user namespace, P1 is skipped:
+C unshares the pid namespace for its next child only, forks P2 and takes its own back for
+later children; P2 unshares the other new namespaces itself (_init_forked_directly).
+
 Meanwhile C makes the cgroups and, once P1 reports P2's pid, sends their paths, moves P2
 into them and says so; P2 builds the rootfs (mounts, devices) in parallel and waits for each
 message only where it needs it: for the paths at a cgroup mount, for the move once the rootfs
@@ -108,9 +112,11 @@ def create(root, cid, bundle=None, pid_file=None, console_socket=None, preserve_
         listener = _listen_for_start(d)
         c.sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         _become_subreaper()
-        c.pid1 = _fork_setup_process(cfg, cid, child_sock, listener, preserve_fds)
+        c.pid1, c.init_pid = _fork_setup_process(cfg, cid, child_sock, listener, preserve_fds)
         _make_cgroups(c)
         statemod.save(root, c.st)
+        if c.init_pid:  # forked directly: no P1 to report its pid
+            _place_init(c, c.init_pid)
         _serve_init_until_ready(c)
         return _mark_created(c, pid_file)
     except BaseException as exc:
@@ -225,19 +231,75 @@ def _become_subreaper():
 
 
 def _fork_setup_process(cfg, cid, child_sock, listener, preserve_fds):
-    """Start P1 at once (see the module docstring): it loads ctypes and the setup modules, makes
-    the namespaces and forks the init while this process creates the cgroups. Returns its pid."""
+    """Start the container's setup at once (see the module docstring): it loads ctypes and the
+    setup modules and makes the namespaces while this process creates the cgroups. Returns
+    (P1's pid, 0), or (0, the init's pid) when the init is forked directly (_init_forked_directly)."""
+    from oci_reference import linux
+
     sys.stdout.flush()
     sys.stderr.flush()
-    pid1 = os.fork()
-    if pid1 == 0:
-        _child_main(cfg, cid, child_sock, listener, preserve_fds)
-        os._exit(1)  # not reached
+    flags = _new_namespace_flags(cfg)
+    direct = _init_forked_directly(cfg)
+    pidns = -1
+    if direct and flags & linux.CLONE_NEWPID:
+        # a new pid namespace for the next child only: this process stays in its own
+        pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _unshare(linux.CLONE_NEWPID)
+        except BaseException:
+            os.close(pidns)
+            raise
+    try:
+        pid = os.fork()
+        if pid == 0:
+            if direct:
+                _direct_init_main(cfg, cid, child_sock, listener, preserve_fds, flags & ~linux.CLONE_NEWPID)
+            else:
+                _child_main(cfg, cid, child_sock, listener, preserve_fds, flags)
+            os._exit(1)  # not reached
+    finally:
+        if pidns >= 0:
+            linux.setns(pidns, linux.CLONE_NEWPID)  # later children (hooks) in the runtime's pid namespace
+            os.close(pidns)
     child_sock.close()
     listener.close()
     if cfg.seccomp_agent is not None:
         cfg.seccomp_agent.close()  # the init sends the state once its filter is loaded
-    return pid1
+    return (0, pid) if direct else (pid, 0)
+
+
+def _new_namespace_flags(cfg):
+    """The CLONE_NEW* flags of the namespaces to make (listed without a path); the cgroup one
+    is made later by the init, once it is in its cgroups."""
+    from oci_reference import linux
+
+    flags = 0
+    for t, path in cfg.namespaces:
+        if not path and t not in ("user", "cgroup"):  # cgroup: P2, once in its cgroups
+            flags |= linux.NAMESPACE_FLAGS[t]
+    return flags
+
+
+def _init_forked_directly(cfg):
+    """Whether the init can be forked by this process, skipping P1: when no namespace is joined
+    by path, none of user or time is made (a user namespace must exist before the others, a
+    time namespace takes its offsets before its first process), and no mount is id-mapped. A
+    new pid namespace is then unshared here for that one child (unshare(2): CLONE_NEWPID
+    applies to the caller's next children, not to itself)."""
+    if cfg.time_offsets or cfg.ns("user")[0] or cfg.ns("time")[0]:
+        return False
+    if any(path for _t, path in cfg.namespaces):
+        return False
+    return not any(m.get("idmap") for m in cfg.mounts)
+
+
+def _unshare(flags):
+    from oci_reference import linux
+
+    try:
+        linux.unshare(flags)
+    except OSError as e:
+        raise RuntimeFailure(f"linux.namespaces: unshare: {e.strerror}") from None
 
 
 def _make_cgroups(c):
@@ -342,7 +404,7 @@ def _pass_console(c, fd, body):
 
 def _mark_created(c, pid_file):
     """runtime.md "State": the container is now "created"; --pid-file names its init."""
-    if not c.pid1_reaped:  # long gone by now (it exited after its "P" message)
+    if c.pid1 and not c.pid1_reaped:  # long gone by now (it exited after its "P" message)
         os.waitpid(c.pid1, 0)
         c.pid1_reaped = True
     st = c.st
@@ -507,17 +569,38 @@ def _send_console(path, fd, name):
 # --------------------------------------------------------------------------------------
 # in the children
 # --------------------------------------------------------------------------------------
-def _child_main(cfg, cid, sock, listener, preserve_fds):
+def _load_setup_modules(cfg):
+    """What the setup processes need loaded (before pivot_root), and the last capability."""
+    from oci_reference import caps, cgroups, jsonlite, linux, mounts, process  # noqa: F401
+
+    if cfg.seccomp is not None:
+        from oci_reference import seccomp
+
+        if not seccomp.available():
+            raise RuntimeFailure("linux.seccomp is set but libseccomp.so.2 cannot be loaded")
+    return caps.last_cap()
+
+
+def _direct_init_main(cfg, cid, sock, listener, preserve_fds, flags):
+    """The init forked directly by C (_init_forked_directly): already in its pid namespace, it
+    makes the other new namespaces itself, then goes on as any init."""
+    try:
+        last_cap = _load_setup_modules(cfg)
+        _unshare(flags)
+    except BaseException as e:
+        try:
+            sock.send(b"E" + _errmsg(e).encode())
+        finally:
+            os._exit(1)
+    _init_main(cfg, cid, sock, listener, preserve_fds, last_cap)
+
+
+def _child_main(cfg, cid, sock, listener, preserve_fds, flags):
     """P1: namespaces; fork the init; report its pid; exit."""
     try:
-        from oci_reference import caps, cgroups, jsonlite, linux, mounts, process  # noqa: F401
+        from oci_reference import linux
 
-        last_cap = caps.last_cap()
-        if cfg.seccomp is not None:
-            from oci_reference import seccomp
-
-            if not seccomp.available():
-                raise RuntimeFailure("linux.seccomp is set but libseccomp.so.2 cannot be loaded")
+        last_cap = _load_setup_modules(cfg)
         if any(m.get("idmap") for m in cfg.mounts):
             from oci_reference import idmap
 
@@ -551,14 +634,7 @@ def _child_main(cfg, cid, sock, listener, preserve_fds):
                 pass
             # an id change clears "dumpable", which makes /proc/self/* root-owned (host)
             linux.prctl(linux.PR_SET_DUMPABLE, 1)
-        flags = 0
-        for t, path in cfg.namespaces:
-            if not path and t not in ("user", "cgroup"):  # cgroup: P2, once in its cgroups
-                flags |= linux.NAMESPACE_FLAGS[t]
-        try:
-            linux.unshare(flags)
-        except OSError as e:
-            raise RuntimeFailure(f"linux.namespaces: unshare: {e.strerror}") from None
+        _unshare(flags)
         if cfg.time_offsets:
             lines = "".join(f"{clk} {s} {ns}\n" for clk, (s, ns) in cfg.time_offsets.items())
             try:
