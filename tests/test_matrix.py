@@ -249,8 +249,16 @@ def archive(tmp_path, monkeypatch):
         gpg("--passphrase", "", "--quick-gen-key", "intruder@test", "ed25519", "sign", "never", home=other)
         sign(body, home=other)
 
-    yield type("Archive", (), {"deb": deb, "release": release, "text": text, "sign": sign, "other": other_key_signs})
-    server.close()
+    try:
+        yield type(
+            "Archive", (), {"deb": deb, "release": release, "text": text, "sign": sign, "other": other_key_signs}
+        )
+    finally:
+        server.close()
+        # gpg starts a gpg-agent daemon per home folder on first use: end them with the test
+        for home in (gnupg, tmp_path / "other"):
+            if home.is_dir():
+                subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True)
 
 
 def test_a_kernel_comes_from_the_debian_archive_checked_at_every_step(archive, tmp_path):
