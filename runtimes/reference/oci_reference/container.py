@@ -283,10 +283,12 @@ def _new_namespace_flags(cfg):
 def _init_forked_directly(cfg):
     """Whether the init can be forked by this process, skipping P1: when no namespace is joined
     by path, none of user or time is made (a user namespace must exist before the others, a
-    time namespace takes its offsets before its first process), and no mount is id-mapped. A
-    new pid namespace is then unshared here for that one child (unshare(2): CLONE_NEWPID
-    applies to the caller's next children, not to itself)."""
-    if cfg.time_offsets or cfg.ns("user")[0] or cfg.ns("time")[0]:
+    time namespace takes its offsets before its first process), no mount is id-mapped, and no
+    network device is moved (_place_init moves it into the network namespace of the init's pid
+    as soon as the init exists: a direct init may not have made its own yet). A new pid
+    namespace is then unshared here for that one child (unshare(2): CLONE_NEWPID applies to
+    the caller's next children, not to itself)."""
+    if cfg.time_offsets or cfg.ns("user")[0] or cfg.ns("time")[0] or cfg.net_devices:
         return False
     if any(path for _t, path in cfg.namespaces):
         return False
