@@ -141,12 +141,10 @@ def processes(bundles: list[str], among: Iterable[int] | None = None) -> list[tu
     command line names one as its bundle (``--bundle B``, ``--bundle=B``): a sandboxing runtime's
     helpers (runsc's sandbox and gofer) keep neither their root nor their cwd in the bundle.
 
-    ``among``: the pids to look at (:func:`descendants`); every process on the host if None."""
+    ``among``: the pids to look at (:func:`watched_pids`); every process on the host if None."""
     found = []
     me = os.getpid()
-    if among is None:
-        among = (int(name) for name in os.listdir("/proc") if name.isdigit())
-    for pid in among:
+    for pid in _every_pid() if among is None else among:
         if pid == me:
             continue
         try:
@@ -181,6 +179,18 @@ def _read(path: str) -> bytes:
         return b"".join(parts)
     finally:
         os.close(fd)
+
+
+def _every_pid() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def watched_pids() -> list[int]:
+    """The processes to look at for what a case's runtime calls left running: this process's
+    :func:`descendants` when it is a child subreaper (as a harness session is); otherwise, or
+    where the kernel does not list children, every process on the host."""
+    found = descendants() if _linux.is_child_subreaper() else None
+    return _every_pid() if found is None else found
 
 
 def descendants(pid: int | None = None) -> list[int] | None:
@@ -252,7 +262,7 @@ def find(
     bundles = [os.path.realpath(b) for b in bundles]
     leaks = [Leak("mount", p) for p in sorted(mount_points(bundles) - mounts_before)]
     leaks += [Leak("cgroup", str(p)) for p in cgroup_folders(tokens)]
-    among = descendants() if own_processes and _linux.is_child_subreaper() else None
+    among = watched_pids() if own_processes else None
     leaks += [Leak("process", f"pid {pid} ({cmd})") for pid, cmd in processes(bundles, among)]
     for root in state_roots:
         leaks += [Leak("state", str(p)) for p in state_entries(root, ids)]

@@ -41,16 +41,13 @@ def _under(path: str, folders: tuple[str, ...]) -> bool:
 
 
 def _processes(folders: tuple[str, ...]) -> set[tuple[int, str]]:
-    from . import _linux, leaks
+    from . import leaks
 
     me = os.getpid()
     found = set()
     # A child subreaper's children, and whatever processes its runtime calls left rooted in
-    # its folders, are all among its descendants: only they are looked at (leaks.descendants).
-    among = leaks.descendants() if _linux.is_child_subreaper() else None
-    if among is None:
-        among = [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
-    for pid in among:
+    # its folders, are all among its descendants: only they are looked at.
+    for pid in leaks.watched_pids():
         stat = process.stat(pid)
         if stat is None or stat.ended:
             continue
