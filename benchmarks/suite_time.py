@@ -2,7 +2,8 @@
 """The conformance suite's wall time on one runtime, two commits side by side.
 
     python3 benchmarks/suite_time.py [--base main] [--head HEAD] [--runtime reference]
-                                     [--repeat 3] [--workers auto] [--json FILE] [-- extra pytest args]
+                                     [--repeat 3] [--workers auto] [--same-cases] [--json FILE]
+                                     [-- extra pytest args]
 
 Each of ``--base`` and ``--head`` is a commit (checked out into a temporary git worktree,
 removed at the end, also on Ctrl-C) or the path of an existing checkout (used as it is). The
@@ -18,6 +19,11 @@ by the harness), the load average before and after, and every case's outcome fro
 ``results.jsonl``. The two sides must give the same outcome for every case: a speed-up that
 comes from a dropped or skipped case is no speed-up, so a difference is printed and makes the
 exit status 1. Exit status 2: a run could not be made at all.
+
+When the two commits have different suites (cases added, renamed or removed between them),
+``--same-cases`` compares like with like: each side collects its cases (``--collect-only``), and
+both run only the case ids they have in common, so the ratio is the same cases' time before and
+after. The cases each side has alone are counted and named in the output.
 """
 
 from __future__ import annotations
@@ -78,12 +84,15 @@ def read_outcomes(path: Path) -> dict[str, str]:
     return out
 
 
-def suite_command(python: str, runtime: str, workers: str, results: Path, extra: list[str]) -> list[str]:
+def suite_command(
+    python: str, runtime: str, workers: str, results: Path, extra: list[str], cases: list[str] | None = None
+) -> list[str]:
+    """The suite's command line; ``cases`` (node ids) instead of the whole ``cases`` folder."""
     return [
         python,
         "-m",
         "pytest",
-        "cases",
+        *(cases or ["cases"]),
         "--runtime",
         runtime,
         "-n",
@@ -167,6 +176,23 @@ def differences(runs: list[Run]) -> list[str]:
     return found
 
 
+def collected(python: str, checkout: Path, runtime: str, extra: list[str]) -> list[str]:
+    """The case ids the suite in ``checkout`` collects for ``runtime`` (after its own deselection)."""
+    argv = [python, "-m", "pytest", "cases", "--runtime", runtime, "--collect-only", "-q", "-p", "no:cacheprovider"]
+    done = subprocess.run([*argv, *extra], cwd=checkout, capture_output=True, text=True, timeout=600)
+    ids = [line.strip() for line in done.stdout.splitlines() if line.startswith("cases/") and "::" in line]
+    if done.returncode != 0 or not ids:
+        tail = (done.stdout + done.stderr)[-2000:]
+        raise SystemExit(f"suite_time: collecting the cases in {checkout} failed (exit {done.returncode}):\n{tail}")
+    return ids
+
+
+def common_cases(base: list[str], head: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """The ids both sides have (in head's order), and those only base or only head has."""
+    in_base, in_head = set(base), set(head)
+    return [c for c in head if c in in_base], sorted(in_base - in_head), sorted(in_head - in_base)
+
+
 def checkout(rev_or_path: str, where: Path, made: list[Path]) -> Path:
     """An existing checkout's path, or a new detached worktree of commit ``rev_or_path``."""
     path = Path(rev_or_path)
@@ -193,6 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runtime", default="reference", help="the one runtime the suite runs on")
     parser.add_argument("--repeat", type=int, default=3, help="runs per side (default 3)")
     parser.add_argument("--workers", default="auto", help="pytest-xdist -n (default auto)")
+    parser.add_argument(
+        "--same-cases",
+        action="store_true",
+        help="run only the case ids both sides collect (for commits whose suites differ)",
+    )
     parser.add_argument("--json", type=Path, help="write every run and the comparison to this file")
     parser.add_argument("--python", default=sys.executable, help="the Python that runs pytest (default: this one)")
     parser.add_argument("extra", nargs="*", help="more pytest arguments, after --")
@@ -211,11 +242,26 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(f"base {args.base}: {sides['base']}\nhead {args.head}: {sides['head']}", flush=True)
         print(f"{os.cpu_count()} cpus; load average now {os.getloadavg()}", flush=True)
+        cases: list[str] | None = None
+        if args.same_cases:
+            base_ids = collected(args.python, sides["base"], args.runtime, args.extra)
+            head_ids = collected(args.python, sides["head"], args.runtime, args.extra)
+            cases, only_base, only_head = common_cases(base_ids, head_ids)
+            print(
+                f"same cases: {len(cases)} in common (base collects {len(base_ids)}, head {len(head_ids)}); "
+                f"{len(only_base)} only in base, {len(only_head)} only in head",
+                flush=True,
+            )
+            for case in only_base:
+                print(f"  only in base: {case}", flush=True)
+            if not cases:
+                print("suite_time: the two sides have no case in common", file=sys.stderr)
+                return 2
         for rnd in range(args.repeat):
             order = ("base", "head") if rnd % 2 == 0 else ("head", "base")
             for side in order:
                 results = scratch / f"results-{side}-{rnd}"
-                cmd = suite_command(args.python, args.runtime, args.workers, results, args.extra)
+                cmd = suite_command(args.python, args.runtime, args.workers, results, args.extra, cases)
                 run = run_once(side, rnd, sides[side], cmd, results, scratch / f"log-{side}-{rnd}.txt")
                 runs.append(run)
                 print(

@@ -60,3 +60,40 @@ def test_command_runs_one_runtime_with_results():
     assert argv[:4] == ["py", "-m", "pytest", "cases"]
     assert argv[argv.index("--runtime") + 1] == "runc"
     assert "--results=/r" in argv and argv[-2:] == ["-k", "state"]
+
+
+def test_command_runs_given_case_ids_instead_of_the_folder():
+    ids = ["cases/test_a.py::test_one[runc]", "cases/test_b.py::test_two[runc-x]"]
+    argv = suite_time.suite_command("py", "runc", "2", Path("/r"), [], ids)
+    assert argv[3:5] == ids and "cases" not in argv
+
+
+def test_common_cases_keeps_heads_order_and_names_the_rest():
+    base = ["cases/a::x", "cases/a::gone", "cases/b::y"]
+    head = ["cases/b::y", "cases/a::x", "cases/c::new"]
+    common, only_base, only_head = suite_time.common_cases(base, head)
+    assert common == ["cases/b::y", "cases/a::x"]
+    assert only_base == ["cases/a::gone"] and only_head == ["cases/c::new"]
+
+
+def test_collected_lists_the_checkouts_own_cases(tmp_path):
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "conftest.py").write_text(
+        "def pytest_addoption(parser):\n    parser.addoption('--runtime')\n\n"
+        "def pytest_collection_modifyitems(config, items):\n"
+        "    keep = [i for i in items if config.getoption('runtime') in i.name]\n"
+        "    config.hook.pytest_deselected(items=[i for i in items if i not in keep])\n"
+        "    items[:] = keep\n"
+    )
+    (cases / "test_x.py").write_text(
+        "import pytest\n\n@pytest.mark.parametrize('r', ['runc', 'crun'])\ndef test_one(r):\n    pass\n"
+    )
+    assert suite_time.collected(sys.executable, tmp_path, "runc", []) == ["cases/test_x.py::test_one[runc]"]
+
+
+def test_collected_names_a_suite_that_cannot_be_collected(tmp_path):
+    (tmp_path / "cases").mkdir()
+    (tmp_path / "cases" / "test_broken.py").write_text("import nonexistent_module_for_this_test\n")
+    with pytest.raises(SystemExit, match=r"collecting the cases in .* failed"):
+        suite_time.collected(sys.executable, tmp_path, "runc", [])
