@@ -145,46 +145,97 @@ def _validate(instance: Any, folder: str, name: str, *, reuse: bool = True) -> l
     if not (isinstance(instance, dict) and isinstance(root, dict) and "$ref" not in root):
         found = [_error(e, name) for e in validator.iter_errors(instance)]
     else:
-        # What iter_errors does at the top, keyword by keyword, with each top-level property's
-        # answer reused by its exact JSON text: configs differ from one another in a property
-        # or two (process.args, a linux block), so most of a new config was validated before.
-        found = []
-        for keyword, value in root.items():
-            check = validator.VALIDATORS.get(keyword)
-            if check is None:
-                continue
-            if keyword == "properties" and isinstance(value, dict):
-                for prop, subschema in value.items():
-                    if prop in instance:
-                        found += _property_errors(validator, (folder, name, prop), subschema, instance[prop], reuse)
-                continue
-            for error in check(validator, value, instance, root) or ():
-                error._set(  # noqa: SLF001 (as iter_errors does for a top-level keyword)
-                    validator=keyword,
-                    validator_value=value,
-                    instance=instance,
-                    schema=root,
-                    type_checker=validator.TYPE_CHECKER,
-                )
-                error.schema_path.appendleft(keyword)
-                found.append(_error(error, name))
+        # What iter_errors does, keyword by keyword, with the answer for each property (and each
+        # property of an object property, down to NESTED_DEPTH) reused by its exact JSON text:
+        # configs differ from one another in a value or two (process.args, a linux block), so
+        # most of a new config was validated before.
+        found = _object_errors(validator, root, instance, (), (), (folder, name), reuse, NESTED_DEPTH)
     found.sort(key=lambda e: (e.path, e.schema_path))
     return found
 
 
-def _property_errors(
-    validator: Any, where: tuple[str, str, str], subschema: Any, value: Any, reuse: bool
+#: how many levels of object properties below the top have their answers reused one by one
+#: (``process.args``, ``linux.resources.memory``); below that a property is validated whole
+NESTED_DEPTH = 2
+
+
+def _object_errors(
+    validator: Any,
+    schema: dict[str, Any],
+    instance: dict[str, Any],
+    path: tuple[Any, ...],
+    schema_path: tuple[Any, ...],
+    where: tuple[str, str],
+    reuse: bool,
+    depth: int,
 ) -> list[SchemaError]:
-    """The errors of one top-level property (``where``: spec folder, schema, property), as the
-    ``properties`` keyword finds them."""
-    _, name, prop = where
-    key = (*where, json.dumps(value, separators=(",", ":"))) if reuse else None
+    """The errors of the object ``instance`` at ``path`` against ``schema`` (a subschema whose
+    keywords apply, no ``$ref``; ``validator`` evolved for it), as ``descend`` finds them, with
+    each of its properties validated by :func:`_property_errors`."""
+    found = []
+    for keyword, value in schema.items():
+        check = validator.VALIDATORS.get(keyword)
+        if check is None:
+            continue
+        if keyword == "properties" and isinstance(value, dict):
+            for prop, subschema in value.items():
+                if prop in instance:
+                    found += _property_errors(
+                        validator, where, (*path, prop), (*schema_path, "properties", prop), subschema,
+                        instance[prop], reuse, depth,
+                    )  # fmt: skip
+            continue
+        for error in check(validator, value, instance, schema) or ():
+            error._set(  # noqa: SLF001 (as descend does for each keyword)
+                validator=keyword,
+                validator_value=value,
+                instance=instance,
+                schema=schema,
+                type_checker=validator.TYPE_CHECKER,
+            )
+            error.schema_path.appendleft(keyword)
+            error.path.extendleft(reversed(path))
+            error.schema_path.extendleft(reversed(schema_path))
+            found.append(_error(error, where[1]))
+    return found
+
+
+def _property_errors(
+    validator: Any,
+    where: tuple[str, str],
+    path: tuple[Any, ...],
+    schema_path: tuple[Any, ...],
+    subschema: Any,
+    value: Any,
+    reuse: bool,
+    depth: int,
+) -> list[SchemaError]:
+    """The errors of the property at ``path`` (``where``: spec folder and schema), as the
+    ``properties`` keyword of its object finds them; an object value whose subschema (through
+    a ``$ref``) has properties of its own is taken apart one level further while ``depth``
+    lasts."""
+    key = (*where, path, json.dumps(value, separators=(",", ":"))) if reuse else None
     if key is not None and key in _PROPERTY_ANSWERS:
         return list(_PROPERTY_ANSWERS[key])
     found = []
-    for error in validator.descend(value, subschema, path=prop, schema_path=prop):
-        error.schema_path.appendleft("properties")
-        found.append(_error(error, name))
+    expanded = False
+    if depth > 0 and isinstance(value, dict) and isinstance(subschema, dict):
+        from referencing.jsonschema import DRAFT4
+
+        resolver = validator._resolver.in_subresource(DRAFT4.create_resource(subschema))  # noqa: SLF001
+        target = subschema
+        if "$ref" in target:  # draft 4: a $ref's siblings are ignored; errors carry no "$ref" step
+            resolved = resolver.lookup(target["$ref"])
+            target, resolver = resolved.contents, resolved.resolver
+        if isinstance(target, dict) and "$ref" not in target and isinstance(target.get("properties"), dict):
+            evolved = validator.evolve(schema=target, _resolver=resolver)
+            found = _object_errors(evolved, target, value, path, schema_path, where, reuse, depth - 1)
+            expanded = True
+    if not expanded:
+        for error in validator.descend(value, subschema):
+            error.path.extendleft(reversed(path))
+            error.schema_path.extendleft(reversed(schema_path))
+            found.append(_error(error, where[1]))
     if key is not None:
         if len(_PROPERTY_ANSWERS) >= _PROPERTY_ANSWERS_MAX:
             _PROPERTY_ANSWERS.clear()
@@ -192,9 +243,9 @@ def _property_errors(
     return found
 
 
-#: answers of :func:`_property_errors` by (spec folder, schema, property, the value's JSON text)
-_PROPERTY_ANSWERS: dict[tuple[str, str, str, str], tuple[SchemaError, ...]] = {}
-_PROPERTY_ANSWERS_MAX = 2048
+#: answers of :func:`_property_errors` by (spec folder, schema, property path, the value's JSON text)
+_PROPERTY_ANSWERS: dict[tuple[str, str, tuple[Any, ...], str], tuple[SchemaError, ...]] = {}
+_PROPERTY_ANSWERS_MAX = 8192
 
 
 def _error(error: Any, name: str) -> SchemaError:

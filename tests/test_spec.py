@@ -197,3 +197,33 @@ def test_reused_answers_are_the_answers_of_a_fresh_validation():
         )
         assert schema.validate(config, "config") == whole
         assert len(whole) >= 3
+
+
+def test_reused_nested_answers_are_the_answers_of_a_fresh_validation():
+    # the properties of process and linux (through its $ref) are reused one by one as well:
+    # configs that differ in one nested value, broken or not, get what a whole walk gives
+    from harness import schema
+
+    folder, name = str(schema.spec_folder()), schema.DOCUMENTS["config"]
+    validator = schema._validator(folder, name)
+    base = spec.default_config()
+    base["linux"]["resources"]["memory"] = {"limit": "a lot"}
+    base["process"]["user"] = {"uid": "root"}
+    variants = []
+    for args in (["/probe", "a"], ["/probe", "b"], "not a list", ["/probe", "a"]):
+        for limit in ("a lot", 5, -1):
+            config = json.loads(json.dumps(base))
+            config["process"]["args"] = args
+            config["linux"]["resources"]["memory"]["limit"] = limit
+            variants.append(config)
+    del variants[-1]["linux"]["namespaces"][0]["type"]
+    variants[-2]["process"].pop("cwd")
+    for config in variants:
+        whole = sorted(
+            (schema._error(e, name) for e in validator.iter_errors(config)), key=lambda e: (e.path, e.schema_path)
+        )
+        assert schema.validate(config, "config") == whole
+    paths = {e.path for config in variants for e in schema.validate(config, "config")}
+    assert {"$.process.user.uid", "$.linux.resources.memory.limit", "$.process.args", "$.process.cwd"} <= paths
+    assert "$.linux.namespaces[0].type" in paths
+
