@@ -47,7 +47,7 @@ import pytest
 
 from . import features, host, requirements, results
 from . import runtime as _runtime
-from .bundle import PROBE_PATH, Bundle, create_bundle
+from .bundle import PROBE_PATH, Bundle, SharedProbe, create_bundle
 from .errors import HarnessError
 
 _REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
@@ -493,21 +493,30 @@ def host_namespaces() -> dict[str, int]:
 BundleFactory = Callable[..., Bundle]
 
 
+@pytest.fixture(scope="session")
+def _shared_probe(tmp_path_factory: pytest.TempPathFactory, probe_binary: Path) -> SharedProbe:
+    """The probe that ``bundle_factory``'s bundles hard link (:class:`~harness.bundle.SharedProbe`):
+    one copy per run and worker, in the run's base temporary folder, beside the bundles."""
+    return SharedProbe(probe_binary, tmp_path_factory.getbasetemp() / "shared-probe")
+
+
 @pytest.fixture
-def bundle_factory(tmp_path: Path, probe_binary: Path) -> BundleFactory:
+def bundle_factory(tmp_path: Path, _shared_probe: SharedProbe) -> BundleFactory:
     """``bundle_factory(*probe_verbs, edit=None, rootfs="probe", **create_bundle_args)``.
 
     Makes a bundle in the test's tmp folder whose process runs the probe with the given verbs
     (``bundle_factory("report")``); ``edit(config)`` may change the config in place before it is
-    validated and written. The root filesystem is writable unless ``readonly=True``.
+    validated and written. The root filesystem is writable unless ``readonly=True``. Its
+    ``/probe`` is a hard link of the run's one copy (:class:`~harness.bundle.SharedProbe`).
     """
     counter = itertools.count()
 
     def make(*verbs: str, edit: Callable[[dict[str, Any]], None] | None = None, **kwargs: Any) -> Bundle:
         kwargs.setdefault("readonly", False)
+        kwargs.setdefault("probe_binary", _shared_probe)
         if verbs:
             kwargs["args"] = [PROBE_PATH, *verbs]
-        return create_bundle(tmp_path / f"bundle{next(counter)}", probe_binary=probe_binary, edit=edit, **kwargs)
+        return create_bundle(tmp_path / f"bundle{next(counter)}", edit=edit, **kwargs)
 
     return make
 

@@ -108,3 +108,39 @@ def test_existing_probe_symlink_is_replaced_not_followed(tmp_path, probe_binary)
     b = create_bundle(tmp_path / "b", rootfs=str(src), probe_binary=probe_binary)
     assert outside.read_text() == "keep"
     assert not (b.rootfs / "probe").is_symlink()
+
+
+def test_shared_probe_is_linked_and_replaced_when_changed(tmp_path, probe_binary):
+    from harness.bundle import SharedProbe
+
+    shared = SharedProbe(probe_binary, tmp_path / "shared")
+    a = create_bundle(tmp_path / "a", probe_binary=shared)
+    b = create_bundle(tmp_path / "b", probe_binary=shared)
+    pa, pb = os.stat(a.rootfs / "probe"), os.stat(b.rootfs / "probe")
+    assert (pa.st_dev, pa.st_ino) == (pb.st_dev, pb.st_ino) and pa.st_nlink == 3  # the copy and two links
+    assert (a.rootfs / "probe").read_bytes() == probe_binary.read_bytes()
+    assert pa.st_mode & 0o777 == 0o755
+    # a container (or runtime) changed /probe through a link: later bundles get a fresh copy
+    os.chmod(b.rootfs / "probe", 0o700)
+    c = create_bundle(tmp_path / "c", probe_binary=shared)
+    pc = os.stat(c.rootfs / "probe")
+    assert pc.st_ino != pa.st_ino and pc.st_mode & 0o777 == 0o755
+    assert (c.rootfs / "probe").read_bytes() == probe_binary.read_bytes()
+    with open(c.rootfs / "probe", "ab") as f:  # changed in place
+        f.write(b"\0")
+    d = create_bundle(tmp_path / "d", probe_binary=shared)
+    assert os.stat(d.rootfs / "probe").st_ino != pc.st_ino
+    assert (d.rootfs / "probe").read_bytes() == probe_binary.read_bytes()
+
+
+def test_shared_probe_copies_where_it_cannot_link(tmp_path, probe_binary, monkeypatch):
+    from harness.bundle import SharedProbe
+
+    def refuse(*_args, **_kw):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", refuse)
+    b = create_bundle(tmp_path / "b", probe_binary=SharedProbe(probe_binary, tmp_path / "shared"))
+    st = os.stat(b.rootfs / "probe")
+    assert st.st_nlink == 1 and st.st_mode & 0o777 == 0o755
+    assert (b.rootfs / "probe").read_bytes() == probe_binary.read_bytes()

@@ -227,3 +227,13 @@ def test_reused_nested_answers_are_the_answers_of_a_fresh_validation():
     assert {"$.process.user.uid", "$.linux.resources.memory.limit", "$.process.args", "$.process.cwd"} <= paths
     assert "$.linux.namespaces[0].type" in paths
 
+
+def test_a_new_bundle_config_is_written_in_place_and_never_over_a_file(tmp_path):
+    c = spec.default_config()
+    spec.dump(c, tmp_path / "config.json", new=True)
+    assert spec.load(tmp_path / "config.json") == c
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+    assert oct((tmp_path / "config.json").stat().st_mode & 0o777) == oct(0o644)
+    with pytest.raises(FileExistsError):
+        spec.dump(c, tmp_path / "config.json", new=True)
+    assert spec.load(tmp_path / "config.json") == c
