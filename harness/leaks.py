@@ -80,22 +80,46 @@ def cgroup_folders(tokens: list[str]) -> list[Path]:
         stack = [(start, 0)]
         while stack:
             folder, depth = stack.pop()
-            try:
-                entries = list(os.scandir(folder))
-            except OSError:
-                continue
-            for e in entries:
-                try:
-                    if not e.is_dir(follow_symlinks=False):
-                        continue
-                except OSError:
-                    continue
+            for e in _folders_in(folder):
                 if named(e.name):
                     found.add(Path(e.path))
                     found.update(_subfolders(Path(e.path)))
-                elif depth + 1 < CGROUP_DEPTH:
+                elif depth + 1 < CGROUP_DEPTH and _may_hold_folders(e):
                     stack.append((e.path, depth + 1))
     return sorted(found, key=lambda p: -len(p.parts))
+
+
+def _folders_in(folder: str) -> list[os.DirEntry[str]]:
+    """The folders in ``folder`` (none if it cannot be listed); a cgroup folder is mostly
+    control files, told apart by the listing's file types without a ``stat`` each."""
+    try:
+        with os.scandir(folder) as it:
+            return [e for e in it if e.is_dir(follow_symlinks=False)]
+    except OSError:  # gone meanwhile; or an entry's type unknown and gone before its stat
+        pass
+    found = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    for e in entries:
+        try:
+            if e.is_dir(follow_symlinks=False):
+                found.append(e)
+        except OSError:
+            continue
+    return found
+
+
+def _may_hold_folders(entry: os.DirEntry[str]) -> bool:
+    """Whether a cgroup folder may have folders in it. A cgroup file system (kernfs) counts a
+    folder's subfolders in its link count (2 + subfolders), so a leaf cgroup, the most of
+    them, is not listed (a listing of its 15-30 control files costs several times a ``stat``).
+    A file system that does not count them (a link count below 2) is listed all the same."""
+    try:
+        return entry.stat(follow_symlinks=False).st_nlink != 2
+    except OSError:
+        return True
 
 
 def _subfolders(top: Path) -> list[Path]:

@@ -242,3 +242,21 @@ def test_a_daemonized_process_of_a_subreaper_is_found_among_its_own_descendants(
             os.kill(pid, 9)
             os.waitpid(pid, 0)
         _linux.set_child_subreaper(was)
+
+
+def test_a_cgroup_folder_with_the_token_deep_under_other_folders_is_found():
+    # leaf cgroups are not listed (their link count says they hold no folder); folders that
+    # hold folders are, down to CGROUP_DEPTH, wherever the token is
+    token = "hleaktest-" + uuid.uuid4().hex[:8]
+    base = _cgroup_mount()
+    top = base / f"someone-{uuid.uuid4().hex[:8]}"
+    deep = top / "mid" / f"x-{token}"
+    (deep / "inner").mkdir(parents=True)
+    (top / "leaf").mkdir()
+    try:
+        assert os.stat(top / "leaf").st_nlink in (1, 2)
+        assert leaks.cgroup_folders([token]) == [deep / "inner", deep]
+    finally:
+        for d in (deep / "inner", deep, top / "mid", top / "leaf", top):
+            if d.exists():
+                d.rmdir()
