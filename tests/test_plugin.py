@@ -455,3 +455,30 @@ def test_a_group_of_failures_is_the_known_deviation_only_when_each_is():
     assert _is_known_deviation(known, same, "ExceptionGroup: 2 distinct failures (2 sub-exceptions)")
     assert not _is_known_deviation(known, other, "ExceptionGroup: 2 distinct failures (2 sub-exceptions)")
     assert _is_known_deviation(known, AssertionError(), "AssertionError: umask: wanted 0o1, saw 0o22")
+
+
+def test_tmp_path_is_one_new_folder_per_case_without_a_current_symlink(fake_env):
+    # the plugin's tmp_path: one mkdir per case (no listing of the base folder, no
+    # <name>current symlink made and freed per case), and pytest's retention policy kept
+    fake_env.makeini("[pytest]\ntmp_path_retention_policy = failed\n")
+    fake_env.makepyfile(
+        test_cases="""
+        import os, pytest
+        seen = []
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_folder(tmp_path, n):
+            assert list(tmp_path.iterdir()) == [] and oct(tmp_path.stat().st_mode & 0o777) == oct(0o700)
+            seen.append(tmp_path)
+            assert len(set(seen)) == len(seen)
+            assert not [p for p in tmp_path.parent.iterdir() if p.is_symlink()]
+            (tmp_path / "kept-if-failed").write_text("x")
+            assert n != 2, "fails on purpose"
+        """
+    )
+    base = fake_env.path / "bt"
+    result = fake_env.runpytest("-p", "no:cacheprovider", "--basetemp", str(base))
+    result.assert_outcomes(passed=2, failed=1)
+    left = sorted(p.name for p in base.iterdir())
+    assert len(left) == 1 and left[0].startswith("test_folder_2_"), left  # passed cases' folders removed
+    assert (base / left[0] / "kept-if-failed").exists()
