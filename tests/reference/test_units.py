@@ -5,7 +5,7 @@ import os
 import time
 
 import pytest
-from oci_reference import config, jsonlite, signals, state
+from oci_reference import config, jsonlite, oslite, signals, state
 from oci_reference.errors import ConfigError, RuntimeFailure
 
 from conftest import base_config
@@ -177,6 +177,38 @@ def test_jsonlite_round_trip():
     for bad in ("{", "[1,]", "1 2", ""):
         with pytest.raises(ValueError):
             jsonlite.loads(bad)
+
+
+PATHS = ["", "/", "//", "///a", "a", "a/", "/a/b/", "a//b", "/a/./b/../c", "../x", "./", ".", "a/..", "/..", "é/x"]
+
+
+def test_oslite_matches_os():
+    """The create path's `os` (oslite) gives the same paths as `os` itself."""
+    for p in PATHS:
+        for f in ("split", "dirname", "basename", "normpath", "abspath"):
+            assert getattr(oslite.path, f)(p) == getattr(os.path, f)(p), (f, p)
+        for q in PATHS:
+            assert oslite.path.join(p, q) == os.path.join(p, q), (p, q)
+            assert oslite.path.join(p, q, "z") == os.path.join(p, q, "z"), (p, q)
+    assert oslite.path.relpath("/a/b/c", "/a") == "b/c"
+    assert oslite.fsencode("\udcffé") == os.fsencode("\udcffé")
+    assert oslite.open is os.open and oslite._exit is os._exit and oslite.O_PATH == os.O_PATH
+
+
+def test_oslite_file_checks_and_makedirs(tmp_path):
+    f = tmp_path / "f"
+    f.write_text("x")
+    for p in (str(tmp_path), str(f), str(tmp_path / "missing"), str(f / "below"), "bad\0name"):
+        assert oslite.path.exists(p) == os.path.exists(p), p
+        assert oslite.path.isdir(p) == os.path.isdir(p), p
+    deep = str(tmp_path / "a" / "b" / "c")
+    oslite.makedirs(deep, 0o700)
+    assert os.path.isdir(deep) and os.stat(deep).st_mode & 0o777 == 0o700
+    oslite.makedirs(deep, 0o700, exist_ok=True)
+    with pytest.raises(FileExistsError):
+        oslite.makedirs(deep)
+    with pytest.raises(FileExistsError):
+        oslite.makedirs(str(f), exist_ok=True)  # a file is not a folder
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,7 @@
 The mode is detected at run time: /sys/fs/cgroup/cgroup.controllers exists only on pure v2.
 """
 
-import os
-
+from oci_reference import oslite as os  # not `os` itself: see oslite
 from oci_reference.errors import RuntimeFailure
 
 CGROUP_ROOT = "/sys/fs/cgroup"

@@ -5,9 +5,8 @@ the runtime cannot accept, or cannot apply, is an error that names its JSON path
 The result is a `Config` whose attributes are the checked, normalised values.
 """
 
-import os
-
 from oci_reference import jsonlite
+from oci_reference import oslite as os  # not `os` itself: see oslite
 from oci_reference.caps import CAP_SETS, CAPABILITIES
 from oci_reference.errors import ConfigError, RuntimeFailure
 

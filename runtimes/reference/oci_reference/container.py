@@ -28,10 +28,10 @@ the user program runs.  C and P1/P2 talk over a SOCK_SEQPACKET pair, one message
 """
 
 import _socket
-import os
 import sys
 
 from oci_reference import SPEC_VERSION, ops
+from oci_reference import oslite as os  # not `os` itself: see oslite
 from oci_reference import state as statemod
 from oci_reference.errors import HookFailure, RuntimeFailure
 

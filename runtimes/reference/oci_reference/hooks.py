@@ -3,9 +3,8 @@
 No `subprocess` (slow to import): fork, exec, and wait with a deadline on a pidfd.
 """
 
-import os
-
 from oci_reference import jsonlite
+from oci_reference import oslite as os  # not `os` itself: see oslite
 from oci_reference.errors import HookFailure, RuntimeFailure
 
 

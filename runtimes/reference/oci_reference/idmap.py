@@ -10,9 +10,8 @@ too for ridmap), and keeps the fd; the init later attaches it at the destination
 the caller writes its uid_map and gid_map, and its /proc/PID/ns/user fd is the mapping.
 """
 
-import os
-
 from oci_reference import linux
+from oci_reference import oslite as os  # not `os` itself: see oslite
 from oci_reference.errors import RuntimeFailure
 
 

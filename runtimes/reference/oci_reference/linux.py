@@ -5,7 +5,8 @@ Every wrapper raises OSError (with errno set) on failure, naming the call and it
 
 import _ctypes
 import errno
-import os
+
+from oci_reference import oslite as os  # not `os` itself: see oslite
 
 # A minimal foreign-function layer on the _ctypes extension itself: importing the `ctypes`
 # package (struct, types, _endian, dozens of classes) costs ~2 ms per process, and the

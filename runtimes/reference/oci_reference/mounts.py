@@ -5,10 +5,10 @@ missing components one at a time, and mounts are made onto /proc/self/fd/<fd>: a
 in the rootfs can never send a mount outside it.
 """
 
-import os
-import stat
+import _stat as stat  # the C module that `stat` re-exports, without its Python layer
 
 from oci_reference import linux
+from oci_reference import oslite as os  # not `os` itself: see oslite
 from oci_reference.errors import RuntimeFailure
 
 # option -> (clear?, MS_ flag)

@@ -1,10 +1,10 @@
 """Process attributes applied by the container init right before it blocks for `start`:
 rlimits, oom_score_adj, identity, capabilities, no_new_privs, cwd, and finding args[0]."""
 
-import os
-import stat
+import _stat as stat  # the C module that `stat` re-exports, without its Python layer
 
 from oci_reference import caps, linux
+from oci_reference import oslite as os  # not `os` itself: see oslite
 from oci_reference.config import DEFAULT_PATH
 from oci_reference.errors import RuntimeFailure
 
