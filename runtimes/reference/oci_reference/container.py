@@ -231,10 +231,12 @@ def _become_subreaper():
 
 
 def _fork_setup_process(cfg, cid, child_sock, listener, preserve_fds):
-    """Start the container's setup at once (see the module docstring): it loads ctypes and the
-    setup modules and makes the namespaces while this process creates the cgroups. Returns
-    (P1's pid, 0), or (0, the init's pid) when the init is forked directly (_init_forked_directly)."""
-    from oci_reference import linux
+    """Start the container's setup at once (see the module docstring): it makes the namespaces
+    while this process creates the cgroups. Returns (P1's pid, 0), or (0, the init's pid) when
+    the init is forked directly (_init_forked_directly). The setup modules are loaded here, before
+    the fork: loaded after it, each page their import writes costs the child a copy-on-write
+    fault (~4 us on this VM), which made the import cost the init twice what it costs here."""
+    from oci_reference import caps, linux, mounts, process  # noqa: F401  (the setup modules)
 
     sys.stdout.flush()
     sys.stderr.flush()
