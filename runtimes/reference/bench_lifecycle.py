@@ -2,7 +2,7 @@
 """Side-by-side lifecycle latency: runc vs oci-reference, interleaved, medians.
 
     /usr/bin/python3 runtimes/reference/bench_lifecycle.py [-n 30] [--ref CMD] [--runc CMD]
-        [--bundle DIR] [--runtime NAME=CMD ...]
+        [--bundle DIR] [--runtime NAME=CMD ...] [--perf]
 
 Builds a bundle whose rootfs holds one static binary (needs `cc -static`; or --bundle DIR,
 e.g. one made by `harness bundle DIR --rootfs probe`), then for each iteration times, with
@@ -14,7 +14,9 @@ time.perf_counter_ns around each subprocess call (no shell):
 Beside each median wall time, the median CPU time of the call (user + system of the command
 and of the children it reaped: for create that is the command and its first child, not the
 container's init), the steadier figure on a busy machine. The runtimes take turns, the order
-reversed every iteration, so drift affects all alike. `--runtime NAME=CMD` (repeatable)
+reversed every iteration, so drift affects all alike.  rusage is tick-sampled on some VMs
+(here it reads ~1.5x the exact figure); --perf takes CPU and wall from `perf stat` instead,
+exact and with create's init counted. `--runtime NAME=CMD` (repeatable)
 replaces the default pair, e.g. two checkouts of oci-reference; the ratio is last/first.
 """
 
@@ -78,17 +80,26 @@ def _cpu():
     return r.ru_utime + r.ru_stime
 
 
-def timed(cmd):
-    """(wall ms, CPU ms) of one call."""
+PERF = ["perf", "stat", "-x,", "-e", "task-clock,duration_time", "--"]
+
+
+def timed(cmd, perf=False):
+    """(wall ms, CPU ms) of one call.  With perf, both come from `perf stat`: CPU is the
+    task-clock of the command and of every process it starts while it runs (for create, the
+    container's init too, up to "created"), wall its duration from exec to exit."""
     # stderr to a file, not a pipe: after `create` the container keeps its stdio open
     with tempfile.TemporaryFile() as err:
         c = _cpu()
         t = time.perf_counter_ns()
-        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        r = subprocess.run(PERF + cmd if perf else cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
         dt = (time.perf_counter_ns() - t) / 1e6
+        err.seek(0)
+        text = err.read().decode()
         if r.returncode != 0:
-            err.seek(0)
-            sys.exit(f"failed: {' '.join(cmd)}: {err.read().decode().strip()}")
+            sys.exit(f"failed: {' '.join(cmd)}: {text.strip()}")
+    if perf:
+        counts = {f[2]: float(f[0]) for f in (line.split(",") for line in text.splitlines()) if len(f) > 2}
+        return counts["duration_time"] / 1e6, counts["task-clock"]
     return dt, (_cpu() - c) * 1e3
 
 
@@ -112,6 +123,12 @@ def main():
     ap.add_argument("--runc", default=shutil.which("runc") or "/usr/sbin/runc")
     ap.add_argument("--bundle", help="an existing bundle to run (default: build one with cc -static)")
     ap.add_argument("--runtime", action="append", default=[], metavar="NAME=CMD", help="runtimes to compare")
+    ap.add_argument(
+        "--perf",
+        action="store_true",
+        help="CPU and wall from `perf stat` (task-clock with the processes each call starts, e.g. "
+        "create's init; exact where rusage is tick-sampled) instead of rusage and the caller's clock",
+    )
     a = ap.parse_args()
     if a.runtime:
         rts = {}
@@ -133,26 +150,26 @@ def main():
             for name, base in order:
                 root = ["--root", os.path.join(work, "root-" + name)]
                 cid = f"b{i}"
-                res[name]["run"].append(timed(base + root + ["run", "--bundle", bundle, cid + "r"]))
-                c = timed(base + root + ["create", "--bundle", bundle, cid])
-                res[name]["state"].append(timed(base + root + ["state", cid]))
-                s = timed(base + root + ["start", cid])
+                res[name]["run"].append(timed(base + root + ["run", "--bundle", bundle, cid + "r"], a.perf))
+                c = timed(base + root + ["create", "--bundle", bundle, cid], a.perf)
+                res[name]["state"].append(timed(base + root + ["state", cid], a.perf))
+                s = timed(base + root + ["start", cid], a.perf)
                 wait_stopped(base + root + ["state", cid])
-                d = timed(base + root + ["delete", cid])
+                d = timed(base + root + ["delete", cid], a.perf)
                 for k, v in (("create", c), ("start", s), ("delete", d)):
                     res[name][k].append(v)
                 res[name]["c+s+d"].append(tuple(c[j] + s[j] + d[j] for j in (0, 1)))
-                timed(base + root + ["create", "--bundle", bundle, cid + "k"])
-                res[name]["kill"].append(timed(base + root + ["kill", cid + "k", "KILL"]))
+                timed(base + root + ["create", "--bundle", bundle, cid + "k"], a.perf)
+                res[name]["kill"].append(timed(base + root + ["kill", cid + "k", "KILL"], a.perf))
                 wait_stopped(base + root + ["state", cid + "k"])
-                timed(base + root + ["delete", cid + "k"])
+                timed(base + root + ["delete", cid + "k"], a.perf)
         print(f"median wall / CPU in ms over {a.n} interleaved iterations (load average {os.getloadavg()[0]:.1f})")
-        print(f"{'':<10}" + "".join(f"{n:>22}" for n in rts) + f"{'ratio':>8}")
+        print(f"{'':<10}" + "".join(f"{n:>22}" for n in rts) + f"{'wall':>8}{'CPU':>6} (ratio last/first)")
         for k in KEYS:
             walls = [statistics.median(w for w, _ in res[n][k]) for n in rts]
             cpus = [statistics.median(c for _, c in res[n][k]) for n in rts]
             cells = "".join(f"{w:>13.2f} /{c:>7.2f}" for w, c in zip(walls, cpus, strict=True))
-            print(f"{k:<10}" + cells + f"{walls[-1] / walls[0]:>8.2f}")
+            print(f"{k:<10}" + cells + f"{walls[-1] / walls[0]:>8.2f}{cpus[-1] / max(cpus[0], 1e-9):>6.2f}")
     finally:
         subprocess.run(["umount", "-R", work], stderr=subprocess.DEVNULL)
         shutil.rmtree(work, ignore_errors=True)
