@@ -3,7 +3,7 @@
     cg = cgroups.create(cgroups_path, container_id, resources)   # in the runtime
     cg.join(0)                                                   # in the container process
     cg.pids(); cg.destroy()                                      # at delete
-    cgroups.Cgroup.from_dict(cg.to_dict())                       # kept in the state file
+    cgroups.Cgroup.from_dict(cg.to_dict())                       # kept in state.json
 
 The mode is detected at run time: /sys/fs/cgroup/cgroup.controllers exists only on pure v2.
 """

@@ -1,10 +1,10 @@
 """JSON without importing the `json` package (which pulls in `re`, ~5 ms at start-up).
 
 Decoding uses the C scanner from the `_json` accelerator directly; encoding is a tiny
-recursive writer good for the plain data this runtime reads and writes.  `_json` is a shared
-library (~0.5 ms to load): it is loaded on the first decode, or for the first string that
-needs escaping, so that `state` prints its document without it.
+recursive writer good for the plain data this runtime reads and writes.
 """
+
+import _json
 
 
 class _Context:
@@ -20,18 +20,11 @@ class _Context:
         return {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}[name]
 
 
-_scanner = None
+# typeshed types the context as `json.scanner.make_scanner` (the pure-Python scanner); the C
+# scanner reads only the attributes above, and importing `json` to satisfy the stub is the cost
+# this module exists to avoid.
+_scan = _json.make_scanner(_Context())  # type: ignore[arg-type]
 _WS = " \t\n\r"
-
-
-def _scan(text, i):
-    global _scanner
-    if _scanner is None:
-        import _json
-
-        # the C scanner reads only the attributes of _Context: no `json` import for its type
-        _scanner = _json.make_scanner(_Context())
-    return _scanner(text, i)
 
 
 class JSONError(ValueError):
@@ -60,13 +53,7 @@ def loads(text):
     return obj
 
 
-def _enc_str(s):
-    """A JSON string literal, ASCII only (as json.dumps writes it)."""
-    if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
-        return '"' + s + '"'  # nothing to escape
-    import _json
-
-    return _json.encode_basestring_ascii(s)
+_enc_str = _json.encode_basestring_ascii
 
 
 def _dump(obj, out, indent, level):

@@ -1,4 +1,4 @@
-"""Container state on disk (<root>/<id>/state) and the status state machine.
+"""Container state on disk (<root>/<id>/state.json) and the status state machine.
 
 Status is derived, not trusted: the stored value says how far the lifecycle got
 (creating -> created -> running), and liveness of the recorded pid (checked against the
@@ -6,16 +6,12 @@ process start time saved at create, so a reused pid is not mistaken for the cont
 turns any of them into `stopped`.
 """
 
-import marshal  # built in and loaded at start-up: the state file needs no `_json` (a shared library)
 import posix  # not `os`: the small commands (state, start, kill, delete) skip its import
 
+from oci_reference import jsonlite
 from oci_reference.errors import RuntimeFailure
 
-# The state is this runtime's own record, read back only by it: `marshal` (plain dicts, lists,
-# strings, numbers) reads and writes it in microseconds, where loading the JSON scanner costs
-# each small command ~0.5 ms.  `state` prints the spec's JSON document (public()).
-STATE_FILE = "state"
-LEGACY_STATE_FILE = "state.json"  # written as JSON by earlier versions
+STATE_FILE = "state.json"
 START_SOCKET = "start.sock"
 
 
@@ -73,27 +69,11 @@ def is_alive(pid, start_time):
 def load(root, cid):
     d = container_dir(root, cid)
     try:
-        try:
-            data = _read(f"{d}/{STATE_FILE}")
-        except FileNotFoundError:
-            return _load_legacy(d, cid)
+        data = _read(f"{d}/{STATE_FILE}")
     except FileNotFoundError:
         raise RuntimeFailure(f"container {cid} does not exist") from None
     except NotADirectoryError:
         raise RuntimeFailure(f"container {cid} does not exist") from None
-    try:
-        st = marshal.loads(data)
-    except (EOFError, ValueError, TypeError) as e:
-        raise RuntimeFailure(f"container {cid}: corrupt state file: {e}") from None
-    if not isinstance(st, dict):
-        raise RuntimeFailure(f"container {cid}: corrupt state file: not a mapping")
-    return st
-
-
-def _load_legacy(d, cid):
-    data = _read(f"{d}/{LEGACY_STATE_FILE}")
-    from oci_reference import jsonlite
-
     try:
         return jsonlite.loads(data)
     except ValueError as e:
@@ -126,7 +106,7 @@ def save(root, st):
     tmp = f"{d}/.{STATE_FILE}.{posix.getpid()}"
     fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, 0o600)
     try:
-        data = marshal.dumps(st)
+        data = jsonlite.dumps(st).encode()
         while data:
             data = data[posix.write(fd, data) :]
     finally:
