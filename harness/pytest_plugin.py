@@ -506,7 +506,10 @@ def tmp_path(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     more inode made and one freed per case, on the file system the bundles are on, where each
     freed inode slows later allocations (an ext4 without journal skips recently freed inodes).
     What is kept afterwards follows pytest's ``tmp_path_retention_policy`` as pytest's does."""
-    from _pytest.tmpdir import tmppath_result_key
+    try:  # pytest's own record of the case's outcome (pytest >= 7.3; private, so looked up with care)
+        from _pytest.tmpdir import tmppath_result_key
+    except ImportError:
+        tmppath_result_key = None  # type: ignore[assignment]
 
     name = re.sub(r"[\W]", "_", request.node.name)[:30]
     base = tmp_path_factory.getbasetemp()
@@ -518,6 +521,8 @@ def tmp_path(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         except FileExistsError:
             continue
     yield path
+    if tmppath_result_key is None:  # a pytest that records no outcome there: keep the folder
+        return
     results = request.node.stash.get(tmppath_result_key, {})
     if getattr(tmp_path_factory, "_retention_policy", "all") == "failed" and results.get("call", True):
         shutil.rmtree(path, ignore_errors=True)
