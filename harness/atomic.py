@@ -7,6 +7,10 @@ destination with ``os.replace``. A failure midway removes the temporary file and
 destination as it was. Concurrent writers (xdist workers building the same probe) are fine:
 the last rename wins, and each one put a whole file there.
 
+A file that does not exist yet and that nobody reads before its writer is done (a new
+bundle's config.json) needs no temporary file: :func:`write_new` creates it exclusively and
+writes it in place, removing it again on a failure.
+
 Folders made the same way (unpack into a temporary folder, then rename it) are left to their
 callers: whether a folder already in place may be replaced depends on what it holds.
 """
@@ -63,3 +67,19 @@ def write_bytes(path: Path, data: bytes, *, mode: int = MODE, parents: bool = Fa
 def write_text(path: Path, text: str, *, mode: int = MODE, parents: bool = False) -> None:
     """``text`` as UTF-8 at ``path``, atomically."""
     write_bytes(path, text.encode("utf-8"), mode=mode, parents=parents)
+
+
+def write_new(path: Path, data: bytes, *, mode: int = MODE) -> None:
+    """``data`` in a new file at ``path``, written in place: an existing file (or symlink) there
+    is refused with ``FileExistsError``; on a failure midway the file is removed again."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException:
+        os.close(fd)
+        Path(path).unlink(missing_ok=True)
+        raise
+    os.close(fd)

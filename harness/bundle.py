@@ -550,8 +550,7 @@ class SharedProbe:
         path = self.folder / f"probe{self._made}"
         self._made += 1
         path.unlink(missing_ok=True)
-        shutil.copyfile(self.binary, path, follow_symlinks=False)
-        os.chmod(path, 0o755)
+        _copy_probe(self.binary, path)
         self._copy, self._key = path, self._identity(os.stat(path))
         return path
 

@@ -43,13 +43,14 @@ class Leak:
         return f"{self.kind} {self.what}"
 
 
-def _under(path: str, roots: list[str]) -> bool:
+def under(path: str, roots: Iterable[str]) -> bool:
+    """Whether ``path`` is one of ``roots`` or inside one (by its text: no symlink resolved)."""
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
 def mount_points(bundles: list[str]) -> set[str]:
     """Mount points of our mount namespace at or under one of the bundle folders."""
-    return {m.mount_point for m in host.mounts() if _under(m.mount_point, bundles)}
+    return {m.mount_point for m in host.mounts() if under(m.mount_point, bundles)}
 
 
 #: how deep the folders below a folder named after the case are taken with it
@@ -94,15 +95,11 @@ def _folders_in(folder: str) -> list[os.DirEntry[str]]:
     control files, told apart by the listing's file types without a ``stat`` each."""
     try:
         with os.scandir(folder) as it:
-            return [e for e in it if e.is_dir(follow_symlinks=False)]
-    except OSError:  # gone meanwhile; or an entry's type unknown and gone before its stat
-        pass
-    found = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
+            entries = list(it)
+    except OSError:  # gone meanwhile
         return []
-    for e in entries:
+    found = []
+    for e in entries:  # an entry whose type is unknown and gone before its stat is skipped
         try:
             if e.is_dir(follow_symlinks=False):
                 found.append(e)
@@ -184,7 +181,7 @@ def processes(bundles: list[str], among: Iterable[int] | None = None) -> list[tu
                 target = os.readlink(f"/proc/{pid}/{link}")
             except OSError:
                 continue
-            if _under(target, bundles):
+            if under(target, bundles):
                 found.append((pid, _command(argv)))
                 break
     return found
@@ -378,12 +375,12 @@ class RuntimeMountNamespace:
         found = [
             f"{m.mount_point} ({m.fstype} from {m.source}{'' if m.root == '/' else ':' + m.root})"
             for i, m in sorted(after.items())
-            if i not in self.before and _under(m.mount_point, folders)
+            if i not in self.before and under(m.mount_point, folders)
         ]
         found += [
             f"{m.mount_point} unmounted"
             for i, m in sorted(self.before.items())
-            if i not in after and _under(m.mount_point, folders)
+            if i not in after and under(m.mount_point, folders)
         ]
         return found
 

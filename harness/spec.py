@@ -157,20 +157,10 @@ def dump(config: dict[str, Any], path: Path, *, new: bool = False) -> None:
     of a bundle being made): written in place, refusing an existing file, with no temporary
     file to make, rename and remove."""
     data = (json.dumps(config, indent="\t") + "\n").encode("utf-8")
-    if not new:
+    if new:
+        atomic.write_new(Path(path), data)
+    else:
         atomic.write_bytes(Path(path), data)
-        return
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, atomic.MODE)
-    try:
-        os.fchmod(fd, atomic.MODE)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    except BaseException:
-        os.close(fd)
-        Path(path).unlink(missing_ok=True)
-        raise
-    os.close(fd)
 
 
 # --------------------------------------------------------------------------------------------

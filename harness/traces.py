@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import host
+from . import host, leaks
 from .runtime import process
 
 
@@ -36,13 +36,7 @@ class Traces:
         return out
 
 
-def _under(path: str, folders: tuple[str, ...]) -> bool:
-    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
-
-
 def _processes(folders: tuple[str, ...]) -> set[tuple[int, str]]:
-    from . import leaks
-
     me = os.getpid()
     found = set()
     # A child subreaper's children, and whatever processes its runtime calls left rooted in
@@ -55,7 +49,7 @@ def _processes(folders: tuple[str, ...]) -> set[tuple[int, str]]:
         if not ours:
             for link in ("root", "cwd"):
                 try:
-                    if _under(os.readlink(f"/proc/{pid}/{link}"), folders):
+                    if leaks.under(os.readlink(f"/proc/{pid}/{link}"), folders):
                         ours = True
                         break
                 except OSError:
@@ -82,7 +76,7 @@ def snapshot(
     mounts = frozenset(
         (m.mount_point, m.fstype)
         for m in host.mounts()
-        if _under(m.mount_point, roots) or (named and container_id in m.mount_point.split("/"))
+        if leaks.under(m.mount_point, roots) or (named and container_id in m.mount_point.split("/"))
     )
     state = frozenset(os.listdir(state_root)) if state_root is not None and os.path.isdir(state_root) else frozenset()
     return Traces(
